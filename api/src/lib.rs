@@ -1,0 +1,15 @@
+//! FerroLB's API contract (DESIGN.md §2): the `LoadBalancerIPPool` and `L2AnnouncementPolicy`
+//! custom resources, the names FerroLB shares with users (annotations, labels, conditions, Event
+//! reasons), and parsers for the user-facing strings those carry.
+
+pub mod crd;
+pub mod names;
+pub mod policy;
+pub mod pool;
+pub mod range;
+pub mod selector;
+
+pub use policy::{L2AnnouncementPolicy, L2AnnouncementPolicySpec, L2AnnouncementPolicyStatus};
+pub use pool::{AllowFirstLastIps, IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus};
+pub use range::{Family, IpRange, RangeError};
+pub use selector::{Selector, SelectorError};

@@ -1,0 +1,168 @@
+//! Every string FerroLB shares with users and other components: API group, annotation and label
+//! keys, condition types and reasons, Event reasons, and the load-balancer class. These are
+//! interfaces (DESIGN.md §2): renaming one breaks users' manifests.
+
+/// API group of FerroLB's CRDs.
+pub const GROUP: &str = "ferrolb.io";
+/// API version of FerroLB's CRDs.
+pub const VERSION: &str = "v1alpha1";
+
+/// The `spec.loadBalancerClass` FerroLB serves (also Services without a class, by default).
+pub const LOAD_BALANCER_CLASS: &str = "ferrolb.io/l2";
+
+/// Service annotations FerroLB reads.
+pub mod annotations {
+    /// Requested addresses, comma separated.
+    pub const IPS: &str = "ferrolb.io/ips";
+    /// Requested pool names, comma separated.
+    pub const POOL: &str = "ferrolb.io/pool";
+    /// Services with the same key may share an address (Cilium's sharing rules).
+    pub const SHARING_KEY: &str = "ferrolb.io/sharing-key";
+    /// Namespaces (comma list, `*` for all) allowed to share this Service's address.
+    pub const SHARING_CROSS_NAMESPACE: &str = "ferrolb.io/sharing-cross-namespace";
+    /// Addresses per IP family (Deckhouse's horizontal scaling).
+    pub const IP_COUNT: &str = "ferrolb.io/ip-count";
+    /// Written by the IPAM controller: the pool(s) the addresses came from.
+    pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/allocated-from-pool";
+    /// On a per-service Lease: the node heartbeat Lease that keeps it valid.
+    pub const HEARTBEAT_LEASE: &str = "ferrolb.io/heartbeat-lease";
+
+    /// Compatibility annotations, honoured with `--compat-annotations` (default on).
+    /// Where one of these and a `ferrolb.io/*` key are both set, the FerroLB key wins.
+    pub mod compat {
+        pub const METALLB_IPS: &str = "metallb.io/loadBalancerIPs";
+        pub const METALLB_POOL: &str = "metallb.io/address-pool";
+        pub const METALLB_SHARED: &str = "metallb.io/allow-shared-ip";
+        pub const METALLB_LEGACY_IPS: &str = "metallb.universe.tf/loadBalancerIPs";
+        pub const METALLB_LEGACY_POOL: &str = "metallb.universe.tf/address-pool";
+        pub const METALLB_LEGACY_SHARED: &str = "metallb.universe.tf/allow-shared-ip";
+        pub const CILIUM_IPS: &str = "lbipam.cilium.io/ips";
+        pub const CILIUM_SHARING_KEY: &str = "lbipam.cilium.io/sharing-key";
+        pub const CILIUM_SHARING_CROSS_NAMESPACE: &str = "lbipam.cilium.io/sharing-cross-namespace";
+        pub const CILIUM_LEGACY_IPS: &str = "io.cilium/lb-ipam-ips";
+        pub const CILIUM_LEGACY_SHARING_KEY: &str = "io.cilium/lb-ipam-sharing-key";
+        pub const CILIUM_LEGACY_SHARING_CROSS_NAMESPACE: &str =
+            "io.cilium/lb-ipam-sharing-cross-namespace";
+        pub const DECKHOUSE_IP_COUNT: &str =
+            "network.deckhouse.io/l2-load-balancer-external-ips-count";
+        pub const DECKHOUSE_IPS: &str = "network.deckhouse.io/load-balancer-ips";
+        pub const DECKHOUSE_SHARED_IP_KEY: &str = "network.deckhouse.io/load-balancer-shared-ip-key";
+    }
+}
+
+/// Label keys FerroLB writes or interprets.
+pub mod labels {
+    /// Pseudo-label: the Service's namespace (overrides a user label of the same key).
+    pub const SERVICE_NAMESPACE: &str = "io.kubernetes.service.namespace";
+    /// Pseudo-label: the Service's name (overrides a user label of the same key).
+    pub const SERVICE_NAME: &str = "io.kubernetes.service.name";
+    /// Pseudo-label: the Service's `spec.loadBalancerClass`, when it has one.
+    pub const LOAD_BALANCER_CLASS: &str = "ferrolb.io/load-balancer-class";
+    /// On per-service Leases: the Service's namespace.
+    pub const LEASE_SERVICE_NAMESPACE: &str = "ferrolb.io/service-namespace";
+    /// On per-service Leases: the Service's name.
+    pub const LEASE_SERVICE_NAME: &str = "ferrolb.io/service-name";
+    /// Nodes with this label never announce (Kubernetes' own well-known label).
+    pub const EXCLUDE_FROM_EXTERNAL_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+}
+
+/// Status condition types.
+pub mod conditions {
+    /// On a pool: its blocks overlap another pool's (or each other).
+    pub const POOL_CONFLICT: &str = "ferrolb.io/PoolConflict";
+    /// On a pool or policy: the spec cannot be used as written.
+    pub const INVALID_SPEC: &str = "ferrolb.io/InvalidSpec";
+    /// On a Service: whether its address request is satisfied.
+    pub const IPAM_REQUEST_SATISFIED: &str = "ferrolb.io/IPAMRequestSatisfied";
+}
+
+/// Reasons of the `ferrolb.io/IPAMRequestSatisfied` condition (Cilium's, plus `partially_satisfied`).
+pub mod reasons {
+    pub const SATISFIED: &str = "satisfied";
+    pub const PARTIALLY_SATISFIED: &str = "partially_satisfied";
+    pub const NO_POOL: &str = "no_pool";
+    pub const POOL_SELECTOR_MISMATCH: &str = "pool_selector_mismatch";
+    pub const ALREADY_ALLOCATED: &str = "already_allocated";
+    pub const ALREADY_ALLOCATED_INCOMPATIBLE_SERVICE: &str = "already_allocated_incompatible_service";
+    pub const OUT_OF_IPS: &str = "out_of_ips";
+}
+
+/// Reasons of Events FerroLB emits.
+pub mod events {
+    pub const IP_ALLOCATED: &str = "IPAllocated";
+    pub const IP_RELEASED: &str = "IPReleased";
+    pub const ALLOCATION_FAILED: &str = "AllocationFailed";
+    pub const ANNOUNCING: &str = "Announcing";
+    pub const NOT_ANNOUNCING: &str = "NotAnnouncing";
+    pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+}
+
+/// Name of the IPAM controller's leader-election Lease.
+pub const IPAM_LEASE_NAME: &str = "ferrolb-ipam";
+
+/// Names of Lease objects the announcer uses (DESIGN.md §4).
+pub mod leases {
+    use std::net::IpAddr;
+
+    const MAX_NAME: usize = 253;
+
+    /// `ferrolb-node-<node>`: the node's heartbeat Lease.
+    pub fn node_heartbeat(node: &str) -> String {
+        bounded(format!("ferrolb-node-{node}"))
+    }
+
+    /// `ferrolb-l2-<namespace>-<service>-<address>`, `.`/`:` in the address written as `-`;
+    /// past 253 characters the name is cut and ends in a hash of the full name, so it stays unique.
+    pub fn service_address(namespace: &str, service: &str, address: IpAddr) -> String {
+        let addr = address.to_string().replace(['.', ':'], "-");
+        bounded(format!("ferrolb-l2-{namespace}-{service}-{addr}"))
+    }
+
+    fn bounded(name: String) -> String {
+        if name.len() <= MAX_NAME {
+            return name;
+        }
+        let hash = format!("{:016x}", fnv1a(name.as_bytes()));
+        let keep = MAX_NAME - hash.len() - 1;
+        let mut cut = name[..keep].to_string();
+        // A DNS subdomain may not have a '-' right before the suffix separator's neighbour rules;
+        // trailing '-' or '.' is fine before "-<hash>" but avoid "--" for readability.
+        while cut.ends_with(['-', '.']) {
+            cut.pop();
+        }
+        format!("{cut}-{hash}")
+    }
+
+    /// FNV-1a: stable across releases and platforms, unlike `DefaultHasher`.
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn service_lease_names() {
+            let v4 = service_address("default", "web", "198.51.100.130".parse().unwrap());
+            assert_eq!(v4, "ferrolb-l2-default-web-198-51-100-130");
+            let v6 = service_address("default", "web", "2001:db8:100::1000".parse().unwrap());
+            assert_eq!(v6, "ferrolb-l2-default-web-2001-db8-100--1000");
+        }
+
+        #[test]
+        fn long_names_are_cut_with_a_hash() {
+            let ns = "n".repeat(63);
+            let svc = "s".repeat(63);
+            let a = service_address(&ns, &svc, "2001:db8:100:ffff:ffff:ffff:ffff:1fff".parse().unwrap());
+            assert!(a.len() <= 253, "{}", a.len());
+            let long = "x".repeat(250);
+            let b = service_address("default", &long, "198.51.100.130".parse().unwrap());
+            let c = service_address("default", &long, "198.51.100.131".parse().unwrap());
+            assert_eq!(b.len(), 253);
+            assert_ne!(b, c, "addresses past the cut must still give distinct names");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! FerroLB IPAM.
