@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     plural = "l2announcementpolicies",
     singular = "l2announcementpolicy",
     shortname = "l2policy",
+    shortname = "l2policies",
     category = "ferrolb",
     status = "L2AnnouncementPolicyStatus",
     derive = "PartialEq",

@@ -907,8 +907,8 @@ pub fn apply_as(
 
 /// Records a non-apply write (create, update, patch) by `manager` in `new`'s `metadata.managedFields`:
 /// the fields that appeared or changed between `old` and `new` move to this manager's Update entry for
-/// `subresource`, and removed fields leave every entry. `info` decides which list items are owned one by
-/// one, so it must be the same as the one applies to this type use.
+/// `subresource`, and removed fields leave every entry. Pass the same `info` as applies to this type
+/// get: it decides which list items are owned one by one, and both must agree for conflicts to show.
 ///
 /// If the write itself changed `metadata.managedFields`, that is taken as the new ownership (an empty
 /// list, or a list with one empty entry, clears it), as on a real server.
@@ -973,8 +973,8 @@ mod tests {
     const T0: &str = "2026-11-02T10:00:00Z";
     const T1: &str = "2026-11-02T10:05:00Z";
 
-    fn svc_info() -> crate::types::Builtin {
-        builtin("", "Service").unwrap()
+    fn svc_info() -> Box<dyn TypeInfo> {
+        builtin("", "Service")
     }
 
     fn svc_config(ports: Value) -> Value {
@@ -1393,7 +1393,7 @@ mod tests {
 
     #[test]
     fn track_update_on_create_and_status_writes() {
-        let info = builtin("", "Node").unwrap();
+        let info = builtin("", "Node");
         let mut node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "uid": "u1",
             "labels": {"zone": "a"}}, "spec": {"podCIDRs": ["10.0.0.0/24"]}});
         track_update(None, &mut node, "kubelet", None, &info, "v1", T0);

@@ -63,6 +63,32 @@ pub trait TypeInfo: Send + Sync {
     }
 }
 
+/// Lets a `Box<dyn TypeInfo>` or `Arc<dyn TypeInfo>` be passed where a `&dyn TypeInfo` is expected.
+macro_rules! forward_type_info {
+    ($($pointer:ident)::+) => {
+        impl<T: TypeInfo + ?Sized> TypeInfo for $($pointer)::+<T> {
+            fn list_type(&self, path: &[&str]) -> ListType {
+                (**self).list_type(path)
+            }
+            fn strategic_merge_supported(&self) -> bool {
+                (**self).strategic_merge_supported()
+            }
+            fn strategic_list(&self, path: &[&str]) -> StrategicList {
+                (**self).strategic_list(path)
+            }
+            fn map_is_atomic(&self, path: &[&str]) -> bool {
+                (**self).map_is_atomic(path)
+            }
+            fn list_map_key_default(&self, path: &[&str], key: &str) -> Option<Value> {
+                (**self).list_map_key_default(path, key)
+            }
+        }
+    };
+}
+
+forward_type_info!(Box);
+forward_type_info!(std::sync::Arc);
+
 #[derive(Clone, Copy, Debug)]
 enum Ssa {
     Atomic,
@@ -128,6 +154,31 @@ const ENDPOINT_SLICE: &[ListRule] = &[
     rule(&["endpoints", "addresses"], Ssa::Set, Smp::Replace),
 ];
 
+const NAME_KEY: &[&str] = &["name"];
+
+const POD: &[ListRule] = &[
+    rule(&["spec", "containers"], Ssa::Map(NAME_KEY), Smp::Key("name")),
+    rule(&["spec", "initContainers"], Ssa::Map(NAME_KEY), Smp::Key("name")),
+    rule(
+        &["spec", "containers", "ports"],
+        Ssa::Map(&["containerPort", "protocol"]),
+        Smp::Key("containerPort"),
+    ),
+    rule(
+        &["spec", "initContainers", "ports"],
+        Ssa::Map(&["containerPort", "protocol"]),
+        Smp::Key("containerPort"),
+    ),
+    rule(&["spec", "containers", "env"], Ssa::Map(NAME_KEY), Smp::Key("name")),
+    rule(&["spec", "initContainers", "env"], Ssa::Map(NAME_KEY), Smp::Key("name")),
+    rule(&["spec", "containers", "volumeMounts"], Ssa::Map(&["mountPath"]), Smp::Key("mountPath")),
+    rule(&["spec", "initContainers", "volumeMounts"], Ssa::Map(&["mountPath"]), Smp::Key("mountPath")),
+    rule(&["spec", "volumes"], Ssa::Map(NAME_KEY), Smp::Key("name")),
+    rule(&["status", "conditions"], Ssa::Map(TYPE_KEY), Smp::Key("type")),
+    rule(&["status", "podIPs"], Ssa::Map(&["ip"]), Smp::Key("ip")),
+    rule(&["status", "hostIPs"], Ssa::Map(&["ip"]), Smp::Key("ip")),
+];
+
 const CRD: &[ListRule] = &[
     rule(&["spec", "versions"], Ssa::Atomic, Smp::Replace),
     rule(&["status", "conditions"], Ssa::Map(TYPE_KEY), Smp::Key("type")),
@@ -182,24 +233,34 @@ impl TypeInfo for Builtin {
     }
 }
 
-/// The built-in kinds kube-sim serves, by API group (`""` or `"core"` for core/v1) and kind.
-pub fn builtin(group: &str, kind: &str) -> Option<Builtin> {
+/// The type information of a built-in kind, by API group (`""` or `"core"` for core/v1) and kind.
+///
+/// Kinds without a table here (Pod's rarely used lists aside, any kind kube-sim does not model) get
+/// `ObjectMeta`'s rules and atomic lists, with strategic merge patch accepted as for every built-in
+/// type. An empty kind gives [`Unstructured`], for custom resources without a schema.
+pub fn builtin(group: &str, kind: &str) -> Box<dyn TypeInfo> {
     let group = if group == "core" { "" } else { group };
-    Some(match (group, kind) {
+    Box::new(match (group, kind) {
+        (_, "") => return Box::new(Unstructured),
         ("", "Service") => Builtin {
             lists: SERVICE,
             atomic_maps: &[&["spec", "selector"]],
             key_defaults: &[(&["spec", "ports"], "protocol", "TCP")],
         },
+        ("", "Pod") => Builtin {
+            lists: POD,
+            atomic_maps: &[],
+            key_defaults: &[
+                (&["spec", "containers", "ports"], "protocol", "TCP"),
+                (&["spec", "initContainers", "ports"], "protocol", "TCP"),
+            ],
+        },
         ("", "Node") => with_lists(NODE),
         ("", "Namespace") => with_lists(NAMESPACE),
         ("discovery.k8s.io", "EndpointSlice") => with_lists(ENDPOINT_SLICE),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => with_lists(CRD),
-        // Endpoints' subsets and everything in these kinds are atomic lists or plain maps.
-        ("", "Endpoints" | "Event" | "ConfigMap" | "Secret")
-        | ("coordination.k8s.io", "Lease")
-        | ("events.k8s.io", "Event") => with_lists(&[]),
-        _ => return None,
+        // Endpoints, Event, ConfigMap, Secret, Lease and events.k8s.io Event only have atomic lists.
+        _ => with_lists(&[]),
     })
 }
 
@@ -439,7 +500,7 @@ mod tests {
 
     #[test]
     fn metadata_lists_are_common_to_all_kinds() {
-        for info in [builtin("", "ConfigMap").unwrap(), builtin("coordination.k8s.io", "Lease").unwrap()] {
+        for info in [builtin("", "ConfigMap"), builtin("coordination.k8s.io", "Lease"), builtin("", "Pod")] {
             assert_eq!(info.list_type(&["metadata", "finalizers"]), ListType::Set);
             assert_eq!(info.list_type(&["metadata", "ownerReferences"]), ListType::Map(vec!["uid".into()]));
             assert_eq!(info.list_type(&["metadata", "managedFields"]), ListType::Atomic);
@@ -455,7 +516,7 @@ mod tests {
 
     #[test]
     fn service_ports_keys_differ_between_apply_and_strategic_merge() {
-        let svc = builtin("", "Service").unwrap();
+        let svc = builtin("", "Service");
         assert_eq!(svc.list_type(&["spec", "ports"]), ListType::Map(vec!["port".into(), "protocol".into()]));
         assert_eq!(svc.strategic_list(&["spec", "ports"]), StrategicList::MergeByKey("port".into()));
         assert_eq!(svc.list_map_key_default(&["spec", "ports"], "protocol"), Some(json!("TCP")));
@@ -470,17 +531,29 @@ mod tests {
 
     #[test]
     fn node_and_endpoint_slice_rules() {
-        let node = builtin("core", "Node").unwrap();
+        let node = builtin("core", "Node");
         assert_eq!(node.strategic_list(&["status", "addresses"]), StrategicList::MergeByKey("type".into()));
         assert_eq!(node.list_type(&["spec", "taints"]), ListType::Atomic);
         assert_eq!(node.strategic_list(&["spec", "taints"]), StrategicList::Replace);
         assert_eq!(node.list_map_key_default(&["status", "addresses"], "type"), None);
-        let slice = builtin("discovery.k8s.io", "EndpointSlice").unwrap();
+        let slice = builtin("discovery.k8s.io", "EndpointSlice");
         assert_eq!(slice.list_type(&["endpoints"]), ListType::Atomic);
         assert_eq!(slice.strategic_list(&["endpoints", "addresses"]), StrategicList::Replace);
-        assert!(builtin("", "Pod").is_none());
-        assert!(builtin("apps", "Service").is_none());
-        assert!(builtin("events.k8s.io", "Event").is_some());
+        let pod = builtin("", "Pod");
+        assert_eq!(
+            pod.list_type(&["spec", "containers", "ports"]),
+            ListType::Map(vec!["containerPort".into(), "protocol".into()])
+        );
+        assert_eq!(
+            pod.list_map_key_default(&["spec", "containers", "ports"], "protocol"),
+            Some(json!("TCP"))
+        );
+        assert_eq!(pod.strategic_list(&["spec", "containers"]), StrategicList::MergeByKey("name".into()));
+        // Unmodelled built-in kinds still take strategic merge patches; schema-less custom kinds do not.
+        let unknown = builtin("apps", "Deployment");
+        assert!(unknown.strategic_merge_supported());
+        assert_eq!(unknown.list_type(&["spec", "ports"]), ListType::Atomic);
+        assert!(!builtin("", "").strategic_merge_supported());
     }
 
     #[test]

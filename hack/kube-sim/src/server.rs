@@ -1,0 +1,740 @@
+//! HTTP(S) front end: authentication, fault injection, counters, URL routing, discovery,
+//! OpenAPI, content negotiation (JSON, Table, PartialObjectMetadata) and watch streams.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use ferrolb_api::Selector;
+use http::{HeaderMap, Method, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use crate::admin::{CounterTable, Faults, PauseMode};
+use crate::error::ApiError;
+use crate::fields::FieldSelector;
+use crate::resources::ResourceType;
+use crate::sim::{FieldValidation, PatchType, Sim, WriteOptions, labels_of};
+use crate::store::{EventType, HistoryRead};
+use crate::table::{self, IncludeObject};
+
+/// Everything the request handlers share.
+pub struct Shared {
+    pub sim: Arc<Sim>,
+    pub token: String,
+    pub faults: std::sync::Mutex<Faults>,
+    /// Woken when a pause ends.
+    pub resumed: tokio::sync::Notify,
+    pub counters: CounterTable,
+    /// Bumped to end every open watch.
+    pub close_watches: tokio::sync::watch::Sender<u64>,
+    pub bookmark_interval: Duration,
+    pub max_body: usize,
+}
+
+impl Shared {
+    pub fn new(sim: Arc<Sim>, token: String, bookmark_interval: Duration) -> Self {
+        Self {
+            sim,
+            token,
+            faults: std::sync::Mutex::new(Faults::default()),
+            resumed: tokio::sync::Notify::new(),
+            counters: CounterTable::default(),
+            close_watches: tokio::sync::watch::channel(0).0,
+            bookmark_interval,
+            max_body: 3 * 1024 * 1024,
+        }
+    }
+
+    fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("static response parts are valid")
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json_response(code, &e.status());
+    if e.code == 429 {
+        r.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+/// Entry point for every request.
+pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
+    let authorized = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == shared.token);
+    if !authorized {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &ApiError::new(401, "Unauthorized", "Unauthorized").status(),
+        );
+    }
+    let path = req.uri().path().to_string();
+    if let Some(rest) = path.strip_prefix("/_sim/") {
+        return admin(&shared, req.method().clone(), rest, req).await;
+    }
+    let route = Route::parse(&path);
+    let verb = verb_of(req.method(), &route, req.uri().query().unwrap_or_default());
+    if let Some(r) = inject_faults(&shared, &verb, &route).await {
+        return r;
+    }
+    if let Route::Resource { group, resource, subresource, .. } = &route {
+        shared.counters.record(&verb, group, resource, subresource.as_deref().unwrap_or_default());
+    }
+    match serve(&shared, route, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn inject_faults(shared: &Shared, verb: &str, route: &Route) -> Option<Response> {
+    loop {
+        let f = shared.faults();
+        match f.pause {
+            Some(PauseMode::Unavailable) => {
+                return Some(error_response(&ApiError::new(503, "ServiceUnavailable", "the server is currently unable to handle the request")));
+            }
+            Some(PauseMode::Hang) => {
+                let notified = shared.resumed.notified();
+                if shared.faults().pause == Some(PauseMode::Hang) {
+                    notified.await;
+                }
+                continue;
+            }
+            None => {}
+        }
+        if let Some(ms) = f.latency_ms.filter(|ms| *ms > 0) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let resource = match route {
+            Route::Resource { resource, .. } => resource.as_str(),
+            _ => "",
+        };
+        for rule in f.errors.iter().filter(|r| r.applies(verb, resource)) {
+            if fastrand::f64() < rule.rate {
+                let (reason, message) = match rule.code {
+                    409 => ("Conflict", "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected by kube-sim)"),
+                    429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later (injected by kube-sim)"),
+                    503 => ("ServiceUnavailable", "the server is currently unable to handle the request (injected by kube-sim)"),
+                    _ => ("InternalError", "Internal error occurred: injected by kube-sim"),
+                };
+                return Some(error_response(&ApiError::new(rule.code, reason, message)));
+            }
+        }
+        return None;
+    }
+}
+
+async fn admin(shared: &Shared, method: Method, rest: &str, req: Request) -> Response {
+    let ok = || json_response(StatusCode::OK, &json!({"status": "ok"}));
+    match (method, rest) {
+        (Method::GET, "counters") => json_response(StatusCode::OK, &json!(shared.counters.snapshot())),
+        (Method::POST, "counters/reset") => {
+            shared.counters.reset();
+            ok()
+        }
+        (Method::GET, "faults") => json_response(StatusCode::OK, &json!(shared.faults())),
+        (Method::PUT, "faults") | (Method::POST, "faults") => {
+            let body = match read_body(req, shared.max_body).await {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            match serde_json::from_slice::<Faults>(&body) {
+                Ok(f) => {
+                    let resumed = f.pause.is_none();
+                    *shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
+                    if resumed {
+                        shared.resumed.notify_waiters();
+                    }
+                    ok()
+                }
+                Err(e) => error_response(&ApiError::bad_request(format!("faults: {e}"))),
+            }
+        }
+        (Method::DELETE, "faults") => {
+            *shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = Faults::default();
+            shared.resumed.notify_waiters();
+            ok()
+        }
+        (Method::POST, "watches/close") => {
+            shared.close_watches.send_modify(|n| *n += 1);
+            ok()
+        }
+        (Method::POST, "compact") => {
+            shared.sim.compact();
+            ok()
+        }
+        _ => error_response(&ApiError::new(404, "NotFound", format!("no admin endpoint /_sim/{rest}"))),
+    }
+}
+
+/// What a URL addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Version,
+    Health,
+    CoreVersions,
+    Groups,
+    Group(String),
+    ResourceList { group: String, version: String },
+    OpenApiV3Root,
+    OpenApiV3 { group: String, version: String },
+    OpenApiV2,
+    Resource {
+        group: String,
+        version: String,
+        namespace: Option<String>,
+        resource: String,
+        name: Option<String>,
+        subresource: Option<String>,
+    },
+    Unknown,
+}
+
+impl Route {
+    fn parse(path: &str) -> Route {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let (group, version, rest): (&str, &str, &[&str]) = match parts.as_slice() {
+            ["version"] => return Route::Version,
+            ["healthz" | "livez" | "readyz", ..] => return Route::Health,
+            ["api"] => return Route::CoreVersions,
+            ["apis"] => return Route::Groups,
+            ["apis", g] => return Route::Group(g.to_string()),
+            ["openapi", "v2"] => return Route::OpenApiV2,
+            ["openapi", "v3"] => return Route::OpenApiV3Root,
+            ["openapi", "v3", "api", v] => return Route::OpenApiV3 { group: String::new(), version: v.to_string() },
+            ["openapi", "v3", "apis", g, v] => return Route::OpenApiV3 { group: g.to_string(), version: v.to_string() },
+            ["api", v, rest @ ..] => ("", v, rest),
+            ["apis", g, v, rest @ ..] => (g, v, rest),
+            _ => return Route::Unknown,
+        };
+        let res = |ns: Option<&str>, r: &str, name: Option<&str>, sub: Option<&str>| Route::Resource {
+            group: group.to_string(),
+            version: version.to_string(),
+            namespace: ns.map(String::from),
+            resource: r.to_string(),
+            name: name.map(String::from),
+            subresource: sub.map(String::from),
+        };
+        match rest {
+            [] => Route::ResourceList { group: group.to_string(), version: version.to_string() },
+            // `/api/v1/namespaces/{name}` is the Namespace itself, not a namespace scope.
+            ["namespaces"] => res(None, "namespaces", None, None),
+            ["namespaces", n] => res(None, "namespaces", Some(n), None),
+            ["namespaces", n, sub @ ("status" | "finalize")] => res(None, "namespaces", Some(n), Some(sub)),
+            ["namespaces", ns, r] => res(Some(ns), r, None, None),
+            ["namespaces", ns, r, n] => res(Some(ns), r, Some(n), None),
+            ["namespaces", ns, r, n, sub] => res(Some(ns), r, Some(n), Some(sub)),
+            [r] => res(None, r, None, None),
+            [r, n] => res(None, r, Some(n), None),
+            [r, n, sub] => res(None, r, Some(n), Some(sub)),
+            _ => Route::Unknown,
+        }
+    }
+}
+
+fn query_map(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn verb_of(method: &Method, route: &Route, query: &str) -> String {
+    let Route::Resource { name, .. } = route else { return "get".into() };
+    let q = query_map(query);
+    let watch = q.get("watch").is_some_and(|v| v == "true" || v == "1");
+    match (method.as_str(), name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+    .into()
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let body = req.into_body().collect().await.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+    let bytes = body.to_bytes();
+    if bytes.len() > limit {
+        return Err(ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"));
+    }
+    Ok(bytes)
+}
+
+fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
+    if yaml {
+        let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+        return serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
+}
+
+/// `Accept` parameters: Table or PartialObjectMetadata conversions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Render {
+    Object,
+    Table,
+    Metadata,
+}
+
+fn render_of(headers: &HeaderMap) -> Render {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // The first acceptable media type wins, as in the apiserver's negotiation.
+    for part in accept.split(',') {
+        if part.contains("as=Table") {
+            return Render::Table;
+        }
+        if part.contains("as=PartialObjectMetadata") {
+            return Render::Metadata;
+        }
+        let media = part.split(';').next().unwrap_or_default().trim();
+        if matches!(media, "application/json" | "*/*" | "application/*" | "") {
+            return Render::Object;
+        }
+    }
+    Render::Object
+}
+
+fn metadata_only(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+}
+
+fn columns_for(rt: &ResourceType) -> Vec<table::Column> {
+    rt.columns.clone().or_else(|| table::builtin_columns(&rt.group, &rt.kind)).unwrap_or_else(table::default_columns)
+}
+
+fn manager_of(headers: &HeaderMap, q: &BTreeMap<String, String>) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    // The apiserver's default: the User-Agent up to the first '/'.
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.split('/').next().unwrap_or(ua).to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn serve(shared: &Arc<Shared>, route: Route, req: Request) -> Result<Response, ApiError> {
+    let sim = &shared.sim;
+    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    match route {
+        Route::Version => ok(json!({
+            "major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-sim", "gitCommit": "kube-sim",
+            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24",
+            "compiler": "gc", "platform": "linux/amd64"
+        })),
+        Route::Health => Ok(Response::builder().status(200).body(Body::from("ok")).expect("valid")),
+        Route::CoreVersions => ok(json!({
+            "kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "kube-sim"}]
+        })),
+        Route::Groups => {
+            let groups: Vec<Value> = sim.registry().groups().into_iter().map(|(g, vs)| group_json(&g, &vs)).collect();
+            ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        }
+        Route::Group(g) => match sim.registry().groups().get(&g) {
+            Some(vs) => ok(group_json(&g, vs)),
+            None => Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        },
+        Route::ResourceList { group, version } => {
+            let reg = sim.registry();
+            let resources: Vec<Value> = reg
+                .all()
+                .filter(|t| t.group == group && t.version == version)
+                .flat_map(|t| t.discovery_entries())
+                .collect();
+            if resources.is_empty() {
+                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            }
+            let gv = if group.is_empty() { version } else { format!("{group}/{version}") };
+            ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+        }
+        Route::OpenApiV3Root => {
+            let reg = sim.registry();
+            let mut paths = serde_json::Map::new();
+            for t in reg.all() {
+                let key = if t.group.is_empty() { format!("api/{}", t.version) } else { format!("apis/{}/{}", t.group, t.version) };
+                paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={}", sim.resource_version())}));
+            }
+            ok(json!({"paths": paths}))
+        }
+        Route::OpenApiV3 { group, version } => ok(crate::openapi::group_version(&sim.registry(), &group, &version)),
+        Route::OpenApiV2 => Err(ApiError::new(404, "NotFound", "kube-sim serves /openapi/v3 only")),
+        Route::Unknown => Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        Route::Resource { group, version, namespace, resource, name, subresource } => {
+            let rt = sim.resolve(&group, &version, &resource).ok_or_else(|| {
+                ApiError::new(404, "NotFound", "the server could not find the requested resource")
+            })?;
+            if namespace.is_some() && !rt.namespaced {
+                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            }
+            if let Some(sub) = subresource.as_deref()
+                && !(sub == "status" && rt.status_subresource)
+                && !(sub == "finalize" && rt.kind == "Namespace")
+            {
+                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            }
+            resource_request(shared, rt, namespace, name, subresource, req).await
+        }
+    }
+}
+
+fn group_json(g: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": vs, "preferredVersion": vs[0]})
+}
+
+fn with_list_kind(rt: &ResourceType, page_items: Vec<Value>, rv: u64, cont: Option<String>, remaining: Option<u64>) -> Value {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": page_items})
+}
+
+async fn resource_request(
+    shared: &Arc<Shared>,
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let sim = shared.sim.clone();
+    let q = query_map(req.uri().query().unwrap_or_default());
+    let headers = req.headers().clone();
+    let render = render_of(&headers);
+    let ns = namespace.as_deref();
+    let opts = WriteOptions {
+        manager: manager_of(&headers, &q),
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        field_validation: match q.get("fieldValidation").map(String::as_str) {
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            _ => FieldValidation::Warn,
+        },
+        force: q.get("force").is_some_and(|v| v == "true"),
+    };
+    let now = jiff::Timestamp::now();
+    let respond = |code: StatusCode, obj: &Value, warnings: &[String]| -> Response {
+        let body = match render {
+            Render::Table => table::to_table(&columns_for(&rt), std::slice::from_ref(obj), include_of(&q), "", now),
+            Render::Metadata => metadata_only(obj),
+            Render::Object => obj.clone(),
+        };
+        let mut r = json_response(code, &body);
+        for w in warnings {
+            if let Ok(v) = http::HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'"))) {
+                r.headers_mut().append(header::WARNING, v);
+            }
+        }
+        r
+    };
+    let method = req.method().clone();
+    match (method.as_str(), name) {
+        ("GET", _) if q.get("watch").is_some_and(|v| v == "true" || v == "1") => {
+            let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+            let _ = &mut fields;
+            Ok(watch(shared.clone(), rt, namespace, labels, fields, &q))
+        }
+        ("GET", Some(name)) => {
+            let obj = sim.with(|s| s.get(&rt, ns, &name))?;
+            Ok(respond(StatusCode::OK, &obj, &[]))
+        }
+        ("GET", None) => {
+            let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+            let limit = q.get("limit").and_then(|l| l.parse().ok());
+            let page = sim.with(|s| s.list(&rt, ns, &labels, &fields, limit, q.get("continue").map(String::as_str)))?;
+            let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
+            let body = match render {
+                Render::Table => {
+                    let mut t = table::to_table(&columns_for(&rt), &items, include_of(&q), &page.resource_version.to_string(), now);
+                    if let Some(c) = &page.continue_token {
+                        t["metadata"]["continue"] = json!(c);
+                    }
+                    t
+                }
+                Render::Metadata => {
+                    let mut l = with_list_kind(&rt, items.iter().map(metadata_only).collect(), page.resource_version, page.continue_token, page.remaining);
+                    l["kind"] = json!("PartialObjectMetadataList");
+                    l["apiVersion"] = json!("meta.k8s.io/v1");
+                    l
+                }
+                Render::Object => with_list_kind(&rt, items, page.resource_version, page.continue_token, page.remaining),
+            };
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        ("POST", None) => {
+            let body = parse_body(&read_body(req, shared.max_body).await?, false)?;
+            let w = sim.with(|s| s.create(&rt, ns, body, &opts))?;
+            Ok(respond(StatusCode::CREATED, &w.object, &w.warnings))
+        }
+        ("PUT", Some(name)) => {
+            let body = parse_body(&read_body(req, shared.max_body).await?, false)?;
+            let sub = subresource.as_deref().filter(|s| *s == "status");
+            let w = sim.with(|s| s.update(&rt, ns, &name, body, sub, &opts))?;
+            Ok(respond(StatusCode::OK, &w.object, &w.warnings))
+        }
+        ("PATCH", Some(name)) => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let kind = match ct.split(';').next().unwrap_or_default().trim() {
+                "application/json-patch+json" => PatchType::Json,
+                "application/merge-patch+json" => PatchType::Merge,
+                "application/strategic-merge-patch+json" => PatchType::Strategic,
+                "application/apply-patch+yaml" | "application/apply-patch+json" => PatchType::Apply,
+                other => {
+                    return Err(ApiError::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+                    )));
+                }
+            };
+            let body = parse_body(&read_body(req, shared.max_body).await?, kind == PatchType::Apply)?;
+            let sub = subresource.as_deref().filter(|s| *s == "status");
+            let w = sim.with(|s| s.patch(&rt, ns, &name, kind, &body, sub, &opts))?;
+            let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(respond(code, &w.object, &w.warnings))
+        }
+        ("DELETE", Some(name)) => {
+            let bytes = read_body(req, shared.max_body).await?;
+            let opts_body: Value = if bytes.is_empty() { json!({}) } else { parse_body(&bytes, false)? };
+            let pre_rv = opts_body.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
+            let pre_uid = opts_body.pointer("/preconditions/uid").and_then(Value::as_str);
+            let dry = opts.dry_run || opts_body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+            let obj = sim.with(|s| s.delete(&rt, ns, &name, pre_rv, pre_uid, dry))?;
+            Ok(respond(StatusCode::OK, &obj, &[]))
+        }
+        ("DELETE", None) => {
+            let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+            let deleted = sim.with(|s| -> Result<Vec<Value>, ApiError> {
+                let page = s.list(&rt, ns, &labels, &fields, None, None)?;
+                let mut out = Vec::new();
+                for o in page.items {
+                    let n = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    let ons = o["metadata"]["namespace"].as_str().map(String::from);
+                    out.push((*s.delete(&rt, ons.as_deref(), &n, None, None, opts.dry_run)?).clone());
+                }
+                Ok(out)
+            })?;
+            Ok(json_response(StatusCode::OK, &with_list_kind(&rt, deleted, sim.resource_version(), None, None)))
+        }
+        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
+    }
+}
+
+fn include_of(q: &BTreeMap<String, String>) -> IncludeObject {
+    q.get("includeObject").and_then(|s| IncludeObject::from_query(s)).unwrap_or_default()
+}
+
+/// Starts a watch: initial events when asked for, then changes from the history, bookmarks,
+/// and a server-side timeout; ends early when the client goes away or watches are closed.
+fn watch(
+    shared: Arc<Shared>,
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    labels: Selector,
+    fields: FieldSelector,
+    q: &BTreeMap<String, String>,
+) -> Response {
+    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
+    // The apiserver picks a timeout between its minimum and twice it when none is asked for.
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let matches = move |o: &Value| labels.matches(&labels_of(o)) && fields.matches(o);
+    let in_scope = {
+        let ns = namespace.clone();
+        move |change_ns: &str| ns.as_deref().is_none_or(|n| n == change_ns)
+    };
+    let line = |kind: &str, obj: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": obj})));
+    let mut closed = shared.close_watches.subscribe();
+    closed.mark_unchanged();
+    tokio::spawn(async move {
+        let sim = shared.sim.clone();
+        let mut changed = sim.subscribe();
+        // Initial state: for "" or "0" (list-then-watch in one call), or sendInitialEvents=true.
+        let initial = send_initial.unwrap_or(rv_param.is_empty() || rv_param == "0");
+        let mut cursor: u64 = if initial {
+            let (items, rv) = sim.with(|s| {
+                let page = s.list(&rt, namespace.as_deref(), &Selector::everything(), &FieldSelector::default(), None, None);
+                (page.map(|p| p.items).unwrap_or_default(), s.store.resource_version())
+            });
+            for o in items.iter().filter(|o| matches(o)) {
+                if tx.send(line("ADDED", o)).await.is_err() {
+                    return;
+                }
+            }
+            if send_initial == Some(true) {
+                let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {
+                    "resourceVersion": rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}});
+                if tx.send(line("BOOKMARK", &bm)).await.is_err() {
+                    return;
+                }
+            }
+            rv
+        } else {
+            match rv_param.parse::<u64>() {
+                Ok(rv) => rv,
+                Err(_) => {
+                    let e = ApiError::bad_request(format!("invalid resource version: {rv_param:?}"));
+                    let _ = tx.send(line("ERROR", &e.status())).await;
+                    return;
+                }
+            }
+        };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut bookmark_timer = tokio::time::interval(shared.bookmark_interval);
+        bookmark_timer.tick().await;
+        loop {
+            let read = sim.with(|s| s.store.read_history(cursor, 1000));
+            match read {
+                HistoryRead::Expired => {
+                    let current = sim.resource_version();
+                    let e = ApiError::gone(format!("too old resource version: {cursor} ({current})"));
+                    let _ = tx.send(line("ERROR", &e.status())).await;
+                    return;
+                }
+                HistoryRead::Changes(changes, next) => {
+                    let more = changes.len() == 1000;
+                    for c in changes {
+                        if c.res != rt.key() || !in_scope(&c.namespace) {
+                            continue;
+                        }
+                        let now_in = matches(&c.object);
+                        let was_in = c.previous.as_deref().is_some_and(&matches);
+                        let kind = match (c.kind, was_in, now_in) {
+                            (EventType::Deleted, true, _) => "DELETED",
+                            (EventType::Deleted, false, _) => continue,
+                            (EventType::Added, _, true) => "ADDED",
+                            (EventType::Modified, true, true) => "MODIFIED",
+                            (EventType::Modified, false, true) => "ADDED",
+                            (EventType::Modified, true, false) => "DELETED",
+                            _ => continue,
+                        };
+                        if tx.send(line(kind, &c.object)).await.is_err() {
+                            return;
+                        }
+                    }
+                    cursor = next;
+                    if more {
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return },
+                _ = bookmark_timer.tick() => {
+                    if bookmarks {
+                        let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
+                            "metadata": {"resourceVersion": cursor.to_string()}});
+                        if tx.send(line("BOOKMARK", &bm)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                _ = &mut deadline => return,
+                _ = closed.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(Body::from_stream(stream))
+        .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::parse("/api/v1/namespaces/default/services/web/status"), Route::Resource {
+            group: String::new(),
+            version: "v1".into(),
+            namespace: Some("default".into()),
+            resource: "services".into(),
+            name: Some("web".into()),
+            subresource: Some("status".into()),
+        });
+        assert!(matches!(Route::parse("/api/v1/namespaces/default"), Route::Resource { ref resource, ref name, namespace: None, .. } if resource == "namespaces" && name.as_deref() == Some("default")));
+        assert!(matches!(Route::parse("/apis/ferrolb.io/v1alpha1/loadbalancerippools"), Route::Resource { ref group, name: None, .. } if group == "ferrolb.io"));
+        assert_eq!(Route::parse("/apis/ferrolb.io/v1alpha1"), Route::ResourceList { group: "ferrolb.io".into(), version: "v1alpha1".into() });
+        assert_eq!(Route::parse("/apis"), Route::Groups);
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = query_map("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1");
+        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}
