@@ -10,6 +10,8 @@ pub mod range;
 pub mod selector;
 
 pub use policy::{L2AnnouncementPolicy, L2AnnouncementPolicySpec, L2AnnouncementPolicyStatus};
-pub use pool::{AllowFirstLastIps, IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus};
+pub use pool::{
+    AllowFirstLastIps, IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus,
+};
 pub use range::{Family, IpRange, RangeError};
 pub use selector::{Selector, SelectorError};

@@ -41,10 +41,8 @@ pub mod annotations {
         pub const CILIUM_SHARING_CROSS_NAMESPACE: &str = "lbipam.cilium.io/sharing-cross-namespace";
         pub const CILIUM_LEGACY_IPS: &str = "io.cilium/lb-ipam-ips";
         pub const CILIUM_LEGACY_SHARING_KEY: &str = "io.cilium/lb-ipam-sharing-key";
-        pub const CILIUM_LEGACY_SHARING_CROSS_NAMESPACE: &str =
-            "io.cilium/lb-ipam-sharing-cross-namespace";
-        pub const DECKHOUSE_IP_COUNT: &str =
-            "network.deckhouse.io/l2-load-balancer-external-ips-count";
+        pub const CILIUM_LEGACY_SHARING_CROSS_NAMESPACE: &str = "io.cilium/lb-ipam-sharing-cross-namespace";
+        pub const DECKHOUSE_IP_COUNT: &str = "network.deckhouse.io/l2-load-balancer-external-ips-count";
         pub const DECKHOUSE_IPS: &str = "network.deckhouse.io/load-balancer-ips";
         pub const DECKHOUSE_SHARED_IP_KEY: &str = "network.deckhouse.io/load-balancer-shared-ip-key";
     }
@@ -135,9 +133,7 @@ pub mod leases {
 
     /// FNV-1a: stable across releases and platforms, unlike `DefaultHasher`.
     fn fnv1a(bytes: &[u8]) -> u64 {
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        })
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
     }
 
     #[cfg(test)]

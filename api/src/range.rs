@@ -291,7 +291,8 @@ mod tests {
         assert!(matches!(e, RangeError::MixedFamilies { .. }));
         let e = IpRange::from_block(&IpBlock::cidr("198.51.100.0/33")).unwrap_err();
         assert!(e.to_string().contains("198.51.100.0/33"));
-        let both = IpBlock { cidr: Some("198.51.100.0/24".into()), start: Some("198.51.100.1".into()), stop: None };
+        let both =
+            IpBlock { cidr: Some("198.51.100.0/24".into()), start: Some("198.51.100.1".into()), stop: None };
         assert!(matches!(IpRange::from_block(&both), Err(RangeError::Ambiguous { .. })));
         assert_eq!(IpRange::from_block(&IpBlock::default()), Err(RangeError::Empty));
         let stop_only = IpBlock { stop: Some("198.51.100.1".into()), ..Default::default() };

@@ -397,7 +397,11 @@ mod tests {
     fn object_form_errors_name_the_key() {
         let sel = |op: &str, values: Option<Vec<String>>| LabelSelector {
             match_labels: None,
-            match_expressions: Some(vec![LabelSelectorRequirement { key: "tier".into(), operator: op.into(), values }]),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: op.into(),
+                values,
+            }]),
         };
         let e = Selector::from_label_selector(&sel("Maybe", None)).unwrap_err();
         assert!(e.to_string().contains("\"Maybe\""), "{e}");
@@ -405,7 +409,10 @@ mod tests {
         assert_eq!(e.to_string(), "operator In for key \"tier\" needs at least one value");
         let e = Selector::from_label_selector(&sel("Exists", Some(vec!["x".into()]))).unwrap_err();
         assert_eq!(e.to_string(), "operator Exists for key \"tier\" takes no values");
-        let bad_key = LabelSelector { match_labels: Some([("bad key".into(), "v".into())].into()), match_expressions: None };
+        let bad_key = LabelSelector {
+            match_labels: Some([("bad key".into(), "v".into())].into()),
+            match_expressions: None,
+        };
         assert!(matches!(Selector::from_label_selector(&bad_key), Err(SelectorError::BadKey { .. })));
     }
 

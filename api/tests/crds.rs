@@ -105,7 +105,10 @@ fn names_and_columns_are_as_designed() {
     let pool = serde_json::to_value(&crds[0]).unwrap();
     assert_eq!(pool["metadata"]["name"], "loadbalancerippools.ferrolb.io");
     assert_eq!(pool["spec"]["scope"], "Cluster");
-    assert_eq!(pool["spec"]["names"]["shortNames"], serde_json::json!(["lbippool", "lbippools", "ippool", "ippools"]));
+    assert_eq!(
+        pool["spec"]["names"]["shortNames"],
+        serde_json::json!(["lbippool", "lbippools", "ippool", "ippools"])
+    );
     let cols: Vec<String> = pool["spec"]["versions"][0]["additionalPrinterColumns"]
         .as_array()
         .unwrap()
@@ -114,14 +117,26 @@ fn names_and_columns_are_as_designed() {
         .collect();
     assert_eq!(cols, ["DISABLED", "CONFLICTING", "TOTAL", "USED", "AVAILABLE", "AGE"]);
     let props = &pool["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
-    for field in ["blocks", "serviceSelector", "serviceSelectors", "allowFirstLastIPs", "avoidBuggyIPs", "disabled", "autoAssign", "priority"] {
+    for field in [
+        "blocks",
+        "serviceSelector",
+        "serviceSelectors",
+        "allowFirstLastIPs",
+        "avoidBuggyIPs",
+        "disabled",
+        "autoAssign",
+        "priority",
+    ] {
         assert!(props.get(field).is_some(), "pool spec lacks {field}");
     }
     let policy = serde_json::to_value(&crds[1]).unwrap();
     assert_eq!(policy["metadata"]["name"], "l2announcementpolicies.ferrolb.io");
     assert_eq!(policy["spec"]["names"]["shortNames"], serde_json::json!(["l2policy", "l2policies"]));
-    let props = &policy["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
-    for field in ["serviceSelector", "nodeSelector", "poolSelector", "interfaces", "loadBalancerIPs", "externalIPs"] {
+    let props =
+        &policy["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    for field in
+        ["serviceSelector", "nodeSelector", "poolSelector", "interfaces", "loadBalancerIPs", "externalIPs"]
+    {
         assert!(props.get(field).is_some(), "policy spec lacks {field}");
     }
 }

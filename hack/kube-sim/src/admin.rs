@@ -101,7 +101,10 @@ impl Counters {
 
     /// Sum of all write requests (create, update, patch, delete, deletecollection).
     pub fn writes(&self, resource: Option<&str>) -> u64 {
-        ["create", "update", "patch", "delete", "deletecollection"].iter().map(|v| self.count(v, resource)).sum()
+        ["create", "update", "patch", "delete", "deletecollection"]
+            .iter()
+            .map(|v| self.count(v, resource))
+            .sum()
     }
 }
 

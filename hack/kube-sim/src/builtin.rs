@@ -27,11 +27,15 @@ impl ServiceAllocator {
     }
 
     fn cidr_for(&self, family: &str) -> Option<IpNet> {
-        self.cidrs.iter().copied().find(|c| matches!((family, c), ("IPv4", IpNet::V4(_)) | ("IPv6", IpNet::V6(_))))
+        self.cidrs
+            .iter()
+            .copied()
+            .find(|c| matches!((family, c), ("IPv4", IpNet::V4(_)) | ("IPv6", IpNet::V6(_))))
     }
 
     fn allocate_ip(&mut self, family: &str) -> Result<IpAddr, String> {
-        let cidr = self.cidr_for(family).ok_or_else(|| format!("{family} is not configured on this cluster"))?;
+        let cidr =
+            self.cidr_for(family).ok_or_else(|| format!("{family} is not configured on this cluster"))?;
         // Skip the network address and the first host (kubernetes.default in a real cluster).
         let ip = cidr
             .hosts()
@@ -83,7 +87,10 @@ impl ServiceAllocator {
         let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
         let mut fresh_ips = Vec::new();
         let mut fresh_ports = Vec::new();
-        if ty != "ExternalName" && !headless && spec.get("clusterIPs").is_none_or(|v| v.as_array().is_none_or(|a| a.is_empty())) {
+        if ty != "ExternalName"
+            && !headless
+            && spec.get("clusterIPs").is_none_or(|v| v.as_array().is_none_or(|a| a.is_empty()))
+        {
             let families: Vec<String> = spec["ipFamilies"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
@@ -175,7 +182,9 @@ fn default_service(old: Option<&Value>, svc: &mut Value) {
         }
         if let (Some(ports), Some(old_ports)) = (spec["ports"].as_array_mut(), old_spec["ports"].as_array()) {
             for p in ports.iter_mut().filter(|p| p.get("nodePort").is_none()) {
-                if let Some(o) = old_ports.iter().find(|o| o["port"] == p["port"] && o.get("nodePort").is_some()) {
+                if let Some(o) =
+                    old_ports.iter().find(|o| o["port"] == p["port"] && o.get("nodePort").is_some())
+                {
                     p["nodePort"] = o["nodePort"].clone();
                 }
             }
@@ -197,7 +206,10 @@ fn default_service(old: Option<&Value>, svc: &mut Value) {
         let families = match spec["ipFamilyPolicy"].as_str() {
             Some("RequireDualStack") | Some("PreferDualStack") => json!(["IPv4", "IPv6"]),
             _ => {
-                let v6 = spec["clusterIP"].as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_ipv6());
+                let v6 = spec["clusterIP"]
+                    .as_str()
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                    .is_some_and(|ip| ip.is_ipv6());
                 if v6 { json!(["IPv6"]) } else { json!(["IPv4"]) }
             }
         };
@@ -243,19 +255,28 @@ fn validate_service(old: Option<&Value>, svc: &Value) -> Vec<String> {
             ));
         }
         if !seen.insert((port, proto.to_string())) {
-            errors.push(format!("spec.ports[{i}]: Duplicate value: {{\"port\":{port},\"protocol\":\"{proto}\"}}"));
+            errors.push(format!(
+                "spec.ports[{i}]: Duplicate value: {{\"port\":{port},\"protocol\":\"{proto}\"}}"
+            ));
         }
     }
     if let Some(class) = spec.get("loadBalancerClass").and_then(Value::as_str) {
         if ty != "LoadBalancer" {
-            errors.push("spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'".into());
+            errors.push(
+                "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'".into(),
+            );
         }
-        if let Some(old_class) = old.and_then(|o| o.pointer("/spec/loadBalancerClass")).and_then(Value::as_str)
+        if let Some(old_class) =
+            old.and_then(|o| o.pointer("/spec/loadBalancerClass")).and_then(Value::as_str)
             && old.is_some_and(|o| o["spec"]["type"] == "LoadBalancer")
             && ty == "LoadBalancer"
             && old_class != class
         {
-            errors.push("spec.loadBalancerClass: Invalid value: \"".to_string() + class + "\": may not change once set");
+            errors.push(
+                "spec.loadBalancerClass: Invalid value: \"".to_string()
+                    + class
+                    + "\": may not change once set",
+            );
         }
     }
     if let Some(policy) = spec.get("externalTrafficPolicy").and_then(Value::as_str)
@@ -342,7 +363,8 @@ mod tests {
 
     #[test]
     fn service_defaults_and_allocation() {
-        let mut a = ServiceAllocator::new(vec!["10.96.0.0/24".parse().unwrap(), "fd00:96::/120".parse().unwrap()]);
+        let mut a =
+            ServiceAllocator::new(vec!["10.96.0.0/24".parse().unwrap(), "fd00:96::/120".parse().unwrap()]);
         let mut svc = json!({"spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}});
         a.prepare(None, &mut svc).unwrap();
         assert_eq!(svc["spec"]["clusterIPs"].as_array().unwrap().len(), 2);
@@ -363,9 +385,13 @@ mod tests {
     fn ingress_must_be_an_ip() {
         let svc = json!({"status": {"loadBalancer": {"ingress": [{"ip": "not-an-ip", "ipMode": "VIP"}, {"ipMode": "VIP"}]}}});
         let errs = validate_lb_status(&svc);
-        assert_eq!(errs[0], "status.loadBalancer.ingress[0].ip: Invalid value: \"not-an-ip\": must be a valid IP address");
+        assert_eq!(
+            errs[0],
+            "status.loadBalancer.ingress[0].ip: Invalid value: \"not-an-ip\": must be a valid IP address"
+        );
         assert!(errs.iter().any(|e| e.contains("ingress[1].ipMode: Forbidden")));
-        let ok = json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.130", "ipMode": "VIP"}]}}});
+        let ok =
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.130", "ipMode": "VIP"}]}}});
         assert!(validate_lb_status(&ok).is_empty());
     }
 

@@ -31,13 +31,13 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, v, true)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{input}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{input}'; can't understand '{part}'"
+                )));
             };
             let field = field.trim();
             if !supported(rt, field) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             terms.push(Term { field: field.to_string(), value: value.trim().to_string(), equal });
         }
@@ -56,7 +56,8 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.terms.iter().all(|t| {
             let actual = lookup(obj, &t.field);
-            (actual.as_deref() == Some(t.value.as_str()) || (actual.is_none() && t.value.is_empty())) == t.equal
+            (actual.as_deref() == Some(t.value.as_str()) || (actual.is_none() && t.value.is_empty()))
+                == t.equal
         })
     }
 }
@@ -79,11 +80,15 @@ fn supported(rt: &ResourceType, field: &str) -> bool {
             "source",
             "type",
         ],
-        ("events.k8s.io", "Event") => &["regarding.kind", "regarding.namespace", "regarding.name", "reason", "type"],
+        ("events.k8s.io", "Event") => {
+            &["regarding.kind", "regarding.namespace", "regarding.name", "reason", "type"]
+        }
         ("", "Namespace") => &["status.phase"],
         ("", "Node") => &["spec.unschedulable"],
         ("", "Secret") => &["type"],
-        ("", "Pod") => &["spec.nodeName", "status.phase", "spec.restartPolicy", "spec.schedulerName", "status.podIP"],
+        ("", "Pod") => {
+            &["spec.nodeName", "status.phase", "spec.restartPolicy", "spec.schedulerName", "status.podIP"]
+        }
         _ => &[],
     };
     extra.contains(&field)

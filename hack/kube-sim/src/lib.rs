@@ -68,7 +68,10 @@ impl Default for Options {
             tls: true,
             token: None,
             kubeconfig_out: None,
-            service_cidrs: vec!["10.96.0.0/16".parse().expect("valid"), "fd00:10:96::/112".parse().expect("valid")],
+            service_cidrs: vec![
+                "10.96.0.0/16".parse().expect("valid"),
+                "fd00:10:96::/112".parse().expect("valid"),
+            ],
             history: 100_000,
             bookmark_interval: Duration::from_secs(5),
         }
@@ -105,7 +108,8 @@ impl Drop for TempDir {
 impl KubeSim {
     /// Starts serving and writes the kubeconfig.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+        let listener =
+            TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let token = opts.token.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let tls = if opts.tls {
@@ -162,6 +166,12 @@ impl KubeSim {
         client_from_kubeconfig(&self.kubeconfig).await
     }
 
+    /// The client configuration, for tests that tune it (e.g. `default_retry = false` to see
+    /// injected 429/503 answers instead of kube's transparent retries).
+    pub async fn config(&self) -> anyhow::Result<kube::Config> {
+        config_from_kubeconfig(&self.kubeconfig).await
+    }
+
     /// The fault-injection and counters client.
     pub async fn admin(&self) -> anyhow::Result<AdminClient> {
         Ok(AdminClient::new(self.client().await?))
@@ -191,15 +201,24 @@ impl Drop for KubeSim {
 
 /// Builds a client from a kubeconfig file.
 pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(config_from_kubeconfig(path).await?)?)
+}
+
+/// Reads a kubeconfig file into a client configuration.
+pub async fn config_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Config> {
     let kc = kube::config::Kubeconfig::read_from(path)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?)
 }
 
 fn write_kubeconfig(path: &Path, url: &str, token: &str, ca_pem: Option<&str>) -> anyhow::Result<()> {
     use base64::Engine;
     let ca = ca_pem
-        .map(|pem| format!("\n    certificate-authority-data: {}", base64::engine::general_purpose::STANDARD.encode(pem)))
+        .map(|pem| {
+            format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
         .unwrap_or_default();
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}{ca}\nusers:\n- name: kube-sim\n  user:\n    token: {token}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\n"

@@ -23,7 +23,12 @@ struct Args {
     #[arg(long, env = "KUBE_SIM_KUBECONFIG_OUT", default_value = "kube-sim.kubeconfig")]
     kubeconfig_out: PathBuf,
     /// ClusterIP ranges, comma separated (one per IP family).
-    #[arg(long, env = "KUBE_SIM_SERVICE_CIDR", value_delimiter = ',', default_value = "10.96.0.0/16,fd00:10:96::/112")]
+    #[arg(
+        long,
+        env = "KUBE_SIM_SERVICE_CIDR",
+        value_delimiter = ',',
+        default_value = "10.96.0.0/16,fd00:10:96::/112"
+    )]
     service_cidr: Vec<ipnet::IpNet>,
     /// Changes kept for watches; a watch from an older resourceVersion gets 410 Gone.
     #[arg(long, env = "KUBE_SIM_HISTORY", default_value_t = 100_000)]

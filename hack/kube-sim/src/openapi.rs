@@ -9,7 +9,8 @@ use crate::resources::Registry;
 pub fn group_version(reg: &Registry, group: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
-    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let prefix =
+        if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
     for t in reg.all().filter(|t| t.group == group && t.version == version) {
         let gvk = json!([{"group": t.group, "version": t.version, "kind": t.kind}]);
         // kubectl picks strategic merge only when a PATCH advertises it *and* publishes a schema

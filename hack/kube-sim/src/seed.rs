@@ -41,11 +41,14 @@ pub fn create(sim: &Sim, obj: &Value) -> anyhow::Result<()> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
     let kind = obj["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let Some(rt) = sim.registry().all().find(|t| t.group == group && t.version == version && t.kind == kind).cloned()
+    let Some(rt) =
+        sim.registry().all().find(|t| t.group == group && t.version == version && t.kind == kind).cloned()
     else {
         bail!("no resource serves {api_version} {kind}");
     };
-    let ns = rt.namespaced.then(|| obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default"));
+    let ns = rt
+        .namespaced
+        .then(|| obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default"));
     let opts = WriteOptions { manager: "kube-sim".into(), ..Default::default() };
     sim.with(|s| s.create(&rt, ns, obj.clone(), &opts)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(())

@@ -110,7 +110,11 @@ async fn inject_faults(shared: &Shared, verb: &str, route: &Route) -> Option<Res
         let f = shared.faults();
         match f.pause {
             Some(PauseMode::Unavailable) => {
-                return Some(error_response(&ApiError::new(503, "ServiceUnavailable", "the server is currently unable to handle the request")));
+                return Some(error_response(&ApiError::new(
+                    503,
+                    "ServiceUnavailable",
+                    "the server is currently unable to handle the request",
+                )));
             }
             Some(PauseMode::Hang) => {
                 let notified = shared.resumed.notified();
@@ -131,9 +135,18 @@ async fn inject_faults(shared: &Shared, verb: &str, route: &Route) -> Option<Res
         for rule in f.errors.iter().filter(|r| r.applies(verb, resource)) {
             if fastrand::f64() < rule.rate {
                 let (reason, message) = match rule.code {
-                    409 => ("Conflict", "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected by kube-sim)"),
-                    429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later (injected by kube-sim)"),
-                    503 => ("ServiceUnavailable", "the server is currently unable to handle the request (injected by kube-sim)"),
+                    409 => (
+                        "Conflict",
+                        "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected by kube-sim)",
+                    ),
+                    429 => (
+                        "TooManyRequests",
+                        "the server has received too many requests and has asked us to try again later (injected by kube-sim)",
+                    ),
+                    503 => (
+                        "ServiceUnavailable",
+                        "the server is currently unable to handle the request (injected by kube-sim)",
+                    ),
                     _ => ("InternalError", "Internal error occurred: injected by kube-sim"),
                 };
                 return Some(error_response(&ApiError::new(rule.code, reason, message)));
@@ -194,9 +207,15 @@ enum Route {
     CoreVersions,
     Groups,
     Group(String),
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     OpenApiV3Root,
-    OpenApiV3 { group: String, version: String },
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     Resource {
         group: String,
@@ -220,8 +239,12 @@ impl Route {
             ["apis", g] => return Route::Group(g.to_string()),
             ["openapi", "v2"] => return Route::OpenApiV2,
             ["openapi", "v3"] => return Route::OpenApiV3Root,
-            ["openapi", "v3", "api", v] => return Route::OpenApiV3 { group: String::new(), version: v.to_string() },
-            ["openapi", "v3", "apis", g, v] => return Route::OpenApiV3 { group: g.to_string(), version: v.to_string() },
+            ["openapi", "v3", "api", v] => {
+                return Route::OpenApiV3 { group: String::new(), version: v.to_string() };
+            }
+            ["openapi", "v3", "apis", g, v] => {
+                return Route::OpenApiV3 { group: g.to_string(), version: v.to_string() };
+            }
             ["api", v, rest @ ..] => ("", v, rest),
             ["apis", g, v, rest @ ..] => (g, v, rest),
             _ => return Route::Unknown,
@@ -267,7 +290,8 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        let hex =
+            bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
         match (bytes[i], hex) {
             (b'+', _) => out.push(b' '),
             (b'%', Some(b)) => {
@@ -300,7 +324,11 @@ fn verb_of(method: &Method, route: &Route, query: &str) -> String {
 }
 
 async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    let body = req.into_body().collect().await.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
     let bytes = body.to_bytes();
     if bytes.len() > limit {
         return Err(ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"));
@@ -311,9 +339,12 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
 fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if yaml {
         let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-        return serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+        return serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))
+    })
 }
 
 /// `Accept` parameters: Table or PartialObjectMetadata conversions.
@@ -347,7 +378,10 @@ fn metadata_only(obj: &Value) -> Value {
 }
 
 fn columns_for(rt: &ResourceType) -> Vec<table::Column> {
-    rt.columns.clone().or_else(|| table::builtin_columns(&rt.group, &rt.kind)).unwrap_or_else(table::default_columns)
+    rt.columns
+        .clone()
+        .or_else(|| table::builtin_columns(&rt.group, &rt.kind))
+        .unwrap_or_else(table::default_columns)
 }
 
 fn manager_of(headers: &HeaderMap, q: &BTreeMap<String, String>) -> String {
@@ -378,7 +412,8 @@ async fn serve(shared: &Arc<Shared>, route: Route, req: Request) -> Result<Respo
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "kube-sim"}]
         })),
         Route::Groups => {
-            let groups: Vec<Value> = sim.registry().groups().into_iter().map(|(g, vs)| group_json(&g, &vs)).collect();
+            let groups: Vec<Value> =
+                sim.registry().groups().into_iter().map(|(g, vs)| group_json(&g, &vs)).collect();
             ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
         }
         Route::Group(g) => match sim.registry().groups().get(&g) {
@@ -393,35 +428,57 @@ async fn serve(shared: &Arc<Shared>, route: Route, req: Request) -> Result<Respo
                 .flat_map(|t| t.discovery_entries())
                 .collect();
             if resources.is_empty() {
-                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ));
             }
             let gv = if group.is_empty() { version } else { format!("{group}/{version}") };
-            ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+            ok(
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+            )
         }
         Route::OpenApiV3Root => {
             let reg = sim.registry();
             let mut paths = serde_json::Map::new();
             for t in reg.all() {
-                let key = if t.group.is_empty() { format!("api/{}", t.version) } else { format!("apis/{}/{}", t.group, t.version) };
+                let key = if t.group.is_empty() {
+                    format!("api/{}", t.version)
+                } else {
+                    format!("apis/{}/{}", t.group, t.version)
+                };
                 paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={}", sim.resource_version())}));
             }
             ok(json!({"paths": paths}))
         }
-        Route::OpenApiV3 { group, version } => ok(crate::openapi::group_version(&sim.registry(), &group, &version)),
+        Route::OpenApiV3 { group, version } => {
+            ok(crate::openapi::group_version(&sim.registry(), &group, &version))
+        }
         Route::OpenApiV2 => Err(ApiError::new(404, "NotFound", "kube-sim serves /openapi/v3 only")),
-        Route::Unknown => Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        Route::Unknown => {
+            Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+        }
         Route::Resource { group, version, namespace, resource, name, subresource } => {
             let rt = sim.resolve(&group, &version, &resource).ok_or_else(|| {
                 ApiError::new(404, "NotFound", "the server could not find the requested resource")
             })?;
             if namespace.is_some() && !rt.namespaced {
-                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ));
             }
             if let Some(sub) = subresource.as_deref()
                 && !(sub == "status" && rt.status_subresource)
                 && !(sub == "finalize" && rt.kind == "Namespace")
             {
-                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ));
             }
             resource_request(shared, rt, namespace, name, subresource, req).await
         }
@@ -429,11 +486,18 @@ async fn serve(shared: &Arc<Shared>, route: Route, req: Request) -> Result<Respo
 }
 
 fn group_json(g: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": vs, "preferredVersion": vs[0]})
 }
 
-fn with_list_kind(rt: &ResourceType, page_items: Vec<Value>, rv: u64, cont: Option<String>, remaining: Option<u64>) -> Value {
+fn with_list_kind(
+    rt: &ResourceType,
+    page_items: Vec<Value>,
+    rv: u64,
+    cont: Option<String>,
+    remaining: Option<u64>,
+) -> Value {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
@@ -470,7 +534,9 @@ async fn resource_request(
     let now = jiff::Timestamp::now();
     let respond = |code: StatusCode, obj: &Value, warnings: &[String]| -> Response {
         let body = match render {
-            Render::Table => table::to_table(&columns_for(&rt), std::slice::from_ref(obj), include_of(&q), "", now),
+            Render::Table => {
+                table::to_table(&columns_for(&rt), std::slice::from_ref(obj), include_of(&q), "", now)
+            }
             Render::Metadata => metadata_only(obj),
             Render::Object => obj.clone(),
         };
@@ -487,7 +553,8 @@ async fn resource_request(
         ("GET", _) if q.get("watch").is_some_and(|v| v == "true" || v == "1") => {
             let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-            let mut fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+            let mut fields =
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
             let _ = &mut fields;
             Ok(watch(shared.clone(), rt, namespace, labels, fields, &q))
         }
@@ -498,25 +565,41 @@ async fn resource_request(
         ("GET", None) => {
             let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+            let fields =
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
             let limit = q.get("limit").and_then(|l| l.parse().ok());
-            let page = sim.with(|s| s.list(&rt, ns, &labels, &fields, limit, q.get("continue").map(String::as_str)))?;
+            let page = sim
+                .with(|s| s.list(&rt, ns, &labels, &fields, limit, q.get("continue").map(String::as_str)))?;
             let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
             let body = match render {
                 Render::Table => {
-                    let mut t = table::to_table(&columns_for(&rt), &items, include_of(&q), &page.resource_version.to_string(), now);
+                    let mut t = table::to_table(
+                        &columns_for(&rt),
+                        &items,
+                        include_of(&q),
+                        &page.resource_version.to_string(),
+                        now,
+                    );
                     if let Some(c) = &page.continue_token {
                         t["metadata"]["continue"] = json!(c);
                     }
                     t
                 }
                 Render::Metadata => {
-                    let mut l = with_list_kind(&rt, items.iter().map(metadata_only).collect(), page.resource_version, page.continue_token, page.remaining);
+                    let mut l = with_list_kind(
+                        &rt,
+                        items.iter().map(metadata_only).collect(),
+                        page.resource_version,
+                        page.continue_token,
+                        page.remaining,
+                    );
                     l["kind"] = json!("PartialObjectMetadataList");
                     l["apiVersion"] = json!("meta.k8s.io/v1");
                     l
                 }
-                Render::Object => with_list_kind(&rt, items, page.resource_version, page.continue_token, page.remaining),
+                Render::Object => {
+                    with_list_kind(&rt, items, page.resource_version, page.continue_token, page.remaining)
+                }
             };
             Ok(json_response(StatusCode::OK, &body))
         }
@@ -555,14 +638,16 @@ async fn resource_request(
             let opts_body: Value = if bytes.is_empty() { json!({}) } else { parse_body(&bytes, false)? };
             let pre_rv = opts_body.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
             let pre_uid = opts_body.pointer("/preconditions/uid").and_then(Value::as_str);
-            let dry = opts.dry_run || opts_body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+            let dry =
+                opts.dry_run || opts_body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
             let obj = sim.with(|s| s.delete(&rt, ns, &name, pre_rv, pre_uid, dry))?;
             Ok(respond(StatusCode::OK, &obj, &[]))
         }
         ("DELETE", None) => {
             let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+            let fields =
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
             let deleted = sim.with(|s| -> Result<Vec<Value>, ApiError> {
                 let page = s.list(&rt, ns, &labels, &fields, None, None)?;
                 let mut out = Vec::new();
@@ -573,7 +658,10 @@ async fn resource_request(
                 }
                 Ok(out)
             })?;
-            Ok(json_response(StatusCode::OK, &with_list_kind(&rt, deleted, sim.resource_version(), None, None)))
+            Ok(json_response(
+                StatusCode::OK,
+                &with_list_kind(&rt, deleted, sim.resource_version(), None, None),
+            ))
         }
         _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
     }
@@ -618,7 +706,14 @@ fn watch(
         let initial = send_initial.unwrap_or(rv_param.is_empty() || rv_param == "0");
         let mut cursor: u64 = if initial {
             let (items, rv) = sim.with(|s| {
-                let page = s.list(&rt, namespace.as_deref(), &Selector::everything(), &FieldSelector::default(), None, None);
+                let page = s.list(
+                    &rt,
+                    namespace.as_deref(),
+                    &Selector::everything(),
+                    &FieldSelector::default(),
+                    None,
+                    None,
+                );
                 (page.map(|p| p.items).unwrap_or_default(), s.store.resource_version())
             });
             for o in items.iter().filter(|o| matches(o)) {
@@ -702,7 +797,11 @@ fn watch(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    let stream =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) },
+        );
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -717,17 +816,27 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(Route::parse("/api/v1/namespaces/default/services/web/status"), Route::Resource {
-            group: String::new(),
-            version: "v1".into(),
-            namespace: Some("default".into()),
-            resource: "services".into(),
-            name: Some("web".into()),
-            subresource: Some("status".into()),
-        });
-        assert!(matches!(Route::parse("/api/v1/namespaces/default"), Route::Resource { ref resource, ref name, namespace: None, .. } if resource == "namespaces" && name.as_deref() == Some("default")));
-        assert!(matches!(Route::parse("/apis/ferrolb.io/v1alpha1/loadbalancerippools"), Route::Resource { ref group, name: None, .. } if group == "ferrolb.io"));
-        assert_eq!(Route::parse("/apis/ferrolb.io/v1alpha1"), Route::ResourceList { group: "ferrolb.io".into(), version: "v1alpha1".into() });
+        assert_eq!(
+            Route::parse("/api/v1/namespaces/default/services/web/status"),
+            Route::Resource {
+                group: String::new(),
+                version: "v1".into(),
+                namespace: Some("default".into()),
+                resource: "services".into(),
+                name: Some("web".into()),
+                subresource: Some("status".into()),
+            }
+        );
+        assert!(
+            matches!(Route::parse("/api/v1/namespaces/default"), Route::Resource { ref resource, ref name, namespace: None, .. } if resource == "namespaces" && name.as_deref() == Some("default"))
+        );
+        assert!(
+            matches!(Route::parse("/apis/ferrolb.io/v1alpha1/loadbalancerippools"), Route::Resource { ref group, name: None, .. } if group == "ferrolb.io")
+        );
+        assert_eq!(
+            Route::parse("/apis/ferrolb.io/v1alpha1"),
+            Route::ResourceList { group: "ferrolb.io".into(), version: "v1alpha1".into() }
+        );
         assert_eq!(Route::parse("/apis"), Route::Groups);
     }
 

@@ -87,8 +87,11 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 
 impl Sim {
     pub fn new(service_cidrs: Vec<ipnet::IpNet>, history_limit: usize) -> Self {
-        let mut state =
-            State { registry: Registry::builtin(), store: Store::new(history_limit), services: ServiceAllocator::new(service_cidrs) };
+        let mut state = State {
+            registry: Registry::builtin(),
+            store: Store::new(history_limit),
+            services: ServiceAllocator::new(service_cidrs),
+        };
         let api = ApiContext::internal();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
@@ -184,7 +187,13 @@ impl State {
         Ok(page)
     }
 
-    pub fn create(&mut self, rt: &ResourceType, ns: Option<&str>, obj: Value, opts: &WriteOptions) -> Result<Written, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         self.create_inner(rt, ns, obj, opts, false)
     }
 
@@ -342,7 +351,9 @@ impl State {
             }
             PatchType::Apply => {
                 if opts.manager.is_empty() {
-                    return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+                    return Err(ApiError::bad_request(
+                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    ));
                 }
                 if let Some(n) = meta_str(body, "name")
                     && n != name
@@ -362,19 +373,26 @@ impl State {
                 }
                 let now = now();
                 let api_version = rt.api_version();
-                let op = apply::Operation { manager: &opts.manager, subresource, api_version: &api_version, now: &now };
-                let applied = apply::apply_as(old.as_deref(), &config, &op, opts.force, rt.type_info.as_ref())
-                .map_err(|e| match e {
-                    apply::ApplyError::Conflicts(_) => ApiError::new(409, "Conflict", e.to_string()),
-                    other => ApiError::bad_request(other.to_string()),
-                })?;
+                let op = apply::Operation {
+                    manager: &opts.manager,
+                    subresource,
+                    api_version: &api_version,
+                    now: &now,
+                };
+                let applied =
+                    apply::apply_as(old.as_deref(), &config, &op, opts.force, rt.type_info.as_ref())
+                        .map_err(|e| match e {
+                            apply::ApplyError::Conflicts(_) => ApiError::new(409, "Conflict", e.to_string()),
+                            other => ApiError::bad_request(other.to_string()),
+                        })?;
                 if old.is_none() {
                     let mut obj = applied;
                     obj["metadata"]["name"] = json!(name);
                     return self.create_inner(rt, ns, obj, opts, true);
                 }
                 let mut obj = applied;
-                obj["metadata"]["resourceVersion"] = json!(meta_str(old.as_deref().unwrap_or(&Value::Null), "resourceVersion"));
+                obj["metadata"]["resourceVersion"] =
+                    json!(meta_str(old.as_deref().unwrap_or(&Value::Null), "resourceVersion"));
                 // Apply already recorded ownership; don't let the generic tracker record it again.
                 return self.finish_write(rt, ns, name, old, obj, subresource, opts, Some(()));
             }
@@ -387,7 +405,8 @@ impl State {
         }
         // A patch is applied to the current object, so the resourceVersion it carries (if any)
         // is a precondition, as with a PUT.
-        let old_rv = old.as_deref().and_then(|o| meta_str(o, "resourceVersion")).unwrap_or_default().to_string();
+        let old_rv =
+            old.as_deref().and_then(|o| meta_str(o, "resourceVersion")).unwrap_or_default().to_string();
         if let Some(rv) = meta_str(&new, "resourceVersion")
             && rv != old_rv
         {
@@ -412,7 +431,8 @@ impl State {
         {
             return Err(ApiError::conflict(rt, name));
         }
-        let finalizers = old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let finalizers =
+            old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
         // Namespaces are emptied at once (no namespace controller here), then removed.
         let finalizers = finalizers && rt.kind != "Namespace";
         if dry_run {
@@ -431,14 +451,21 @@ impl State {
         self.remove(rt, ns, name, &old)
     }
 
-    fn remove(&mut self, rt: &ResourceType, ns: Option<&str>, name: &str, old: &Value) -> Result<Arc<Value>, ApiError> {
+    fn remove(
+        &mut self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        old: &Value,
+    ) -> Result<Arc<Value>, ApiError> {
         match (rt.group.as_str(), rt.kind.as_str()) {
             ("", "Service") => self.services.release(old),
             ("", "Namespace") => {
                 let namespaced: Vec<Arc<ResourceType>> =
                     self.registry.all().filter(|t| t.namespaced).cloned().collect();
                 for t in namespaced {
-                    let keys: Vec<ObjKey> = self.store.range(&t.key(), Some(name), None).map(|(k, _)| k.clone()).collect();
+                    let keys: Vec<ObjKey> =
+                        self.store.range(&t.key(), Some(name), None).map(|(k, _)| k.clone()).collect();
                     for k in keys {
                         if let Some(o) = self.store.get(&t.key(), &k) {
                             self.remove(&t, Some(&k.0), &k.1, &o)?;
@@ -477,7 +504,9 @@ impl State {
         new["kind"] = json!(rt.kind);
         if let Some(old) = old_ref {
             // The apiserver owns these; a client cannot change them.
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for k in
+                ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"]
+            {
                 match old["metadata"].get(k) {
                     Some(v) => new["metadata"][k] = v.clone(),
                     None => {
@@ -505,7 +534,8 @@ impl State {
                                 }
                             }
                         }
-                        kept["metadata"]["managedFields"] = new["metadata"].get("managedFields").cloned().unwrap_or(Value::Null);
+                        kept["metadata"]["managedFields"] =
+                            new["metadata"].get("managedFields").cloned().unwrap_or(Value::Null);
                         if kept["metadata"]["managedFields"].is_null()
                             && let Some(m) = kept["metadata"].as_object_mut()
                         {
@@ -533,16 +563,22 @@ impl State {
             if !dropped.is_empty() {
                 match opts.field_validation {
                     FieldValidation::Strict => {
-                        let errs: Vec<String> = dropped.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-                        return Err(ApiError::bad_request(format!("strict decoding error: {}", errs.join(", "))));
+                        let errs: Vec<String> =
+                            dropped.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                        return Err(ApiError::bad_request(format!(
+                            "strict decoding error: {}",
+                            errs.join(", ")
+                        )));
                     }
-                    FieldValidation::Warn => warnings.extend(dropped.iter().map(|f| format!("unknown field \"{f}\""))),
+                    FieldValidation::Warn => {
+                        warnings.extend(dropped.iter().map(|f| format!("unknown field \"{f}\"")))
+                    }
                     FieldValidation::Ignore => {}
                 }
             }
             schema::apply_defaults(schema, &mut new);
             let errors = schema::validate_all(schema, &new, old_ref);
-            
+
             if !errors.is_empty() {
                 let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 return Err(ApiError::invalid(rt, name, &texts, schema::status_causes(&errors)));
@@ -582,10 +618,15 @@ impl State {
             _ => {}
         }
         if !errors.is_empty() {
-            let causes = json!(errors.iter().map(|e| {
-                let (field, msg) = e.split_once(": ").unwrap_or(("", e));
-                json!({"reason": "FieldValueInvalid", "message": msg, "field": field})
-            }).collect::<Vec<_>>());
+            let causes = json!(
+                errors
+                    .iter()
+                    .map(|e| {
+                        let (field, msg) = e.split_once(": ").unwrap_or(("", e));
+                        json!({"reason": "FieldValueInvalid", "message": msg, "field": field})
+                    })
+                    .collect::<Vec<_>>()
+            );
             return Err(ApiError::invalid(rt, name, &errors, causes));
         }
         if rt.is_custom
@@ -709,7 +750,9 @@ fn validate_metadata(obj: &Value) -> Vec<String> {
     if let Some(ann) = obj.pointer("/metadata/annotations").and_then(Value::as_object) {
         let size: usize = ann.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
         if size > 256 * 1024 {
-            errors.push(format!("metadata.annotations: Too long: may not be more than 262144 bytes, got {size}"));
+            errors.push(format!(
+                "metadata.annotations: Too long: may not be more than 262144 bytes, got {size}"
+            ));
         }
         for k in ann.keys() {
             if let Err(e) = ferrolb_api::selector::validate_key(k) {
@@ -725,7 +768,9 @@ fn crd_served_type(crd: &Value, name: &str) -> Result<ResourceType, Vec<String>>
     let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
     let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
     if name != format!("{plural}.{group}") {
-        errors.push(format!("metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"));
+        errors.push(format!(
+            "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+        ));
     }
     for (i, v) in crd.pointer("/spec/versions").and_then(Value::as_array).into_iter().flatten().enumerate() {
         if let Some(s) = v.pointer("/schema/openAPIV3Schema") {
@@ -740,7 +785,9 @@ fn crd_served_type(crd: &Value, name: &str) -> Result<ResourceType, Vec<String>>
     if !errors.is_empty() {
         return Err(errors);
     }
-    ResourceType::from_crd(crd).ok_or_else(|| vec!["spec: Invalid value: the CRD must have a group, names.plural, names.kind and a version".into()])
+    ResourceType::from_crd(crd).ok_or_else(|| {
+        vec!["spec: Invalid value: the CRD must have a group, names.plural, names.kind and a version".into()]
+    })
 }
 
 fn crd_status(crd: &Value) -> Value {

@@ -121,7 +121,12 @@ impl Store {
 
     /// Stores `object` (whose `metadata.resourceVersion` must already be `next_rv()`), records
     /// the change and wakes watchers. `None` deletes.
-    pub fn commit(&mut self, rt: &ResourceType, key: ObjKey, object: Option<Value>) -> Result<Arc<Value>, ApiError> {
+    pub fn commit(
+        &mut self,
+        rt: &ResourceType,
+        key: ObjKey,
+        object: Option<Value>,
+    ) -> Result<Arc<Value>, ApiError> {
         let res = rt.key();
         let map = self.objects.entry(res.clone()).or_default();
         let previous = map.get(&key).cloned();
@@ -186,7 +191,8 @@ impl Store {
 
     /// Removes every object of a resource (its CRD was deleted), recording the deletions.
     pub fn drop_resource(&mut self, rt: &ResourceType) {
-        let keys: Vec<ObjKey> = self.objects.get(&rt.key()).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<ObjKey> =
+            self.objects.get(&rt.key()).map(|m| m.keys().cloned().collect()).unwrap_or_default();
         for k in keys {
             let _ = self.commit(rt, k, None);
         }
@@ -226,7 +232,9 @@ mod tests {
         assert_eq!(c[1].object["metadata"]["resourceVersion"], json!(s.resource_version().to_string()));
         s.compact();
         assert!(matches!(s.read_history(cursor, 10), HistoryRead::Expired));
-        assert!(matches!(s.read_history(s.resource_version(), 10), HistoryRead::Changes(v, _) if v.is_empty()));
+        assert!(
+            matches!(s.read_history(s.resource_version(), 10), HistoryRead::Changes(v, _) if v.is_empty())
+        );
     }
 
     #[test]
@@ -236,10 +244,14 @@ mod tests {
         for (ns, n) in [("a", "x"), ("b", "x"), ("b", "y"), ("c", "z")] {
             s.commit(&rt, (ns.into(), n.into()), Some(json!({}))).unwrap();
         }
-        let names = |it: Vec<(&ObjKey, &Arc<Value>)>| it.into_iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        let names =
+            |it: Vec<(&ObjKey, &Arc<Value>)>| it.into_iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         assert_eq!(names(s.range(&rt.key(), Some("b"), None).collect()).len(), 2);
         let after = ("b".to_string(), "x".to_string());
-        assert_eq!(names(s.range(&rt.key(), None, Some(&after)).collect()), [("b".into(), "y".into()), ("c".into(), "z".into())]);
+        assert_eq!(
+            names(s.range(&rt.key(), None, Some(&after)).collect()),
+            [("b".into(), "y".into()), ("c".into(), "z".into())]
+        );
         assert_eq!(s.range(&rt.key(), None, None).count(), 4);
     }
 }
