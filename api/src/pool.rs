@@ -11,6 +11,8 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 /// Desired state of a `LoadBalancerIPPool`.
+// Several printer columns share `type_ = "string"`, which clippy takes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "ferrolb.io",

@@ -817,7 +817,7 @@ fn encode_continue(rv: u64, key: &ObjKey) -> String {
 
 fn decode_continue(token: &str) -> Result<(u64, ObjKey), ApiError> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Option<Vec<u8>> =

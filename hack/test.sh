@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every FerroLB test. On a fresh machine (as root) it first installs what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "hack/test.sh: missing $*; run as root so it can be installed" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+# The kubectl tests drive kube-sim with a real kubectl: the machine image ships one at
+# /usr/bin/kubectl; Debian's kubernetes-client is the fallback.
+if [ ! -x /usr/bin/kubectl ]; then
+    apt_install kubernetes-client
+fi
+[ -x /usr/bin/kubectl ] || { echo "hack/test.sh: /usr/bin/kubectl is required" >&2; exit 1; }
+
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
