@@ -18,6 +18,9 @@ pub use service::{
     ConditionView, IpFamilyPolicy, ObservedStatus, ServiceInput, ServiceKey, ServicePort, TrafficPolicy,
 };
 pub use sharing::{CrossNamespace, SharingProfile};
-pub use state::{
-    Changes, Event, EventType, Ipam, PoolStatusOutput, ServiceChange, ServiceStatusOutput,
-};
+pub use state::{Changes, Event, EventType, Ipam, PoolStatusOutput, ServiceChange, ServiceStatusOutput};
+
+#[cfg(test)]
+mod props;
+#[cfg(test)]
+mod state_tests;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use ferrolb_api::names::labels;
 use ferrolb_api::range::{ip_to_u128, u128_to_ip};
 use ferrolb_api::{Family, IpRange, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus, Selector};
-use ferrolb_api::names::labels;
 
 use crate::allocator::Bounds;
 use crate::service::ServiceInput;
@@ -230,7 +230,10 @@ pub fn conflicts<'a>(pools: impl IntoIterator<Item = &'a Pool>) -> BTreeMap<Stri
         let clash = pool.blocks.iter().find_map(|b| {
             let start = Addr { family: b.family(), n: b.first };
             let end = Addr { family: b.family(), n: b.last };
-            let before = accepted.range(..=start).next_back().filter(|(k, v)| k.family == b.family() && v.0 >= b.first);
+            let before = accepted
+                .range(..=start)
+                .next_back()
+                .filter(|(k, v)| k.family == b.family() && v.0 >= b.first);
             let inside = accepted.range(start..=end).next();
             before.or(inside).map(|(_, (_, p, ob))| (b, *p, *ob))
         });
@@ -301,7 +304,10 @@ mod tests {
         );
         assert_eq!(p.blocks.len(), 2);
         assert_eq!(p.errors, ["pool \"prod\": block 2: start 10.0.1.5 is after stop 10.0.1.1"]);
-        assert_eq!(p.warnings, ["pool \"prod\": block 1: cidr 10.0.3.7/24 has host bits set; using 10.0.3.0/24"]);
+        assert_eq!(
+            p.warnings,
+            ["pool \"prod\": block 1: cidr 10.0.3.7/24 has host bits set; using 10.0.3.0/24"]
+        );
     }
 
     #[test]
@@ -314,7 +320,11 @@ mod tests {
         }];
         let p = Pool::parse(&input);
         assert_eq!(p.selector, PoolSelector::Invalid);
-        assert!(p.errors[0].starts_with("pool \"p\": serviceSelectors[0]: invalid label key"), "{:?}", p.errors);
+        assert!(
+            p.errors[0].starts_with("pool \"p\": serviceSelectors[0]: invalid label key"),
+            "{:?}",
+            p.errors
+        );
         assert_eq!(p.selects(&ServiceInput::load_balancer("a", "b")), None);
     }
 

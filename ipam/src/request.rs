@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_api::Family;
-use ferrolb_api::names::annotations::{self as ann, compat};
 use ferrolb_api::names::LOAD_BALANCER_CLASS;
+use ferrolb_api::names::annotations::{self as ann, compat};
 use ferrolb_api::range::{parse_ip, parse_ip_list};
 
 use crate::service::{IpFamilyPolicy, ServiceInput};
@@ -117,7 +117,8 @@ impl Request {
                     continue;
                 }
                 if !is_object_name(entry) {
-                    warnings.push(format!("annotation {key}: entry {} ({entry:?}) is not a pool name", i + 1));
+                    warnings
+                        .push(format!("annotation {key}: entry {} ({entry:?}) is not a pool name", i + 1));
                 } else if !pools.iter().any(|p| p == entry) {
                     pools.push(entry.to_string());
                 }
@@ -197,9 +198,9 @@ fn sharing(svc: &ServiceInput, compat: bool) -> Option<SharingProfile> {
     let namespaced = [ann::SHARING_KEY, compat::CILIUM_SHARING_KEY, compat::CILIUM_LEGACY_SHARING_KEY];
     let global = [compat::METALLB_SHARED, compat::METALLB_LEGACY_SHARED, compat::DECKHOUSE_SHARED_IP_KEY];
     let pick = |keys: &[&'static str]| {
-        keys.iter().take(if compat { keys.len() } else { 1 }).find_map(|k| {
-            a.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string)
-        })
+        keys.iter()
+            .take(if compat { keys.len() } else { 1 })
+            .find_map(|k| a.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string))
     };
     let (key, cross_namespace) = if let Some(key) = pick(&namespaced) {
         let cross_keys = [

@@ -7,7 +7,7 @@ use std::fmt;
 use ferrolb_api::Family;
 
 /// `namespace/name` of a Service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     pub namespace: String,
     pub name: String,

@@ -48,7 +48,8 @@ impl SharingProfile {
             return Some(format!("sharing keys differ ({:?} and {:?})", self.key, other.key));
         }
         if self.namespace != other.namespace
-            && !(self.cross_namespace.allows(&other.namespace) && other.cross_namespace.allows(&self.namespace))
+            && !(self.cross_namespace.allows(&other.namespace)
+                && other.cross_namespace.allows(&self.namespace))
         {
             return Some(format!(
                 "namespaces {:?} and {:?} do not both allow cross-namespace sharing",

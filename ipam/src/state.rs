@@ -212,7 +212,8 @@ pub struct Ipam {
     dirty_pools: BTreeSet<String>,
     cleared: Vec<ServiceChange>,
     events: Vec<Event>,
-    /// Addresses freed, or left by one of their sharers, since waiting Services were last retried.
+    /// Addresses freed, left by one of their sharers, or offered to a sharing group since waiting
+    /// Services were last retried.
     touched: Vec<Addr>,
     /// Inside a batch: Services to plan at its end, in age order.
     batch: Option<BTreeSet<(i64, ServiceKey)>>,
@@ -314,7 +315,8 @@ impl Ipam {
             let arc: Arc<str> = Arc::from(name.as_str());
             // Addresses may still be attributed to a pool of this name deleted earlier in a batch.
             let used = self.addrs.values().filter(|h| *h.pool == *name).count() as u128;
-            self.pools.insert(name.clone(), PoolState { name: arc, pool: parsed, conflict: None, used, shown });
+            self.pools
+                .insert(name.clone(), PoolState { name: arc, pool: parsed, conflict: None, used, shown });
             self.pools_changed(Vec::new(), &[name]);
         }
     }
@@ -373,7 +375,8 @@ impl Ipam {
         let mut holders = BTreeSet::new();
         for p in &affected_pools {
             for b in &p.blocks {
-                let (s, e) = (Addr { family: b.family(), n: b.first }, Addr { family: b.family(), n: b.last });
+                let (s, e) =
+                    (Addr { family: b.family(), n: b.first }, Addr { family: b.family(), n: b.last });
                 for h in self.addrs.range(s..=e).map(|(_, h)| h) {
                     for id in &h.owners {
                         if let Some(svc) = self.svc(*id) {
@@ -438,6 +441,8 @@ impl Ipam {
                 }
             }
         }
+        // Whatever this Service let go of may complete a waiting one.
+        self.retry_touched();
     }
 
     /// A Service was deleted: its addresses are released (a shared one when its last user goes).
@@ -453,7 +458,9 @@ impl Ipam {
         let shown = shown_service(&input);
         // Warnings already in the condition were reported before a restart.
         let warnings_reported = match &shown.condition {
-            Some(c) if request.warnings.iter().all(|w| c.message.contains(w.as_str())) => request.warnings.clone(),
+            Some(c) if request.warnings.iter().all(|w| c.message.contains(w.as_str())) => {
+                request.warnings.clone()
+            }
             _ => Vec::new(),
         };
         let svc = Svc {
@@ -563,7 +570,10 @@ impl Ipam {
         Some(ServiceStatusOutput {
             ingress: svc.held.iter().map(|a| a.ip()).collect(),
             pools,
-            condition: svc.condition.clone().unwrap_or_else(|| ConditionView::new(false, reasons::NO_POOL, "")),
+            condition: svc
+                .condition
+                .clone()
+                .unwrap_or_else(|| ConditionView::new(false, reasons::NO_POOL, "")),
         })
     }
 
@@ -591,7 +601,14 @@ impl Ipam {
         } else {
             ConditionView::new(false, pool::reasons::VALID, "")
         };
-        Some(PoolStatusOutput { name: name.to_string(), conflict, invalid_spec, total, used: ps.used, available })
+        Some(PoolStatusOutput {
+            name: name.to_string(),
+            conflict,
+            invalid_spec,
+            total,
+            used: ps.used,
+            available,
+        })
     }
 
     /// The last Service update could not be written: emit it again on the next `take_changes`.
@@ -765,10 +782,12 @@ impl Ipam {
             }
         }
 
-        // A Service that gained a sharing key offers what it holds to its group.
+        // A Service with a sharing key offers what it holds to its group; its profile may have
+        // just become compatible with a waiting Service, so those are retried too.
         if let Some(k) = request.sharing.as_ref().map(|p| p.key.clone()) {
             let held = self.svc(id).expect("live").held.clone();
-            self.sharing.entry(k).or_default().extend(held);
+            self.sharing.entry(k).or_default().extend(held.iter().copied());
+            self.touched.extend(held);
         }
 
         // 2. Fill.
@@ -814,19 +833,31 @@ impl Ipam {
             self.event(&key.1, &uid, EventType::Warning, events::INVALID_ANNOTATION, w);
         }
         if !condition.status && prev.as_ref() != Some(&condition) {
-            self.event(&key.1, &uid, EventType::Warning, events::ALLOCATION_FAILED, condition.message.clone());
+            self.event(
+                &key.1,
+                &uid,
+                EventType::Warning,
+                events::ALLOCATION_FAILED,
+                condition.message.clone(),
+            );
         }
         self.dirty_svcs.insert(id);
     }
 
-    fn condition_for(&self, id: SvcId, request: &Request, failures: &[(Option<Family>, Failure)]) -> ConditionView {
+    fn condition_for(
+        &self,
+        id: SvcId,
+        request: &Request,
+        failures: &[(Option<Family>, Failure)],
+    ) -> ConditionView {
         let mut cond = if !request.ips.is_empty() {
             match failures.first() {
                 None => ConditionView::new(true, reasons::SATISFIED, ""),
                 Some((_, f)) => ConditionView::new(false, f.reason, join_messages(failures)),
             }
         } else {
-            let counts: Vec<(Family, u32)> = request.families.iter().map(|f| (*f, self.held_in(id, *f))).collect();
+            let counts: Vec<(Family, u32)> =
+                request.families.iter().map(|f| (*f, self.held_in(id, *f))).collect();
             let any = counts.iter().any(|(_, n)| *n > 0);
             let fully = |n: u32| n >= request.count;
             let relevant: Vec<&(Family, u32)> = match request.family_rule {
@@ -860,7 +891,8 @@ impl Ipam {
         };
         if !request.warnings.is_empty() {
             let ignored = format!("ignored: {}", request.warnings.join("; "));
-            cond.message = if cond.message.is_empty() { ignored } else { format!("{}; {ignored}", cond.message) };
+            cond.message =
+                if cond.message.is_empty() { ignored } else { format!("{}; {ignored}", cond.message) };
         }
         cond
     }
@@ -894,7 +926,8 @@ impl Ipam {
             }
         }
         // Hints: addresses this Service lost to a pool change, if allocatable again.
-        let hints: Vec<Addr> = self.svc(id).expect("live").hints.iter().filter(|a| a.family == fam).copied().collect();
+        let hints: Vec<Addr> =
+            self.svc(id).expect("live").hints.iter().filter(|a| a.family == fam).copied().collect();
         for a in hints {
             if need == 0 {
                 return Ok(());
@@ -959,7 +992,10 @@ impl Ipam {
             });
             Err(Failure::new(reasons::NO_POOL, why))
         } else {
-            Err(Failure::new(reasons::NO_POOL, format!("no enabled pool with {fam} addresses selects this Service")))
+            Err(Failure::new(
+                reasons::NO_POOL,
+                format!("no enabled pool with {fam} addresses selects this Service"),
+            ))
         }
     }
 
@@ -976,7 +1012,8 @@ impl Ipam {
         };
         let pool = slot.pool.clone();
         let allowed = slot.alloc.bounds().allows(a.n);
-        self.may_allocate(&pool, id, true).map_err(|f| Failure::new(f.reason, format!("{a}: {}", f.message)))?;
+        self.may_allocate(&pool, id, true)
+            .map_err(|f| Failure::new(f.reason, format!("{a}: {}", f.message)))?;
         if self.addrs.contains_key(&a) {
             self.join_check(id, a)?;
             self.take(id, a, pool, true);
@@ -997,7 +1034,10 @@ impl Ipam {
         let ps = &self.pools[pool];
         let svc = self.svc(id).expect("live");
         if ps.conflict.is_some() {
-            return Err(Failure::new(reasons::NO_POOL, format!("pool {pool:?} is in conflict with another pool")));
+            return Err(Failure::new(
+                reasons::NO_POOL,
+                format!("pool {pool:?} is in conflict with another pool"),
+            ));
         }
         if ps.pool.disabled {
             return Err(Failure::new(reasons::NO_POOL, format!("pool {pool:?} is disabled")));
@@ -1021,7 +1061,10 @@ impl Ipam {
             }
         }
         if !explicit && svc.request.pools.is_empty() && !ps.pool.auto_assign {
-            return Err(Failure::new(reasons::NO_POOL, format!("pool {pool:?} only serves explicit requests")));
+            return Err(Failure::new(
+                reasons::NO_POOL,
+                format!("pool {pool:?} only serves explicit requests"),
+            ));
         }
         Ok(())
     }
@@ -1097,7 +1140,10 @@ impl Ipam {
         }
         let svc = self.svc(id).expect("live");
         let Some(mine) = &svc.request.sharing else {
-            return Err(Failure::new(reasons::ALREADY_ALLOCATED, format!("{a} is already allocated to another Service")));
+            return Err(Failure::new(
+                reasons::ALREADY_ALLOCATED,
+                format!("{a} is already allocated to another Service"),
+            ));
         };
         for o in &h.owners {
             let other = self.svc(*o).expect("owner is live");
@@ -1160,6 +1206,10 @@ impl Ipam {
                 false
             }
         };
+        if key.is_some() {
+            // Offered to the sharing group: a waiting Service with the same key may join it.
+            self.touched.push(a);
+        }
         let svc = self.svc_mut(id);
         svc.held.push(a);
         svc.hints.retain(|h| *h != a);
@@ -1207,7 +1257,13 @@ impl Ipam {
         let svc = self.svc_mut(id);
         svc.held.retain(|x| *x != a);
         let (k, uid) = (svc.input.key.clone(), svc.input.uid.clone());
-        self.event(&k, &uid, EventType::Normal, events::IP_RELEASED, format!("released {a} (pool {:?}): {why}", &*pool));
+        self.event(
+            &k,
+            &uid,
+            EventType::Normal,
+            events::IP_RELEASED,
+            format!("released {a} (pool {:?}): {why}", &*pool),
+        );
         self.dirty_svcs.insert(id);
     }
 
@@ -1227,7 +1283,14 @@ impl Ipam {
         self.dirty_svcs.extend(owners);
     }
 
-    fn event(&mut self, key: &ServiceKey, uid: &str, event_type: EventType, reason: &'static str, message: String) {
+    fn event(
+        &mut self,
+        key: &ServiceKey,
+        uid: &str,
+        event_type: EventType,
+        reason: &'static str,
+        message: String,
+    ) {
         self.events.push(Event { service: key.clone(), uid: uid.to_string(), event_type, reason, message });
     }
 
@@ -1252,7 +1315,12 @@ impl Ipam {
                     let other = self.svc(*o2).ok_or("dead id")?;
                     match (&svc.request.sharing, &other.request.sharing) {
                         (Some(x), Some(y)) if x.incompatibility(y).is_none() => {}
-                        _ => return Err(format!("{a} shared by incompatible {} and {}", svc.input.key, other.input.key)),
+                        _ => {
+                            return Err(format!(
+                                "{a} shared by incompatible {} and {}",
+                                svc.input.key, other.input.key
+                            ));
+                        }
                     }
                 }
             }
@@ -1265,7 +1333,8 @@ impl Ipam {
         }
         for (k, slot) in &self.slots {
             let end = Addr { family: k.family, n: slot.last };
-            let held = self.addrs.range(*k..=end).filter(|(a, _)| slot.alloc.bounds().allows(a.n)).count() as u128;
+            let held =
+                self.addrs.range(*k..=end).filter(|(a, _)| slot.alloc.bounds().allows(a.n)).count() as u128;
             if held != slot.alloc.taken() {
                 return Err(format!("slot {k}: {} taken but {held} held", slot.alloc.taken()));
             }
