@@ -1,0 +1,356 @@
+//! Services: the load-balancer annotations of MetalLB, Cilium and Deckhouse (FerroLB honours
+//! them natively, so they are kept unless `--rewrite-annotations`), references to renamed
+//! pools, the class, and whether each current address lies in a converted pool (the IPAM
+//! controller keeps an address only then: this is the "zero address changes" check).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_api::names::annotations::{self as ann, compat};
+use ferrolb_api::names::{self, labels};
+use ferrolb_api::{AllowFirstLastIps, IpRange, Selector};
+use serde_json::{Map, Value, json};
+
+use crate::convert::{Family, Options, PoolDraft, subject_of};
+use crate::error::InputError;
+use crate::input::Document;
+use crate::obj::Obj;
+use crate::report::{Report, Subject};
+
+/// Old annotation keys by the FerroLB key they mean, preferred spelling first.
+const ALIASES: &[(&str, &[&str])] = &[
+    (
+        ann::IPS,
+        &[
+            compat::METALLB_IPS,
+            compat::METALLB_LEGACY_IPS,
+            compat::CILIUM_IPS,
+            compat::CILIUM_LEGACY_IPS,
+            compat::DECKHOUSE_IPS,
+        ],
+    ),
+    (ann::POOL, &[compat::METALLB_POOL, compat::METALLB_LEGACY_POOL]),
+    (
+        ann::SHARING_KEY,
+        &[
+            compat::METALLB_SHARED,
+            compat::METALLB_LEGACY_SHARED,
+            compat::CILIUM_SHARING_KEY,
+            compat::CILIUM_LEGACY_SHARING_KEY,
+            compat::DECKHOUSE_SHARED_IP_KEY,
+        ],
+    ),
+    (
+        ann::SHARING_CROSS_NAMESPACE,
+        &[compat::CILIUM_SHARING_CROSS_NAMESPACE, compat::CILIUM_LEGACY_SHARING_CROSS_NAMESPACE],
+    ),
+    (ann::IP_COUNT, &[compat::DECKHOUSE_IP_COUNT]),
+];
+
+/// Annotations the old controllers wrote themselves.
+const WRITTEN_BY_CONTROLLERS: &[&str] =
+    &["metallb.universe.tf/ip-allocated-from-pool", "metallb.io/ip-allocated-from-pool"];
+
+/// Prefixes of load-balancer annotations; other keys with them are unknown and reported.
+const LB_PREFIXES: &[&str] = &[
+    "metallb.universe.tf/",
+    "metallb.io/",
+    "lbipam.cilium.io/",
+    "io.cilium/lb-ipam",
+    "network.deckhouse.io/",
+];
+
+/// Checks and (optionally) rewrites every Service; returns the merge patches, ordered.
+pub fn convert(
+    docs: &[&Document],
+    pools: &[PoolDraft],
+    opts: &Options,
+    report: &mut Report,
+    errors: &mut Vec<InputError>,
+) -> Vec<Value> {
+    let mut patches = Vec::new();
+    for doc in docs {
+        match service(doc, pools, opts, report) {
+            Ok(Some(p)) => patches.push(p),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    let key = |p: &Value| {
+        let get = |k: &str| p.pointer(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        (get("/metadata/namespace"), get("/metadata/name"))
+    };
+    patches.sort_by_key(key);
+    patches
+}
+
+fn service(
+    doc: &Document,
+    pools: &[PoolDraft],
+    opts: &Options,
+    report: &mut Report,
+) -> Result<Option<Value>, InputError> {
+    let (subject, name) = subject_of(doc, "Service");
+    let mut root = Obj::new(&doc.value, "", &subject)?;
+    let mut meta =
+        root.obj("metadata")?.ok_or_else(|| root.error("metadata", "required field is missing"))?;
+    let namespace = meta.str("namespace")?.unwrap_or("default").to_string();
+    let svc_labels = meta.string_map("labels")?;
+    let annotations = meta.string_map("annotations")?;
+    let mut spec = match root.obj("spec")? {
+        Some(s) => s,
+        None => Obj::new(&Value::Null, "spec", &subject)?,
+    };
+    if spec.str("type")? != Some("LoadBalancer") {
+        report.ignored(&subject, "spec.type", "not of type LoadBalancer: nothing to convert");
+        return Ok(None);
+    }
+    let class = spec.str("loadBalancerClass")?;
+    match class {
+        Some(c) if c != names::LOAD_BALANCER_CLASS => report.approximate(
+            &subject,
+            "spec.loadBalancerClass",
+            None,
+            format!("class {c:?}: FerroLB serves only Services without a class or with {:?}, and leaves this one alone", names::LOAD_BALANCER_CLASS),
+            "spec.loadBalancerClass cannot be changed: recreate the Service with the FerroLB class (and ferrolb.io/ips set to its current address), or keep its old load balancer",
+        ),
+        Some(_) => report.exact(&subject, "spec.loadBalancerClass", None, "FerroLB's own class"),
+        None => {}
+    }
+    if let Some(ip) = spec.str("loadBalancerIP")? {
+        report.exact(
+            &subject,
+            "spec.loadBalancerIP",
+            None,
+            format!("requested address {ip}: FerroLB honours the field"),
+        );
+    }
+
+    let mut patch: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (target, aliases) in ALIASES {
+        let present: Vec<&str> = aliases.iter().copied().filter(|k| annotations.contains_key(*k)).collect();
+        if present.is_empty() {
+            continue;
+        }
+        let ferrolb_set = annotations.contains_key(*target);
+        for (i, key) in present.iter().enumerate() {
+            let field = format!("metadata.annotations[{key:?}]");
+            let value = &annotations[*key];
+            let (mapped, note) = map_value(target, value, pools);
+            if let Some(n) = &note {
+                report.approximate(
+                    &subject,
+                    &field,
+                    None,
+                    n.clone(),
+                    "create the pool, or change the annotation to an existing FerroLB pool",
+                );
+            }
+            let superseded = ferrolb_set || i > 0;
+            if !opts.rewrite_annotations {
+                if *target == ann::POOL && mapped != *value && !ferrolb_set && i == 0 {
+                    patch.insert(target.to_string(), Some(mapped.clone()));
+                    report.exact(
+                        &subject,
+                        &field,
+                        Some(format!("{target}: {mapped}")),
+                        "the pool was renamed: the patch adds the FerroLB annotation with the new name, which wins over this one",
+                    );
+                } else if note.is_none() {
+                    let why = if superseded {
+                        format!("kept; {target} or a preferred spelling is also set and wins")
+                    } else {
+                        "kept: FerroLB honours it natively".to_string()
+                    };
+                    report.exact(&subject, &field, None, why);
+                }
+                continue;
+            }
+            patch.insert(key.to_string(), None);
+            if superseded {
+                report.exact(
+                    &subject,
+                    &field,
+                    None,
+                    format!("removed: {target} or a preferred spelling is set and wins"),
+                );
+                continue;
+            }
+            patch.insert(target.to_string(), Some(mapped.clone()));
+            let mut text = "switched to the FerroLB annotation".to_string();
+            let cross_ns_set = annotations.contains_key(ann::SHARING_CROSS_NAMESPACE)
+                || [compat::CILIUM_SHARING_CROSS_NAMESPACE, compat::CILIUM_LEGACY_SHARING_CROSS_NAMESPACE]
+                    .iter()
+                    .any(|k| annotations.contains_key(*k));
+            if *target == ann::SHARING_KEY && !key.contains("cilium") && !cross_ns_set {
+                // MetalLB and Deckhouse share an address across namespaces by key alone; with
+                // Cilium's (and FerroLB's) rules that takes an explicit opt-in.
+                patch.insert(ann::SHARING_CROSS_NAMESPACE.to_string(), Some("*".into()));
+                text = format!(
+                    "{text}; {} \"*\" added because MetalLB shares across namespaces by key alone",
+                    ann::SHARING_CROSS_NAMESPACE
+                );
+            }
+            report.exact(&subject, &field, Some(format!("{target}: {mapped}")), text);
+        }
+    }
+    for key in annotations.keys() {
+        let known = ALIASES.iter().any(|(t, a)| t == key || a.contains(&key.as_str()));
+        if known || !LB_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            continue;
+        }
+        let field = format!("metadata.annotations[{key:?}]");
+        if WRITTEN_BY_CONTROLLERS.contains(&key.as_str()) {
+            report.ignored(
+                &subject,
+                field,
+                format!("written by MetalLB; FerroLB writes {} instead", ann::ALLOCATED_FROM_POOL),
+            );
+        } else {
+            report.not_converted(
+                &subject,
+                field,
+                "a load-balancer annotation FerroLB does not know",
+                "check what it did and whether the Service still needs it",
+            );
+        }
+    }
+
+    let mut pseudo = svc_labels.clone();
+    pseudo.insert(labels::SERVICE_NAMESPACE.into(), namespace.clone());
+    pseudo.insert(labels::SERVICE_NAME.into(), name.clone());
+    if let Some(c) = class {
+        pseudo.insert(labels::LOAD_BALANCER_CLASS.into(), c.to_string());
+    }
+    let ingress = doc
+        .value
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, ing) in ingress.iter().enumerate() {
+        let field = format!("status.loadBalancer.ingress[{i}].ip");
+        let Some(text) = ing.get("ip").and_then(Value::as_str) else { continue };
+        let Ok(ip) = text.parse::<IpAddr>() else {
+            report.approximate(
+                &subject,
+                field,
+                None,
+                format!("{text:?} is not an address"),
+                "fix or clear the Service's status",
+            );
+            continue;
+        };
+        check_address(&subject, &field, ip, pools, &pseudo, report);
+    }
+
+    if patch.is_empty() {
+        return Ok(None);
+    }
+    let annotations: Map<String, Value> =
+        patch.into_iter().map(|(k, v)| (k, v.map_or(Value::Null, Value::String))).collect();
+    Ok(Some(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": name, "namespace": namespace, "annotations": annotations },
+    })))
+}
+
+/// The FerroLB value of an old annotation: pool names go through the rename map. The note says
+/// what could not be mapped.
+fn map_value(target: &str, value: &str, pools: &[PoolDraft]) -> (String, Option<String>) {
+    if target != ann::POOL {
+        return (value.to_string(), None);
+    }
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match pools.iter().find(|p| p.family == Family::MetalLb && p.source_name == name) {
+            Some(p) => out.push(p.name.clone()),
+            None => {
+                missing.push(name.to_string());
+                out.push(name.to_string());
+            }
+        }
+    }
+    let note = (!missing.is_empty()).then(|| {
+        format!("pool(s) {missing:?} are not among the converted pools; FerroLB will find no such pool")
+    });
+    (out.join(","), note)
+}
+
+/// Whether FerroLB's IPAM will keep `ip` for this Service: it must lie in a converted pool, be
+/// assignable there, and the pool must accept the Service.
+fn check_address(
+    subject: &Subject,
+    field: &str,
+    ip: IpAddr,
+    pools: &[PoolDraft],
+    svc_labels: &BTreeMap<String, String>,
+    report: &mut Report,
+) {
+    let Some(pool) = pools.iter().find(|p| p.ranges.iter().any(|(_, r)| r.contains(ip))) else {
+        report.approximate(
+            subject,
+            field,
+            None,
+            format!("{ip} is in no converted pool: FerroLB's IPAM will not keep it and would give the Service a new address"),
+            "add a pool that contains this address (was it configured outside the inputs?), or keep this Service on its old load balancer",
+        );
+        return;
+    };
+    let target = Some(format!("LoadBalancerIPPool {}", pool.name));
+    let buggy = matches!(ip, IpAddr::V4(v4) if matches!(v4.octets()[3], 0 | 255));
+    if pool.spec.avoid_buggy_ips && buggy {
+        report.approximate(
+            subject,
+            field,
+            target,
+            format!("{ip} ends in .0 or .255, which the pool avoids"),
+            "the IPAM will move the Service to another address; set avoidBuggyIPs: false to keep it",
+        );
+        return;
+    }
+    if pool.spec.allow_first_last_ips == AllowFirstLastIps::No {
+        let edge = pool
+            .spec
+            .blocks
+            .iter()
+            .filter(|b| b.cidr.is_some())
+            .filter_map(|b| IpRange::from_block(b).ok())
+            .any(|b| b.range.len() > 2 && (b.range.first() == ip || b.range.last() == ip));
+        if edge {
+            report.approximate(
+                subject,
+                field,
+                target,
+                format!("{ip} is the first or last address of a CIDR block the pool reserves"),
+                "set allowFirstLastIPs: Yes on the pool to keep it",
+            );
+            return;
+        }
+    }
+    let matchers: Vec<Selector> = pool
+        .spec
+        .service_selector
+        .iter()
+        .chain(pool.spec.service_selectors.iter())
+        .filter_map(|s| Selector::from_label_selector(s).ok())
+        .collect();
+    if !matchers.is_empty() && !matchers.iter().any(|m| m.matches(svc_labels)) {
+        report.approximate(
+            subject,
+            field,
+            target,
+            format!("{ip} lies in the pool but the pool's service selectors do not match this Service"),
+            "check the pool's selectors against this Service's labels and namespace; the IPAM may move it",
+        );
+        return;
+    }
+    report.exact(
+        subject,
+        field,
+        target,
+        format!("{ip} lies in the converted pool: FerroLB's IPAM keeps it when it imports the Service"),
+    );
+}
