@@ -1,10 +1,11 @@
 //! FerroLB IPAM: the pure decision core of the IPAM controller (DESIGN.md §2–3).
 //!
-//! No I/O, no Kubernetes client, no async: the adapter feeds plain-data pools and Services into
-//! [`Ipam`] and writes back the [`Changes`] it returns. See [`state`] for how to drive it and for
+//! The core modules have no I/O, no Kubernetes client, no async: the adapter ([`controller`])
+//! feeds plain-data pools and Services into [`Ipam`] and writes back the [`Changes`] it returns. See [`state`] for how to drive it and for
 //! the exact rule of when an address stays with its Service.
 
 pub mod allocator;
+pub mod controller;
 pub mod pool;
 pub mod request;
 pub mod service;

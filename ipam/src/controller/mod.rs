@@ -1,0 +1,527 @@
+//! The Kubernetes adapter around the pure core: watches in, one serial decision loop, status
+//! patches and Events out with bounded concurrency, only while this replica leads.
+//!
+//! - Pools and Services are watched from start on every replica (so a standby is warm), but the
+//!   core only exists while this replica is leader *and* both watches have listed everything.
+//! - On becoming leader it lists pools and Services afresh (a consistent read, so the previous
+//!   leader's last writes are seen) and rebuilds the core from them with [`Ipam::resync`], which
+//!   imports every current ingress address before allocating anything: a failover or a restart
+//!   moves no address.
+//! - Writes are server-side applies to `/status` with the `ferrolb-ipam` field manager (FerroLB
+//!   owns its ingress list and its condition, nothing else), plus a merge patch for the
+//!   `ferrolb.io/allocated-from-pool` annotation when it changes. One write per object at a time;
+//!   a newer desired state for an object being written waits and replaces any queued one.
+
+mod convert;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_api::LoadBalancerIPPool;
+use ferrolb_api::names::events as event_reasons;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub use convert::{pool_input, service_input, service_key};
+
+use crate::state::{Changes, EventType, Ipam, ServiceChange};
+use crate::{Config, ServiceKey};
+
+/// The field manager of every FerroLB IPAM write.
+pub const FIELD_MANAGER: &str = "ferrolb-ipam";
+
+/// Adapter settings (the binary fills them from flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ipam: Config,
+    /// Status writes in flight at once.
+    pub write_concurrency: usize,
+    /// This replica's identity, for Events' reporting instance.
+    pub instance: String,
+    /// Least time between two Events of one reason on one Service.
+    pub event_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            ipam: Config::default(),
+            write_concurrency: 32,
+            instance: "ferrolb-ipam".into(),
+            event_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors that stop the controller (everything else is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the {0} watch ended")]
+    WatchEnded(&'static str),
+}
+
+enum Input {
+    Pool(watcher::Event<LoadBalancerIPPool>),
+    Service(watcher::Event<Service>),
+}
+
+/// Identifies one object's pending write, so writes to one object never overlap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum WorkKey {
+    Service(ServiceKey),
+    Pool(String),
+    Event(u64),
+}
+
+enum Work {
+    Service { key: ServiceKey, status: Value, annotation: Option<Value> },
+    Pool { name: String, status: Value },
+    Event { reference: ObjectReference, event: kube::runtime::events::Event },
+}
+
+type Done = (WorkKey, Result<(), kube::Error>);
+
+/// Collects a full listing during a (re-)list, then replaces the cache with it.
+struct Cache<K> {
+    objects: BTreeMap<String, K>,
+    relisting: Option<BTreeMap<String, K>>,
+    synced: bool,
+}
+
+impl<K> Default for Cache<K> {
+    fn default() -> Self {
+        Self { objects: BTreeMap::new(), relisting: None, synced: false }
+    }
+}
+
+fn cache_key(ns: Option<&String>, name: Option<&String>) -> String {
+    match ns {
+        Some(ns) => format!("{ns}/{}", name.map_or("", String::as_str)),
+        None => name.cloned().unwrap_or_default(),
+    }
+}
+
+struct Controller {
+    client: kube::Client,
+    settings: Settings,
+    pools: Cache<LoadBalancerIPPool>,
+    services: Cache<Service>,
+    ipam: Option<Ipam>,
+    leader: bool,
+    queue: VecDeque<WorkKey>,
+    pending: HashMap<WorkKey, Work>,
+    in_flight: HashSet<WorkKey>,
+    writes: FuturesUnordered<BoxFuture<'static, Done>>,
+    retry_at: Option<Instant>,
+    retry_backoff: Duration,
+    event_seq: u64,
+    last_event: HashMap<(ServiceKey, &'static str), Instant>,
+    recorder: Arc<Recorder>,
+}
+
+/// Runs the controller until `shutdown` turns true or a watch ends for good.
+/// `leader` says whether this replica holds the `ferrolb-ipam` Lease; `synced` is set once both
+/// watches have listed everything (readiness).
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    mut leader: watch::Receiver<bool>,
+    synced: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let pools = watcher(Api::<LoadBalancerIPPool>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .map(|e| e.map(Input::Pool));
+    let services = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .map(|e| e.map(Input::Service));
+    let mut inputs = std::pin::pin!(futures::stream::select(pools, services));
+    let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.instance.clone()) };
+    let mut c = Controller {
+        recorder: Arc::new(Recorder::new(client.clone(), reporter)),
+        client,
+        settings,
+        pools: Cache::default(),
+        services: Cache::default(),
+        ipam: None,
+        leader: *leader.borrow(),
+        queue: VecDeque::new(),
+        pending: HashMap::new(),
+        in_flight: HashSet::new(),
+        writes: FuturesUnordered::new(),
+        retry_at: None,
+        retry_backoff: Duration::from_millis(500),
+        event_seq: 0,
+        last_event: HashMap::new(),
+    };
+    loop {
+        let retry = c.retry_at;
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            r = leader.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                c.leader = *leader.borrow_and_update();
+                if !c.leader {
+                    c.deactivate();
+                }
+            }
+            Some((key, result)) = c.writes.next(), if !c.writes.is_empty() => c.write_done(key, result),
+            input = inputs.next() => match input {
+                Some(Ok(Input::Pool(ev))) => c.pool_event(ev),
+                Some(Ok(Input::Service(ev))) => c.service_event(ev),
+                Some(Err(e)) => tracing::warn!(error = %e, "watch error; retrying with backoff"),
+                None => return Err(Error::WatchEnded("pool or Service")),
+            },
+            _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
+                c.retry_at = None;
+            }
+        }
+        let both_synced = c.pools.synced && c.services.synced;
+        synced.send_if_modified(|s| std::mem::replace(s, both_synced) != both_synced);
+        if c.leader && both_synced && c.ipam.is_none() && c.retry_at.is_none() {
+            c.activate().await;
+        }
+        c.flush();
+        c.schedule();
+    }
+    // Shutdown: nothing more is written; in-flight writes are dropped with the futures.
+    c.deactivate();
+    Ok(())
+}
+
+impl Controller {
+    fn pool_event(&mut self, ev: watcher::Event<LoadBalancerIPPool>) {
+        let key = |p: &LoadBalancerIPPool| cache_key(None, p.metadata.name.as_ref());
+        match ev {
+            watcher::Event::Init => self.pools.relisting = Some(BTreeMap::new()),
+            watcher::Event::InitApply(p) => {
+                if let Some(r) = self.pools.relisting.as_mut() {
+                    r.insert(key(&p), p);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(r) = self.pools.relisting.take() {
+                    self.pools.objects = r;
+                }
+                self.pools.synced = true;
+                self.resync();
+            }
+            watcher::Event::Apply(p) => {
+                if let Some(ipam) = self.ipam.as_mut() {
+                    ipam.apply_pool(pool_input(&p));
+                }
+                self.pools.objects.insert(key(&p), p);
+            }
+            watcher::Event::Delete(p) => {
+                if let Some(ipam) = self.ipam.as_mut() {
+                    ipam.delete_pool(&key(&p));
+                }
+                self.pools.objects.remove(&key(&p));
+            }
+        }
+    }
+
+    fn service_event(&mut self, ev: watcher::Event<Service>) {
+        let key = |s: &Service| cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref());
+        match ev {
+            watcher::Event::Init => self.services.relisting = Some(BTreeMap::new()),
+            watcher::Event::InitApply(s) => {
+                if let Some(r) = self.services.relisting.as_mut() {
+                    r.insert(key(&s), s);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(r) = self.services.relisting.take() {
+                    self.services.objects = r;
+                }
+                self.services.synced = true;
+                self.resync();
+            }
+            watcher::Event::Apply(s) => {
+                if let Some(ipam) = self.ipam.as_mut() {
+                    ipam.apply_service(service_input(&s));
+                }
+                self.services.objects.insert(key(&s), s);
+            }
+            watcher::Event::Delete(s) => {
+                if let Some(ipam) = self.ipam.as_mut() {
+                    ipam.delete_service(&service_key(&s));
+                }
+                self.services.objects.remove(&key(&s));
+            }
+        }
+    }
+
+    /// After a re-list: the core takes the whole picture again (deleting what disappeared
+    /// while the watch was down) without moving any valid address.
+    fn resync(&mut self) {
+        if let Some(ipam) = self.ipam.as_mut() {
+            ipam.resync(
+                self.pools.objects.values().map(pool_input).collect(),
+                self.services.objects.values().map(service_input).collect(),
+            );
+        }
+    }
+
+    /// Became leader: build the core from a fresh listing.
+    async fn activate(&mut self) {
+        let list = async {
+            let pools = list_all(Api::<LoadBalancerIPPool>::all(self.client.clone())).await?;
+            let services = list_all(Api::<Service>::all(self.client.clone())).await?;
+            Ok::<_, kube::Error>((pools, services))
+        };
+        match list.await {
+            Ok((pools, services)) => {
+                for p in pools {
+                    self.pools.objects.insert(cache_key(None, p.metadata.name.as_ref()), p);
+                }
+                for s in services {
+                    self.services
+                        .objects
+                        .insert(cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref()), s);
+                }
+                let mut ipam = Ipam::new(self.settings.ipam.clone());
+                ipam.resync(
+                    self.pools.objects.values().map(pool_input).collect(),
+                    self.services.objects.values().map(service_input).collect(),
+                );
+                tracing::info!(
+                    pools = self.pools.objects.len(),
+                    services = ipam.service_count(),
+                    "leading: state rebuilt"
+                );
+                metrics::gauge!("ferrolb_ipam_active").set(1.0);
+                self.ipam = Some(ipam);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listing for leadership failed; retrying");
+                self.retry_later();
+            }
+        }
+    }
+
+    fn deactivate(&mut self) {
+        if self.ipam.take().is_some() {
+            tracing::info!("no longer leading: writes stopped");
+            metrics::gauge!("ferrolb_ipam_active").set(0.0);
+        }
+        self.queue.clear();
+        self.pending.clear();
+        self.in_flight.clear();
+        self.writes = FuturesUnordered::new();
+    }
+
+    fn retry_later(&mut self) {
+        self.retry_at = Some(Instant::now() + self.retry_backoff);
+        self.retry_backoff = (self.retry_backoff * 2).min(Duration::from_secs(30));
+    }
+
+    /// Turns the core's changes into queued writes.
+    fn flush(&mut self) {
+        let Some(ipam) = self.ipam.as_mut() else { return };
+        let changes = ipam.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.enqueue(changes);
+    }
+
+    fn enqueue(&mut self, changes: Changes) {
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        for change in changes.services {
+            let (key, output) = match &change {
+                ServiceChange::Update { key, output, .. } => (key, Some(output)),
+                ServiceChange::Clear { key, .. } => (key, None),
+            };
+            let Some(svc) = self.services.objects.get(&cache_key(Some(&key.namespace), Some(&key.name)))
+            else {
+                continue;
+            };
+            if let Some(out) = output {
+                if !out.condition.status {
+                    metrics::counter!("ferrolb_ipam_allocation_failures_total", "reason" => out.condition.reason.clone()).increment(1);
+                }
+            }
+            let status = convert::service_status_apply(svc, output, &now);
+            let annotation =
+                convert::pool_annotation_patch(svc, output.and_then(|o| o.allocated_from_pool()));
+            self.push(WorkKey::Service(key.clone()), Work::Service { key: key.clone(), status, annotation });
+        }
+        for out in changes.pools {
+            let Some(pool) = self.pools.objects.get(&out.name) else { continue };
+            for (kind, v) in [("total", out.total), ("used", out.used), ("available", out.available)] {
+                // f64 is exact to 2^53 addresses; beyond that a gauge is approximate anyway.
+                metrics::gauge!("ferrolb_ipam_pool_ips", "pool" => out.name.clone(), "kind" => kind)
+                    .set(v as f64);
+            }
+            let status = convert::pool_status_apply(pool, &out, &now);
+            self.push(WorkKey::Pool(out.name.clone()), Work::Pool { name: out.name, status });
+        }
+        for ev in changes.events {
+            if ev.reason == event_reasons::IP_ALLOCATED {
+                metrics::counter!("ferrolb_ipam_allocations_total").increment(1);
+            }
+            let now = Instant::now();
+            let slot = (ev.service.clone(), ev.reason);
+            if self
+                .last_event
+                .get(&slot)
+                .is_some_and(|t| now.duration_since(*t) < self.settings.event_interval)
+            {
+                metrics::counter!("ferrolb_ipam_events_suppressed_total").increment(1);
+                continue;
+            }
+            self.last_event.insert(slot, now);
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Service".into()),
+                name: Some(ev.service.name.clone()),
+                namespace: Some(ev.service.namespace.clone()),
+                uid: Some(ev.uid.clone()),
+                ..Default::default()
+            };
+            let event = kube::runtime::events::Event {
+                type_: match ev.event_type {
+                    EventType::Normal => kube::runtime::events::EventType::Normal,
+                    EventType::Warning => kube::runtime::events::EventType::Warning,
+                },
+                reason: ev.reason.to_string(),
+                note: Some(ev.message.chars().take(1024).collect()),
+                action: "Allocate".into(),
+                secondary: None,
+            };
+            self.event_seq += 1;
+            self.push(WorkKey::Event(self.event_seq), Work::Event { reference, event });
+        }
+    }
+
+    fn push(&mut self, key: WorkKey, work: Work) {
+        if self.pending.insert(key.clone(), work).is_none() {
+            self.queue.push_back(key);
+        }
+    }
+
+    /// Starts queued writes up to the concurrency limit, never two for one object.
+    fn schedule(&mut self) {
+        if self.ipam.is_none() {
+            return;
+        }
+        let mut deferred = Vec::new();
+        while self.writes.len() < self.settings.write_concurrency {
+            let Some(key) = self.queue.pop_front() else { break };
+            if self.in_flight.contains(&key) {
+                deferred.push(key);
+                continue;
+            }
+            let Some(work) = self.pending.remove(&key) else { continue };
+            self.in_flight.insert(key.clone());
+            self.writes.push(self.write(key, work));
+        }
+        // Objects still being written keep their place for when the write finishes.
+        for k in deferred.into_iter().rev() {
+            self.queue.push_front(k);
+        }
+    }
+
+    fn write(&self, key: WorkKey, work: Work) -> BoxFuture<'static, Done> {
+        let client = self.client.clone();
+        let recorder = self.recorder.clone();
+        Box::pin(async move {
+            let result = match work {
+                Work::Service { key: svc, status, annotation } => {
+                    let api: Api<Service> = Api::namespaced(client, &svc.namespace);
+                    let apply = PatchParams::apply(FIELD_MANAGER).force();
+                    let r = api.patch_status(&svc.name, &apply, &Patch::Apply(&status)).await;
+                    count("patch", "services/status", &r);
+                    match (r, annotation) {
+                        (Ok(_), Some(a)) => {
+                            let pp = PatchParams {
+                                field_manager: Some(FIELD_MANAGER.into()),
+                                ..Default::default()
+                            };
+                            let r = api.patch(&svc.name, &pp, &Patch::Merge(&a)).await;
+                            count("patch", "services", &r);
+                            r.map(drop)
+                        }
+                        (r, _) => r.map(drop),
+                    }
+                }
+                Work::Pool { name, status } => {
+                    let api: Api<LoadBalancerIPPool> = Api::all(client);
+                    let r = api
+                        .patch_status(
+                            &name,
+                            &PatchParams::apply(FIELD_MANAGER).force(),
+                            &Patch::Apply(&status),
+                        )
+                        .await;
+                    count("patch", "loadbalancerippools/status", &r);
+                    r.map(drop)
+                }
+                Work::Event { reference, event } => {
+                    let r = recorder.publish(&event, &reference).await;
+                    count("create", "events", &r);
+                    r
+                }
+            };
+            (key, result)
+        })
+    }
+
+    fn write_done(&mut self, key: WorkKey, result: Result<(), kube::Error>) {
+        self.in_flight.remove(&key);
+        let Err(e) = result else {
+            self.retry_backoff = Duration::from_millis(500);
+            return;
+        };
+        let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
+        match (&key, self.ipam.as_mut()) {
+            // The object is gone: its delete event will follow; nothing to retry.
+            _ if gone => {}
+            (WorkKey::Service(k), Some(ipam)) => {
+                tracing::warn!(service = %format!("{}/{}", k.namespace, k.name), error = %e, "status write failed; will retry");
+                ipam.mark_service_unwritten(k);
+                self.retry_later();
+            }
+            (WorkKey::Pool(name), Some(ipam)) => {
+                tracing::warn!(pool = %name, error = %e, "pool status write failed; will retry");
+                ipam.mark_pool_unwritten(name);
+                self.retry_later();
+            }
+            // Events are best effort.
+            _ => tracing::debug!(error = %e, "event not recorded"),
+        }
+    }
+}
+
+fn count<T, E>(verb: &'static str, resource: &'static str, r: &Result<T, E>) {
+    let outcome = if r.is_ok() { "ok" } else { "error" };
+    metrics::counter!("ferrolb_api_requests_total", "verb" => verb, "resource" => resource, "outcome" => outcome).increment(1);
+}
+
+async fn list_all<K>(api: Api<K>) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
