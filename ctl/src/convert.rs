@@ -29,6 +29,9 @@ pub struct Options {
     /// `ferrolb.io/*` ones. Without it, those annotations are kept (FerroLB honours them) and
     /// only references to renamed pools are patched.
     pub rewrite_annotations: bool,
+    /// The Namespace documents are every namespace of the cluster, read live (`--from-cluster`):
+    /// MetalLB namespaceSelectors resolved against them are exact, not approximate.
+    pub namespaces_complete: bool,
 }
 
 /// The result of a conversion.
@@ -88,6 +91,8 @@ pub struct Context {
     /// Namespaces (name, labels) from the inputs, for MetalLB's namespaceSelectors. `None` when
     /// no Namespace object was given.
     pub namespaces: Option<Vec<(String, BTreeMap<String, String>)>>,
+    /// [`Options::namespaces_complete`].
+    pub namespaces_complete: bool,
     /// MetalLB pools and advertisements from every MetalLB-shaped source, lowered together.
     pub metallb: metallb::Set,
 }
@@ -101,7 +106,7 @@ impl Context {
 
 /// Converts `docs`. Errors in the inputs are all collected and returned together.
 pub fn convert(docs: &[Document], opts: &Options) -> Result<Conversion, InputErrors> {
-    let mut cx = Context::default();
+    let mut cx = Context { namespaces_complete: opts.namespaces_complete, ..Context::default() };
     let mut service_docs = Vec::new();
 
     for doc in docs {

@@ -5,20 +5,36 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Where a document came from: a file (or `-` for stdin, or a cluster object later), its
-/// 1-based position in the file, and its position inside a `List` when it was one of the items.
+/// Where a document came from: a file (or `-` for stdin), its 1-based position in the file, and
+/// its position inside a `List` when it was one of the items; or the live cluster.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {
+    /// Read from the live cluster (`--from-cluster`): `document` only orders the objects, and the
+    /// origin shows as `cluster` (the object's kind and name say the rest).
+    pub from_cluster: bool,
     /// File name as given on the command line (`-` for stdin).
     pub file: String,
     /// 1-based document index within the file (empty documents are not counted).
     pub document: usize,
-    /// 0-based index in `items` when the document was a `List`.
-    pub item: Option<usize>,
+    /// 0-based index in `items` when the document was a `List` (u32 keeps [`InputError`] small).
+    pub item: Option<u32>,
+}
+
+impl Origin {
+    /// What a file origin is shown as when read from the cluster.
+    pub const CLUSTER: &str = "cluster";
+
+    /// The `index`th object (1-based) read from the live cluster.
+    pub fn cluster(index: usize) -> Self {
+        Self { from_cluster: true, file: Self::CLUSTER.into(), document: index, item: None }
+    }
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from_cluster {
+            return f.write_str(&self.file);
+        }
         write!(f, "{}, document {}", self.file, self.document)?;
         if let Some(i) = self.item {
             write!(f, ", items[{i}]")?;
@@ -56,9 +72,6 @@ pub enum InputError {
     /// Two address ranges that overlap, in one pool or in two.
     #[error("overlapping addresses: {first} and {second} share {shared}")]
     Overlap { first: String, second: String, shared: String },
-    /// `--from-cluster` is not available in this build.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// Every error found in the inputs: ferrolbctl reports them all at once instead of stopping at

@@ -1,8 +1,8 @@
 //! Reading inputs: files, directories (recursively: `*.yaml`, `*.yml`, `*.json`) and stdin, split
 //! into documents, with `List` objects (`kubectl get -o yaml`) flattened into their items.
 //!
-//! The conversion only sees [`Document`]s, so reading from the live cluster (`--from-cluster`)
-//! plugs in as another [`DocumentSource`] without touching the converters.
+//! The conversion only sees [`Document`]s: reading from the live cluster (`--from-cluster`,
+//! [`crate::cluster`]) is another [`DocumentSource`].
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -157,7 +157,7 @@ pub fn parse_documents(src: &SourceText) -> Result<Vec<Document>, InputError> {
         };
     let mut docs = Vec::new();
     for (i, value) in values.into_iter().enumerate() {
-        let origin = Origin { file: src.name.clone(), document: i + 1, item: None };
+        let origin = Origin { from_cluster: false, file: src.name.clone(), document: i + 1, item: None };
         flatten(value, origin, &mut docs);
     }
     Ok(docs)
@@ -174,6 +174,7 @@ fn flatten(value: Value, origin: Origin, out: &mut Vec<Document>) {
     let Value::Object(mut m) = value else { unreachable!("checked above") };
     let Some(Value::Array(items)) = m.remove("items") else { unreachable!("checked above") };
     for (i, item) in items.into_iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
         out.push(Document { origin: Origin { item: Some(i), ..origin.clone() }, value: item });
     }
 }

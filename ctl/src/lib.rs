@@ -1,13 +1,16 @@
 //! `ferrolbctl`'s library: the pure conversion of MetalLB, Deckhouse and Cilium configuration to
 //! FerroLB objects (DESIGN.md §7), with a report of every source field.
 //!
-//! - [`input`] reads files, directories and stdin into documents ([`input::DocumentSource`] is
-//!   where `--from-cluster` plugs in);
+//! - [`input`] reads files, directories and stdin into documents, [`cluster`] the live cluster
+//!   (both are [`input::DocumentSource`]s);
 //! - [`convert`] classifies documents and assembles the result from the source modules
 //!   [`metallb`], [`metallb_legacy`], [`deckhouse`], [`cilium`] and [`services`];
-//! - [`report`] and [`output`] render it.
+//! - [`report`] and [`output`] render it;
+//! - [`status`] shows FerroLB's pools and the LoadBalancer Services, and checks that every
+//!   Service kept its addresses through a migration.
 
 pub mod cilium;
+pub mod cluster;
 pub mod convert;
 pub mod deckhouse;
 pub mod error;
@@ -19,6 +22,7 @@ pub mod obj;
 pub mod output;
 pub mod report;
 pub mod services;
+pub mod status;
 
 pub use convert::{Conversion, Options, convert};
 pub use error::{InputError, InputErrors, Origin};

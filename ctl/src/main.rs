@@ -1,5 +1,7 @@
 //! `ferrolbctl`: FerroLB's command line. `convert` turns MetalLB, Deckhouse and Cilium
-//! configuration into FerroLB objects, with a report of every field.
+//! configuration (files or the live cluster) into FerroLB objects, with a report of every field;
+//! `status` shows FerroLB's pools and the LoadBalancer Services and checks that every Service
+//! kept its addresses through a migration.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -7,8 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use ferrolb_ctl::cluster::{self, ReadOptions};
 use ferrolb_ctl::input::{DocumentSource, FileSource};
 use ferrolb_ctl::output::{self, ReportFormat};
+use ferrolb_ctl::status::{self, AddressMap, StatusView};
 use ferrolb_ctl::{InputErrors, Options};
 
 /// FerroLB's command line.
@@ -30,8 +34,34 @@ enum Command {
     /// addresses) and Namespaces (to resolve MetalLB namespaceSelectors).
     ///
     /// Exit codes: 0 converted; 1 with --check when something was approximated or not converted;
-    /// 2 invalid input (the message names file, document and field).
+    /// 2 invalid input (the message names file, document and field) or the cluster could not be
+    /// read.
     Convert(ConvertArgs),
+
+    /// Show FerroLB's pools and the LoadBalancer Services; save and compare Service addresses.
+    ///
+    /// Pools: disabled, conflicting (the ferrolb.io/PoolConflict condition), total/used/available
+    /// addresses. Services: class, addresses, the pool they came from
+    /// (ferrolb.io/allocated-from-pool) and the ferrolb.io/IPAMRequestSatisfied condition.
+    ///
+    /// Migration check: `status --save before.json` before migrating, `status --compare
+    /// before.json` after. Exit codes: 0 shown (and, with --compare, every Service kept its
+    /// addresses); 1 with --compare when a Service's addresses changed or vanished (each is
+    /// listed); 2 the cluster or the saved file could not be read.
+    Status(StatusArgs),
+}
+
+/// How to reach the cluster.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Kubeconfig file. Default: the KUBECONFIG files, else ~/.kube/config, else the in-cluster
+    /// service account.
+    #[arg(long, value_name = "FILE", env = "FERROLB_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "NAME", env = "FERROLB_CONTEXT")]
+    context: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,10 +71,31 @@ struct ConvertArgs {
     #[arg(short = 'f', long = "filename", value_name = "PATH", required_unless_present = "from_cluster")]
     filenames: Vec<PathBuf>,
 
-    /// Read the source objects from the live cluster instead of files (not available yet: it
-    /// comes with the kube client; export with `kubectl get ... -o yaml` and use -f meanwhile).
+    /// Read the source objects from the live cluster through the kube API: MetalLB's custom
+    /// resources and legacy ConfigMap, Deckhouse's metallb ModuleConfig and
+    /// MetalLoadBalancerClasses, Cilium's pools and L2 policies, LoadBalancer Services and
+    /// Namespaces (namespaceSelectors then resolve exactly). Kinds the cluster does not serve are
+    /// listed in the report as not present. -f inputs (Helm values, say) are read as well.
     #[arg(long, env = "FERROLB_FROM_CLUSTER")]
     from_cluster: bool,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    /// With --from-cluster: read MetalLB's custom resources from this namespace only (default:
+    /// all namespaces).
+    #[arg(long, value_name = "NAMESPACE", env = "FERROLB_METALLB_NAMESPACE", requires = "from_cluster")]
+    metallb_namespace: Option<String>,
+
+    /// With --from-cluster: MetalLB's legacy ConfigMap (MetalLB before 0.13).
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        default_value = "metallb-system/config",
+        value_parser = parse_namespaced,
+        env = "FERROLB_METALLB_CONFIG"
+    )]
+    metallb_config: (String, String),
 
     /// Where to write: a directory (existing, or a path ending in `/`) receives ferrolb.yaml,
     /// service-patches.yaml and report.txt/report.json; any other path receives the manifests
@@ -77,37 +128,93 @@ enum ReportArg {
     Json,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Convert(args) => match convert(args) {
-            Ok(code) => code,
-            Err(e) => {
-                match e.downcast_ref::<InputErrors>() {
-                    Some(errors) => eprintln!("{errors}"),
-                    None => eprintln!("error: {e:#}"),
-                }
-                ExitCode::from(2)
-            }
-        },
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportArg::Text, env = "FERROLB_OUTPUT")]
+    output: ReportArg,
+
+    /// Write every LoadBalancer Service's addresses to FILE as JSON (`{"namespace/name":
+    /// ["192.0.2.10"]}`). Take this snapshot before migrating.
+    #[arg(long, value_name = "FILE", conflicts_with = "compare")]
+    save: Option<PathBuf>,
+
+    /// Compare the Services' addresses with a map written by --save; exit 1 listing every
+    /// Service whose addresses changed or vanished.
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
+}
+
+fn parse_namespaced(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("{s:?} is not NAMESPACE/NAME")),
     }
 }
 
-fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
-    if args.from_cluster {
-        return Err(ferrolb_ctl::InputError::Unsupported(
-            "--from-cluster is not available in this build yet; export the objects with `kubectl get <kinds> -A -o yaml` and pass them with -f"
-                .into(),
-        )
-        .into());
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(args) => convert(args),
+        Command::Status(args) => status(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            match e.downcast_ref::<InputErrors>() {
+                Some(errors) => eprintln!("{errors}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            ExitCode::from(2)
+        }
     }
+}
+
+/// A runtime for the kube client: one thread is plenty for a command line.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+async fn connect(args: &ClusterArgs) -> Result<cluster::Cluster, cluster::ClusterError> {
+    cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await
+}
+
+fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let format = match args.report {
         ReportArg::Text => ReportFormat::Text,
         ReportArg::Json => ReportFormat::Json,
     };
-    let docs = FileSource::new(args.filenames, std::io::stdin().lock()).documents()?;
-    let opts = Options { rewrite_annotations: args.rewrite_annotations };
-    let conversion = ferrolb_ctl::convert(&docs, &opts)?;
+    let snapshot = if args.from_cluster {
+        let read = ReadOptions {
+            metallb_namespace: args.metallb_namespace.clone(),
+            metallb_config: args.metallb_config.clone(),
+        };
+        let snapshot = runtime()?.block_on(async {
+            let cluster = connect(&args.cluster).await?;
+            cluster::read_sources(&cluster, &read).await
+        })?;
+        Some(snapshot)
+    } else {
+        None
+    };
+    let mut docs = match &snapshot {
+        Some(s) => s.clone().documents()?,
+        None => Vec::new(),
+    };
+    if !args.filenames.is_empty() {
+        docs.extend(FileSource::new(args.filenames, std::io::stdin().lock()).documents()?);
+    }
+    let opts =
+        Options { rewrite_annotations: args.rewrite_annotations, namespaces_complete: args.from_cluster };
+    let mut conversion = ferrolb_ctl::convert(&docs, &opts)?;
+    if let Some(s) = &snapshot {
+        s.note_absent(&mut conversion.report);
+    }
     let report = output::report(&conversion, format);
 
     let to_dir =
@@ -142,4 +249,45 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    // A bad saved file is found before the cluster is asked anything.
+    let saved = match &args.compare {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(AddressMap::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let state = runtime()?.block_on(async {
+        let cluster = connect(&args.cluster).await?;
+        cluster::read_state(&cluster).await
+    })?;
+    let mut view = StatusView::new(state.pools.as_deref(), &state.services);
+    let now = view.addresses();
+    if let (Some(saved), Some(path)) = (&saved, &args.compare) {
+        view.comparison = Some(status::compare(&path.display().to_string(), saved, &now));
+    }
+    let text = match args.output {
+        ReportArg::Text => view.to_text(),
+        ReportArg::Json => view.to_json(),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes()).context("writing stdout")?;
+    if let Some(path) = &args.save {
+        std::fs::write(path, now.to_json()).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote the addresses of {} LoadBalancer Service(s) to {}", now.0.len(), path.display());
+    }
+    match &view.comparison {
+        Some(c) if !c.ok() => {
+            eprintln!(
+                "address check failed: {} Service(s) changed or lost their addresses since {} was saved",
+                c.changes.len(),
+                c.file
+            );
+            Ok(ExitCode::from(1))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -328,6 +328,23 @@ fn pool_spec(p: &MlbPool, max_priority: i64, cx: &mut Context) -> LoadBalancerIP
     for (i, sel) in a.namespace_selectors.iter().enumerate() {
         let field = format!("{base}.namespaceSelectors[{i}]");
         match (&cx.namespaces, Selector::from_label_selector(sel)) {
+            (Some(list), Ok(matcher)) if cx.namespaces_complete => {
+                let matched: Vec<String> =
+                    list.iter().filter(|(_, l)| matcher.matches(l)).map(|(n, _)| n.clone()).collect();
+                cx.report.exact(
+                    s,
+                    &field,
+                    Some(format!("spec.serviceSelectors[*] {SERVICE_NAMESPACE} In [...]")),
+                    format!(
+                        "resolved against the cluster's {} namespaces: matches {:?}, the namespaces MetalLB serves \
+                         today; FerroLB pools select by namespace name, so rerun the conversion after relabelling \
+                         or adding namespaces",
+                        list.len(),
+                        matched
+                    ),
+                );
+                ns.extend(matched);
+            }
             (Some(list), Ok(matcher)) => {
                 let matched: Vec<String> =
                     list.iter().filter(|(_, l)| matcher.matches(l)).map(|(n, _)| n.clone()).collect();
@@ -353,7 +370,7 @@ fn pool_spec(p: &MlbPool, max_priority: i64, cx: &mut Context) -> LoadBalancerIP
                     None,
                     "no Namespace objects were given, so the namespaces this selector matches are unknown; the pool's \
                      namespace restriction was dropped (broader: Services in any namespace may get its addresses)",
-                    "rerun with the cluster's namespaces as input (kubectl get namespaces -o yaml > ns.yaml; -f ns.yaml), \
+                    "rerun with --from-cluster, or with the cluster's namespaces as input (kubectl get namespaces -o yaml > ns.yaml; -f ns.yaml), \
                      or add `io.kubernetes.service.namespace In [...]` to the pool's serviceSelectors by hand",
                 );
             }

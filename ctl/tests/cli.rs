@@ -1,5 +1,6 @@
 //! Runs the built `ferrolbctl` binary: exit codes 0 (converted), 1 (`--check` with something
 //! approximate or dropped), 2 (input errors, never a panic), stdin, `-o DIR` and `--help`.
+//! Commands that talk to a cluster are in `cluster.rs`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -102,13 +103,6 @@ fn output_directory_gets_manifests_patches_and_report() {
 }
 
 #[test]
-fn from_cluster_is_a_clear_error_for_now() {
-    let out = run(&["convert", "--from-cluster"], None);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--from-cluster is not available"));
-}
-
-#[test]
 fn help_documents_every_flag() {
     let out = run(&["convert", "--help"], None);
     assert_eq!(out.status.code(), Some(0));
@@ -121,8 +115,29 @@ fn help_documents_every_flag() {
         "--report-file",
         "--rewrite-annotations",
         "--check",
+        "--kubeconfig",
+        "--context",
+        "--metallb-namespace",
+        "--metallb-config",
         "Exit codes",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
+    let out = run(&["status", "--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for flag in ["--kubeconfig", "--context", "--output", "--save", "--compare", "Exit codes"] {
+        assert!(help.contains(flag), "{flag} missing from status --help:\n{help}");
+    }
+}
+
+#[test]
+fn cluster_flags_are_checked_before_anything_is_read() {
+    let out = run(&["convert", "-f", "-", "--metallb-namespace", "x"], Some(""));
+    assert_eq!(out.status.code(), Some(2), "--metallb-namespace needs --from-cluster");
+    let out = run(&["convert", "--from-cluster", "--metallb-config", "no-slash"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not NAMESPACE/NAME"), "{}", text(&out.stderr));
+    let out = run(&["status", "--save", "a.json", "--compare", "b.json"], None);
+    assert_eq!(out.status.code(), Some(2), "--save and --compare exclude each other");
 }

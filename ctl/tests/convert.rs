@@ -31,7 +31,10 @@ fn inputs(case: &Path) -> Vec<SourceText> {
 
 fn options(case: &Path) -> Options {
     let args = std::fs::read_to_string(case.join("args")).unwrap_or_default();
-    Options { rewrite_annotations: args.split_whitespace().any(|a| a == "--rewrite-annotations") }
+    Options {
+        rewrite_annotations: args.split_whitespace().any(|a| a == "--rewrite-annotations"),
+        ..Options::default()
+    }
 }
 
 fn compare(case: &Path, file: &str, actual: &str, failures: &mut Vec<String>) {

@@ -19,7 +19,10 @@ fn run(name: &str, text: String) {
     let t = SourceText { name: name.to_string(), text };
     let _ = parse_documents(&t);
     for rewrite in [false, true] {
-        let _ = convert_texts(std::slice::from_ref(&t), &Options { rewrite_annotations: rewrite });
+        let _ = convert_texts(
+            std::slice::from_ref(&t),
+            &Options { rewrite_annotations: rewrite, ..Options::default() },
+        );
     }
 }
 
