@@ -64,14 +64,14 @@ impl Selector {
         let mut requirements = Vec::new();
         for (k, v) in sel.match_labels.iter().flatten() {
             validate_key(k)?;
-            validate_value(k, v)?;
+            validate_selector_value(k, v)?;
             requirements.push(Requirement { key: k.clone(), op: Op::In(BTreeSet::from([v.clone()])) });
         }
         for expr in sel.match_expressions.iter().flatten() {
             validate_key(&expr.key)?;
             let values: BTreeSet<String> = expr.values.iter().flatten().cloned().collect();
             for v in &values {
-                validate_value(&expr.key, v)?;
+                validate_selector_value(&expr.key, v)?;
             }
             let key = expr.key.clone();
             let op = match expr.operator.as_str() {
@@ -323,6 +323,17 @@ pub fn validate_key(key: &str) -> Result<(), SelectorError> {
     Ok(())
 }
 
+/// Pseudo-labels whose values are not label values: a load-balancer class contains a `/`
+/// (`ferrolb.io/l2`), and a selector must still be able to name it.
+const FREE_VALUE_KEYS: &[&str] = &[crate::names::labels::LOAD_BALANCER_CLASS];
+
+fn validate_selector_value(key: &str, value: &str) -> Result<(), SelectorError> {
+    if FREE_VALUE_KEYS.contains(&key) && value.len() <= 253 {
+        return Ok(());
+    }
+    validate_value(key, value)
+}
+
 /// Checks a label value: empty, or like the name part of a key.
 pub fn validate_value(key: &str, value: &str) -> Result<(), SelectorError> {
     if value.is_empty() || is_name_segment(value) {
@@ -391,6 +402,23 @@ mod tests {
         // Pseudo-labels override user labels of the same key.
         assert!(!s.matches_with(&l, &[("io.kubernetes.service.namespace", "dev")]));
         assert!(s.matches_with(&labels(&[("app", "web")]), &[("io.kubernetes.service.namespace", "prod")]));
+    }
+
+    #[test]
+    fn class_pseudo_label_takes_a_class_value() {
+        let sel = LabelSelector {
+            match_labels: Some(
+                [("ferrolb.io/load-balancer-class".to_string(), "ferrolb.io/l2".to_string())].into(),
+            ),
+            match_expressions: None,
+        };
+        let s = Selector::from_label_selector(&sel).unwrap();
+        assert!(s.matches_with(&BTreeMap::new(), &[("ferrolb.io/load-balancer-class", "ferrolb.io/l2")]));
+        let bad = LabelSelector {
+            match_labels: Some([("app".to_string(), "a/b".to_string())].into()),
+            match_expressions: None,
+        };
+        assert!(Selector::from_label_selector(&bad).is_err(), "ordinary labels keep the value rules");
     }
 
     #[test]

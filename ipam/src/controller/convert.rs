@@ -131,23 +131,38 @@ fn condition_json(
 }
 
 /// The server-side-apply body for a Service's `/status`: FerroLB's ingress and condition.
-/// With an empty output (a Service no longer served) it owns nothing, so applying it removes
-/// what FerroLB wrote before and only that.
+///
+/// A served Service always gets the ingress list, empty when nothing is assigned: forced, so a
+/// released address disappears even when another manager (MetalLB before a migration) co-owns
+/// the list with the same value. A Service no longer served (`output` None) gets an empty
+/// ingress too, unless it now belongs to another load-balancer class (that implementation's
+/// list is not ours to clear); the condition is dropped by owning no condition.
 pub fn service_status_apply(svc: &Service, output: Option<&ServiceStatusOutput>, now: &str) -> Value {
     let mut status = json!({});
-    if let Some(out) = output {
-        if !out.ingress.is_empty() {
+    match output {
+        Some(out) => {
             let ingress: Vec<Value> =
                 out.ingress.iter().map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"})).collect();
             status["loadBalancer"] = json!({"ingress": ingress});
+            let previous = svc
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == conditions::IPAM_REQUEST_SATISFIED));
+            status["conditions"] = json!([condition_json(
+                conditions::IPAM_REQUEST_SATISFIED,
+                &out.condition,
+                previous,
+                None,
+                now
+            )]);
         }
-        let previous = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == conditions::IPAM_REQUEST_SATISFIED));
-        status["conditions"] =
-            json!([condition_json(conditions::IPAM_REQUEST_SATISFIED, &out.condition, previous, None, now)]);
+        None => {
+            let class = svc.spec.as_ref().and_then(|s| s.load_balancer_class.as_deref());
+            if class.is_none_or(|c| c == ferrolb_api::names::LOAD_BALANCER_CLASS) {
+                status["loadBalancer"] = json!({"ingress": []});
+            }
+        }
     }
     json!({
         "apiVersion": "v1",
@@ -239,9 +254,16 @@ mod tests {
             condition: ConditionView::new(false, "no_pool", "x"),
         };
         let body = service_status_apply(&s, Some(&failed), "2026-11-21T00:00:00Z");
-        assert!(body["status"].get("loadBalancer").is_none(), "no ingress owned when none is assigned");
+        assert_eq!(body["status"]["loadBalancer"], json!({"ingress": []}), "a released address must go");
         assert_eq!(body["status"]["conditions"][0]["lastTransitionTime"], "2026-11-21T00:00:00Z");
-        assert_eq!(service_status_apply(&s, None, "now")["status"], json!({}));
+        assert_eq!(service_status_apply(&s, None, "now")["status"], json!({"loadBalancer": {"ingress": []}}));
+        let other =
+            svc(json!({"metadata": {"name": "o"}, "spec": {"loadBalancerClass": "example.com/other"}}));
+        assert_eq!(
+            service_status_apply(&other, None, "now")["status"],
+            json!({}),
+            "another class's ingress is left alone"
+        );
     }
 
     #[test]

@@ -69,8 +69,8 @@ pub enum Error {
 }
 
 enum Input {
-    Pool(watcher::Event<LoadBalancerIPPool>),
-    Service(watcher::Event<Service>),
+    Pool(Box<watcher::Event<LoadBalancerIPPool>>),
+    Service(Box<watcher::Event<Service>>),
 }
 
 /// Identifies one object's pending write, so writes to one object never overlap.
@@ -84,7 +84,7 @@ enum WorkKey {
 enum Work {
     Service { key: ServiceKey, status: Value, annotation: Option<Value> },
     Pool { name: String, status: Value },
-    Event { reference: ObjectReference, event: kube::runtime::events::Event },
+    Event { reference: Box<ObjectReference>, event: Box<kube::runtime::events::Event> },
 }
 
 type Done = (WorkKey, Result<(), kube::Error>);
@@ -122,14 +122,16 @@ struct Controller {
     writes: FuturesUnordered<BoxFuture<'static, Done>>,
     retry_at: Option<Instant>,
     retry_backoff: Duration,
+    /// Objects whose last write failed: re-emitted by the core when the retry timer fires.
+    failed: HashSet<WorkKey>,
     event_seq: u64,
     last_event: HashMap<(ServiceKey, &'static str), Instant>,
     recorder: Arc<Recorder>,
 }
 
 /// Runs the controller until `shutdown` turns true or a watch ends for good.
-/// `leader` says whether this replica holds the `ferrolb-ipam` Lease; `synced` is set once both
-/// watches have listed everything (readiness).
+/// `leader` says whether this replica holds the `ferrolb-ipam` Lease; `synced` (readiness) is
+/// true once both watches have listed everything and, when leading, the core has been rebuilt.
 pub async fn run(
     client: kube::Client,
     settings: Settings,
@@ -139,10 +141,10 @@ pub async fn run(
 ) -> Result<(), Error> {
     let pools = watcher(Api::<LoadBalancerIPPool>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .map(|e| e.map(Input::Pool));
+        .map(|e| e.map(|e| Input::Pool(Box::new(e))));
     let services = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .map(|e| e.map(Input::Service));
+        .map(|e| e.map(|e| Input::Service(Box::new(e))));
     let mut inputs = std::pin::pin!(futures::stream::select(pools, services));
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.instance.clone()) };
     let mut c = Controller {
@@ -159,6 +161,7 @@ pub async fn run(
         writes: FuturesUnordered::new(),
         retry_at: None,
         retry_backoff: Duration::from_millis(500),
+        failed: HashSet::new(),
         event_seq: 0,
         last_event: HashMap::new(),
     };
@@ -178,20 +181,23 @@ pub async fn run(
             }
             Some((key, result)) = c.writes.next(), if !c.writes.is_empty() => c.write_done(key, result),
             input = inputs.next() => match input {
-                Some(Ok(Input::Pool(ev))) => c.pool_event(ev),
-                Some(Ok(Input::Service(ev))) => c.service_event(ev),
+                Some(Ok(Input::Pool(ev))) => c.pool_event(*ev),
+                Some(Ok(Input::Service(ev))) => c.service_event(*ev),
                 Some(Err(e)) => tracing::warn!(error = %e, "watch error; retrying with backoff"),
                 None => return Err(Error::WatchEnded("pool or Service")),
             },
             _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
                 c.retry_at = None;
+                c.retry_failed();
             }
         }
         let both_synced = c.pools.synced && c.services.synced;
-        synced.send_if_modified(|s| std::mem::replace(s, both_synced) != both_synced);
         if c.leader && both_synced && c.ipam.is_none() && c.retry_at.is_none() {
             c.activate().await;
         }
+        // Ready: caches complete and, when leading, the core rebuilt.
+        let ready = both_synced && (!c.leader || c.ipam.is_some());
+        synced.send_if_modified(|s| std::mem::replace(s, ready) != ready);
         c.flush();
         c.schedule();
     }
@@ -319,7 +325,21 @@ impl Controller {
         self.queue.clear();
         self.pending.clear();
         self.in_flight.clear();
+        self.failed.clear();
         self.writes = FuturesUnordered::new();
+    }
+
+    /// The backoff after failed writes is over: let the core emit those objects again (with
+    /// whatever it wants now, which may differ from what failed).
+    fn retry_failed(&mut self) {
+        let Some(ipam) = self.ipam.as_mut() else { return };
+        for key in std::mem::take(&mut self.failed) {
+            match key {
+                WorkKey::Service(k) => ipam.mark_service_unwritten(&k),
+                WorkKey::Pool(name) => ipam.mark_pool_unwritten(&name),
+                WorkKey::Event(_) => {}
+            }
+        }
     }
 
     fn retry_later(&mut self) {
@@ -348,10 +368,11 @@ impl Controller {
             else {
                 continue;
             };
-            if let Some(out) = output {
-                if !out.condition.status {
-                    metrics::counter!("ferrolb_ipam_allocation_failures_total", "reason" => out.condition.reason.clone()).increment(1);
-                }
+            if let Some(out) = output
+                && !out.condition.status
+            {
+                metrics::counter!("ferrolb_ipam_allocation_failures_total", "reason" => out.condition.reason.clone())
+                    .increment(1);
             }
             let status = convert::service_status_apply(svc, output, &now);
             let annotation =
@@ -402,7 +423,10 @@ impl Controller {
                 secondary: None,
             };
             self.event_seq += 1;
-            self.push(WorkKey::Event(self.event_seq), Work::Event { reference, event });
+            self.push(
+                WorkKey::Event(self.event_seq),
+                Work::Event { reference: Box::new(reference), event: Box::new(event) },
+            );
         }
     }
 
@@ -489,14 +513,14 @@ impl Controller {
         match (&key, self.ipam.as_mut()) {
             // The object is gone: its delete event will follow; nothing to retry.
             _ if gone => {}
-            (WorkKey::Service(k), Some(ipam)) => {
+            (WorkKey::Service(k), Some(_)) => {
                 tracing::warn!(service = %format!("{}/{}", k.namespace, k.name), error = %e, "status write failed; will retry");
-                ipam.mark_service_unwritten(k);
+                self.failed.insert(key);
                 self.retry_later();
             }
-            (WorkKey::Pool(name), Some(ipam)) => {
+            (WorkKey::Pool(name), Some(_)) => {
                 tracing::warn!(pool = %name, error = %e, "pool status write failed; will retry");
-                ipam.mark_pool_unwritten(name);
+                self.failed.insert(key);
                 self.retry_later();
             }
             // Events are best effort.
