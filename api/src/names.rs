@@ -45,6 +45,23 @@ pub mod annotations {
         pub const DECKHOUSE_IP_COUNT: &str = "network.deckhouse.io/l2-load-balancer-external-ips-count";
         pub const DECKHOUSE_IPS: &str = "network.deckhouse.io/load-balancer-ips";
         pub const DECKHOUSE_SHARED_IP_KEY: &str = "network.deckhouse.io/load-balancer-shared-ip-key";
+
+        /// Keys meaning `ferrolb.io/ips`, in precedence order.
+        pub const IPS_ALIASES: &[&str] =
+            &[METALLB_IPS, METALLB_LEGACY_IPS, CILIUM_IPS, CILIUM_LEGACY_IPS, DECKHOUSE_IPS];
+        /// Keys meaning `ferrolb.io/pool`, in precedence order.
+        pub const POOL_ALIASES: &[&str] = &[METALLB_POOL, METALLB_LEGACY_POOL];
+        /// Keys meaning `ferrolb.io/ip-count`.
+        pub const IP_COUNT_ALIASES: &[&str] = &[DECKHOUSE_IP_COUNT];
+        /// Sharing keys scoped to a namespace unless cross-namespace sharing is allowed (Cilium's).
+        pub const SHARING_KEY_NAMESPACED_ALIASES: &[&str] = &[CILIUM_SHARING_KEY, CILIUM_LEGACY_SHARING_KEY];
+        /// Sharing keys that share across namespaces by themselves (MetalLB's, and Deckhouse's,
+        /// which inherits MetalLB's behaviour).
+        pub const SHARING_KEY_GLOBAL_ALIASES: &[&str] =
+            &[METALLB_SHARED, METALLB_LEGACY_SHARED, DECKHOUSE_SHARED_IP_KEY];
+        /// Keys meaning `ferrolb.io/sharing-cross-namespace`.
+        pub const SHARING_CROSS_NAMESPACE_ALIASES: &[&str] =
+            &[CILIUM_SHARING_CROSS_NAMESPACE, CILIUM_LEGACY_SHARING_CROSS_NAMESPACE];
     }
 }
 

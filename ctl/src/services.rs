@@ -19,17 +19,8 @@ use crate::report::{Report, Subject};
 
 /// Old annotation keys by the FerroLB key they mean, preferred spelling first.
 const ALIASES: &[(&str, &[&str])] = &[
-    (
-        ann::IPS,
-        &[
-            compat::METALLB_IPS,
-            compat::METALLB_LEGACY_IPS,
-            compat::CILIUM_IPS,
-            compat::CILIUM_LEGACY_IPS,
-            compat::DECKHOUSE_IPS,
-        ],
-    ),
-    (ann::POOL, &[compat::METALLB_POOL, compat::METALLB_LEGACY_POOL]),
+    (ann::IPS, compat::IPS_ALIASES),
+    (ann::POOL, compat::POOL_ALIASES),
     (
         ann::SHARING_KEY,
         &[
@@ -40,11 +31,8 @@ const ALIASES: &[(&str, &[&str])] = &[
             compat::DECKHOUSE_SHARED_IP_KEY,
         ],
     ),
-    (
-        ann::SHARING_CROSS_NAMESPACE,
-        &[compat::CILIUM_SHARING_CROSS_NAMESPACE, compat::CILIUM_LEGACY_SHARING_CROSS_NAMESPACE],
-    ),
-    (ann::IP_COUNT, &[compat::DECKHOUSE_IP_COUNT]),
+    (ann::SHARING_CROSS_NAMESPACE, compat::SHARING_CROSS_NAMESPACE_ALIASES),
+    (ann::IP_COUNT, compat::IP_COUNT_ALIASES),
 ];
 
 /// Annotations the old controllers wrote themselves.
@@ -300,18 +288,14 @@ fn check_address(
         return;
     };
     let target = Some(format!("LoadBalancerIPPool {}", pool.name));
+    // The pool may exclude the address from new allocations (avoidBuggyIPs, allowFirstLastIPs:
+    // No); the IPAM still keeps it for a Service that holds it (those rules govern new
+    // allocations only), so it is said, not counted against the conversion.
     let buggy = matches!(ip, IpAddr::V4(v4) if matches!(v4.octets()[3], 0 | 255));
+    let mut excluded = None;
     if pool.spec.avoid_buggy_ips && buggy {
-        report.approximate(
-            subject,
-            field,
-            target,
-            format!("{ip} ends in .0 or .255, which the pool avoids"),
-            "the IPAM will move the Service to another address; set avoidBuggyIPs: false to keep it",
-        );
-        return;
-    }
-    if pool.spec.allow_first_last_ips == AllowFirstLastIps::No {
+        excluded = Some("it ends in .0 or .255, which the pool's avoidBuggyIPs skips");
+    } else if pool.spec.allow_first_last_ips == AllowFirstLastIps::No {
         let edge = pool
             .spec
             .blocks
@@ -320,14 +304,9 @@ fn check_address(
             .filter_map(|b| IpRange::from_block(b).ok())
             .any(|b| b.range.len() > 2 && (b.range.first() == ip || b.range.last() == ip));
         if edge {
-            report.approximate(
-                subject,
-                field,
-                target,
-                format!("{ip} is the first or last address of a CIDR block the pool reserves"),
-                "set allowFirstLastIPs: Yes on the pool to keep it",
+            excluded = Some(
+                "it is the first or last address of a CIDR block, which the pool's allowFirstLastIPs: No reserves",
             );
-            return;
         }
     }
     let matchers: Vec<Selector> = pool
@@ -347,10 +326,12 @@ fn check_address(
         );
         return;
     }
-    report.exact(
-        subject,
-        field,
-        target,
-        format!("{ip} lies in the converted pool: FerroLB's IPAM keeps it when it imports the Service"),
-    );
+    let mut note =
+        format!("{ip} lies in the converted pool: FerroLB's IPAM keeps it when it imports the Service");
+    if let Some(why) = excluded {
+        note.push_str(&format!(
+            " ({why}: that excludes it from new allocations only; once released it is not handed out again)"
+        ));
+    }
+    report.exact(subject, field, target, note);
 }

@@ -89,15 +89,7 @@ impl Request {
                 Err(_) => warnings.push(format!("spec.loadBalancerIP: {v:?} is not an IP address")),
             }
         }
-        let ip_keys = [
-            ann::IPS,
-            compat::METALLB_IPS,
-            compat::METALLB_LEGACY_IPS,
-            compat::CILIUM_IPS,
-            compat::CILIUM_LEGACY_IPS,
-            compat::DECKHOUSE_IPS,
-        ];
-        if let Some((key, value)) = first_set(a, &ip_keys, compat) {
+        if let Some((key, value)) = first_set(a, ann::IPS, compat::IPS_ALIASES, compat) {
             let (list, errors) = parse_ip_list(value);
             for e in errors {
                 warnings.push(format!("annotation {key}: {e}"));
@@ -109,9 +101,8 @@ impl Request {
             }
         }
 
-        let pool_keys = [ann::POOL, compat::METALLB_POOL, compat::METALLB_LEGACY_POOL];
         let mut pools = Vec::new();
-        if let Some((key, value)) = first_set(a, &pool_keys, compat) {
+        if let Some((key, value)) = first_set(a, ann::POOL, compat::POOL_ALIASES, compat) {
             for (i, entry) in value.split(',').map(str::trim).enumerate() {
                 if entry.is_empty() {
                     continue;
@@ -126,7 +117,7 @@ impl Request {
         }
 
         let mut count = 1;
-        if let Some((key, value)) = first_set(a, &[ann::IP_COUNT, compat::DECKHOUSE_IP_COUNT], compat) {
+        if let Some((key, value)) = first_set(a, ann::IP_COUNT, compat::IP_COUNT_ALIASES, compat) {
             match value.trim().parse::<u32>() {
                 Ok(n) if (1..=MAX_IP_COUNT).contains(&n) => count = n,
                 _ => warnings.push(format!(
@@ -143,14 +134,15 @@ impl Request {
     }
 }
 
-/// The first annotation of `keys` that is set; only the first key (FerroLB's) unless `compat`.
+/// FerroLB's key if set, else (with `compat`) the first of its aliases that is set.
 fn first_set<'a>(
     a: &'a BTreeMap<String, String>,
-    keys: &[&'static str],
+    key: &'static str,
+    aliases: &[&'static str],
     compat: bool,
 ) -> Option<(&'static str, &'a str)> {
-    let keys = if compat { keys } else { &keys[..1] };
-    keys.iter().find_map(|k| a.get(*k).map(|v| (*k, v.as_str())))
+    let aliases = if compat { aliases } else { &[] };
+    std::iter::once(&key).chain(aliases).find_map(|k| a.get(*k).map(|v| (*k, v.as_str())))
 }
 
 /// Families as Cilium derives them: SingleStack (or no policy) takes the first of `ipFamilies`,
@@ -195,28 +187,20 @@ fn families(svc: &ServiceInput, config: &Config) -> (Vec<Family>, FamilyRule) {
 /// namespaces.
 fn sharing(svc: &ServiceInput, compat: bool) -> Option<SharingProfile> {
     let a = &svc.annotations;
-    let namespaced = [ann::SHARING_KEY, compat::CILIUM_SHARING_KEY, compat::CILIUM_LEGACY_SHARING_KEY];
-    let global = [compat::METALLB_SHARED, compat::METALLB_LEGACY_SHARED, compat::DECKHOUSE_SHARED_IP_KEY];
-    let pick = |keys: &[&'static str]| {
-        keys.iter()
-            .take(if compat { keys.len() } else { 1 })
-            .find_map(|k| a.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string))
-    };
-    let (key, cross_namespace) = if let Some(key) = pick(&namespaced) {
-        let cross_keys = [
-            ann::SHARING_CROSS_NAMESPACE,
-            compat::CILIUM_SHARING_CROSS_NAMESPACE,
-            compat::CILIUM_LEGACY_SHARING_CROSS_NAMESPACE,
-        ];
-        let cross = first_set(a, &cross_keys, compat)
-            .map(|(_, v)| CrossNamespace::parse(v))
-            .unwrap_or(CrossNamespace::Only(Default::default()));
-        (key, cross)
-    } else if compat {
-        (pick(&global)?, CrossNamespace::All)
-    } else {
-        return None;
-    };
+    let value = |k: &&'static str| a.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string);
+    let aliases: &[&'static str] = if compat { compat::SHARING_KEY_NAMESPACED_ALIASES } else { &[] };
+    let (key, cross_namespace) =
+        if let Some(key) = std::iter::once(&ann::SHARING_KEY).chain(aliases).find_map(value) {
+            let cross =
+                first_set(a, ann::SHARING_CROSS_NAMESPACE, compat::SHARING_CROSS_NAMESPACE_ALIASES, compat)
+                    .map(|(_, v)| CrossNamespace::parse(v))
+                    .unwrap_or(CrossNamespace::Only(Default::default()));
+            (key, cross)
+        } else if compat {
+            (compat::SHARING_KEY_GLOBAL_ALIASES.iter().find_map(value)?, CrossNamespace::All)
+        } else {
+            return None;
+        };
     Some(SharingProfile {
         key,
         namespace: svc.key.namespace.clone(),

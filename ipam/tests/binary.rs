@@ -90,7 +90,18 @@ fn bad_flags_exit_with_a_message() {
     assert!(err.contains("--renew-deadline") || err.contains("--lease-duration"), "{err}");
     let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-ipam")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--kubeconfig", "--namespace", "--id", "--metrics-addr", "--log-format", "--lease-duration", "--renew-deadline", "--retry-period", "--default-class", "--compat-annotations"] {
+    for flag in [
+        "--kubeconfig",
+        "--namespace",
+        "--id",
+        "--metrics-addr",
+        "--log-format",
+        "--lease-duration",
+        "--renew-deadline",
+        "--retry-period",
+        "--default-class",
+        "--compat-annotations",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }

@@ -16,6 +16,7 @@ pub struct ServiceAllocator {
     used_ips: BTreeSet<IpAddr>,
     used_ports: BTreeSet<u16>,
     next_port: u16,
+    last_ip: std::collections::HashMap<String, IpAddr>,
 }
 
 const NODE_PORT_MIN: u16 = 30000;
@@ -23,7 +24,13 @@ const NODE_PORT_MAX: u16 = 32767;
 
 impl ServiceAllocator {
     pub fn new(cidrs: Vec<IpNet>) -> Self {
-        Self { cidrs, used_ips: BTreeSet::new(), used_ports: BTreeSet::new(), next_port: NODE_PORT_MIN }
+        Self {
+            cidrs,
+            used_ips: BTreeSet::new(),
+            used_ports: BTreeSet::new(),
+            next_port: NODE_PORT_MIN,
+            last_ip: Default::default(),
+        }
     }
 
     fn cidr_for(&self, family: &str) -> Option<IpNet> {
@@ -37,12 +44,17 @@ impl ServiceAllocator {
         let cidr =
             self.cidr_for(family).ok_or_else(|| format!("{family} is not configured on this cluster"))?;
         // Skip the network address and the first host (kubernetes.default in a real cluster).
-        let ip = cidr
-            .hosts()
-            .skip(1)
+        // The search starts after the last address handed out, as the apiserver's allocator
+        // does, so allocating stays cheap with many Services.
+        let hosts = || cidr.hosts().skip(1);
+        let last = self.last_ip.get(family).copied();
+        let ip = hosts()
+            .skip_while(|ip| last.is_some_and(|l| *ip <= l))
+            .chain(hosts())
             .find(|ip| !self.used_ips.contains(ip))
             .ok_or_else(|| format!("failed to allocate a serviceIP: range {cidr} is full"))?;
         self.used_ips.insert(ip);
+        self.last_ip.insert(family.to_string(), ip);
         Ok(ip)
     }
 
@@ -342,10 +354,19 @@ pub fn validate_name(kind: &str, name: &str) -> Option<String> {
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
     };
+    // Kubernetes' IsDNS1123Subdomain limits the whole name to 253 characters but, unlike a DNS
+    // name, puts no 63-character limit on each dot-separated part.
+    let subdomain_part = |s: &str| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
     let ok = match kind {
         "Service" => label(name) && name.as_bytes()[0].is_ascii_lowercase(),
         "Namespace" => label(name),
-        _ => name.len() <= 253 && name.split('.').all(label),
+        _ => name.len() <= 253 && name.split('.').all(subdomain_part),
     };
     (!ok).then(|| {
         let rule = match kind {
@@ -401,5 +422,7 @@ mod tests {
         assert!(validate_name("Service", "1web").is_some());
         assert!(validate_name("LoadBalancerIPPool", "pool.a").is_none());
         assert!(validate_name("Namespace", "Bad").is_some());
+        assert!(validate_name("LoadBalancerIPPool", &"p".repeat(100)).is_none(), "no per-part limit");
+        assert!(validate_name("LoadBalancerIPPool", &"p".repeat(254)).is_some());
     }
 }

@@ -60,7 +60,8 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
+        // to_vec, not to_string: Display goes through fmt::Write and costs twice as much.
+        .body(Body::from(serde_json::to_vec(body).unwrap_or_default()))
         .expect("static response parts are valid")
 }
 
@@ -696,7 +697,11 @@ fn watch(
         let ns = namespace.clone();
         move |change_ns: &str| ns.as_deref().is_none_or(|n| n == change_ns)
     };
-    let line = |kind: &str, obj: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": obj})));
+    let line = |kind: &str, obj: &Value| {
+        let mut buf = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+        buf.push(b'\n');
+        Bytes::from(buf)
+    };
     let mut closed = shared.close_watches.subscribe();
     closed.mark_unchanged();
     tokio::spawn(async move {

@@ -649,7 +649,7 @@ impl State {
         }
         // Nothing changed: no new resourceVersion, no event (as the apiserver short-circuits).
         if let Some(old) = &old
-            && without_volatile(old) == without_volatile(&new)
+            && same_but_volatile(old, &new)
         {
             return Ok(Written { object: old.clone(), created: false, warnings });
         }
@@ -702,13 +702,23 @@ fn spec_of(obj: &Value) -> Value {
     o
 }
 
-fn without_volatile(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-    }
-    o
+/// Equal but for what every write changes anyway (resourceVersion, managedFields), compared in
+/// place: this runs on every write.
+fn same_but_volatile(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a == b };
+    let volatile = |k: &String| k == "resourceVersion" || k == "managedFields";
+    let meta_eq = |x: &Value, y: &Value| match (x.as_object(), y.as_object()) {
+        (Some(x), Some(y)) => {
+            x.iter().filter(|(k, _)| !volatile(k)).eq(y.iter().filter(|(k, _)| !volatile(k)))
+        }
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match b.get(k) {
+            Some(w) if k == "metadata" => meta_eq(v, w),
+            Some(w) => v == w,
+            None => false,
+        })
 }
 
 /// Paths present in `before` but pruned from `after`, for `fieldValidation`.

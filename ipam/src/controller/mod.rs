@@ -119,6 +119,8 @@ struct Controller {
     queue: VecDeque<WorkKey>,
     pending: HashMap<WorkKey, Work>,
     in_flight: HashSet<WorkKey>,
+    /// What each in-flight Service write sends, to drop an identical one emitted meanwhile.
+    in_flight_work: HashMap<WorkKey, Work>,
     writes: FuturesUnordered<BoxFuture<'static, Done>>,
     retry_at: Option<Instant>,
     retry_backoff: Duration,
@@ -158,6 +160,7 @@ pub async fn run(
         queue: VecDeque::new(),
         pending: HashMap::new(),
         in_flight: HashSet::new(),
+        in_flight_work: HashMap::new(),
         writes: FuturesUnordered::new(),
         retry_at: None,
         retry_backoff: Duration::from_millis(500),
@@ -325,6 +328,7 @@ impl Controller {
         self.queue.clear();
         self.pending.clear();
         self.in_flight.clear();
+        self.in_flight_work.clear();
         self.failed.clear();
         self.writes = FuturesUnordered::new();
     }
@@ -431,6 +435,16 @@ impl Controller {
     }
 
     fn push(&mut self, key: WorkKey, work: Work) {
+        // A Service write is two requests (status, then annotation); the watch event of the
+        // first shows a half-written Service and makes the core emit the same write again.
+        if let (
+            Work::Service { status, annotation, .. },
+            Some(Work::Service { status: s, annotation: a, .. }),
+        ) = (&work, self.in_flight_work.get(&key))
+            && (status, annotation) == (s, a)
+        {
+            return;
+        }
         if self.pending.insert(key.clone(), work).is_none() {
             self.queue.push_back(key);
         }
@@ -450,6 +464,11 @@ impl Controller {
             }
             let Some(work) = self.pending.remove(&key) else { continue };
             self.in_flight.insert(key.clone());
+            if let Work::Service { key: k, status, annotation } = &work {
+                let copy =
+                    Work::Service { key: k.clone(), status: status.clone(), annotation: annotation.clone() };
+                self.in_flight_work.insert(key.clone(), copy);
+            }
             self.writes.push(self.write(key, work));
         }
         // Objects still being written keep their place for when the write finishes.
@@ -505,6 +524,7 @@ impl Controller {
 
     fn write_done(&mut self, key: WorkKey, result: Result<(), kube::Error>) {
         self.in_flight.remove(&key);
+        self.in_flight_work.remove(&key);
         let Err(e) = result else {
             self.retry_backoff = Duration::from_millis(500);
             return;

@@ -1,0 +1,1336 @@
+//! The migration round trip, end to end against kube-sim: an old load balancer's configuration
+//! and the Services it assigned addresses to are seeded; `ferrolbctl status --save` records the
+//! addresses; `ferrolbctl convert --from-cluster` writes FerroLB's objects, which are applied;
+//! FerroLB's IPAM controller (in-process) takes over; `ferrolbctl status --compare` must then
+//! find every Service at exactly its old address (0 changes), and a new Service must get an
+//! address nobody holds.
+//!
+//! Setups: MetalLB's custom resources, MetalLB's legacy ConfigMap, Cilium's LB-IPAM and
+//! Deckhouse's `metallb` ModuleConfig (settings version 1). The Services' addresses are the ones
+//! the old implementation could have given them, deliberately not the lowest free ones, with
+//! shared addresses, explicit requests, pool annotations, IPv6 and dual-stack.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrolb_api::names::{annotations, conditions};
+use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
+use ferrolb_ipam::controller::{self, Settings};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::discovery::{Discovery, Scope};
+use kube_sim::{KubeSim, Options as SimOptions};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+// ---------------------------------------------------------------------------------------------
+// The setups.
+
+/// MetalLB 0.13+ custom resources: two pools with CIDRs and `a-b` ranges (one with
+/// avoidBuggyIPs and an IPv6 range), a pool restricted to namespaces with a priority, one
+/// restricted by a namespace selector, two that are never auto-assigned (one with a name too long
+/// for FerroLB, renamed, and named by a Service: it gets a patch), and L2Advertisements.
+const METALLB_CRDS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop-staging}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: billing, labels: {lb-pool: finance}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: reports, labels: {lb-pool: finance}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: infra}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: public, namespace: metallb-system}
+spec:
+  addresses:
+  - 198.51.100.0/25
+  - 203.0.113.10-203.0.113.20
+  - 2001:db8:100::1000-2001:db8:100::1fff
+  avoidBuggyIPs: true
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: team-a, namespace: metallb-system}
+spec:
+  addresses:
+  - 198.51.100.128/27
+  - 198.51.100.200-198.51.100.210
+  serviceAllocation:
+    priority: 10
+    namespaces: [shop, shop-staging]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: finance, namespace: metallb-system}
+spec:
+  addresses: [192.0.2.0/26]
+  serviceAllocation:
+    priority: 20
+    namespaceSelectors:
+    - matchLabels: {lb-pool: finance}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: reserved, namespace: metallb-system, labels: {team: platform}}
+spec:
+  addresses: [192.0.2.64-192.0.2.79]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: internal.services.pool.with.a.name.longer.than.sixty-three.characters
+  namespace: metallb-system
+  labels: {team: platform}
+spec:
+  addresses: [192.0.2.128/27]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: main, namespace: metallb-system}
+spec:
+  ipAddressPools: [public, team-a]
+  interfaces: [eth0]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: finance, namespace: metallb-system}
+spec:
+  ipAddressPools: [finance]
+  nodeSelectors:
+  - matchLabels: {node-role.example.com/edge: "true"}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: platform, namespace: metallb-system}
+spec:
+  ipAddressPoolSelectors:
+  - matchLabels: {team: platform}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.133}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.129}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: checkout, namespace: shop}
+spec: {type: LoadBalancer, ports: [{port: 8443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.205}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-tcp, namespace: shop, annotations: {metallb.universe.tf/allow-shared-ip: dns}}
+spec: {type: LoadBalancer, ports: [{port: 53, protocol: TCP}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.140}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-udp, namespace: shop, annotations: {metallb.universe.tf/allow-shared-ip: dns}}
+spec: {type: LoadBalancer, ports: [{port: 53, protocol: UDP}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.140}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: legacy-ip, namespace: shop}
+spec: {type: LoadBalancer, loadBalancerIP: 198.51.100.150, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.150}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pinned-public, namespace: shop, annotations: {metallb.universe.tf/address-pool: public}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.77}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop-staging}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.131}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ledger, namespace: billing}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.17}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: invoices, namespace: billing}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.3}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vault, namespace: billing, annotations: {metallb.io/loadBalancerIPs: 192.0.2.70}}
+spec: {type: LoadBalancer, ports: [{port: 8200}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.70}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dash, namespace: reports}
+spec: {type: LoadBalancer, ports: [{port: 3000}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.40}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a1, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.9}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a2, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.12}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a3, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.101}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: from-range, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 203.0.113.15}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: v6, namespace: apps}
+spec: {type: LoadBalancer, ipFamilyPolicy: SingleStack, ipFamilies: [IPv6], ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: "2001:db8:100::1a2b"}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dual, namespace: apps}
+spec: {type: LoadBalancer, ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6], ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.33}, {ip: "2001:db8:100::1005"}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: explicit, namespace: apps, annotations: {metallb.io/loadBalancerIPs: 198.51.100.64}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.64}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: explicit-old-spelling, namespace: apps, annotations: {metallb.universe.tf/loadBalancerIPs: 203.0.113.11}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 203.0.113.11}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reserved-by-pool, namespace: apps, annotations: {metallb.universe.tf/address-pool: reserved}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.65}]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: internal-named
+  namespace: apps
+  annotations: {metallb.universe.tf/address-pool: internal.services.pool.with.a.name.longer.than.sixty-three.characters}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.140}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shared-a, namespace: apps, annotations: {metallb.universe.tf/allow-shared-ip: edge}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.50}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shared-b, namespace: infra, annotations: {metallb.io/allow-shared-ip: edge}}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.50}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ntp, namespace: infra}
+spec: {type: LoadBalancer, ports: [{port: 123, protocol: UDP}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.99}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: infra}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: local}, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.111}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local-http, namespace: infra, annotations: {metallb.universe.tf/allow-shared-ip: lcl}}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: edge}, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.112}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local-https, namespace: infra, annotations: {metallb.universe.tf/allow-shared-ip: lcl}}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: edge}, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.112}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: internal, namespace: infra}
+spec: {ports: [{port: 8080}]}
+"#;
+
+/// MetalLB before 0.13: the `config` ConfigMap, with a pool whose name is not a valid object
+/// name (renamed; Services naming it get a patch), a pool that is not auto-assigned and a BGP
+/// pool (converted so its addresses stay).
+const METALLB_CONFIGMAP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: logging}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config, namespace: metallb-system}
+data:
+  config: |
+    peers:
+    - peer-address: 192.0.2.254
+      peer-asn: 64501
+      my-asn: 64500
+    address-pools:
+    - name: Office_LAN
+      protocol: layer2
+      addresses:
+      - 192.0.2.0/26
+      avoid-buggy-ips: true
+    - name: dmz
+      protocol: layer2
+      addresses:
+      - 192.0.2.100-192.0.2.120
+      auto-assign: false
+    - name: routed
+      protocol: bgp
+      addresses:
+      - 203.0.113.0/28
+      auto-assign: false
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.5}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: default, annotations: {metallb.universe.tf/address-pool: Office_LAN}}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.33}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dmz-web, namespace: default, annotations: {metallb.universe.tf/address-pool: dmz}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.107}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dmz-ip, namespace: default}
+spec: {type: LoadBalancer, loadBalancerIP: 192.0.2.115, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.115}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: routed, namespace: default, annotations: {metallb.universe.tf/address-pool: routed}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 203.0.113.9}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pinned, namespace: default, annotations: {metallb.universe.tf/loadBalancerIPs: 192.0.2.40}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.40}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grafana, namespace: monitoring}
+spec: {type: LoadBalancer, ports: [{port: 3000}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.12}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prometheus, namespace: monitoring, annotations: {metallb.universe.tf/allow-shared-ip: obs}}
+spec: {type: LoadBalancer, ports: [{port: 9090}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.20}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: loki, namespace: logging, annotations: {metallb.universe.tf/allow-shared-ip: obs}}
+spec: {type: LoadBalancer, ports: [{port: 3100}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.20}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: syslog-udp, namespace: logging, annotations: {metallb.universe.tf/allow-shared-ip: syslog}}
+spec: {type: LoadBalancer, ports: [{port: 514, protocol: UDP}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.21}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: syslog-tcp, namespace: logging, annotations: {metallb.universe.tf/allow-shared-ip: syslog}}
+spec: {type: LoadBalancer, ports: [{port: 514, protocol: TCP}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.21}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fluentd, namespace: logging}
+spec: {type: LoadBalancer, ports: [{port: 24224}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.62}]}}
+"#;
+
+/// Cilium LB-IPAM: a pool restricted to a namespace (CIDR and range blocks), a default pool
+/// without `allowFirstLastIPs` (IPv4 and IPv6), a disabled pool still holding an address, and an
+/// L2 announcement policy.
+const CILIUM: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: staging}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: infra}
+---
+apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: prod-pool, labels: {env: prod}}
+spec:
+  blocks:
+  - cidr: 198.18.0.0/26
+  - {start: 198.18.0.100, stop: 198.18.0.120}
+  serviceSelector:
+    matchExpressions:
+    - {key: io.kubernetes.service.namespace, operator: In, values: [prod]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: default-pool}
+spec:
+  blocks:
+  - cidr: 198.18.2.0/24
+  - cidr: 2001:db8:cafe::/120
+---
+apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: old-pool}
+spec:
+  disabled: true
+  blocks:
+  - cidr: 198.18.3.0/28
+---
+apiVersion: cilium.io/v2alpha1
+kind: CiliumL2AnnouncementPolicy
+metadata: {name: l2}
+spec:
+  nodeSelector:
+    matchExpressions:
+    - {key: node-role.kubernetes.io/control-plane, operator: DoesNotExist}
+  interfaces: ["^eth[0-9]+"]
+  loadBalancerIPs: true
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: prod}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.9}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: prod}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.110}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grpc, namespace: prod, annotations: {lbipam.cilium.io/ips: 198.18.0.20}}
+spec: {type: LoadBalancer, ports: [{port: 9000}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.20}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-tcp, namespace: prod, annotations: {lbipam.cilium.io/sharing-key: dns}}
+spec: {type: LoadBalancer, ports: [{port: 53, protocol: TCP}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.53}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-udp, namespace: prod, annotations: {lbipam.cilium.io/sharing-key: dns}}
+spec: {type: LoadBalancer, ports: [{port: 53, protocol: UDP}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.53}]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: shared-b
+  namespace: prod
+  annotations: {lbipam.cilium.io/sharing-key: edge, lbipam.cilium.io/sharing-cross-namespace: "*"}
+spec: {type: LoadBalancer, ports: [{port: 8443}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.2.50}]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: shared-a
+  namespace: infra
+  annotations: {lbipam.cilium.io/sharing-key: edge, lbipam.cilium.io/sharing-cross-namespace: prod}
+spec: {type: LoadBalancer, ports: [{port: 8080}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.2.50}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: staging}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.2.17}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: staging}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.2.200}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: v6, namespace: staging}
+spec: {type: LoadBalancer, ipFamilyPolicy: SingleStack, ipFamilies: [IPv6], ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: "2001:db8:cafe::42"}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: old, namespace: infra}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.3.5}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: legacy-annotation, namespace: infra, annotations: {io.cilium/lb-ipam-ips: 198.18.2.99}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.2.99}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ingress, namespace: kube-system}
+spec: {type: LoadBalancer, ports: [{port: 80}, {port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.2.10}]}}
+"#;
+
+/// Deckhouse's `metallb` module, settings version 1: MetalLB pools in the ModuleConfig (two
+/// layer2 pools, a BGP one), speakers on labelled nodes; the Services use MetalLB annotations.
+const DECKHOUSE_V1: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: d8-ingress-nginx}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: web}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: db}
+---
+apiVersion: deckhouse.io/v1alpha1
+kind: ModuleConfig
+metadata: {name: metallb}
+spec:
+  enabled: true
+  version: 1
+  settings:
+    speaker:
+      nodeSelector: {node-role.deckhouse.io/metallb: ""}
+    addressPools:
+    - name: frontend
+      protocol: layer2
+      addresses: [198.51.100.200-198.51.100.220]
+    - name: backend
+      protocol: layer2
+      addresses: [198.51.100.64/27]
+    - name: bgp-pool
+      protocol: bgp
+      addresses: [203.0.113.96/28]
+    bgpPeers:
+    - {peer-address: 192.0.2.1, peer-asn: 64501, my-asn: 64500}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: main-load-balancer, namespace: d8-ingress-nginx, annotations: {metallb.universe.tf/address-pool: frontend}}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: controller}, ports: [{port: 80}, {port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.205}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: site, namespace: web}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.70}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: web, annotations: {metallb.universe.tf/address-pool: frontend}}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.211}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pg, namespace: db, annotations: {metallb.universe.tf/address-pool: backend}}
+spec: {type: LoadBalancer, ports: [{port: 5432}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.88}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pg-replica, namespace: db, annotations: {metallb.universe.tf/loadBalancerIPs: 198.51.100.89}}
+spec: {type: LoadBalancer, ports: [{port: 5432}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.89}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: redis-a, namespace: db, annotations: {metallb.universe.tf/allow-shared-ip: redis}}
+spec: {type: LoadBalancer, ports: [{port: 6379}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.90}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: redis-b, namespace: web, annotations: {metallb.universe.tf/allow-shared-ip: redis}}
+spec: {type: LoadBalancer, ports: [{port: 6380}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.90}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bgp, namespace: web, annotations: {metallb.universe.tf/address-pool: bgp-pool}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 203.0.113.100}]}}
+"#;
+
+struct Setup {
+    /// CRDs of the old implementation.
+    crds: Vec<CustomResourceDefinition>,
+    sources: &'static str,
+    /// The field manager the old controller wrote Service statuses with.
+    field_manager: &'static str,
+    /// (LoadBalancerIPPools, L2AnnouncementPolicies, Service patches) `convert` must write.
+    outputs: (usize, usize, usize),
+    /// A new Service created after the hand-over (namespace, name) and, when certain, the
+    /// address it must get (the lowest free one of the pool it falls to).
+    new_service: (&'static str, &'static str, Option<&'static str>),
+}
+
+fn metallb_crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        crd("metallb.io", "IPAddressPool", "ipaddresspools", "Namespaced", &["v1beta1"]),
+        crd("metallb.io", "L2Advertisement", "l2advertisements", "Namespaced", &["v1beta1"]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metallb_custom_resources_keep_every_address() {
+    round_trip(Setup {
+        crds: metallb_crds(),
+        sources: METALLB_CRDS,
+        field_manager: "metallb-controller",
+        // apps/internal-named names the pool whose name was too long: one patch.
+        outputs: (5, 3, 1),
+        // shop: team-a (priority 10) first; its lowest free address.
+        new_service: ("shop", "brand-new", Some("198.51.100.128")),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metallb_legacy_configmap_keeps_every_address() {
+    round_trip(Setup {
+        crds: vec![],
+        sources: METALLB_CONFIGMAP,
+        field_manager: "metallb-controller",
+        // default/api names the renamed pool: one patch.
+        outputs: (3, 2, 1),
+        // Office_LAN is the only auto-assigned pool; avoid-buggy-ips skips .0.
+        new_service: ("default", "brand-new", Some("192.0.2.1")),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cilium_lb_ipam_keeps_every_address() {
+    round_trip(Setup {
+        crds: vec![
+            crd(
+                "cilium.io",
+                "CiliumLoadBalancerIPPool",
+                "ciliumloadbalancerippools",
+                "Cluster",
+                &["v2alpha1", "v2"],
+            ),
+            crd(
+                "cilium.io",
+                "CiliumL2AnnouncementPolicy",
+                "ciliuml2announcementpolicies",
+                "Cluster",
+                &["v2alpha1"],
+            ),
+        ],
+        sources: CILIUM,
+        field_manager: "cilium-operator-generic",
+        outputs: (3, 1, 0),
+        // staging: only default-pool (prod-pool is for prod, old-pool is disabled).
+        new_service: ("staging", "brand-new", Some("198.18.2.0")),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deckhouse_module_config_v1_keeps_every_address() {
+    round_trip(Setup {
+        crds: vec![crd("deckhouse.io", "ModuleConfig", "moduleconfigs", "Cluster", &["v1alpha1"])],
+        sources: DECKHOUSE_V1,
+        field_manager: "metallb-controller",
+        outputs: (3, 2, 0),
+        new_service: ("web", "brand-new", None),
+    })
+    .await;
+}
+
+/// Addresses a pool no longer hands out (MetalLB's avoidBuggyIPs turned on after `.0`/`.255`
+/// were assigned, Cilium's allowFirstLastIPs: No) stay with the Services holding them: those
+/// rules govern new allocations only, and the report says so instead of predicting a move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_the_pool_excludes_from_new_allocations_are_kept() {
+    const SOURCES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: edge}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: wide, namespace: metallb-system}
+spec: {avoidBuggyIPs: true, addresses: [198.18.0.0/23]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+---
+apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: edge}
+spec:
+  allowFirstLastIPs: "No"
+  blocks: [{cidr: 198.18.4.0/28}]
+  serviceSelector: {matchLabels: {io.kubernetes.service.namespace: edge}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dot-255, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.255}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dot-0, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.1.0}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ordinary, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.7}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: first, namespace: edge}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.4.0}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: last, namespace: edge}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.4.15}]}}
+"#;
+    let report = round_trip(Setup {
+        crds: [
+            metallb_crds(),
+            vec![crd(
+                "cilium.io",
+                "CiliumLoadBalancerIPPool",
+                "ciliumloadbalancerippools",
+                "Cluster",
+                &["v2"],
+            )],
+        ]
+        .concat(),
+        sources: SOURCES,
+        field_manager: "metallb-controller",
+        outputs: (2, 1, 0),
+        // avoidBuggyIPs still applies to new allocations.
+        new_service: ("apps", "brand-new", Some("198.18.0.1")),
+    })
+    .await;
+    let notes: Vec<(&str, &str)> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["field"] == "status.loadBalancer.ingress[0].ip")
+        .map(|e| (e["object"].as_str().unwrap(), e["note"].as_str().unwrap()))
+        .collect();
+    assert_eq!(notes.len(), 5, "{report:#}");
+    for (object, note) in notes {
+        let excluded = !object.ends_with("/ordinary");
+        assert_eq!(note.contains("excludes it from new allocations only"), excluded, "{object}: {note}");
+    }
+}
+
+/// The check catches movement: Services whose MetalLB address lies outside every converted pool
+/// (a pool removed from MetalLB's configuration after it assigned them) are flagged by the
+/// conversion report and `convert --check`, FerroLB renumbers (or, for an explicit request,
+/// cannot serve) them, and `status --compare` exits 1 naming exactly those Services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_outside_every_converted_pool_moves_and_compare_names_it() {
+    const SOURCES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: public, namespace: metallb-system}
+spec: {addresses: [198.51.100.0/26]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kept, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.7}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: stray, namespace: apps}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.77}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: stray-explicit, namespace: apps, annotations: {metallb.io/loadBalancerIPs: 192.0.2.78}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.78}]}}
+"#;
+    let m = Migration::prepare(metallb_crds(), SOURCES, "metallb-controller").await;
+    let (docs, report) = m.convert(&[]).await;
+    // The report predicts both moves.
+    let predicted = ingress_entries(&report);
+    assert_eq!(
+        predicted.iter().map(|(o, s)| (o.as_str(), s.as_str())).collect::<Vec<_>>(),
+        [
+            ("Service apps/kept", "exact"),
+            ("Service apps/stray", "approximate"),
+            ("Service apps/stray-explicit", "approximate"),
+        ],
+        "{report:#}"
+    );
+    let out = m.ctl(&["convert", "--from-cluster", "--check"]).await;
+    assert_eq!(out.status.code(), Some(1), "convert --check fails: {}", text(&out.stderr));
+
+    m.apply(&docs).await;
+    let c = start_controller(m.client.clone());
+    let svc = |name: &'static str| {
+        let api: Api<Service> = Api::namespaced(m.client.clone(), "apps");
+        move || {
+            let api = api.clone();
+            async move { api.get(name).await.unwrap() }
+        }
+    };
+    let stray =
+        wait_for("apps/stray renumbered", svc("stray"), |s| satisfied(s) && ingress(s) != ["192.0.2.77"])
+            .await;
+    assert_eq!(ingress(&stray), ["198.51.100.0"], "the lowest free address of the pool");
+    let explicit = wait_for("apps/stray-explicit unserved", svc("stray-explicit"), |s| {
+        condition(s).is_some_and(|c| c.0 == "False") && ingress(s).is_empty()
+    })
+    .await;
+    assert!(ingress(&explicit).is_empty());
+    let kept = wait_for("apps/kept satisfied", svc("kept"), satisfied).await;
+    assert_eq!(ingress(&kept), ["198.51.100.7"]);
+
+    let out = m.ctl(&["status", "--compare", m.saved()]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("1 Service(s) kept their addresses, 2 changed\n"), "{stdout}");
+    assert!(stdout.contains("  apps/stray: 192.0.2.77 -> 198.51.100.0\n"), "{stdout}");
+    assert!(stdout.contains("  apps/stray-explicit: 192.0.2.78 -> no address\n"), "{stdout}");
+    assert!(!stdout.contains("  apps/kept:"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("address check failed: 2 Service(s) changed or lost their addresses"),
+        "{}",
+        text(&out.stderr)
+    );
+    stop_controller(c).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The round trip.
+
+/// Runs the migration of one setup and checks it moved nothing; returns the conversion report.
+async fn round_trip(setup: Setup) -> Value {
+    let m = Migration::prepare(setup.crds, setup.sources, setup.field_manager).await;
+    let before = m.before.clone();
+
+    // 2. Convert; the report predicts that every current address is kept.
+    let (docs, report) = m.convert(&[]).await;
+    let entries = ingress_entries(&report);
+    let addresses: usize = before.values().map(Vec::len).sum();
+    assert_eq!(entries.len(), addresses, "one report entry per address: {report:#}");
+    for (object, status) in &entries {
+        assert_eq!(status, "exact", "{object}: {report:#}");
+    }
+
+    // 3. Apply the converted objects (and Service patches) while nothing serves them.
+    let counts = m.apply(&docs).await;
+    assert_eq!(counts, setup.outputs, "(pools, policies, Service patches) applied");
+
+    // 4. FerroLB's IPAM controller takes over; every Service is satisfied; nothing moved, not
+    //    even for a moment.
+    let tracker = Tracker::start(m.client.clone());
+    let c = start_controller(m.client.clone());
+    let keys: Vec<String> = before.keys().cloned().collect();
+    let now = all_satisfied(&m.client, &keys).await;
+    for (key, ips) in &before {
+        assert_eq!(&now[key], ips, "{key} kept its addresses, in order");
+    }
+
+    // 5. `status --compare` agrees: 0 changes.
+    let out = m.ctl(&["status", "--compare", m.saved()]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let summary = format!("{} Service(s) kept their addresses, 0 changed\n", before.len());
+    assert!(stdout.contains(&summary), "{summary:?} not in:\n{stdout}");
+
+    // 6. A new Service gets an address no existing Service holds.
+    let (ns, name, expected) = setup.new_service;
+    let api: Api<Service> = Api::namespaced(m.client.clone(), ns);
+    let svc: Service = serde_json::from_value(
+        json!({"metadata": {"name": name}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &svc).await.unwrap();
+    let new = all_satisfied(&m.client, &[format!("{ns}/{name}")]).await;
+    let new_ips = &new[&format!("{ns}/{name}")];
+    assert_eq!(new_ips.len(), 1, "{new_ips:?}");
+    for (key, ips) in &before {
+        assert!(!ips.contains(&new_ips[0]), "the new Service got {}, which {key} holds", new_ips[0]);
+    }
+    if let Some(expected) = expected {
+        assert_eq!(new_ips[0], expected);
+    }
+    let out = m.ctl(&["status", "--compare", m.saved()]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("0 changed (0 had no address when saved, 1 are new)\n"), "{stdout}");
+
+    stop_controller(c).await;
+    tracker.assert_no_moves(&before);
+    report
+}
+
+/// A cluster with the old load balancer's configuration and Services, FerroLB's CRDs installed,
+/// and the addresses saved with `ferrolbctl status --save`.
+struct Migration {
+    sim: KubeSim,
+    client: Client,
+    dir: PathBuf,
+    saved: String,
+    /// `namespace/name` → ingress IPs as seeded, in order (LoadBalancer Services only).
+    before: BTreeMap<String, Vec<String>>,
+}
+
+impl Migration {
+    async fn prepare(crds: Vec<CustomResourceDefinition>, sources: &str, field_manager: &str) -> Self {
+        let sim = KubeSim::start(SimOptions::default()).await.unwrap();
+        let client = sim.client().await.unwrap();
+        create_crds(&client, crds).await;
+        create_crds(&client, ferrolb_api::crd::all()).await;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(sources).unwrap();
+        seed(&client, &docs, field_manager).await;
+        let before: BTreeMap<String, Vec<String>> = docs
+            .iter()
+            .filter(|d| d["kind"] == "Service" && d["spec"]["type"] == "LoadBalancer")
+            .map(|d| {
+                let key = format!(
+                    "{}/{}",
+                    d["metadata"]["namespace"].as_str().unwrap(),
+                    d["metadata"]["name"].as_str().unwrap()
+                );
+                let ips = d["status"]["loadBalancer"]["ingress"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["ip"].as_str().unwrap().to_string())
+                    .collect();
+                (key, ips)
+            })
+            .collect();
+
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ferrolbctl-roundtrip-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = dir.join("before.json").to_str().unwrap().to_string();
+        let m = Self { sim, client, dir, saved, before };
+
+        // 1. Save the addresses before anything changes.
+        let out = m.ctl(&["status", "--save", m.saved()]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let map: BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&std::fs::read_to_string(&m.saved).unwrap()).unwrap();
+        let sorted: BTreeMap<String, Vec<String>> = m
+            .before
+            .iter()
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                v.sort();
+                (k.clone(), v)
+            })
+            .collect();
+        assert_eq!(map, sorted, "status --save records every LoadBalancer Service's addresses");
+        m
+    }
+
+    fn saved(&self) -> &str {
+        &self.saved
+    }
+
+    /// Runs the built `ferrolbctl` against the cluster.
+    async fn ctl(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ferrolbctl"))
+            .args(args)
+            .args(["--kubeconfig", self.sim.kubeconfig_path().to_str().unwrap()])
+            .env_remove("KUBECONFIG")
+            .env_remove("FERROLB_KUBECONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// `convert --from-cluster --report json`: the manifests' documents and the report.
+    async fn convert(&self, extra: &[&str]) -> (Vec<Value>, Value) {
+        let mut args = vec!["convert", "--from-cluster", "--report", "json"];
+        args.extend(extra);
+        let out = self.ctl(&args).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text(&out.stdout)).unwrap();
+        let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        let report: Value = serde_json::from_str(&text(&out.stderr)).unwrap();
+        (docs, report)
+    }
+
+    /// Creates the converted pools and policies and applies the Service patches (JSON merge
+    /// patches), as `kubectl apply` would; returns how many of each.
+    async fn apply(&self, docs: &[Value]) -> (usize, usize, usize) {
+        let pools: Api<LoadBalancerIPPool> = Api::all(self.client.clone());
+        let policies: Api<L2AnnouncementPolicy> = Api::all(self.client.clone());
+        let mut counts = (0, 0, 0);
+        for doc in docs {
+            match doc["kind"].as_str() {
+                Some("LoadBalancerIPPool") => {
+                    let p: LoadBalancerIPPool =
+                        serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}: {doc:#}"));
+                    pools.create(&PostParams::default(), &p).await.unwrap();
+                    counts.0 += 1;
+                }
+                Some("L2AnnouncementPolicy") => {
+                    let p: L2AnnouncementPolicy =
+                        serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}: {doc:#}"));
+                    policies.create(&PostParams::default(), &p).await.unwrap();
+                    counts.1 += 1;
+                }
+                Some("Service") => {
+                    let ns = doc["metadata"]["namespace"].as_str().unwrap();
+                    let name = doc["metadata"]["name"].as_str().unwrap();
+                    let patch = json!({"metadata": {"annotations": doc["metadata"]["annotations"]}});
+                    Api::<Service>::namespaced(self.client.clone(), ns)
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .unwrap();
+                    counts.2 += 1;
+                }
+                other => panic!("convert wrote an unexpected kind {other:?}: {doc:#}"),
+            }
+        }
+        counts
+    }
+}
+
+impl Drop for Migration {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `(object, status)` of every `status.loadBalancer.ingress[*].ip` entry of the report.
+fn ingress_entries(report: &Value) -> Vec<(String, String)> {
+    report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["field"].as_str().unwrap().starts_with("status.loadBalancer.ingress"))
+        .map(|e| (e["object"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster helpers.
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A minimal CRD that keeps whatever it is given, the storage version last.
+fn crd(group: &str, kind: &str, plural: &str, scope: &str, versions: &[&str]) -> CustomResourceDefinition {
+    let versions: Vec<Value> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({
+                "name": v, "served": true, "storage": i + 1 == versions.len(),
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {"status": {}},
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+            "versions": versions,
+        },
+    }))
+    .unwrap()
+}
+
+async fn create_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for c in crds {
+        api.create(&PostParams::default(), &c).await.unwrap();
+    }
+}
+
+/// Creates each object through the API; a Service's `status` is then written through the status
+/// subresource by the old controller's field manager, as it assigned the address.
+async fn seed(client: &Client, docs: &[Value], field_manager: &str) {
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    for doc in docs {
+        let (group, version) = doc["apiVersion"].as_str().unwrap().split_once('/').unwrap_or(("", "v1"));
+        let gvk = GroupVersionKind::gvk(group, version, doc["kind"].as_str().unwrap());
+        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("{gvk:?} not served"));
+        let api: Api<DynamicObject> = match (caps.scope, doc.pointer("/metadata/namespace")) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns.as_str().unwrap(), &ar),
+            (Scope::Namespaced, None) => Api::namespaced_with(client.clone(), "default", &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+        if let Some(status) = doc.get("status") {
+            let name = doc["metadata"]["name"].as_str().unwrap();
+            let pp = PatchParams { field_manager: Some(field_manager.into()), ..Default::default() };
+            api.patch_status(name, &pp, &Patch::Merge(json!({"status": status}))).await.unwrap();
+        }
+    }
+}
+
+struct Controller {
+    shutdown: watch::Sender<bool>,
+    _leader: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), controller::Error>>,
+}
+
+/// FerroLB's IPAM controller, in-process, leading from the start.
+fn start_controller(client: Client) -> Controller {
+    let (leader_tx, leader_rx) = watch::channel(true);
+    let (synced_tx, _synced_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let settings = Settings { event_interval: Duration::from_millis(0), ..Settings::default() };
+    let task = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
+    Controller { shutdown: shutdown_tx, _leader: leader_tx, task }
+}
+
+async fn stop_controller(c: Controller) {
+    let _ = c.shutdown.send(true);
+    let r = c.task.await.unwrap();
+    assert!(r.is_ok(), "controller: {r:?}");
+}
+
+fn ingress(s: &Service) -> Vec<String> {
+    s.status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|i| i.iter().filter_map(|x| x.ip.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// `(status, reason, message)` of `ferrolb.io/IPAMRequestSatisfied`.
+fn condition(s: &Service) -> Option<(String, String, String)> {
+    s.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == conditions::IPAM_REQUEST_SATISFIED)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Satisfied, with the `ferrolb.io/allocated-from-pool` annotation written after the status.
+fn satisfied(s: &Service) -> bool {
+    condition(s).is_some_and(|c| c.0 == "True")
+        && !ingress(s).is_empty()
+        && s.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(annotations::ALLOCATED_FROM_POOL))
+}
+
+fn key_of(s: &Service) -> String {
+    format!(
+        "{}/{}",
+        s.metadata.namespace.as_deref().unwrap_or_default(),
+        s.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Polls `get` until `check` holds (20 s at most), returning the last value.
+async fn wait_for<T, F, Fut>(what: &str, get: F, check: impl Fn(&T) -> bool) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+    T: std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = get().await;
+        if check(&v) {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last: {v:#?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until every listed Service (`ns/name`) is satisfied; returns their ingress IPs.
+async fn all_satisfied(client: &Client, keys: &[String]) -> BTreeMap<String, Vec<String>> {
+    let all: Api<Service> = Api::all(client.clone());
+    let items = wait_for(
+        &format!("{} Services satisfied", keys.len()),
+        || async { all.list(&ListParams::default()).await.unwrap().items },
+        |items: &Vec<Service>| keys.iter().all(|k| items.iter().any(|s| key_of(s) == *k && satisfied(s))),
+    )
+    .await;
+    items.iter().filter(|s| keys.contains(&key_of(s))).map(|s| (key_of(s), ingress(s))).collect()
+}
+
+/// Records, in the background, every distinct ingress each Service shows.
+struct Tracker {
+    seen: Arc<Mutex<BTreeMap<String, Vec<Vec<String>>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tracker {
+    fn start(client: Client) -> Self {
+        let seen: Arc<Mutex<BTreeMap<String, Vec<Vec<String>>>>> = Arc::default();
+        let all: Api<Service> = Api::all(client);
+        let s = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(list) = all.list(&ListParams::default()).await {
+                    let mut seen = s.lock().unwrap();
+                    for svc in &list.items {
+                        let e = seen.entry(key_of(svc)).or_default();
+                        let ips = ingress(svc);
+                        if e.last() != Some(&ips) {
+                            e.push(ips);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Self { seen, task }
+    }
+
+    /// Every Service in `before` showed exactly its old addresses the whole time.
+    fn assert_no_moves(self, before: &BTreeMap<String, Vec<String>>) {
+        self.task.abort();
+        let seen = self.seen.lock().unwrap();
+        for (key, ips) in before {
+            assert_eq!(seen.get(key), Some(&vec![ips.clone()]), "{key} showed other addresses at some point");
+        }
+    }
+}

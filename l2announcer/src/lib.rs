@@ -1,0 +1,33 @@
+//! FerroLB L2 announcer (DESIGN.md §4).
+//!
+//! This crate's decision core is pure: plain inputs (policies, Services, pools, Nodes, interfaces,
+//! endpoints, Lease records, liveness observations, time) in, decisions out; no sockets, no
+//! Kubernetes client, no async. The modules, in the order data flows through them:
+//!
+//! - [`interface`]: which interfaces a policy's (anchored) regexes or the default rules select;
+//! - [`policy`]: which (Service, address) pairs the `L2AnnouncementPolicy` objects select, from which
+//!   nodes and on which interfaces (several policies: the union);
+//! - [`candidates`]: the nodes that may announce one address, and why the others may not;
+//! - [`placement`]: rendezvous preference and the balanced, sticky assignment of addresses to nodes;
+//! - [`liveness`]: whether a node is alive, from its heartbeat Lease and peer heartbeats;
+//! - [`lease_state`]: per-(Service, address) Lease decisions (acquire, hold, hand over, stand down,
+//!   wait), the failover rules and the worst-case double-announcement window.
+
+pub mod candidates;
+pub mod interface;
+pub mod lease_state;
+pub mod liveness;
+pub mod placement;
+pub mod policy;
+
+pub use candidates::{
+    AnnouncerState, CandidateNode, Candidates, LocalEndpoints, NodeState, Rejection, candidates_for,
+};
+pub use interface::{Interface, InterfaceKind, InterfaceSelector};
+pub use lease_state::{AddressLease, Decision, HolderStatus, Inputs, LeaseConfig, LeaseObject, lease_object};
+pub use liveness::{Liveness, LivenessConfig, PeerLiveness, SelfLiveness};
+pub use placement::{NodeId, Nodes, Slot, place, rendezvous_order};
+pub use policy::{
+    AddressKey, AddressSource, Announcement, NodeInput, Policies, PolicyError, PolicyInput, PoolInput,
+    ServiceInput, ServiceKey, TrafficPolicy,
+};
