@@ -35,6 +35,9 @@ pub use convert::{pool_input, service_input, service_key};
 use crate::state::{Changes, EventType, Ipam, ServiceChange};
 use crate::{Config, ServiceKey};
 
+/// Delay before retrying a write that got 409 Conflict.
+const CONFLICT_RETRY: Duration = Duration::from_millis(100);
+
 /// The field manager of every FerroLB IPAM write.
 pub const FIELD_MANAGER: &str = "ferrolb-ipam";
 
@@ -346,9 +349,16 @@ impl Controller {
         }
     }
 
+    /// Schedules a retry after the current backoff, which doubles up to 30 s until a write
+    /// succeeds. An earlier pending retry is kept, so a stream of failures cannot starve it.
     fn retry_later(&mut self) {
-        self.retry_at = Some(Instant::now() + self.retry_backoff);
+        self.retry_after(self.retry_backoff);
         self.retry_backoff = (self.retry_backoff * 2).min(Duration::from_secs(30));
+    }
+
+    fn retry_after(&mut self, delay: Duration) {
+        let at = Instant::now() + delay;
+        self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
     }
 
     /// Turns the core's changes into queued writes.
@@ -530,18 +540,21 @@ impl Controller {
             return;
         };
         let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
+        // A conflict means the object changed under us; the watch brings the new version at
+        // once, so retry soon (as client-go's RetryOnConflict does) rather than backing off.
+        let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
         match (&key, self.ipam.as_mut()) {
             // The object is gone: its delete event will follow; nothing to retry.
             _ if gone => {}
             (WorkKey::Service(k), Some(_)) => {
                 tracing::warn!(service = %format!("{}/{}", k.namespace, k.name), error = %e, "status write failed; will retry");
                 self.failed.insert(key);
-                self.retry_later();
+                if conflict { self.retry_after(CONFLICT_RETRY) } else { self.retry_later() }
             }
             (WorkKey::Pool(name), Some(_)) => {
                 tracing::warn!(pool = %name, error = %e, "pool status write failed; will retry");
                 self.failed.insert(key);
-                self.retry_later();
+                if conflict { self.retry_after(CONFLICT_RETRY) } else { self.retry_later() }
             }
             // Events are best effort.
             _ => tracing::debug!(error = %e, "event not recorded"),
