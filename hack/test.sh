@@ -19,5 +19,5 @@ if [ ! -x /usr/bin/kubectl ]; then
 fi
 [ -x /usr/bin/kubectl ] || { echo "hack/test.sh: /usr/bin/kubectl is required" >&2; exit 1; }
 
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked
