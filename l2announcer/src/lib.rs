@@ -14,6 +14,7 @@
 //!   wait), the failover rules and the worst-case double-announcement window.
 
 pub mod candidates;
+pub mod datapath;
 pub mod interface;
 pub mod lease_state;
 pub mod liveness;
