@@ -1,0 +1,29 @@
+//! FerroLB's gRPC API, `ferrolb.v1.Announcer` (`ferrolb/v1/announcer.proto`): the generated
+//! messages, client and server, and what serves and consumes them.
+//!
+//! - [`table`]: the pure, revisioned announcement table the announcer writes and the API reads.
+//! - [`watch`] and [`mirror`]: the two ends of `WatchAnnouncements` without I/O (what the server
+//!   sends next; a client's copy and its resume point).
+//! - [`server`]: the tonic service over a [`server::SharedTable`], served on a unix socket.
+//! - [`client`]: connecting to that socket.
+
+pub mod client;
+pub mod convert;
+pub mod mirror;
+pub mod server;
+pub mod table;
+pub mod watch;
+
+/// `ferrolb.v1`: the announcer API (messages, `announcer_client`, `announcer_server`), generated
+/// from `ferrolb/v1/announcer.proto`.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("ferrolb.v1");
+}
+
+pub use client::{ConnectError, connect_unix, unix_channel};
+pub use mirror::{AnnouncementMirror, Delta};
+pub use server::{AnnouncerService, DEFAULT_SOCKET_PATH, ServeError, SharedTable, serve_unix};
+pub use table::{Announcement, AnnouncementTable, Filter, ProgrammingReport, ServiceRef};
+pub use v1::announcer_client::AnnouncerClient;
+pub use v1::announcer_server::AnnouncerServer;
