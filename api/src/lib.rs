@@ -8,6 +8,7 @@ pub mod policy;
 pub mod pool;
 pub mod range;
 pub mod selector;
+pub mod service;
 
 pub use policy::{L2AnnouncementPolicy, L2AnnouncementPolicySpec, L2AnnouncementPolicyStatus};
 pub use pool::{
@@ -15,3 +16,4 @@ pub use pool::{
 };
 pub use range::{Family, IpRange, RangeError};
 pub use selector::{Selector, SelectorError};
+pub use service::ServiceKey;

@@ -2,28 +2,10 @@
 //! the core needs no Kubernetes types.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use ferrolb_api::Family;
 
-/// `namespace/name` of a Service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ServiceKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub use ferrolb_api::ServiceKey;
 
 /// `spec.ipFamilyPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
