@@ -554,9 +554,8 @@ async fn resource_request(
         ("GET", _) if q.get("watch").is_some_and(|v| v == "true" || v == "1") => {
             let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-            let mut fields =
+            let fields =
                 FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
-            let _ = &mut fields;
             Ok(watch(shared.clone(), rt, namespace, labels, fields, &q))
         }
         ("GET", Some(name)) => {

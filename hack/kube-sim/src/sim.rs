@@ -92,11 +92,11 @@ impl Sim {
             store: Store::new(history_limit),
             services: ServiceAllocator::new(service_cidrs),
         };
-        let api = ApiContext::internal();
+        let opts = WriteOptions { manager: "kube-apiserver".into(), ..Default::default() };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             let rt = state.registry.get("", "v1", "namespaces").expect("namespaces are built in");
-            state.create(&rt, None, obj, &api.opts).expect("a fresh store accepts the standard namespaces");
+            state.create(&rt, None, obj, &opts).expect("a fresh store accepts the standard namespaces");
         }
         Self { state: Mutex::new(state) }
     }
@@ -124,17 +124,6 @@ impl Sim {
 
     pub fn compact(&self) {
         self.lock().store.compact();
-    }
-}
-
-/// Options for kube-sim's own writes (standard namespaces).
-struct ApiContext {
-    opts: WriteOptions,
-}
-
-impl ApiContext {
-    fn internal() -> Self {
-        Self { opts: WriteOptions { manager: "kube-apiserver".into(), ..Default::default() } }
     }
 }
 
@@ -259,7 +248,7 @@ impl State {
                 m.remove("status");
             }
         }
-        self.finish_write(rt, ns, &name, None, obj, None, opts, applied.then_some(()))
+        self.finish_write(rt, ns, &name, None, obj, None, opts, applied)
     }
 
     fn check_namespace(&self, rt: &ResourceType, ns: Option<&str>, obj: &Value) -> Result<(), ApiError> {
@@ -312,7 +301,7 @@ impl State {
             return Err(ApiError::conflict(rt, name));
         }
         obj["metadata"]["name"] = json!(name);
-        self.finish_write(rt, ns, name, Some(old), obj, subresource, opts, None)
+        self.finish_write(rt, ns, name, Some(old), obj, subresource, opts, false)
     }
 
     /// PATCH in any of the four formats. Apply creates the object when missing.
@@ -327,12 +316,10 @@ impl State {
         subresource: Option<&str>,
         opts: &WriteOptions,
     ) -> Result<Written, ApiError> {
+        // Server-side apply creates a missing object; every other patch needs one.
         let old = match self.get(rt, ns, name) {
             Ok(o) => Some(o),
-            Err(e) if kind == PatchType::Apply && subresource.is_none() => {
-                let _ = e;
-                None
-            }
+            Err(_) if kind == PatchType::Apply && subresource.is_none() => None,
             Err(e) => return Err(e),
         };
         let invalid_patch = |msg: String| ApiError::new(422, "Invalid", msg);
@@ -394,7 +381,7 @@ impl State {
                 obj["metadata"]["resourceVersion"] =
                     json!(meta_str(old.as_deref().unwrap_or(&Value::Null), "resourceVersion"));
                 // Apply already recorded ownership; don't let the generic tracker record it again.
-                return self.finish_write(rt, ns, name, old, obj, subresource, opts, Some(()));
+                return self.finish_write(rt, ns, name, old, obj, subresource, opts, true);
             }
         }
         if !new.is_object() {
@@ -412,7 +399,7 @@ impl State {
         {
             return Err(ApiError::conflict(rt, name));
         }
-        self.finish_write(rt, ns, name, old, new, subresource, opts, None)
+        self.finish_write(rt, ns, name, old, new, subresource, opts, false)
     }
 
     /// DELETE: with finalizers, marks the object (deletionTimestamp) and keeps it; without, removes it.
@@ -496,7 +483,7 @@ impl State {
         mut new: Value,
         subresource: Option<&str>,
         opts: &WriteOptions,
-        ownership_recorded: Option<()>,
+        ownership_recorded: bool,
     ) -> Result<Written, ApiError> {
         let mut warnings = Vec::new();
         let old_ref = old.as_deref();
@@ -636,7 +623,7 @@ impl State {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
         }
-        if ownership_recorded.is_none() {
+        if !ownership_recorded {
             apply::track_update(
                 old_ref,
                 &mut new,
