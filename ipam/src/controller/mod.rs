@@ -51,6 +51,8 @@ pub struct Settings {
     pub instance: String,
     /// Least time between two Events of one reason on one Service.
     pub event_interval: Duration,
+    /// How long a starting replica waits to learn whether it leads before it lists (see `run`).
+    pub leader_wait: Duration,
 }
 
 impl Default for Settings {
@@ -60,6 +62,7 @@ impl Default for Settings {
             write_concurrency: 32,
             instance: "ferrolb-ipam".into(),
             event_interval: Duration::from_secs(10),
+            leader_wait: Duration::from_secs(2),
         }
     }
 }
@@ -97,11 +100,25 @@ struct Cache<K> {
     objects: BTreeMap<String, K>,
     relisting: Option<BTreeMap<String, K>>,
     synced: bool,
+    /// When the listing the cache holds was requested.
+    list_started: Option<Instant>,
 }
 
 impl<K> Default for Cache<K> {
     fn default() -> Self {
-        Self { objects: BTreeMap::new(), relisting: None, synced: false }
+        Self { objects: BTreeMap::new(), relisting: None, synced: false, list_started: None }
+    }
+}
+
+impl<K> Cache<K> {
+    fn start_list(&mut self) {
+        self.relisting = Some(BTreeMap::new());
+        self.list_started = Some(Instant::now());
+    }
+
+    /// Whether the cache's listing was requested after `t` (so it shows every write made before).
+    fn listed_after(&self, t: Option<Instant>) -> bool {
+        matches!((self.list_started, t), (Some(l), Some(t)) if l >= t)
     }
 }
 
@@ -119,6 +136,8 @@ struct Controller {
     services: Cache<Service>,
     ipam: Option<Ipam>,
     leader: bool,
+    /// When this replica last became leader.
+    leader_since: Option<Instant>,
     queue: VecDeque<WorkKey>,
     pending: HashMap<WorkKey, Work>,
     in_flight: HashSet<WorkKey>,
@@ -144,6 +163,12 @@ pub async fn run(
     synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
+    // A replica about to lead should list after it leads: then that one listing is consistent
+    // with everything the previous leader wrote, and taking over needs no second one. A standby
+    // stops waiting after `leader_wait` and warms its caches.
+    if !*leader.borrow() {
+        let _ = tokio::time::timeout(settings.leader_wait, leader.wait_for(|l| *l)).await;
+    }
     let pools = watcher(Api::<LoadBalancerIPPool>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .map(|e| e.map(|e| Input::Pool(Box::new(e))));
@@ -160,6 +185,7 @@ pub async fn run(
         services: Cache::default(),
         ipam: None,
         leader: *leader.borrow(),
+        leader_since: leader.borrow().then(Instant::now),
         queue: VecDeque::new(),
         pending: HashMap::new(),
         in_flight: HashSet::new(),
@@ -180,7 +206,11 @@ pub async fn run(
                 if r.is_err() {
                     break;
                 }
-                c.leader = *leader.borrow_and_update();
+                let now_leader = *leader.borrow_and_update();
+                if now_leader && !c.leader {
+                    c.leader_since = Some(Instant::now());
+                }
+                c.leader = now_leader;
                 if !c.leader {
                     c.deactivate();
                 }
@@ -216,7 +246,7 @@ impl Controller {
     fn pool_event(&mut self, ev: watcher::Event<LoadBalancerIPPool>) {
         let key = |p: &LoadBalancerIPPool| cache_key(None, p.metadata.name.as_ref());
         match ev {
-            watcher::Event::Init => self.pools.relisting = Some(BTreeMap::new()),
+            watcher::Event::Init => self.pools.start_list(),
             watcher::Event::InitApply(p) => {
                 if let Some(r) = self.pools.relisting.as_mut() {
                     r.insert(key(&p), p);
@@ -247,7 +277,7 @@ impl Controller {
     fn service_event(&mut self, ev: watcher::Event<Service>) {
         let key = |s: &Service| cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref());
         match ev {
-            watcher::Event::Init => self.services.relisting = Some(BTreeMap::new()),
+            watcher::Event::Init => self.services.start_list(),
             watcher::Event::InitApply(s) => {
                 if let Some(r) = self.services.relisting.as_mut() {
                     r.insert(key(&s), s);
@@ -286,41 +316,45 @@ impl Controller {
         }
     }
 
-    /// Became leader: build the core from a fresh listing.
+    /// Became leader: build the core from listings made after leadership began, so the previous
+    /// leader's last writes are all in them (it stopped writing before its Lease could be taken).
+    /// The watches' own listings do when they started after this replica began to lead (the
+    /// usual case at start-up); otherwise list afresh.
     async fn activate(&mut self) {
-        let list = async {
-            let pools = list_all(Api::<LoadBalancerIPPool>::all(self.client.clone())).await?;
-            let services = list_all(Api::<Service>::all(self.client.clone())).await?;
-            Ok::<_, kube::Error>((pools, services))
-        };
-        match list.await {
-            Ok((pools, services)) => {
-                for p in pools {
-                    self.pools.objects.insert(cache_key(None, p.metadata.name.as_ref()), p);
+        if !(self.pools.listed_after(self.leader_since) && self.services.listed_after(self.leader_since)) {
+            let list = async {
+                let pools = list_all(Api::<LoadBalancerIPPool>::all(self.client.clone())).await?;
+                let services = list_all(Api::<Service>::all(self.client.clone())).await?;
+                Ok::<_, kube::Error>((pools, services))
+            };
+            match list.await {
+                Ok((pools, services)) => {
+                    self.pools.objects =
+                        pools.into_iter().map(|p| (cache_key(None, p.metadata.name.as_ref()), p)).collect();
+                    self.services.objects = services
+                        .into_iter()
+                        .map(|s| (cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref()), s))
+                        .collect();
                 }
-                for s in services {
-                    self.services
-                        .objects
-                        .insert(cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref()), s);
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing for leadership failed; retrying");
+                    self.retry_later();
+                    return;
                 }
-                let mut ipam = Ipam::new(self.settings.ipam.clone());
-                ipam.resync(
-                    self.pools.objects.values().map(pool_input).collect(),
-                    self.services.objects.values().map(service_input).collect(),
-                );
-                tracing::info!(
-                    pools = self.pools.objects.len(),
-                    services = ipam.service_count(),
-                    "leading: state rebuilt"
-                );
-                metrics::gauge!("ferrolb_ipam_active").set(1.0);
-                self.ipam = Some(ipam);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "listing for leadership failed; retrying");
-                self.retry_later();
             }
         }
+        let mut ipam = Ipam::new(self.settings.ipam.clone());
+        ipam.resync(
+            self.pools.objects.values().map(pool_input).collect(),
+            self.services.objects.values().map(service_input).collect(),
+        );
+        tracing::info!(
+            pools = self.pools.objects.len(),
+            services = ipam.service_count(),
+            "leading: state rebuilt"
+        );
+        metrics::gauge!("ferrolb_ipam_active").set(1.0);
+        self.ipam = Some(ipam);
     }
 
     fn deactivate(&mut self) {
@@ -572,7 +606,8 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let mut out = Vec::new();
-    let mut lp = ListParams::default().limit(500);
+    // Large pages: a takeover lists everything, and each page costs a round trip.
+    let mut lp = ListParams::default().limit(5000);
     loop {
         let page = api.list(&lp).await?;
         out.extend(page.items);
