@@ -1,6 +1,9 @@
 //! `ferrolbctl` against a live API server (kube-sim): `convert --from-cluster` and `status`,
 //! through the built binary where exit codes and output matter.
 
+mod common;
+use common::{crd, create_crds, text};
+
 use std::path::Path;
 use std::process::Output;
 
@@ -8,7 +11,6 @@ use ferrolb_api::names::{annotations, conditions};
 use ferrolb_api::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec};
 use ferrolb_ctl::output;
 use ferrolb_ctl::{Options, SourceText, convert_texts};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::{Discovery, Scope};
@@ -129,44 +131,6 @@ async fn run(args: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A minimal CRD that keeps whatever it is given, the storage version last.
-fn crd(group: &str, kind: &str, plural: &str, scope: &str, versions: &[&str]) -> CustomResourceDefinition {
-    let versions: Vec<Value> = versions
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            json!({
-                "name": v, "served": true, "storage": i + 1 == versions.len(),
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                "subresources": {"status": {}},
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
-            "versions": versions,
-        },
-    }))
-    .unwrap()
-}
-
-async fn create_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for c in crds {
-        api.create(&PostParams::default(), &c).await.unwrap();
-    }
 }
 
 /// Creates each object through the API, then writes its `status` through the status

@@ -10,6 +10,9 @@
 //! the old implementation could have given them, deliberately not the lowest free ones, with
 //! shared addresses, explicit requests, pool annotations, IPv6 and dual-stack.
 
+mod common;
+use common::{crd, create_crds, text};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
@@ -1147,44 +1150,6 @@ fn ingress_entries(report: &Value) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------------------------------------
 // Cluster helpers.
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A minimal CRD that keeps whatever it is given, the storage version last.
-fn crd(group: &str, kind: &str, plural: &str, scope: &str, versions: &[&str]) -> CustomResourceDefinition {
-    let versions: Vec<Value> = versions
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            json!({
-                "name": v, "served": true, "storage": i + 1 == versions.len(),
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                "subresources": {"status": {}},
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
-            "versions": versions,
-        },
-    }))
-    .unwrap()
-}
-
-async fn create_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for c in crds {
-        api.create(&PostParams::default(), &c).await.unwrap();
-    }
-}
 
 /// Creates each object through the API; a Service's `status` is then written through the status
 /// subresource by the old controller's field manager, as it assigned the address.
