@@ -194,8 +194,12 @@ impl Decision {
 }
 
 /// This node's position among the fallback acquirers of an address: its index in the preference
-/// order with the placement's choice left out. `None` when it is not in `order`.
+/// order with the placement's choice left out (0 for the choice itself, which does not wait). `None`
+/// when it is not in `order` (not a candidate).
 pub fn fallback_rank(order: &[&str], desired: Option<&str>, me: &str) -> Option<usize> {
+    if desired == Some(me) {
+        return order.contains(&me).then_some(0);
+    }
     order.iter().filter(|n| Some(**n) != desired).position(|n| *n == me)
 }
 

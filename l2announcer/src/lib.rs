@@ -11,10 +11,13 @@
 //! - [`placement`]: rendezvous preference and the balanced, sticky assignment of addresses to nodes;
 //! - [`liveness`]: whether a node is alive, from its heartbeat Lease and peer heartbeats;
 //! - [`lease_state`]: per-(Service, address) Lease decisions (acquire, hold, hand over, stand down,
-//!   wait), the failover rules and the worst-case double-announcement window.
+//!   wait), the failover rules and the worst-case double-announcement window;
+//! - [`engine`]: all of the above for one node's whole view, one round at a time: a plan of what to
+//!   answer and which Leases to write.
 
 pub mod candidates;
 pub mod datapath;
+pub mod engine;
 pub mod interface;
 pub mod lease_state;
 pub mod liveness;

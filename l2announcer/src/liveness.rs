@@ -13,6 +13,12 @@
 //!   time minus the age the peer reported), and only from authenticated messages.
 //! - **Alive** = heartbeat Lease valid OR heard. **Dead** = neither: from
 //!   `max(heartbeat expiry, last heard + peer_timeout)` on ([`PeerLiveness::dead_since`]).
+//! - **Process gone**: its peer port refused a connection after it was last heard. The node's kernel
+//!   answered with a reset, so the node is up but no announcer listens: dead from that moment, without
+//!   waiting for the heartbeat Lease (this is what makes a crashed announcer's failover sub-second).
+//!   A restarted announcer holds nothing until it has read the Leases again, so nothing answers twice.
+//!   A node never heard is not judged by refusals: a firewall rejecting the peer port must not make
+//!   every node look dead.
 //!
 //! So a node cut off from the API server but heard by peers stays alive (nobody takes over while it
 //! can still answer), and so does a node cut off from its peers that still renews its Lease.
@@ -67,6 +73,9 @@ pub struct PeerLiveness {
     pub heartbeat: Option<Observed>,
     /// Latest local time at which one of its heartbeats was heard, directly or relayed.
     pub heard_at: Option<Instant>,
+    /// Local time since which its peer port refuses connections (its kernel answers, nothing listens:
+    /// the announcer process is gone), if that started after it was last heard.
+    pub refused_at: Option<Instant>,
 }
 
 /// Whether a node is alive and why.
@@ -98,9 +107,22 @@ impl PeerLiveness {
         self.heard_at.map(|t| t + cfg.peer_timeout)
     }
 
-    /// When it became (or becomes) dead: both signals gone. `None` means it was never alive as far as
-    /// we know (neither signal ever seen).
+    /// The refusal that proves its announcer process gone: its peer port refused a connection after
+    /// it was last heard. A peer that was never heard proves nothing this way (a firewall that
+    /// rejects the peer port must not make every node look dead).
+    fn refused_after_heard(&self) -> Option<Instant> {
+        match (self.refused_at, self.heard_at) {
+            (Some(r), Some(h)) if r > h => Some(r),
+            _ => None,
+        }
+    }
+
+    /// When it became (or becomes) dead: both signals gone, or its process proven gone. `None` means
+    /// it was never alive as far as we know (neither signal ever seen).
     pub fn dead_since(&self, node: &str, cfg: &LivenessConfig) -> Option<Instant> {
+        if let Some(r) = self.refused_after_heard() {
+            return Some(r);
+        }
         match (self.heartbeat_expiry(node, cfg), self.heard_until(cfg)) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -109,6 +131,9 @@ impl PeerLiveness {
 
     /// Its liveness at `now`.
     pub fn liveness(&self, node: &str, now: Instant, cfg: &LivenessConfig) -> Liveness {
+        if let Some(since) = self.refused_after_heard().filter(|r| *r <= now) {
+            return Liveness::Dead { since };
+        }
         let lease_valid = self.heartbeat_expiry(node, cfg).is_some_and(|t| now < t);
         let heard = self.heard_until(cfg).is_some_and(|t| now < t);
         if lease_valid || heard {
@@ -153,6 +178,29 @@ impl SelfLiveness {
 }
 
 #[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_after_being_heard_is_death_and_before_it_is_nothing() {
+        let cfg = LivenessConfig {
+            heartbeat_lease_duration: Duration::from_secs(3),
+            peer_timeout: Duration::from_millis(500),
+            ack_timeout: Duration::from_millis(400),
+        };
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let p = PeerLiveness { heartbeat: None, heard_at: Some(ms(100)), refused_at: Some(ms(150)) };
+        assert_eq!(p.liveness("n", ms(160), &cfg), Liveness::Dead { since: ms(150) });
+        assert_eq!(p.dead_since("n", &cfg), Some(ms(150)));
+        let heard_again = PeerLiveness { heard_at: Some(ms(200)), ..p.clone() };
+        assert!(heard_again.liveness("n", ms(210), &cfg).is_alive());
+        let never_heard = PeerLiveness { heartbeat: None, heard_at: None, refused_at: Some(ms(150)) };
+        assert_eq!(never_heard.dead_since("n", &cfg), None);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use ferrolb_runtime::election::{Action, ElectionConfig, LeaseRecord};
@@ -182,7 +230,7 @@ mod tests {
     fn alive_while_either_signal_is_fresh() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let p = PeerLiveness { heartbeat: Some(observed("n1", 2, t0)), heard_at: Some(t0 + ms(1800)) };
+        let p = PeerLiveness { heartbeat: Some(observed("n1", 2, t0)), heard_at: Some(t0 + ms(1800)), refused_at: None };
         assert_eq!(
             p.liveness("n1", t0 + ms(100), &cfg()),
             Liveness::Alive { lease_valid: true, heard: true }
@@ -194,15 +242,15 @@ mod tests {
         );
         assert_eq!(p.liveness("n1", t0 + ms(2400), &cfg()), Liveness::Dead { since: t0 + ms(2400) });
         // Not heard at all (peer channel down) but renewing: alive.
-        let quiet = PeerLiveness { heartbeat: Some(observed("n1", 2, t0)), heard_at: None };
+        let quiet = PeerLiveness { heartbeat: Some(observed("n1", 2, t0)), heard_at: None, refused_at: None };
         assert!(quiet.liveness("n1", t0 + ms(1999), &cfg()).is_alive());
         assert_eq!(quiet.liveness("n1", t0 + ms(2000), &cfg()), Liveness::Dead { since: t0 + ms(2000) });
         // A heartbeat Lease naming someone else, or released, is not valid.
-        let wrong = PeerLiveness { heartbeat: Some(observed("n2", 2, t0)), heard_at: None };
+        let wrong = PeerLiveness { heartbeat: Some(observed("n2", 2, t0)), heard_at: None, refused_at: None };
         assert!(!wrong.liveness("n1", t0, &cfg()).is_alive());
         let mut released = observed("", 1, t0);
         released.record.holder = Some(String::new());
-        let released = PeerLiveness { heartbeat: Some(released), heard_at: Some(t0) };
+        let released = PeerLiveness { heartbeat: Some(released), heard_at: Some(t0), refused_at: None };
         assert_eq!(released.liveness("n1", t0 + ms(600), &cfg()), Liveness::Dead { since: t0 + ms(600) });
         // Never seen: dead now.
         assert_eq!(PeerLiveness::default().liveness("n1", t0, &cfg()), Liveness::Dead { since: t0 });

@@ -1,0 +1,589 @@
+//! One node's announcer decisions over its whole view of the cluster, without I/O.
+//!
+//! The adapter gathers a [`View`] (policies, Services, pools, Nodes with their announcers' reports,
+//! endpoints, the per-address Lease records, every node's liveness) and asks [`Engine::decide`] for
+//! a [`Plan`]: which addresses to answer for and on which interfaces, which Lease writes to make, and
+//! when to decide again. The steps, each a module of this crate:
+//!
+//! 1. [`Policies::announcements`]: every (Service, address) some policy selects;
+//! 2. [`candidates_for`]: per announcement, the nodes that may announce it and why the others may not;
+//! 3. [`place`]: per IP (Services sharing an IP are one unit, with the intersection of their
+//!    candidates), the balanced, sticky choice of node;
+//! 4. [`AddressLease::decide`]: per (Service, address), this node's decision on its Lease.
+//!
+//! A node answers for an IP only while it holds the Lease of every Service announcing that IP, and
+//! only on the interfaces every one of them may use on this node.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use ferrolb_api::names::leases;
+use ferrolb_runtime::election::LeaseRecord;
+use jiff::Timestamp;
+
+use crate::candidates::{Candidates, LocalEndpoints, NodeState, candidates_for};
+use crate::lease_state::{
+    AddressLease, Decision, HolderStatus, Inputs, LeaseConfig, LeaseObject, fallback_rank, lease_object,
+};
+use crate::liveness::{Liveness, LivenessConfig, PeerLiveness, SelfLiveness};
+use crate::placement::{Nodes, Slot, place, rendezvous_order};
+use crate::policy::{AddressKey, Policies, PoolInput, ServiceInput, ServiceKey};
+
+/// Fixed settings of one node's engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's name.
+    pub me: String,
+    pub lease: LeaseConfig,
+    pub liveness: LivenessConfig,
+    /// Whether Services without a `loadBalancerClass` are ours.
+    pub default_class: bool,
+}
+
+/// Everything one decision round looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub policies: &'a Policies,
+    pub services: &'a [ServiceInput],
+    pub pools: &'a [PoolInput],
+    /// Every Node, with its announcer's report (this node's own from local facts).
+    pub nodes: &'a [NodeState],
+    /// Per Service, its endpoints per node name.
+    pub endpoints: &'a BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
+    /// The per-address Leases, by name.
+    pub leases: &'a BTreeMap<String, LeaseRecord>,
+    /// The liveness of every other node.
+    pub liveness: &'a BTreeMap<String, PeerLiveness>,
+    /// Since when (local time) each node's announcer has reported itself ready.
+    pub ready_since: &'a BTreeMap<String, Instant>,
+    /// This node's own standing.
+    pub me: SelfLiveness,
+    /// Lease names for which a takeover notice arrived after the record now in `leases` was read.
+    pub takeover_notices: &'a BTreeSet<String>,
+}
+
+/// A Lease write the plan asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseWrite {
+    pub key: AddressKey,
+    pub object: LeaseObject,
+    /// Create (the Lease does not exist) rather than compare-and-swap update.
+    pub create: bool,
+    /// After a successful takeover from a live node: tell it (peer takeover notice).
+    pub notify: Option<String>,
+    /// A hand-over or release by the holder (as opposed to an acquisition).
+    pub handover: bool,
+}
+
+/// What this node knows about one announced address, for the gRPC table and Events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressStatus {
+    pub key: AddressKey,
+    /// The node holding its Lease, when that holder is valid (or is this node).
+    pub holder: Option<String>,
+    /// Whether this node answers for it now.
+    pub answering: bool,
+    /// The interfaces this node answers on (empty unless `answering`).
+    pub interfaces: Vec<String>,
+    /// Why no node can announce it (`None`: some can).
+    pub why_none: Option<String>,
+    /// The node placement chose.
+    pub desired: Option<String>,
+}
+
+/// The outcome of one round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// IP -> the interfaces (by name) to answer ARP/NDP on.
+    pub answer: BTreeMap<IpAddr, BTreeSet<String>>,
+    pub writes: Vec<LeaseWrite>,
+    /// Decide again at this time at the latest (an input may change sooner).
+    pub wake_at: Option<Instant>,
+    /// Every announced address, in key order.
+    pub addresses: Vec<AddressStatus>,
+}
+
+/// The per-address decision state of one node.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    state: HashMap<AddressKey, AddressLease>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Self { cfg, state: HashMap::new() }
+    }
+
+    /// This engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Decides everything for one round (see the module documentation).
+    pub fn decide(&mut self, view: &View<'_>, now: Instant, wall: Timestamp) -> Plan {
+        let cfg = self.cfg.clone();
+        let me = cfg.me.as_str();
+        let anns = view.policies.announcements(view.services, view.pools, cfg.default_class);
+        let liveness_of = |node: &str| {
+            view.liveness
+                .get(node)
+                .map_or(Liveness::Dead { since: now }, |p| p.liveness(node, now, &cfg.liveness))
+        };
+        // A node judged dead takes no addresses, whatever its last report said: placement must not
+        // choose it, or the nodes that can take over would wait for their fallback stagger.
+        let nodes: Vec<NodeState> = view
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut n = n.clone();
+                if n.node.name != me && !liveness_of(&n.node.name).is_alive() {
+                    n.announcer = None;
+                }
+                n
+            })
+            .collect();
+        let no_endpoints = BTreeMap::new();
+        let cands: Vec<Candidates> = anns
+            .iter()
+            .map(|a| {
+                let eps = view.endpoints.get(&a.key.service).unwrap_or(&no_endpoints);
+                candidates_for(view.policies, a, &nodes, eps)
+            })
+            .collect();
+        let table = Nodes::new(nodes.iter().map(|n| n.node.name.clone()));
+        let lease_names: Vec<String> = anns
+            .iter()
+            .map(|a| leases::service_address(&a.key.service.namespace, &a.key.service.name, a.key.address))
+            .collect();
+        let holders: Vec<Option<&str>> =
+            lease_names.iter().map(|n| view.leases.get(n).and_then(LeaseRecord::holder)).collect();
+        let judge = |holder: &str, c: &Candidates| -> HolderStatus {
+            let exists = nodes.iter().any(|n| n.node.name == holder);
+            HolderStatus::judge(liveness_of(holder), c.rejection(holder), exists)
+        };
+        let valid_holder = |i: usize| -> Option<&str> {
+            let h = holders[i]?;
+            (h == me || judge(h, &cands[i]) == HolderStatus::Valid).then_some(h)
+        };
+
+        // One placement slot per IP: Services sharing an IP are placed together.
+        let mut by_ip: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
+        for (i, a) in anns.iter().enumerate() {
+            by_ip.entry(a.key.address).or_default().push(i);
+        }
+        let mut slots = Vec::with_capacity(by_ip.len());
+        let mut slot_candidates: Vec<Vec<String>> = Vec::with_capacity(by_ip.len());
+        for (ip, members) in &by_ip {
+            let mut common: Option<BTreeSet<String>> = None;
+            for &i in members {
+                let names: BTreeSet<String> = cands[i].names().into_iter().collect();
+                common = Some(match common {
+                    None => names,
+                    Some(c) => c.intersection(&names).cloned().collect(),
+                });
+            }
+            let common: Vec<String> = common.unwrap_or_default().into_iter().collect();
+            let mut ids = table.ids(common.iter().map(String::as_str));
+            ids.sort_unstable();
+            let holder = members
+                .iter()
+                .find_map(|&i| valid_holder(i))
+                .filter(|h| common.iter().any(|c| c == h))
+                .and_then(|h| table.id(h));
+            slots.push(Slot {
+                address: *ip,
+                services: members.iter().map(|&i| anns[i].key.service.clone()).collect(),
+                candidates: ids,
+                holder,
+            });
+            slot_candidates.push(common);
+        }
+        let placed = place(&table, &slots);
+
+        let mut plan = Plan::default();
+        let wake = |t: Instant, plan: &mut Plan| {
+            if t > now {
+                plan.wake_at = Some(plan.wake_at.map_or(t, |w| w.min(t)));
+            }
+        };
+        let mut keep = BTreeSet::new();
+        for (slot_index, (ip, members)) in by_ip.iter().enumerate() {
+            let desired = placed[slot_index].map(|id| table.name(id).to_owned());
+            let common = &slot_candidates[slot_index];
+            let ids = &slots[slot_index].candidates;
+            let order: Vec<&str> = rendezvous_order(&table, *ip, ids).into_iter().map(|id| table.name(id)).collect();
+            let has_other = common.iter().any(|c| c != me);
+            let mut all_hold = true;
+            let mut ifaces: Option<BTreeSet<String>> = None;
+            let mut statuses = Vec::with_capacity(members.len());
+            for &i in members {
+                let ann = &anns[i];
+                keep.insert(ann.key.clone());
+                let lease = view.leases.get(&lease_names[i]);
+                let holder_status = match holders[i] {
+                    Some(h) if h != me => judge(h, &cands[i]),
+                    _ => HolderStatus::Valid,
+                };
+                if let (Some(h), HolderStatus::Valid) = (holders[i], holder_status)
+                    && h != me
+                    && let Some(dead_at) = view.liveness.get(h).and_then(|p| p.dead_since(h, &cfg.liveness))
+                {
+                    wake(dead_at, &mut plan);
+                }
+                let ip_held_elsewhere = members
+                    .iter()
+                    .filter(|&&j| j != i)
+                    .any(|&j| holders[j].is_some_and(|h| h != me && judge(h, &cands[j]) == HolderStatus::Valid));
+                let inputs = Inputs {
+                    lease,
+                    holder: holder_status,
+                    desired: desired.as_deref(),
+                    desired_ready_since: desired.as_ref().and_then(|d| view.ready_since.get(d)).copied(),
+                    fallback_rank: fallback_rank(&order, desired.as_deref(), me),
+                    me: view.me,
+                    has_other_candidates: has_other,
+                    takeover_notice: view.takeover_notices.contains(&lease_names[i]),
+                    ip_held_elsewhere,
+                };
+                let state = self.state.entry(ann.key.clone()).or_default();
+                let decision = state.decide(me, &inputs, &cfg.lease, now, wall);
+                if let Some(d) = desired.as_deref()
+                    && d != me
+                    && holders[i] == Some(me)
+                    && let Some(since) = inputs.desired_ready_since
+                {
+                    // A hand-over to a returning node waits for the settle time: decide again then.
+                    wake(since + cfg.lease.handover_settle, &mut plan);
+                }
+                let mut answering = false;
+                match decision {
+                    Decision::Hold => answering = true,
+                    Decision::Acquire { record, create, replacing } => plan.writes.push(LeaseWrite {
+                        key: ann.key.clone(),
+                        object: lease_object(&ann.key, record),
+                        create,
+                        notify: replacing,
+                        handover: false,
+                    }),
+                    Decision::HandOver { record, .. } => plan.writes.push(LeaseWrite {
+                        key: ann.key.clone(),
+                        object: lease_object(&ann.key, record),
+                        create: false,
+                        notify: None,
+                        handover: true,
+                    }),
+                    Decision::StandDown(_) => {}
+                    Decision::Wait { until } => {
+                        if let Some(t) = until {
+                            wake(t, &mut plan);
+                        }
+                    }
+                }
+                let mine: BTreeSet<String> = cands[i]
+                    .nodes
+                    .iter()
+                    .find(|c| c.node == me)
+                    .map(|c| c.interfaces.iter().cloned().collect())
+                    .unwrap_or_default();
+                all_hold &= answering;
+                ifaces = Some(match ifaces {
+                    None => mine,
+                    Some(s) => s.intersection(&mine).cloned().collect(),
+                });
+                let holder = if answering { Some(me.to_owned()) } else { valid_holder(i).map(str::to_owned) };
+                statuses.push(AddressStatus {
+                    key: ann.key.clone(),
+                    holder,
+                    answering,
+                    interfaces: Vec::new(),
+                    why_none: cands[i].why_none(),
+                    desired: desired.clone(),
+                });
+            }
+            let ifaces = ifaces.unwrap_or_default();
+            if all_hold && !ifaces.is_empty() {
+                for s in &mut statuses {
+                    s.interfaces = ifaces.iter().cloned().collect();
+                }
+                plan.answer.insert(*ip, ifaces);
+            } else {
+                for s in &mut statuses {
+                    s.answering = false;
+                    if s.holder.as_deref() == Some(me) {
+                        s.holder = None;
+                    }
+                }
+            }
+            plan.addresses.extend(statuses);
+        }
+        self.state.retain(|k, _| keep.contains(k));
+        plan.addresses.sort_by(|a, b| a.key.cmp(&b.key));
+        plan
+    }
+
+    /// Forgets the decision state of every address (after this node stops being ready).
+    pub fn reset(&mut self) {
+        self.state.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidates::AnnouncerState;
+    use crate::interface::Interface;
+    use crate::policy::{NodeInput, PolicyInput};
+    use ferrolb_api::L2AnnouncementPolicySpec;
+    use ferrolb_runtime::election::Observed;
+    use std::time::Duration;
+
+    fn cfg(me: &str) -> EngineConfig {
+        EngineConfig {
+            me: me.into(),
+            lease: LeaseConfig {
+                acquire_stagger: Duration::from_millis(200),
+                handover_settle: Duration::from_secs(5),
+                heartbeat_lease_duration: Duration::from_secs(3),
+            },
+            liveness: LivenessConfig {
+                heartbeat_lease_duration: Duration::from_secs(3),
+                peer_timeout: Duration::from_millis(500),
+                ack_timeout: Duration::from_millis(400),
+            },
+            default_class: true,
+        }
+    }
+
+    fn node(name: &str) -> NodeState {
+        NodeState {
+            node: NodeInput { name: name.into(), ..Default::default() },
+            announcer: Some(AnnouncerState { ready: true, interfaces: vec![Interface::device("eth0")] }),
+        }
+    }
+
+    fn svc(name: &str, ips: &[&str]) -> ServiceInput {
+        ServiceInput {
+            key: ServiceKey::new("default", name),
+            ingress: ips.iter().map(|a| a.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    struct World {
+        policies: Policies,
+        services: Vec<ServiceInput>,
+        nodes: Vec<NodeState>,
+        leases: BTreeMap<String, LeaseRecord>,
+        liveness: BTreeMap<String, PeerLiveness>,
+        ready_since: BTreeMap<String, Instant>,
+        endpoints: BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
+        notices: BTreeSet<String>,
+    }
+
+    impl World {
+        fn new(nodes: &[&str], services: Vec<ServiceInput>, t0: Instant) -> Self {
+            let policies = Policies::compile(&[PolicyInput {
+                name: "all".into(),
+                spec: L2AnnouncementPolicySpec { load_balancer_ips: true, ..Default::default() },
+            }]);
+            let heard = |_: &&str| PeerLiveness { heartbeat: None, heard_at: Some(t0), refused_at: None };
+            Self {
+                policies,
+                services,
+                nodes: nodes.iter().map(|n| node(n)).collect(),
+                leases: BTreeMap::new(),
+                liveness: nodes.iter().map(|n| (n.to_string(), heard(n))).collect(),
+                ready_since: nodes.iter().map(|n| (n.to_string(), t0)).collect(),
+                endpoints: BTreeMap::new(),
+                notices: BTreeSet::new(),
+            }
+        }
+
+        fn view(&self) -> View<'_> {
+            View {
+                policies: &self.policies,
+                services: &self.services,
+                pools: &[],
+                nodes: &self.nodes,
+                endpoints: &self.endpoints,
+                leases: &self.leases,
+                liveness: &self.liveness,
+                ready_since: &self.ready_since,
+                me: SelfLiveness { heartbeat_current: true, peer_acked: true },
+                takeover_notices: &self.notices,
+            }
+        }
+
+        /// Applies a plan's writes as the API server would (no conflicts in this model).
+        fn commit(&mut self, plan: &Plan, rv: &mut u64) {
+            for w in &plan.writes {
+                *rv += 1;
+                let mut record = w.object.record.clone();
+                record.resource_version = Some(rv.to_string());
+                self.leases.insert(w.object.name.clone(), record);
+            }
+        }
+    }
+
+    fn wall() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    /// Runs every node's engine until no node writes; returns who answers each IP.
+    fn converge(world: &mut World, engines: &mut BTreeMap<String, Engine>, now: Instant) -> BTreeMap<IpAddr, String> {
+        let mut rv = 1000;
+        for _ in 0..10 {
+            let mut wrote = false;
+            for engine in engines.values_mut() {
+                let plan = engine.decide(&world.view(), now, wall());
+                wrote |= !plan.writes.is_empty();
+                world.commit(&plan, &mut rv);
+            }
+            if !wrote {
+                break;
+            }
+        }
+        let mut answering = BTreeMap::new();
+        for (name, engine) in engines.iter_mut() {
+            let plan = engine.decide(&world.view(), now, wall());
+            assert!(plan.writes.is_empty(), "{name} still writes after convergence: {:?}", plan.writes);
+            for ip in plan.answer.keys() {
+                let prev = answering.insert(*ip, name.clone());
+                assert!(prev.is_none(), "{ip} answered by {prev:?} and {name}");
+            }
+        }
+        answering
+    }
+
+    fn engines(nodes: &[&str]) -> BTreeMap<String, Engine> {
+        nodes.iter().map(|n| (n.to_string(), Engine::new(cfg(n)))).collect()
+    }
+
+    #[test]
+    fn every_address_gets_exactly_one_answering_node_and_leaders_spread() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2", "node3"];
+        let services: Vec<ServiceInput> =
+            (0..9).map(|i| svc(&format!("s{i}"), &[&format!("198.51.100.{}", 130 + i)])).collect();
+        let mut world = World::new(&nodes, services, t0);
+        let mut engines = engines(&nodes);
+        let answering = converge(&mut world, &mut engines, t0);
+        assert_eq!(answering.len(), 9);
+        let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in answering.values() {
+            *per_node.entry(n.as_str()).or_default() += 1;
+        }
+        assert_eq!(per_node.values().copied().collect::<Vec<_>>(), vec![3, 3, 3], "{per_node:?}");
+        // Steady state: nobody writes.
+        for engine in engines.values_mut() {
+            assert!(engine.decide(&world.view(), t0 + Duration::from_millis(300), wall()).writes.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_dead_holder_is_replaced_and_a_live_one_is_not() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2"];
+        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
+        let mut engines = engines(&nodes);
+        let before = converge(&mut world, &mut engines, t0);
+        let ip: IpAddr = "198.51.100.128".parse().unwrap();
+        let holder = before[&ip].clone();
+        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
+        // Still heard: nobody moves, even long after.
+        let later = t0 + Duration::from_millis(300);
+        let plan = engines.get_mut(&other).unwrap().decide(&world.view(), later, wall());
+        assert!(plan.writes.is_empty() && !plan.answer.contains_key(&ip));
+        assert_eq!(plan.wake_at, Some(t0 + Duration::from_millis(500)), "woken when the holder could die");
+        // Silent past the peer timeout and no heartbeat Lease: dead, replaced at once.
+        let dead = t0 + Duration::from_millis(600);
+        let plan = engines.get_mut(&other).unwrap().decide(&world.view(), dead, wall());
+        assert_eq!(plan.writes.len(), 1);
+        let w = &plan.writes[0];
+        assert_eq!(w.object.record.holder(), Some(other.as_str()));
+        assert_eq!(w.notify.as_deref(), Some(holder.as_str()), "the old holder is told");
+        assert!(!w.create);
+    }
+
+    #[test]
+    fn a_valid_heartbeat_lease_keeps_a_silent_holder() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2"];
+        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
+        let mut engines = engines(&nodes);
+        let before = converge(&mut world, &mut engines, t0);
+        let holder = before.values().next().unwrap().clone();
+        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
+        let hb = LeaseRecord {
+            holder: Some(holder.clone()),
+            lease_duration: Some(Duration::from_secs(3)),
+            resource_version: Some("7".into()),
+            ..Default::default()
+        };
+        world.liveness.get_mut(&holder).unwrap().heartbeat = Some(Observed::note(None, hb, t0));
+        let plan = engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(2), wall());
+        assert!(plan.writes.is_empty(), "peer silence alone is not death");
+        let plan = engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(4), wall());
+        assert_eq!(plan.writes.len(), 1);
+    }
+
+    #[test]
+    fn the_holder_hands_over_when_its_link_goes_down() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2"];
+        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
+        let mut engines = engines(&nodes);
+        let before = converge(&mut world, &mut engines, t0);
+        let holder = before.values().next().unwrap().clone();
+        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
+        let state = world.nodes.iter_mut().find(|n| n.node.name == holder).unwrap();
+        state.announcer.as_mut().unwrap().interfaces = vec![Interface::device("eth0").with_up(false)];
+        let plan = engines.get_mut(&holder).unwrap().decide(&world.view(), t0, wall());
+        assert!(plan.answer.is_empty(), "stops answering before the write");
+        assert_eq!(plan.writes.len(), 1);
+        assert!(plan.writes[0].handover);
+        assert_eq!(plan.writes[0].object.record.holder(), Some(other.as_str()));
+        let after = converge(&mut world, &mut engines, t0);
+        assert_eq!(after.values().next(), Some(&other));
+    }
+
+    #[test]
+    fn shared_ip_is_one_unit_and_answered_only_when_every_lease_is_held() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2", "node3"];
+        let services = vec![svc("a", &["198.51.100.128"]), svc("b", &["198.51.100.128"])];
+        let mut world = World::new(&nodes, services, t0);
+        let mut engines = engines(&nodes);
+        let answering = converge(&mut world, &mut engines, t0);
+        assert_eq!(answering.len(), 1);
+        let holder = answering.values().next().unwrap();
+        let holders: BTreeSet<&str> = world.leases.values().filter_map(LeaseRecord::holder).collect();
+        assert_eq!(holders, BTreeSet::from([holder.as_str()]), "both Leases on one node");
+    }
+
+    #[test]
+    fn ip_count_addresses_go_to_different_nodes() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2", "node3"];
+        let services = vec![svc("multi", &["198.51.100.128", "198.51.100.129", "198.51.100.130"])];
+        let mut world = World::new(&nodes, services, t0);
+        let mut engines = engines(&nodes);
+        let answering = converge(&mut world, &mut engines, t0);
+        let distinct: BTreeSet<&String> = answering.values().collect();
+        assert_eq!(distinct.len(), 3, "{answering:?}");
+    }
+
+    #[test]
+    fn no_candidates_is_explained() {
+        let t0 = Instant::now();
+        let mut world = World::new(&["node1"], vec![svc("web", &["198.51.100.128"])], t0);
+        world.nodes[0].announcer.as_mut().unwrap().interfaces = vec![Interface::device("eth0").with_up(false)];
+        let mut engine = Engine::new(cfg("node1"));
+        let plan = engine.decide(&world.view(), t0, wall());
+        assert!(plan.writes.is_empty() && plan.answer.is_empty());
+        let why = plan.addresses[0].why_none.as_deref().unwrap();
+        assert!(why.contains("no selected interface with link up"), "{why}");
+    }
+}
