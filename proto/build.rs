@@ -1,10 +1,13 @@
-//! Compiles `ferrolb/v1/announcer.proto` with protox (pure Rust, no `protoc` binary) and generates the
-//! prost messages and the tonic client and server with tonic-prost-build.
+//! Compiles `ferrolb/v1/announcer.proto` (the announcer API) and `ferrolb/v1/peer.proto` (the
+//! announcer-to-announcer channel) with protox (pure Rust, no `protoc` binary) and generates the prost
+//! messages and the tonic clients and servers with tonic-prost-build. Both are package `ferrolb.v1`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const PROTO: &str = "ferrolb/v1/announcer.proto";
-    println!("cargo:rerun-if-changed={PROTO}");
-    let descriptors = protox::compile([PROTO], ["."])?;
+    const PROTOS: [&str; 2] = ["ferrolb/v1/announcer.proto", "ferrolb/v1/peer.proto"];
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(PROTOS, ["."])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
     Ok(())
 }

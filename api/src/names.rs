@@ -26,6 +26,9 @@ pub mod annotations {
     pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/allocated-from-pool";
     /// On a per-service Lease: the node heartbeat Lease that keeps it valid.
     pub const HEARTBEAT_LEASE: &str = "ferrolb.io/heartbeat-lease";
+    /// On a node heartbeat Lease: that node's announcer's report (JSON: ready, interfaces, peer
+    /// port), read by the other announcers for candidacy.
+    pub const ANNOUNCER_STATE: &str = "ferrolb.io/announcer-state";
 
     /// Compatibility annotations, honoured with `--compat-annotations` (default on).
     /// Where one of these and a `ferrolb.io/*` key are both set, the FerroLB key wins.

@@ -213,7 +213,8 @@ impl Engine {
             let desired = placed[slot_index].map(|id| table.name(id).to_owned());
             let common = &slot_candidates[slot_index];
             let ids = &slots[slot_index].candidates;
-            let order: Vec<&str> = rendezvous_order(&table, *ip, ids).into_iter().map(|id| table.name(id)).collect();
+            let order: Vec<&str> =
+                rendezvous_order(&table, *ip, ids).into_iter().map(|id| table.name(id)).collect();
             let has_other = common.iter().any(|c| c != me);
             let mut all_hold = true;
             let mut ifaces: Option<BTreeSet<String>> = None;
@@ -232,10 +233,9 @@ impl Engine {
                 {
                     wake(dead_at, &mut plan);
                 }
-                let ip_held_elsewhere = members
-                    .iter()
-                    .filter(|&&j| j != i)
-                    .any(|&j| holders[j].is_some_and(|h| h != me && judge(h, &cands[j]) == HolderStatus::Valid));
+                let ip_held_elsewhere = members.iter().filter(|&&j| j != i).any(|&j| {
+                    holders[j].is_some_and(|h| h != me && judge(h, &cands[j]) == HolderStatus::Valid)
+                });
                 let inputs = Inputs {
                     lease,
                     holder: holder_status,
@@ -432,7 +432,11 @@ mod tests {
     }
 
     /// Runs every node's engine until no node writes; returns who answers each IP.
-    fn converge(world: &mut World, engines: &mut BTreeMap<String, Engine>, now: Instant) -> BTreeMap<IpAddr, String> {
+    fn converge(
+        world: &mut World,
+        engines: &mut BTreeMap<String, Engine>,
+        now: Instant,
+    ) -> BTreeMap<IpAddr, String> {
         let mut rv = 1000;
         for _ in 0..10 {
             let mut wrote = false;
@@ -523,9 +527,11 @@ mod tests {
             ..Default::default()
         };
         world.liveness.get_mut(&holder).unwrap().heartbeat = Some(Observed::note(None, hb, t0));
-        let plan = engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(2), wall());
+        let plan =
+            engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(2), wall());
         assert!(plan.writes.is_empty(), "peer silence alone is not death");
-        let plan = engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(4), wall());
+        let plan =
+            engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(4), wall());
         assert_eq!(plan.writes.len(), 1);
     }
 
@@ -579,7 +585,8 @@ mod tests {
     fn no_candidates_is_explained() {
         let t0 = Instant::now();
         let mut world = World::new(&["node1"], vec![svc("web", &["198.51.100.128"])], t0);
-        world.nodes[0].announcer.as_mut().unwrap().interfaces = vec![Interface::device("eth0").with_up(false)];
+        world.nodes[0].announcer.as_mut().unwrap().interfaces =
+            vec![Interface::device("eth0").with_up(false)];
         let mut engine = Engine::new(cfg("node1"));
         let plan = engine.decide(&world.view(), t0, wall());
         assert!(plan.writes.is_empty() && plan.answer.is_empty());

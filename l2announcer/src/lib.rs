@@ -15,14 +15,17 @@
 //! - [`engine`]: all of the above for one node's whole view, one round at a time: a plan of what to
 //!   answer and which Leases to write.
 
+pub mod adapter;
 pub mod candidates;
 pub mod datapath;
 pub mod engine;
 pub mod interface;
 pub mod lease_state;
 pub mod liveness;
+pub mod peer;
 pub mod placement;
 pub mod policy;
+pub mod report;
 
 pub use candidates::{
     AnnouncerState, CandidateNode, Candidates, LocalEndpoints, NodeState, Rejection, candidates_for,

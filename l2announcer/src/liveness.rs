@@ -230,7 +230,11 @@ mod tests {
     fn alive_while_either_signal_is_fresh() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let p = PeerLiveness { heartbeat: Some(observed("n1", 2, t0)), heard_at: Some(t0 + ms(1800)), refused_at: None };
+        let p = PeerLiveness {
+            heartbeat: Some(observed("n1", 2, t0)),
+            heard_at: Some(t0 + ms(1800)),
+            refused_at: None,
+        };
         assert_eq!(
             p.liveness("n1", t0 + ms(100), &cfg()),
             Liveness::Alive { lease_valid: true, heard: true }

@@ -1,5 +1,7 @@
 //! FerroLB's gRPC API, `ferrolb.v1.Announcer` (`ferrolb/v1/announcer.proto`): the generated
-//! messages, client and server, and what serves and consumes them.
+//! messages, client and server, and what serves and consumes them. The announcers' peer channel,
+//! `ferrolb.v1.Peer` (`ferrolb/v1/peer.proto`), is generated here too (`v1::peer_client`,
+//! `v1::peer_server`); the announcer crate serves and uses it.
 //!
 //! - [`table`]: the pure, revisioned announcement table the announcer writes and the API reads.
 //! - [`watch`] and [`mirror`]: the two ends of `WatchAnnouncements` without I/O (what the server
@@ -15,7 +17,8 @@ pub mod table;
 pub mod watch;
 
 /// `ferrolb.v1`: the announcer API (messages, `announcer_client`, `announcer_server`), generated
-/// from `ferrolb/v1/announcer.proto`.
+/// from `ferrolb/v1/announcer.proto`, and the peer channel (`Heartbeat`, `HeartbeatAck`,
+/// `TakeoverNotice`, `TakeoverAck`, `peer_client`, `peer_server`) from `ferrolb/v1/peer.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("ferrolb.v1");

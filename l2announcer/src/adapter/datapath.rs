@@ -1,0 +1,201 @@
+//! Turns a plan's "answer for IP on these interfaces" into the datapath of `--datapath`:
+//!
+//! - `responder`: the userspace ARP/NDP responder holds the address on each interface; a newly held
+//!   pair starts a gratuitous burst;
+//! - `netlink`: the address is added to the interface as a /32 or /128 (the kernel answers), plus a
+//!   gratuitous burst; removed on loss;
+//! - `delegate`: nothing is programmed here; the CNI agent follows the gRPC table and reports back,
+//!   and a burst starts when it reports the address programmed ([`Driver::programmed`]).
+//!
+//! Releases are applied before new holds, so a moving address is never answered twice by this node.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::datapath::{
+    AnnounceSchedule, Announcement, Counters, Link, Netlink, PacketSocket, Responder, RtNetlink,
+};
+
+/// `--datapath`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Userspace ARP replies and NDP solicited NAs from AF_PACKET sockets.
+    Responder,
+    /// Add the address to the interface and let the kernel answer.
+    Netlink,
+    /// A CNI agent programs the datapath through the gRPC API.
+    Delegate,
+}
+
+pub struct Driver {
+    mode: Mode,
+    responder: Responder,
+    netlink: Option<Arc<RtNetlink>>,
+    links: BTreeMap<String, Link>,
+    /// (IP, interface name) -> interface index, as programmed.
+    current: BTreeMap<(IpAddr, String), u32>,
+    senders: HashMap<u32, Arc<PacketSocket>>,
+    bursts: HashMap<(u32, IpAddr), Announcement>,
+    schedule: AnnounceSchedule,
+    counters: Arc<Counters>,
+}
+
+impl Driver {
+    pub fn new(mode: Mode, netlink: Option<Arc<RtNetlink>>, schedule: AnnounceSchedule) -> Self {
+        Self {
+            mode,
+            responder: Responder::new(schedule.clone()),
+            netlink,
+            links: BTreeMap::new(),
+            current: BTreeMap::new(),
+            senders: HashMap::new(),
+            bursts: HashMap::new(),
+            schedule,
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The responder (for its counters).
+    pub fn responder(&self) -> &Responder {
+        &self.responder
+    }
+
+    /// The node's links as last listed or watched.
+    pub fn set_links(&mut self, links: impl IntoIterator<Item = Link>) {
+        self.links = links.into_iter().map(|l| (l.name.clone(), l)).collect();
+        let alive: BTreeSet<u32> = self.links.values().map(|l| l.index).collect();
+        for index in self.responder.attached() {
+            if !alive.contains(&index) {
+                self.responder.detach(index);
+            }
+        }
+        self.senders.retain(|i, _| alive.contains(i));
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = &Link> {
+        self.links.values()
+    }
+
+    /// The (IP, interface) pairs programmed now.
+    pub fn programmed(&self) -> impl Iterator<Item = &(IpAddr, String)> {
+        self.current.keys()
+    }
+
+    /// Makes the datapath answer exactly `want` (IP -> interface names). Returns the pairs newly
+    /// taken over.
+    pub async fn apply(&mut self, want: &BTreeMap<IpAddr, BTreeSet<String>>) -> Vec<(IpAddr, String)> {
+        let mut wanted: BTreeMap<(IpAddr, String), u32> = BTreeMap::new();
+        for (ip, ifaces) in want {
+            for name in ifaces {
+                if let Some(link) = self.links.get(name) {
+                    wanted.insert((*ip, name.clone()), link.index);
+                }
+            }
+        }
+        let gone: Vec<((IpAddr, String), u32)> = self
+            .current
+            .iter()
+            .filter(|(k, i)| wanted.get(*k) != Some(*i))
+            .map(|(k, i)| (k.clone(), *i))
+            .collect();
+        for ((ip, name), index) in gone {
+            self.release(ip, index).await;
+            self.current.remove(&(ip, name));
+        }
+        let mut taken = Vec::new();
+        for ((ip, name), index) in wanted {
+            if self.current.contains_key(&(ip, name.clone())) {
+                continue;
+            }
+            if self.take(ip, index).await {
+                self.current.insert((ip, name.clone()), index);
+                taken.push((ip, name));
+            }
+        }
+        taken
+    }
+
+    /// Stops answering everything (shutdown).
+    pub async fn clear(&mut self) {
+        self.apply(&BTreeMap::new()).await;
+    }
+
+    /// Delegate mode: the agent reports `ip` programmed on `interface`: announce it now.
+    pub fn agent_programmed(&mut self, ip: IpAddr, interface: &str) {
+        if self.mode != Mode::Delegate || !self.current.contains_key(&(ip, interface.to_owned())) {
+            return;
+        }
+        if let Some(index) = self.links.get(interface).map(|l| l.index) {
+            self.burst(index, ip);
+        }
+    }
+
+    async fn take(&mut self, ip: IpAddr, index: u32) -> bool {
+        let Some(mac) = self.links.values().find(|l| l.index == index).and_then(|l| l.mac) else {
+            tracing::warn!(%ip, index, "interface has no MAC address; cannot announce on it");
+            return false;
+        };
+        match self.mode {
+            Mode::Responder => {
+                if let Err(error) = self.responder.attach(index, mac) {
+                    tracing::warn!(%ip, index, %error, "cannot open the responder socket");
+                    return false;
+                }
+                self.responder.take_over(index, ip);
+            }
+            Mode::Netlink => {
+                let Some(nl) = &self.netlink else { return false };
+                let prefix = if ip.is_ipv4() { 32 } else { 128 };
+                if let Err(error) = nl.add_address(index, ip, prefix).await {
+                    tracing::warn!(%ip, index, %error, "adding the address failed");
+                    return false;
+                }
+                self.burst(index, ip);
+            }
+            Mode::Delegate => {}
+        }
+        true
+    }
+
+    async fn release(&mut self, ip: IpAddr, index: u32) {
+        self.bursts.remove(&(index, ip));
+        match self.mode {
+            Mode::Responder => {
+                self.responder.release(index, ip);
+            }
+            Mode::Netlink => {
+                if let Some(nl) = &self.netlink
+                    && let Err(error) = nl.remove_address(index, ip).await
+                {
+                    tracing::warn!(%ip, index, %error, "removing the address failed");
+                }
+            }
+            Mode::Delegate => {}
+        }
+    }
+
+    fn burst(&mut self, index: u32, ip: IpAddr) {
+        let Some(mac) = self.links.values().find(|l| l.index == index).and_then(|l| l.mac) else { return };
+        let socket = match self.senders.get(&index) {
+            Some(s) => s.clone(),
+            None => match PacketSocket::sender(index) {
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    self.senders.insert(index, s.clone());
+                    s
+                }
+                Err(error) => {
+                    tracing::warn!(%ip, index, %error, "cannot open a socket for gratuitous packets");
+                    return;
+                }
+            },
+        };
+        let burst = Announcement::start(socket, mac, ip, &self.schedule, self.counters.clone());
+        self.bursts.insert((index, ip), burst);
+    }
+}

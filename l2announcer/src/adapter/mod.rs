@@ -1,0 +1,891 @@
+//! The announcer's adapter: watches in, one serial decision loop around [`Engine`], Lease writes,
+//! the datapath, the gRPC table and Events out.
+//!
+//! - Watches (kube reflectors) on Nodes, Services, EndpointSlices, L2AnnouncementPolicies, pools and
+//!   the Leases of FerroLB's namespace; link changes from netlink; peer heartbeats and takeover
+//!   notices from the peer channel. Any of them wakes the loop; rounds run back to back at most (a
+//!   burst of events costs one round).
+//! - The node heartbeat Lease `ferrolb-node-<node>` is renewed by [`LeaderElector`] (this node is its
+//!   only candidate); this node's report (ready, interfaces, peer port) rides on it as an annotation,
+//!   patched only when it changes.
+//! - A Lease write is confirmed by the API server's answer: the written object is used at once (an
+//!   overlay on the watch cache until the watch catches up), so a takeover answers ARP one round
+//!   trip after the write, not one watch delay later.
+//! - Nothing is decided before this node is ready: caches listed, links listed, its heartbeat Lease
+//!   held once, and the peer channel given `peer_timeout` to hear the others (so nobody is judged dead
+//!   merely because this node just started). After that, an API outage changes nothing by itself:
+//!   holders keep answering (see `lease_state`).
+//! - SIGTERM (the `shutdown` token): this node reports itself not ready, hands every Lease it holds to
+//!   its successor (stopping to answer just before each write), waits until none names it (bounded by
+//!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
+
+pub mod convert;
+pub mod datapath;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ferrolb_api::names::{annotations, events as reasons, leases as lease_names};
+use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
+use ferrolb_proto::server::{AnnouncerService, SharedTable, new_epoch, serve_unix};
+use ferrolb_proto::table::{Announcement as TableEntry, AnnouncementTable};
+use ferrolb_runtime::admin::Readiness;
+use ferrolb_runtime::election::{ElectionConfig, LeaseRecord, Observed};
+use ferrolb_runtime::lease::{LeaderElector, apply_record, record_of};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
+use crate::datapath::{AnnounceSchedule, Link, LinkEvent, Netlink, RtNetlink};
+use crate::engine::{Engine, EngineConfig, LeaseWrite, Plan, View};
+use crate::lease_state::LeaseObject;
+use crate::liveness::{PeerLiveness, SelfLiveness};
+use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
+use crate::policy::{AddressKey, Policies, ServiceKey};
+use crate::report::Report;
+
+pub use datapath::Mode;
+
+/// The field manager / Event reporter of the announcer.
+pub const FIELD_MANAGER: &str = "ferrolb-announcer";
+
+/// Per-address Lease names start with this.
+const ADDRESS_LEASE_PREFIX: &str = "ferrolb-l2-";
+
+/// How long a 409 on one Lease blocks rewriting it, unless the watch shows a newer version sooner.
+const CONFLICT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How long an authenticated takeover notice stands without the Lease showing the new holder.
+const NOTICE_TTL: Duration = Duration::from_secs(30);
+
+/// Adapter settings (the binary fills them from flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub node: String,
+    /// FerroLB's namespace (Leases).
+    pub namespace: String,
+    pub engine: EngineConfig,
+    /// The node heartbeat Lease's election settings (identity = node name).
+    pub heartbeat: ElectionConfig,
+    pub datapath: Mode,
+    pub schedule: AnnounceSchedule,
+    /// Where to serve the gRPC API (`None`: not served).
+    pub grpc_socket: Option<PathBuf>,
+    /// The peer channel (`None`: liveness from heartbeat Leases only).
+    pub peer: Option<PeerConfig>,
+    /// Lease writes in flight at once.
+    pub write_concurrency: usize,
+    /// Least time between two Events of one reason for one address.
+    pub event_interval: Duration,
+    /// Longest time SIGTERM waits for the successors to take over.
+    pub shutdown_grace: Duration,
+}
+
+/// Errors that stop the announcer (everything else is logged and retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("netlink: {0}")]
+    Netlink(#[from] crate::datapath::NetlinkError),
+    #[error("peer channel: {0}")]
+    Peer(#[from] crate::peer::PeerError),
+    #[error("gRPC socket: {0}")]
+    Grpc(#[from] ferrolb_proto::server::ServeError),
+}
+
+/// The watch caches.
+struct Stores {
+    nodes: Store<Node>,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    policies: Store<L2AnnouncementPolicy>,
+    pools: Store<LoadBalancerIPPool>,
+    leases: Store<Lease>,
+}
+
+fn watch<K>(api: Api<K>, notify: Arc<Notify>, what: &'static str) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(error) = event {
+                tracing::warn!(what, %error, "watch failed; retrying");
+            }
+            notify.notify_one();
+        }
+    });
+    reader
+}
+
+impl Stores {
+    fn start(client: &Client, namespace: &str, notify: &Arc<Notify>) -> Self {
+        Self {
+            nodes: watch(Api::all(client.clone()), notify.clone(), "nodes"),
+            services: watch(Api::all(client.clone()), notify.clone(), "services"),
+            slices: watch(Api::all(client.clone()), notify.clone(), "endpointslices"),
+            policies: watch(Api::all(client.clone()), notify.clone(), "l2announcementpolicies"),
+            pools: watch(Api::all(client.clone()), notify.clone(), "loadbalancerippools"),
+            leases: watch(Api::namespaced(client.clone(), namespace), notify.clone(), "leases"),
+        }
+    }
+
+    async fn wait_until_ready(&self) {
+        let _ = tokio::join!(
+            self.nodes.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.slices.wait_until_ready(),
+            self.policies.wait_until_ready(),
+            self.pools.wait_until_ready(),
+            self.leases.wait_until_ready(),
+        );
+    }
+}
+
+/// The outcome of one Lease write, back in the loop.
+struct WriteDone {
+    name: String,
+    /// The resourceVersion the write was conditioned on (`None`: create).
+    pre_rv: Option<String>,
+    result: Outcome,
+    notify: Option<(String, Takeover)>,
+    handover: bool,
+    started: Instant,
+}
+
+enum Outcome {
+    Written(Box<Lease>),
+    Deleted,
+    Failed(kube::Error),
+}
+
+/// Everything the loop keeps between rounds.
+struct Announcer {
+    settings: Settings,
+    client: Client,
+    stores: Stores,
+    engine: Engine,
+    driver: datapath::Driver,
+    links: BTreeMap<u32, Link>,
+    table: SharedTable,
+    hub: Option<PeerHub>,
+    leadership: tokio::sync::watch::Receiver<ferrolb_runtime::lease::Leadership>,
+    recorder: Arc<Recorder>,
+    writes_tx: mpsc::Sender<WriteDone>,
+    write_slots: Arc<Semaphore>,
+    in_flight: HashSet<String>,
+    /// Our confirmed writes the watch has not shown yet: name -> (version written over, object).
+    overlay: HashMap<String, (Option<String>, Lease)>,
+    /// name -> (version that conflicted, blocked until).
+    blocked: HashMap<String, (Option<String>, Instant)>,
+    /// Lease name -> (resourceVersion the taker wrote, received at).
+    notices: HashMap<String, (String, Instant)>,
+    heartbeats: HashMap<String, Observed>,
+    ready_since: BTreeMap<String, Instant>,
+    published: Option<String>,
+    publishing: bool,
+    publish_tx: mpsc::Sender<Result<String, String>>,
+    answering: BTreeMap<AddressKey, Vec<String>>,
+    why_none: HashMap<AddressKey, String>,
+    last_event: HashMap<(AddressKey, &'static str), Instant>,
+    ready: bool,
+    shutting_down: bool,
+}
+
+/// Runs the announcer until `shutdown` is cancelled and the hand-over is done.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let notify = Arc::new(Notify::new());
+    let stores = Stores::start(&client, &settings.namespace, &notify);
+
+    let netlink = Arc::new(RtNetlink::new()?);
+    let mut link_rx = netlink.watch_links()?;
+    let mut links: BTreeMap<u32, Link> = netlink.links().await?.into_iter().map(|l| (l.index, l)).collect();
+    let mut driver =
+        datapath::Driver::new(settings.datapath, Some(netlink.clone()), settings.schedule.clone());
+    driver.set_links(links.values().cloned());
+
+    let (hub, mut peer_rx) = match &settings.peer {
+        Some(cfg) => {
+            let (hub, rx) = PeerHub::start(cfg.clone(), shutdown.child_token()).await?;
+            tracing::info!(addr = %hub.local_addr(), "peer channel listening");
+            (Some(hub), Some(rx))
+        }
+        None => {
+            tracing::warn!("no peer channel: liveness comes from heartbeat Leases only");
+            (None, None)
+        }
+    };
+
+    let table = SharedTable::new(AnnouncementTable::new(settings.node.clone(), new_epoch()));
+    let grpc_stop = CancellationToken::new();
+    let grpc_task = match &settings.grpc_socket {
+        Some(path) => {
+            let listener_path = path.clone();
+            let service = AnnouncerService::new(table.clone());
+            let stop = grpc_stop.clone();
+            // Bind errors surface at once: the socket is bound before this task is spawned.
+            let bound = ferrolb_proto::server::bind_unix(&listener_path)?;
+            drop(bound);
+            Some(tokio::spawn(async move {
+                if let Err(error) = serve_unix(&listener_path, service, stop.cancelled_owned()).await {
+                    tracing::error!(%error, "gRPC server failed");
+                }
+            }))
+        }
+        None => None,
+    };
+    let mut reports = table.subscribe_reports();
+
+    let elector = LeaderElector::spawn(
+        client.clone(),
+        &settings.namespace,
+        &lease_names::node_heartbeat(&settings.node),
+        settings.heartbeat.clone(),
+    );
+    let mut leadership = elector.leadership();
+
+    tracing::info!(node = %settings.node, "waiting for the caches to list");
+    tokio::select! {
+        () = stores.wait_until_ready() => {}
+        () = shutdown.cancelled() => {
+            grpc_stop.cancel();
+            return Ok(());
+        }
+    }
+    tracing::info!("caches listed");
+
+    let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.node.clone()) };
+    let (writes_tx, mut writes_rx) = mpsc::channel(1024);
+    let (publish_tx, mut publish_rx) = mpsc::channel(4);
+    let mut me = Announcer {
+        engine: Engine::new(settings.engine.clone()),
+        write_slots: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
+        settings,
+        recorder: Arc::new(Recorder::new(client.clone(), reporter)),
+        client,
+        stores,
+        driver,
+        links: BTreeMap::new(),
+        table,
+        hub,
+        leadership: leadership.clone(),
+        writes_tx,
+        in_flight: HashSet::new(),
+        overlay: HashMap::new(),
+        blocked: HashMap::new(),
+        notices: HashMap::new(),
+        heartbeats: HashMap::new(),
+        ready_since: BTreeMap::new(),
+        published: None,
+        publishing: false,
+        publish_tx,
+        answering: BTreeMap::new(),
+        why_none: HashMap::new(),
+        last_event: HashMap::new(),
+        ready: false,
+        shutting_down: false,
+    };
+    me.links = std::mem::take(&mut links);
+    let peer_settle = me.settings.engine.liveness.peer_timeout;
+    let mut wake: Option<Instant> = None;
+    let mut shutdown_deadline: Option<Instant> = None;
+    loop {
+        let sleep_until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            () = notify.notified() => {}
+            Some(event) = link_rx.recv() => {
+                match event {
+                    LinkEvent::Changed(link) => { me.links.insert(link.index, link); }
+                    LinkEvent::Removed { index, .. } => { me.links.remove(&index); }
+                }
+                me.driver.set_links(me.links.values().cloned());
+            }
+            Some(event) = recv_opt(&mut peer_rx) => me.peer_event(event),
+            Some(done) = writes_rx.recv() => me.write_done(done),
+            Some(result) = publish_rx.recv() => {
+                me.publishing = false;
+                match result {
+                    Ok(text) => me.published = Some(text),
+                    Err(error) => tracing::warn!(%error, "publishing this node's report failed; retrying"),
+                }
+            }
+            Ok(report) = reports.recv() => {
+                if report.ok {
+                    me.driver.agent_programmed(report.ip, &report.interface);
+                }
+            }
+            changed = leadership.changed() => {
+                if changed.is_err() {
+                    tracing::error!("the heartbeat elector stopped");
+                }
+            }
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until)) => {}
+            () = shutdown.cancelled(), if !me.shutting_down => {
+                tracing::info!("shutting down: handing over every address");
+                me.shutting_down = true;
+                shutdown_deadline = Some(Instant::now() + me.settings.shutdown_grace);
+            }
+        }
+        // Coalesce whatever else is ready before deciding.
+        while let Ok(done) = writes_rx.try_recv() {
+            me.write_done(done);
+        }
+        let now = Instant::now();
+        if !me.ready {
+            let heartbeat = me.leadership.borrow().leader;
+            if heartbeat && now >= started + peer_settle {
+                me.ready = true;
+                readiness.set_ready(true);
+                tracing::info!("ready: deciding and announcing");
+            }
+        }
+        if me.shutting_down && !me.ready {
+            break;
+        }
+        wake = if me.ready { me.round(now).await } else { Some(now + Duration::from_millis(100)) };
+        if me.shutting_down {
+            let mine = me.leases_held_by_me();
+            let deadline = shutdown_deadline.expect("set with shutting_down");
+            if (mine == 0 && me.in_flight.is_empty()) || Instant::now() >= deadline {
+                if mine > 0 {
+                    tracing::warn!(leases = mine, "shutdown grace over; leaving the rest to expire");
+                }
+                break;
+            }
+        }
+    }
+    readiness.set_ready(false);
+    me.driver.clear().await;
+    me.table.update(|t| t.reset(Vec::new()));
+    elector.release().await;
+    grpc_stop.cancel();
+    if let Some(task) = grpc_task {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Announcer {
+    fn me(&self) -> &str {
+        &self.settings.node
+    }
+
+    fn peer_event(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Takeover(t) => {
+                let name = lease_names::service_address(&t.namespace, &t.service, t.address);
+                tracing::info!(lease = %name, by = %t.new_holder, "takeover notice: stop answering");
+                self.notices.insert(name, (t.lease_resource_version, Instant::now()));
+            }
+            PeerEvent::Heard { node } => tracing::info!(%node, "peer heard"),
+            PeerEvent::Silent { node } => tracing::info!(%node, "peer silent"),
+        }
+    }
+
+    fn write_done(&mut self, done: WriteDone) {
+        self.in_flight.remove(&done.name);
+        let elapsed = done.started.elapsed();
+        metrics::histogram!("ferrolb_announcer_lease_write_seconds").record(elapsed.as_secs_f64());
+        match done.result {
+            Outcome::Deleted => {
+                self.overlay.remove(&done.name);
+            }
+            Outcome::Written(lease) => {
+                tracing::debug!(lease = %done.name, holder = ?lease.spec.as_ref().and_then(|s| s.holder_identity.clone()), ?elapsed, "lease written");
+                if let Some((node, mut notice)) = done.notify {
+                    notice.lease_resource_version =
+                        lease.metadata.resource_version.clone().unwrap_or_default();
+                    metrics::counter!("ferrolb_announcer_takeovers_total").increment(1);
+                    if let Some(hub) = &self.hub {
+                        hub.notify_takeover(&node, notice);
+                    }
+                }
+                if done.handover {
+                    metrics::counter!("ferrolb_announcer_handovers_total").increment(1);
+                }
+                self.overlay.insert(done.name, (done.pre_rv, *lease));
+            }
+            Outcome::Failed(error) => {
+                let conflict = matches!(&error, kube::Error::Api(s) if s.code == 409);
+                if conflict {
+                    tracing::debug!(lease = %done.name, "lease changed meanwhile (409); deciding again");
+                } else {
+                    tracing::warn!(lease = %done.name, %error, "lease write failed; retrying");
+                }
+                let backoff = if conflict { CONFLICT_BACKOFF } else { CONFLICT_BACKOFF * 5 };
+                self.blocked.insert(done.name, (done.pre_rv, Instant::now() + backoff));
+            }
+        }
+    }
+
+    /// The per-address Lease records: the watch cache with our confirmed writes on top.
+    fn address_leases(&mut self) -> (BTreeMap<String, LeaseRecord>, HashMap<String, Arc<Lease>>) {
+        let mut records = BTreeMap::new();
+        let mut objects = HashMap::new();
+        for lease in self.stores.leases.state() {
+            let Some(name) = lease.metadata.name.clone() else { continue };
+            if !name.starts_with(ADDRESS_LEASE_PREFIX) {
+                continue;
+            }
+            records.insert(name.clone(), record_of(&lease));
+            objects.insert(name, lease);
+        }
+        self.overlay.retain(|name, (pre_rv, written)| {
+            let cached = records.get(name).and_then(|r| r.resource_version.clone());
+            // Still ahead of the cache only while the cache shows the version we wrote over.
+            if cached == *pre_rv {
+                records.insert(name.clone(), record_of(written));
+                objects.insert(name.clone(), Arc::new(written.clone()));
+                true
+            } else {
+                false
+            }
+        });
+        (records, objects)
+    }
+
+    fn leases_held_by_me(&mut self) -> usize {
+        let me = self.me().to_owned();
+        self.address_leases().0.values().filter(|r| r.holder() == Some(me.as_str())).count()
+    }
+
+    /// This node's own report.
+    fn own_report(&self) -> Report {
+        Report {
+            state: AnnouncerState {
+                ready: self.ready && !self.shutting_down,
+                interfaces: self.links.values().map(Link::interface).collect(),
+            },
+            peer_port: self.hub.as_ref().map(|h| h.local_addr().port()),
+        }
+    }
+
+    /// One decision round; returns when to decide again at the latest.
+    async fn round(&mut self, now: Instant) -> Option<Instant> {
+        let me = self.me().to_owned();
+        let wall = Timestamp::now();
+        let services: Vec<_> =
+            self.stores.services.state().iter().filter_map(|s| convert::service_input(s)).collect();
+        let pools: Vec<_> = self.stores.pools.state().iter().map(|p| convert::pool_input(p)).collect();
+        let policy_inputs: Vec<_> =
+            self.stores.policies.state().iter().map(|p| convert::policy_input(p)).collect();
+        let policies = Policies::compile(&policy_inputs);
+        let mut endpoints: BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>> = BTreeMap::new();
+        for slice in self.stores.slices.state() {
+            convert::add_endpoints(&slice, &mut endpoints);
+        }
+        let own = self.own_report();
+        let node_objects = self.stores.nodes.state();
+        let mut nodes = Vec::with_capacity(node_objects.len());
+        let mut liveness = BTreeMap::new();
+        let mut peers: BTreeMap<String, SocketAddr> = BTreeMap::new();
+        for node in &node_objects {
+            let input = convert::node_input(node);
+            let name = input.name.clone();
+            let report = if name == me {
+                Some(own.clone())
+            } else {
+                let hb_name = lease_names::node_heartbeat(&name);
+                let hb = self.stores.leases.get(&ObjectRef::new(&hb_name).within(&self.settings.namespace));
+                match hb {
+                    Some(lease) => {
+                        let record = record_of(&lease);
+                        let observed = Observed::note(self.heartbeats.remove(&name), record, now);
+                        self.heartbeats.insert(name.clone(), observed);
+                        lease
+                            .metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get(annotations::ANNOUNCER_STATE))
+                            .and_then(|v| Report::decode(v))
+                    }
+                    None => {
+                        self.heartbeats.remove(&name);
+                        None
+                    }
+                }
+            };
+            if name != me {
+                let port = report.as_ref().and_then(|r| r.peer_port);
+                if let (Some(port), Some(ip)) = (port, convert::internal_ips(node).first()) {
+                    peers.insert(name.clone(), SocketAddr::new(*ip, port));
+                }
+                liveness.insert(
+                    name.clone(),
+                    PeerLiveness {
+                        heartbeat: self.heartbeats.get(&name).cloned(),
+                        heard_at: self.hub.as_ref().and_then(|h| h.heard_at(&name)),
+                        refused_at: self.hub.as_ref().and_then(|h| h.refused_at(&name)),
+                    },
+                );
+            }
+            match report.as_ref().filter(|r| r.state.ready) {
+                Some(_) => {
+                    self.ready_since.entry(name.clone()).or_insert(now);
+                }
+                None => {
+                    self.ready_since.remove(&name);
+                }
+            }
+            nodes.push(NodeState { node: input, announcer: report.map(|r| r.state) });
+        }
+        let known: BTreeSet<&str> = nodes.iter().map(|n| n.node.name.as_str()).collect();
+        self.heartbeats.retain(|n, _| known.contains(n.as_str()));
+        self.ready_since.retain(|n, _| known.contains(n.as_str()));
+        if let Some(hub) = &self.hub {
+            hub.set_peers(peers);
+        }
+
+        let (leases, objects) = self.address_leases();
+        self.notices.retain(|name, (rv, at)| {
+            let record = leases.get(name);
+            now < *at + NOTICE_TTL
+                && record.is_some_and(|r| {
+                    r.holder() == Some(me.as_str()) && r.resource_version.as_ref() != Some(rv)
+                })
+        });
+        let notices: BTreeSet<String> = self.notices.keys().cloned().collect();
+        let self_liveness = SelfLiveness {
+            heartbeat_current: self.leadership.borrow().is_leader_at(now),
+            peer_acked: self
+                .hub
+                .as_ref()
+                .and_then(PeerHub::last_acked_send)
+                .is_some_and(|t| now < t + self.settings.engine.liveness.ack_timeout),
+        };
+        let view = View {
+            policies: &policies,
+            services: &services,
+            pools: &pools,
+            nodes: &nodes,
+            endpoints: &endpoints,
+            leases: &leases,
+            liveness: &liveness,
+            ready_since: &self.ready_since,
+            me: self_liveness,
+            takeover_notices: &notices,
+        };
+        let plan = self.engine.decide(&view, now, wall);
+
+        // Stop answering what we no longer hold before any write (hand-overs) goes out.
+        self.driver.apply(&plan.answer).await;
+        let mut wake = plan.wake_at;
+        for write in &plan.writes {
+            if let Some(until) = self.start_write(write, &objects, &leases, now) {
+                wake = Some(wake.map_or(until, |w| w.min(until)));
+            }
+        }
+        self.collect_garbage(&plan, &leases, &nodes);
+        self.update_table(&plan, &leases);
+        self.emit_events(&plan, &services, &nodes);
+        self.publish_report(&own);
+        metrics::gauge!("ferrolb_announcer_addresses_answered").set(plan.answer.len() as f64);
+        metrics::gauge!("ferrolb_announcer_leases_held")
+            .set(plan.addresses.iter().filter(|a| a.answering).count() as f64);
+        wake
+    }
+
+    /// Starts one Lease write unless one is in flight for it or it is backing off after a
+    /// conflict; returns when to retry a blocked one.
+    fn start_write(
+        &mut self,
+        write: &LeaseWrite,
+        objects: &HashMap<String, Arc<Lease>>,
+        leases: &BTreeMap<String, LeaseRecord>,
+        now: Instant,
+    ) -> Option<Instant> {
+        let name = write.object.name.clone();
+        if self.in_flight.contains(&name) {
+            return None;
+        }
+        let current_rv = leases.get(&name).and_then(|r| r.resource_version.clone());
+        if let Some((rv, until)) = self.blocked.get(&name) {
+            if *rv == current_rv && now < *until {
+                return Some(*until);
+            }
+            self.blocked.remove(&name);
+        }
+        let lease = build_lease(&self.settings.namespace, &write.object, objects.get(&name).map(|l| &**l));
+        let notify = write.notify.clone().map(|node| {
+            (
+                node,
+                Takeover {
+                    namespace: write.key.service.namespace.clone(),
+                    service: write.key.service.name.clone(),
+                    address: write.key.address,
+                    new_holder: self.settings.node.clone(),
+                    lease_resource_version: String::new(),
+                },
+            )
+        });
+        tracing::info!(
+            lease = %name,
+            holder = write.object.record.holder().unwrap_or(""),
+            handover = write.handover,
+            create = write.create,
+            "writing lease"
+        );
+        self.in_flight.insert(name.clone());
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let tx = self.writes_tx.clone();
+        let slots = self.write_slots.clone();
+        let create = write.create;
+        let handover = write.handover;
+        let pre_rv = if create { None } else { write.object.record.resource_version.clone() };
+        tokio::spawn(async move {
+            let _permit = slots.acquire_owned().await;
+            let started = Instant::now();
+            let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            let result = if create {
+                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "create").increment(1);
+                api.create(&pp, &lease).await
+            } else {
+                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "update").increment(1);
+                api.replace(&name, &pp, &lease).await
+            };
+            let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(l)));
+            let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started }).await;
+        });
+        None
+    }
+
+    /// Deletes per-address Leases nothing announces any more: their holder does it (or, for a Lease
+    /// nobody holds, the node that reports Events), conditioned on the version read.
+    fn collect_garbage(&mut self, plan: &Plan, leases: &BTreeMap<String, LeaseRecord>, nodes: &[NodeState]) {
+        if self.shutting_down {
+            return;
+        }
+        let wanted: HashSet<String> = plan
+            .addresses
+            .iter()
+            .map(|a| {
+                lease_names::service_address(&a.key.service.namespace, &a.key.service.name, a.key.address)
+            })
+            .collect();
+        let reporter = self.is_reporter(nodes);
+        for (name, record) in leases {
+            if wanted.contains(name) || self.in_flight.contains(name) {
+                continue;
+            }
+            let mine = match record.holder() {
+                Some(h) => h == self.me(),
+                None => reporter,
+            };
+            if !mine {
+                continue;
+            }
+            self.in_flight.insert(name.clone());
+            let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+            let name = name.clone();
+            let rv = record.resource_version.clone();
+            let tx = self.writes_tx.clone();
+            tokio::spawn(async move {
+                let dp = DeleteParams {
+                    preconditions: Some(Preconditions { resource_version: rv.clone(), uid: None }),
+                    ..Default::default()
+                };
+                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "delete").increment(1);
+                let started = Instant::now();
+                let result = match api.delete(&name, &dp).await {
+                    Ok(_) => {
+                        tracing::info!(lease = %name, "deleted the Lease of an address nothing announces");
+                        Outcome::Deleted
+                    }
+                    Err(e) => Outcome::Failed(e),
+                };
+                let _ = tx
+                    .send(WriteDone { name, pre_rv: rv, result, notify: None, handover: false, started })
+                    .await;
+            });
+        }
+    }
+
+    /// The node that reports cluster-wide facts (Events about addresses nobody can announce, garbage
+    /// nobody holds): the first ready node by name, so exactly one does.
+    fn is_reporter(&self, nodes: &[NodeState]) -> bool {
+        nodes
+            .iter()
+            .filter(|n| n.announcer.as_ref().is_some_and(|a| a.ready))
+            .map(|n| n.node.name.as_str())
+            .min()
+            .is_some_and(|n| n == self.me())
+    }
+
+    fn update_table(&mut self, plan: &Plan, leases: &BTreeMap<String, LeaseRecord>) {
+        let mut by_ip: BTreeMap<IpAddr, TableEntry> = BTreeMap::new();
+        for status in &plan.addresses {
+            let Some(holder) = &status.holder else { continue };
+            let key = &status.key;
+            let name = lease_names::service_address(&key.service.namespace, &key.service.name, key.address);
+            let since = leases
+                .get(&name)
+                .and_then(|r| r.acquire_time)
+                .map_or(SystemTime::UNIX_EPOCH, SystemTime::from);
+            let entry = by_ip
+                .entry(key.address)
+                .or_insert_with(|| TableEntry::new(key.address, holder.clone(), since));
+            *entry = entry.clone().with_service(key.service.namespace.clone(), key.service.name.clone());
+            for iface in &status.interfaces {
+                *entry = entry.clone().with_interface(iface.clone());
+            }
+        }
+        self.table.update(|t| t.reset(by_ip.into_values()));
+    }
+
+    fn emit_events(&mut self, plan: &Plan, services: &[crate::policy::ServiceInput], nodes: &[NodeState]) {
+        let now = Instant::now();
+        let me = self.me().to_owned();
+        let mut answering: BTreeMap<AddressKey, Vec<String>> = BTreeMap::new();
+        for a in plan.addresses.iter().filter(|a| a.answering) {
+            answering.insert(a.key.clone(), a.interfaces.clone());
+        }
+        let mut events: Vec<(AddressKey, EventType, &'static str, String)> = Vec::new();
+        for (key, ifaces) in &answering {
+            if self.answering.get(key) != Some(ifaces) {
+                let msg = format!("{me} announces {} on {}", key.address, ifaces.join(", "));
+                events.push((key.clone(), EventType::Normal, reasons::ANNOUNCING, msg));
+            }
+        }
+        let existing: HashSet<&ServiceKey> = services.iter().map(|s| &s.key).collect();
+        for key in self.answering.keys() {
+            if !answering.contains_key(key) && existing.contains(&key.service) {
+                let holder = plan
+                    .addresses
+                    .iter()
+                    .find(|a| &a.key == key)
+                    .and_then(|a| a.holder.clone())
+                    .map_or_else(|| "no holder yet".to_owned(), |h| format!("now held by {h}"));
+                let msg = format!("{me} stopped announcing {} ({holder})", key.address);
+                events.push((key.clone(), EventType::Normal, reasons::NOT_ANNOUNCING, msg));
+            }
+        }
+        self.answering = answering;
+        let reporter = self.is_reporter(nodes);
+        let mut why_now = HashMap::new();
+        for a in &plan.addresses {
+            if let Some(why) = &a.why_none {
+                if reporter && self.why_none.get(&a.key) != Some(why) {
+                    let msg = format!("nobody announces {}: {why}", a.key.address);
+                    events.push((a.key.clone(), EventType::Warning, reasons::NOT_ANNOUNCING, msg));
+                }
+                why_now.insert(a.key.clone(), why.clone());
+            }
+        }
+        self.why_none = why_now;
+        for (key, type_, reason, note) in events {
+            let slot = (key.clone(), reason);
+            if self.last_event.get(&slot).is_some_and(|t| now < *t + self.settings.event_interval)
+                && type_ == EventType::Warning
+            {
+                continue;
+            }
+            self.last_event.insert(slot, now);
+            let uid = self
+                .stores
+                .services
+                .get(&ObjectRef::new(&key.service.name).within(&key.service.namespace))
+                .and_then(|s| s.metadata.uid.clone());
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Service".into()),
+                namespace: Some(key.service.namespace.clone()),
+                name: Some(key.service.name.clone()),
+                uid,
+                ..Default::default()
+            };
+            let recorder = self.recorder.clone();
+            tokio::spawn(async move {
+                let event = Event {
+                    type_,
+                    reason: reason.into(),
+                    note: Some(note),
+                    action: "Announce".into(),
+                    secondary: None,
+                };
+                if let Err(error) = recorder.publish(&event, &reference).await {
+                    tracing::debug!(%error, "publishing an Event failed");
+                }
+            });
+        }
+        if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
+            let interval = self.settings.event_interval;
+            self.last_event.retain(|_, t| now < *t + interval);
+        }
+    }
+
+    /// Patches this node's report onto its heartbeat Lease when it changed.
+    fn publish_report(&mut self, own: &Report) {
+        let text = own.encode();
+        if self.publishing || self.published.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let name = lease_names::node_heartbeat(self.me());
+        if self.stores.leases.get(&ObjectRef::new(&name).within(&self.settings.namespace)).is_none() {
+            return;
+        }
+        self.publishing = true;
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let tx = self.publish_tx.clone();
+        tokio::spawn(async move {
+            let patch =
+                serde_json::json!({"metadata": {"annotations": {annotations::ANNOUNCER_STATE: text}}});
+            let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "patch").increment(1);
+            let result =
+                api.patch(&name, &pp, &Patch::Merge(&patch)).await.map(|_| text).map_err(|e| e.to_string());
+            let _ = tx.send(result).await;
+        });
+    }
+}
+
+/// The Lease object to write: the current one (keeping fields others own) with our record, labels
+/// and annotation, or a new one.
+fn build_lease(namespace: &str, object: &LeaseObject, current: Option<&Lease>) -> Lease {
+    let mut lease = current.cloned().unwrap_or_else(|| Lease {
+        metadata: ObjectMeta {
+            name: Some(object.name.clone()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        spec: None,
+    });
+    lease.metadata.managed_fields = None;
+    let labels = lease.metadata.labels.get_or_insert_with(Default::default);
+    labels.extend(object.labels.clone());
+    let annots = lease.metadata.annotations.get_or_insert_with(Default::default);
+    annots.remove(annotations::HEARTBEAT_LEASE);
+    annots.extend(object.annotations.clone());
+    apply_record(&mut lease, &object.record);
+    lease
+}

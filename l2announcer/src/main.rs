@@ -1,0 +1,220 @@
+//! `ferrolb-announcer`: one per node. Elects, per announced (Service, address), the node that answers
+//! ARP/NDP for it, and answers for the addresses this node holds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use ferrolb_l2announcer::adapter::{self, Mode, Settings};
+use ferrolb_l2announcer::datapath::AnnounceSchedule;
+use ferrolb_l2announcer::engine::EngineConfig;
+use ferrolb_l2announcer::lease_state::LeaseConfig;
+use ferrolb_l2announcer::liveness::LivenessConfig;
+use ferrolb_l2announcer::peer::{PeerConfig, PeerKey};
+use ferrolb_runtime::cli::CommonArgs;
+use ferrolb_runtime::election::ElectionConfig;
+use tokio_util::sync::CancellationToken;
+
+fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+/// FerroLB L2 announcer.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// This node's name (its Node object). Without it: FERROLB_NODE_NAME, then NODE_NAME.
+    #[arg(long, env = "FERROLB_NODE_NAME", value_name = "NODE")]
+    node_name: Option<String>,
+
+    /// How addresses are made reachable: `responder` (userspace ARP/NDP replies), `netlink` (the
+    /// address is added to the interface and the kernel answers), `delegate` (a CNI agent programs
+    /// its datapath through the gRPC API).
+    #[arg(long, env = "FERROLB_DATAPATH", value_enum, default_value_t = Mode::Responder)]
+    datapath: Mode,
+
+    /// Unix socket of the gRPC API (mode 0660). `none`: not served.
+    #[arg(long, env = "FERROLB_GRPC_SOCKET", value_name = "PATH",
+          default_value = ferrolb_proto::server::DEFAULT_SOCKET_PATH)]
+    grpc_socket: String,
+
+    /// Where the peer channel listens (heartbeats between announcers). Peers are dialled at their
+    /// Node's InternalIP with the port they report. `none`: no peer channel (liveness from heartbeat
+    /// Leases only, so failover takes the heartbeat Lease duration).
+    #[arg(long, env = "FERROLB_PEER_ADDR", value_name = "ADDR", default_value = "0.0.0.0:7947")]
+    peer_addr: String,
+
+    /// File holding the peer channel's shared key (at least 16 bytes). Without it the peer channel is
+    /// unauthenticated, and only peers without a key are heard.
+    #[arg(long, env = "FERROLB_PEER_KEY_FILE", value_name = "PATH")]
+    peer_key_file: Option<PathBuf>,
+
+    /// Interval of heartbeats to each peer.
+    #[arg(long, env = "FERROLB_PEER_INTERVAL", value_name = "DURATION", default_value = "100ms",
+          value_parser = duration)]
+    peer_interval: Duration,
+
+    /// A peer not heard for this long (and whose heartbeat Lease expired) is dead.
+    #[arg(long, env = "FERROLB_PEER_TIMEOUT", value_name = "DURATION", default_value = "500ms",
+          value_parser = duration)]
+    peer_timeout: Duration,
+
+    /// A holder whose heartbeat Lease lapsed keeps answering while a peer acknowledged one of its
+    /// heartbeats sent less than this long ago. At most --peer-timeout.
+    #[arg(long, env = "FERROLB_PEER_ACK_TIMEOUT", value_name = "DURATION", default_value = "400ms",
+          value_parser = duration)]
+    peer_ack_timeout: Duration,
+
+    /// Duration of this node's heartbeat Lease (`ferrolb-node-<node>`), whole seconds.
+    #[arg(long, env = "FERROLB_HEARTBEAT_LEASE_DURATION", value_name = "DURATION", default_value = "3s",
+          value_parser = duration)]
+    heartbeat_lease_duration: Duration,
+
+    /// How long this node counts its heartbeat claim valid after its last confirmed renewal.
+    #[arg(long, env = "FERROLB_HEARTBEAT_RENEW_DEADLINE", value_name = "DURATION", default_value = "2s",
+          value_parser = duration)]
+    heartbeat_renew_deadline: Duration,
+
+    /// Interval of heartbeat Lease renewals: the announcers' steady-state API writes are
+    /// nodes / this period.
+    #[arg(long, env = "FERROLB_HEARTBEAT_RETRY_PERIOD", value_name = "DURATION", default_value = "1s",
+          value_parser = duration)]
+    heartbeat_retry_period: Duration,
+
+    /// Delay per fallback position before a candidate other than the placement's choice takes a
+    /// free address.
+    #[arg(long, env = "FERROLB_ACQUIRE_STAGGER", value_name = "DURATION", default_value = "200ms",
+          value_parser = duration)]
+    acquire_stagger: Duration,
+
+    /// A returning node gets its share back only after being ready this long, and a holder hands an
+    /// address on only after holding it this long.
+    #[arg(long, env = "FERROLB_HANDOVER_SETTLE", value_name = "DURATION", default_value = "5s",
+          value_parser = duration)]
+    handover_settle: Duration,
+
+    /// Longest wait on SIGTERM for the successors to take this node's addresses.
+    #[arg(long, env = "FERROLB_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "5s",
+          value_parser = duration)]
+    shutdown_grace: Duration,
+
+    /// Announce Services without `spec.loadBalancerClass` (as well as class `ferrolb.io/l2`).
+    #[arg(long, env = "FERROLB_DEFAULT_CLASS", default_value_t = true, action = clap::ArgAction::Set)]
+    default_class: bool,
+
+    /// Lease writes in flight at once.
+    #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 32)]
+    write_concurrency: usize,
+}
+
+impl Args {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let node = self
+            .node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .context("no node name: pass --node-name or set NODE_NAME")?;
+        let liveness = LivenessConfig {
+            heartbeat_lease_duration: self.heartbeat_lease_duration,
+            peer_timeout: self.peer_timeout,
+            ack_timeout: self.peer_ack_timeout,
+        };
+        liveness.validate().map_err(anyhow::Error::msg)?;
+        let heartbeat = ElectionConfig {
+            identity: node.clone(),
+            lease_duration: self.heartbeat_lease_duration,
+            renew_deadline: self.heartbeat_renew_deadline,
+            retry_period: self.heartbeat_retry_period,
+        };
+        heartbeat.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.to_string()
+                    .replace("--lease", "--heartbeat-lease")
+                    .replace("--renew", "--heartbeat-renew")
+                    .replace("--retry", "--heartbeat-retry")
+            )
+        })?;
+        if self.heartbeat_lease_duration.subsec_nanos() != 0 {
+            bail!("--heartbeat-lease-duration must be whole seconds (a Lease holds leaseDurationSeconds)");
+        }
+        let peer = match self.peer_addr.as_str() {
+            "none" => None,
+            addr => {
+                let listen: SocketAddr =
+                    addr.parse().with_context(|| format!("--peer-addr {addr:?} is not an address:port"))?;
+                let key = self.peer_key_file.as_deref().map(PeerKey::from_file).transpose()?;
+                let mut cfg = PeerConfig::new(node.clone(), listen);
+                cfg.interval = self.peer_interval;
+                cfg.silence = self.peer_timeout;
+                cfg.key = key;
+                Some(cfg)
+            }
+        };
+        Ok(Settings {
+            engine: EngineConfig {
+                me: node.clone(),
+                lease: LeaseConfig {
+                    acquire_stagger: self.acquire_stagger,
+                    handover_settle: self.handover_settle,
+                    heartbeat_lease_duration: self.heartbeat_lease_duration,
+                },
+                liveness,
+                default_class: self.default_class,
+            },
+            node,
+            namespace: self.common.namespace(),
+            heartbeat,
+            datapath: self.datapath,
+            schedule: AnnounceSchedule::default(),
+            grpc_socket: (self.grpc_socket != "none").then(|| PathBuf::from(&self.grpc_socket)),
+            peer,
+            write_concurrency: self.write_concurrency.max(1),
+            event_interval: Duration::from_secs(10),
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.common.init_logging();
+    let settings = args.settings()?;
+    let client = args.common.client().await.context("building the Kubernetes client")?;
+
+    let metrics = ferrolb_runtime::admin::install_metrics()?;
+    ferrolb_l2announcer::datapath::metric::describe();
+    let readiness = ferrolb_runtime::admin::Readiness::default();
+    let (bound, _server) =
+        ferrolb_runtime::admin::serve(args.common.metrics_addr, metrics, readiness.clone()).await?;
+    tracing::info!(%bound, node = %settings.node, datapath = ?settings.datapath, "starting");
+
+    let shutdown = CancellationToken::new();
+    let mut announcer = tokio::spawn(adapter::run(client, settings, readiness, shutdown.clone()));
+    let result = tokio::select! {
+        () = shutdown_signal() => {
+            shutdown.cancel();
+            (&mut announcer).await
+        }
+        result = &mut announcer => result,
+    };
+    result.context("the announcer task panicked")??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,635 @@
+//! [`PeerHub`]: the peer channel's state, its per-peer heartbeat senders, the silence ticker and
+//! takeover notice delivery. The receiving side (the gRPC service) is in `server.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ferrolb_proto::v1;
+use ferrolb_proto::v1::peer_client::PeerClient;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use super::auth::{self, Reject, ReplayGuard};
+use super::server::PeerService;
+use super::{METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT, PeerConfig, PeerError, PeerEvent, Takeover};
+
+/// How many events may wait for the main loop before Heard/Silent wake-ups are dropped (and
+/// takeover notices answered `RESOURCE_EXHAUSTED`, so their senders retry).
+const EVENT_BUFFER: usize = 1024;
+
+/// How long delivering one takeover notice may take, retries included.
+const TAKEOVER_DEADLINE: Duration = Duration::from_secs(1);
+/// Pauses between takeover notice attempts.
+const TAKEOVER_BACKOFF: [Duration; 3] =
+    [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(300)];
+
+/// At most one receiver-side rejection warning per this long (each is counted in the metric).
+const REJECT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// How many messages were rejected since start, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rejections {
+    pub auth: u64,
+    pub replay: u64,
+}
+
+/// The peer channel: serves `ferrolb.v1.Peer`, heartbeats the configured peers, tracks who is heard
+/// and which of our heartbeats were acknowledged. Cheap to clone; everything stops when the
+/// shutdown token given to [`PeerHub::start`] is cancelled.
+#[derive(Clone)]
+pub struct PeerHub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PeerHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerHub")
+            .field("node", &self.inner.cfg.node)
+            .field("epoch", &self.inner.epoch)
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) cfg: PeerConfig,
+    /// This process's epoch: random, never 0.
+    pub(super) epoch: u64,
+    /// The origin of the `sent_at` clock.
+    start: Instant,
+    /// The last seq signed (the next message gets one more).
+    seq: AtomicU64,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    runtime: tokio::runtime::Handle,
+    events: mpsc::Sender<PeerEvent>,
+    /// One guard for everything received: requests and acks.
+    replay: Mutex<ReplayGuard>,
+    state: Mutex<State>,
+    peers: Mutex<BTreeMap<String, PeerLink>>,
+    rejected_auth: AtomicU64,
+    rejected_replay: AtomicU64,
+    last_reject_warning: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    heard: HashMap<String, HeardState>,
+    rtt: HashMap<String, Duration>,
+    last_acked_send: Option<Instant>,
+    /// Per peer: since when its peer port refuses our connections (cleared when it is heard or
+    /// acknowledges a heartbeat).
+    refused: HashMap<String, Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeardState {
+    at: Instant,
+    heard: bool,
+}
+
+/// One configured peer: its address, its (lazily connected, shared) channel and its sender task.
+struct PeerLink {
+    addr: SocketAddr,
+    client: PeerClient<Channel>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Why a heartbeat or notice got no acceptable answer; `kind` is stable (log de-duplication).
+#[derive(Debug)]
+struct SendFailure {
+    kind: &'static str,
+    detail: String,
+}
+
+impl SendFailure {
+    fn new(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self { kind, detail: detail.into() }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A random epoch, never 0.
+fn random_epoch() -> u64 {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 8];
+    if SystemRandom::new().fill(&mut b).is_err() {
+        // No OS randomness: fall back to the clock (still differs across restarts).
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = ((t.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_be_bytes();
+    }
+    u64::from_be_bytes(b).max(1)
+}
+
+impl PeerHub {
+    /// Binds `cfg.listen` (port 0 allowed), serves the Peer service, returns the hub and a receiver of
+    /// events. Stops when `shutdown` is cancelled.
+    pub async fn start(
+        cfg: PeerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(PeerHub, mpsc::Receiver<PeerEvent>), PeerError> {
+        cfg.validate()?;
+        let addr = cfg.listen;
+        let bind_error = |source| PeerError::Bind { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        if cfg.key.is_none() {
+            tracing::warn!(
+                "no --peer-key-file: the peer channel is unauthenticated; anyone on the node network can \
+                 pose as a peer (keep alive a dead node, make a holder stop)"
+            );
+        }
+        let (events, rx) = mpsc::channel(EVENT_BUFFER);
+        let inner = Arc::new(Inner {
+            epoch: random_epoch(),
+            start: Instant::now(),
+            seq: AtomicU64::new(0),
+            local_addr,
+            shutdown: shutdown.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            events,
+            replay: Mutex::new(ReplayGuard::new()),
+            state: Mutex::new(State::default()),
+            peers: Mutex::new(BTreeMap::new()),
+            rejected_auth: AtomicU64::new(0),
+            rejected_replay: AtomicU64::new(0),
+            last_reject_warning: Mutex::new(None),
+            cfg,
+        });
+        tracing::info!(node = %inner.cfg.node, epoch = inner.epoch, addr = %local_addr, "peer channel listening");
+        metrics::gauge!(METRIC_PEERS_HEARD).set(0.0);
+
+        let incoming = TcpListenerStream::new(listener).map(|s| {
+            let s = s?;
+            // Heartbeats are tiny and latency is what they measure.
+            s.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(s)
+        });
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(PeerService::new(inner.clone()).into_server())
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(addr = %local_addr, error = %e, "peer channel server failed");
+            }
+        });
+        tokio::spawn(silence_ticker(inner.clone()));
+        Ok((PeerHub { inner }, rx))
+    }
+
+    /// Where the Peer service listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// This process's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
+    }
+
+    /// The peers to heartbeat (node name -> address). Replaces the set; starts and stops per-peer
+    /// sender tasks; a changed address reconnects. Our own node name is ignored.
+    pub fn set_peers(&self, peers: BTreeMap<String, SocketAddr>) {
+        let inner = &self.inner;
+        let _rt = inner.runtime.enter();
+        let mut links = lock(&inner.peers);
+        links.retain(|node, link| {
+            let keep = peers.get(node) == Some(&link.addr);
+            if !keep {
+                link.cancel.cancel();
+                // Gone at once, even in the middle of a call.
+                link.task.abort();
+                tracing::info!(peer = %node, addr = %link.addr, "stopped heartbeating peer");
+            }
+            keep
+        });
+        for (node, addr) in peers {
+            if node == inner.cfg.node || links.contains_key(&node) {
+                continue;
+            }
+            let endpoint = match Endpoint::from_shared(format!("http://{addr}")) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(peer = %node, %addr, error = %e, "invalid peer address");
+                    continue;
+                }
+            };
+            let channel = endpoint
+                .connect_timeout(inner.cfg.request_timeout)
+                .timeout(inner.cfg.request_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .connect_lazy();
+            let client = PeerClient::new(channel);
+            let cancel = inner.shutdown.child_token();
+            let task = inner.runtime.spawn(heartbeat_loop(
+                inner.clone(),
+                node.clone(),
+                client.clone(),
+                cancel.clone(),
+            ));
+            tracing::info!(peer = %node, %addr, "heartbeating peer");
+            links.insert(node, PeerLink { addr, client, cancel, task });
+        }
+    }
+
+    /// Local time at which an authenticated heartbeat from `node` was last received.
+    pub fn heard_at(&self, node: &str) -> Option<Instant> {
+        lock(&self.inner.state).heard.get(node).map(|h| h.at)
+    }
+
+    /// Local send time of the latest own heartbeat that some peer acknowledged (authenticated ack).
+    pub fn last_acked_send(&self) -> Option<Instant> {
+        lock(&self.inner.state).last_acked_send
+    }
+
+    /// Whether any peer is configured (a node alone has nobody to vouch for it).
+    pub fn has_peers(&self) -> bool {
+        !lock(&self.inner.peers).is_empty()
+    }
+
+    /// Sends a takeover notice to `node`: fire and forget, a few attempts within about a second; a
+    /// failure is logged (the old holder still learns from the Lease or its heartbeat Lease expiry).
+    pub fn notify_takeover(&self, node: &str, notice: Takeover) {
+        let client = lock(&self.inner.peers).get(node).map(|l| l.client.clone());
+        let Some(client) = client else {
+            tracing::warn!(peer = %node, address = %notice.address, "takeover notice not sent: no address known for the peer");
+            return;
+        };
+        let inner = self.inner.clone();
+        let node = node.to_owned();
+        self.inner.runtime.spawn(async move { inner.deliver_takeover(node, notice, client).await });
+    }
+
+    /// Local time since which `node`'s peer port refuses our connections (a TCP reset: its kernel
+    /// answers and nothing listens, so its announcer process is gone), continuously since then and
+    /// without `node` having been heard or having acknowledged a heartbeat since. `None`: not refusing.
+    pub fn refused_at(&self, node: &str) -> Option<Instant> {
+        lock(&self.inner.state).refused.get(node).copied()
+    }
+
+    /// Last measured heartbeat round-trip time to `node`.
+    pub fn rtt(&self, node: &str) -> Option<Duration> {
+        lock(&self.inner.state).rtt.get(node).copied()
+    }
+
+    /// Messages rejected since start (also in `ferrolb_announcer_peer_rejected_total`).
+    pub fn rejections(&self) -> Rejections {
+        Rejections {
+            auth: self.inner.rejected_auth.load(Ordering::Relaxed),
+            replay: self.inner.rejected_replay.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the sender task of `node` is running (tests).
+    #[cfg(test)]
+    pub(super) fn sender_running(&self, node: &str) -> bool {
+        lock(&self.inner.peers).get(node).is_some_and(|l| !l.task.is_finished())
+    }
+
+    #[cfg(test)]
+    pub(super) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl Inner {
+    /// The next seq (from 1 on).
+    pub(super) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn key(&self) -> Option<&super::PeerKey> {
+        self.cfg.key.as_ref()
+    }
+
+    /// Runs the checks of [`auth::check_incoming`]; counts and logs a rejection.
+    pub(super) fn check<M: auth::Signed>(&self, m: &M) -> Result<(), Reject> {
+        let r = auth::check_incoming(self.key(), &self.cfg.node, &mut lock(&self.replay), m);
+        if let Err(reject) = r {
+            self.count_rejection(reject, m.header().node);
+        }
+        r
+    }
+
+    fn count_rejection(&self, reject: Reject, from: &str) {
+        match reject {
+            Reject::Auth(_) => &self.rejected_auth,
+            Reject::Replay(_) => &self.rejected_replay,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_REJECTED, "reason" => reject.reason()).increment(1);
+        let now = Instant::now();
+        let mut last = lock(&self.last_reject_warning);
+        if last.is_none_or(|t| now.duration_since(t) >= REJECT_WARN_EVERY) {
+            *last = Some(now);
+            tracing::warn!(claimed_sender = %from, reason = reject.reason(), detail = reject.detail(),
+                "rejected a peer message (further rejections counted in {METRIC_REJECTED} for a while)");
+        } else {
+            tracing::debug!(claimed_sender = %from, reason = reject.reason(), detail = reject.detail(), "rejected a peer message");
+        }
+    }
+
+    /// Handles an incoming heartbeat at local time `now`: the ack to send back, or why not.
+    pub(super) fn receive_heartbeat(
+        &self,
+        hb: &v1::Heartbeat,
+        now: Instant,
+    ) -> Result<v1::HeartbeatAck, Reject> {
+        self.check(hb)?;
+        self.heard(&hb.node, now);
+        let mut ack = v1::HeartbeatAck {
+            node: self.cfg.node.clone(),
+            epoch: self.epoch,
+            seq: self.next_seq(),
+            to: hb.node.clone(),
+            mac: Vec::new(),
+            heartbeat_epoch: hb.epoch,
+            heartbeat_seq: hb.seq,
+            heartbeat_sent_at: hb.sent_at,
+        };
+        auth::sign(self.key(), &mut ack);
+        Ok(ack)
+    }
+
+    /// Signs the ack of an accepted takeover notice.
+    pub(super) fn takeover_ack(&self, notice: &v1::TakeoverNotice) -> v1::TakeoverAck {
+        let mut ack = v1::TakeoverAck {
+            node: self.cfg.node.clone(),
+            epoch: self.epoch,
+            seq: self.next_seq(),
+            to: notice.node.clone(),
+            mac: Vec::new(),
+            notice_epoch: notice.epoch,
+            notice_seq: notice.seq,
+        };
+        auth::sign(self.key(), &mut ack);
+        ack
+    }
+
+    /// Queues an event for the main loop; `false` when the queue is full (or nobody listens).
+    pub(super) fn emit(&self, event: PeerEvent) -> bool {
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                tracing::warn!(event = ?e, "peer event queue full; event dropped");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Records an authenticated heartbeat of `node`; emits Heard on the transition.
+    fn heard(&self, node: &str, now: Instant) {
+        let (transition, count) = {
+            let mut st = lock(&self.state);
+            let entry = st.heard.entry(node.to_owned()).or_insert(HeardState { at: now, heard: false });
+            entry.at = entry.at.max(now);
+            let transition = !entry.heard;
+            entry.heard = true;
+            st.refused.remove(node);
+            (transition, st.heard.values().filter(|h| h.heard).count())
+        };
+        if transition {
+            metrics::gauge!(METRIC_PEERS_HEARD).set(count as f64);
+            tracing::info!(peer = %node, "peer heard");
+            self.emit(PeerEvent::Heard { node: node.to_owned() });
+        }
+    }
+
+    /// Marks the peers unheard for `silence` at `now` as silent; emits Silent for each.
+    fn sweep(&self, now: Instant) {
+        let (silent, count) = {
+            let mut st = lock(&self.state);
+            let mut silent = Vec::new();
+            for (node, h) in st.heard.iter_mut() {
+                if h.heard && now.saturating_duration_since(h.at) >= self.cfg.silence {
+                    h.heard = false;
+                    silent.push(node.clone());
+                }
+            }
+            (silent, st.heard.values().filter(|h| h.heard).count())
+        };
+        if silent.is_empty() {
+            return;
+        }
+        metrics::gauge!(METRIC_PEERS_HEARD).set(count as f64);
+        for node in silent {
+            tracing::warn!(peer = %node, silence = ?self.cfg.silence, "peer silent");
+            self.emit(PeerEvent::Silent { node });
+        }
+    }
+
+    /// Sends one heartbeat to `peer` and checks its ack; records RTT and the acknowledged send.
+    async fn send_heartbeat(&self, peer: &str, client: &mut PeerClient<Channel>) -> Result<(), SendFailure> {
+        let seq = self.next_seq();
+        let sent = Instant::now();
+        let sent_at = u64::try_from(sent.duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
+        let mut hb = v1::Heartbeat {
+            node: self.cfg.node.clone(),
+            epoch: self.epoch,
+            seq,
+            to: peer.to_owned(),
+            mac: Vec::new(),
+            sent_at,
+        };
+        auth::sign(self.key(), &mut hb);
+        let ack = match tokio::time::timeout(self.cfg.request_timeout, client.heartbeat(hb)).await {
+            Err(_) => return Err(SendFailure::new("timeout", "no answer within the request timeout")),
+            Ok(Err(status)) => {
+                let failure = status_failure(&status);
+                if failure.kind == CONNECTION_REFUSED {
+                    lock(&self.state).refused.entry(peer.to_owned()).or_insert(sent);
+                }
+                return Err(failure);
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let received = Instant::now();
+        self.check(&ack).map_err(|r| SendFailure::new("ack rejected", r.to_string()))?;
+        if ack.node != peer {
+            return Err(SendFailure::new(
+                "wrong node",
+                format!("the peer's address answers as node {:?}", ack.node),
+            ));
+        }
+        if (ack.heartbeat_epoch, ack.heartbeat_seq, ack.heartbeat_sent_at) != (self.epoch, seq, sent_at) {
+            return Err(SendFailure::new("wrong ack", "the ack answers another heartbeat"));
+        }
+        let rtt = received.duration_since(sent);
+        metrics::histogram!(METRIC_RTT, "peer" => peer.to_owned()).record(rtt.as_secs_f64());
+        let mut st = lock(&self.state);
+        st.rtt.insert(peer.to_owned(), rtt);
+        st.last_acked_send = st.last_acked_send.max(Some(sent));
+        st.refused.remove(peer);
+        Ok(())
+    }
+
+    /// Delivers a takeover notice to `peer`: a few attempts (each freshly signed) within
+    /// [`TAKEOVER_DEADLINE`]; gives up at once when the peer refuses our messages.
+    async fn deliver_takeover(&self, peer: String, t: Takeover, mut client: PeerClient<Channel>) {
+        let deadline = tokio::time::Instant::now() + TAKEOVER_DEADLINE;
+        let mut last = SendFailure::new("not sent", "");
+        for attempt in 0..=TAKEOVER_BACKOFF.len() {
+            let seq = self.next_seq();
+            let mut notice = v1::TakeoverNotice {
+                node: self.cfg.node.clone(),
+                epoch: self.epoch,
+                seq,
+                to: peer.clone(),
+                mac: Vec::new(),
+                service_namespace: t.namespace.clone(),
+                service_name: t.service.clone(),
+                address: t.address.to_string(),
+                new_holder: t.new_holder.clone(),
+                lease_resource_version: t.lease_resource_version.clone(),
+            };
+            auth::sign(self.key(), &mut notice);
+            let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let call = tokio::time::timeout(budget.min(self.cfg.request_timeout), client.takeover(notice));
+            let outcome = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                r = call => r,
+            };
+            let result = match outcome {
+                Err(_) => Err(SendFailure::new("timeout", "no answer within the request timeout")),
+                Ok(Err(status)) => Err(status_failure(&status)),
+                Ok(Ok(r)) => {
+                    let ack = r.into_inner();
+                    match self.check(&ack) {
+                        Err(r) => Err(SendFailure::new("ack rejected", r.to_string())),
+                        Ok(())
+                            if ack.node != peer
+                                || (ack.notice_epoch, ack.notice_seq) != (self.epoch, seq) =>
+                        {
+                            Err(SendFailure::new("wrong ack", "the ack answers another notice or node"))
+                        }
+                        Ok(()) => Ok(()),
+                    }
+                }
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(peer = %peer, address = %t.address, service = %format!("{}/{}", t.namespace, t.service),
+                        "takeover notice delivered");
+                    return;
+                }
+                Err(f) if f.kind == REJECTED => {
+                    last = f;
+                    break;
+                }
+                Err(f) => last = f,
+            }
+            let Some(pause) = TAKEOVER_BACKOFF.get(attempt) else { break };
+            let wake = tokio::time::Instant::now() + *pause;
+            if wake >= deadline {
+                break;
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        tracing::warn!(peer = %peer, address = %t.address, service = %format!("{}/{}", t.namespace, t.service),
+            failure = last.kind, detail = %last.detail, "takeover notice not delivered");
+    }
+}
+
+/// [`SendFailure::kind`]: the peer rejected our message (authentication or replay rules).
+const REJECTED: &str = "rejected";
+/// [`SendFailure::kind`]: the peer's port refused the connection.
+const CONNECTION_REFUSED: &str = "connection refused";
+
+/// Whether a call failed because the connection was refused (somewhere in the error's sources).
+fn is_connection_refused(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// A failed call's status as a failure.
+fn status_failure(status: &tonic::Status) -> SendFailure {
+    use tonic::Code;
+    if is_connection_refused(status) {
+        return SendFailure::new(CONNECTION_REFUSED, status.message().to_owned());
+    }
+    let kind = match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => REJECTED,
+        Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded | Code::Cancelled => "timeout",
+        _ => "error",
+    };
+    SendFailure::new(kind, format!("{:?}: {}", status.code(), status.message()))
+}
+
+/// Heartbeats `peer` every interval until `cancel`: one call at a time, ticks that fall while a call
+/// is pending are skipped. Logs when the outcome changes (not every tick).
+async fn heartbeat_loop(
+    inner: Arc<Inner>,
+    peer: String,
+    mut client: PeerClient<Channel>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(inner.cfg.interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut failing: Option<&'static str> = None;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let outcome = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = inner.send_heartbeat(&peer, &mut client) => r,
+        };
+        match outcome {
+            Ok(()) => {
+                if failing.take().is_some() {
+                    tracing::info!(peer = %peer, "heartbeats acknowledged again");
+                }
+            }
+            Err(f) => {
+                if failing != Some(f.kind) {
+                    tracing::warn!(peer = %peer, failure = f.kind, detail = %f.detail, "heartbeat not acknowledged");
+                    failing = Some(f.kind);
+                } else {
+                    tracing::trace!(peer = %peer, failure = f.kind, detail = %f.detail, "heartbeat not acknowledged");
+                }
+            }
+        }
+    }
+}
+
+/// Every `min(interval, silence)`, marks peers silent after `silence` without a heartbeat.
+async fn silence_ticker(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(inner.cfg.interval.min(inner.cfg.silence));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            _ = tick.tick() => inner.sweep(Instant::now()),
+        }
+    }
+}
