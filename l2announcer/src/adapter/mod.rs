@@ -410,6 +410,9 @@ impl Announcer {
             }
             PeerEvent::Heard { node } => tracing::info!(%node, "peer heard"),
             PeerEvent::Silent { node } => tracing::info!(%node, "peer silent"),
+            PeerEvent::Refused { node } => {
+                tracing::info!(%node, "peer refuses connections: its announcer is gone")
+            }
         }
     }
 

@@ -454,7 +454,17 @@ impl Inner {
             Ok(Err(status)) => {
                 let failure = status_failure(&status);
                 if failure.kind == CONNECTION_REFUSED {
-                    lock(&self.state).refused.entry(peer.to_owned()).or_insert(sent);
+                    // When the refusal was seen (not when the heartbeat left): compared with when
+                    // the peer was last heard, it proves the process gone only if it came later.
+                    let first = {
+                        let mut st = lock(&self.state);
+                        let first = !st.refused.contains_key(peer);
+                        st.refused.entry(peer.to_owned()).or_insert_with(Instant::now);
+                        first
+                    };
+                    if first {
+                        self.emit(PeerEvent::Refused { node: peer.to_owned() });
+                    }
                 }
                 return Err(failure);
             }

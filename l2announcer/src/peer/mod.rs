@@ -170,6 +170,9 @@ pub enum PeerEvent {
     Silent { node: String },
     /// An authenticated takeover notice addressed to us (`new_holder` is another node).
     Takeover(Takeover),
+    /// `node`'s peer port started refusing connections: its announcer process is gone (see
+    /// [`PeerHub::refused_at`]). Emitted once per refusal streak.
+    Refused { node: String },
 }
 
 /// Why the peer channel could not start, or a key could not be loaded.
