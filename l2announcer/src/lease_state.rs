@@ -48,8 +48,10 @@
 //! **Failover times** (from the fault to the new holder's write; add W and the gratuitous ARP/NA):
 //! - planned (SIGTERM, hand-over): one write + W; the holder names its successor directly;
 //! - holder's link down, holder still reaches the API server: link detection + one write + W;
-//! - holder process or node dies: between `max(D − T, P)` and `max(D, P)` after the death (the
-//!   heartbeat Lease was last renewed up to T before it), + S × p for a fallback acquirer;
+//! - holder's announcer process dies, its node stays up: the next peer heartbeat to it is refused
+//!   (≤ one peer interval, 100 ms by default) + one write + W;
+//! - holder's node dies (or its process hangs): between `max(D − T, P)` and `max(D, P)` after the
+//!   death (the heartbeat Lease was last renewed up to T before it), + S × p for a fallback acquirer;
 //! - holder cut off from the API server only, or from its peers only: no failover (it stays alive).
 //!
 //! # Worst-case double announcement

@@ -276,6 +276,9 @@ pub async fn run(
         }
     }
     tracing::info!("caches listed");
+    if settings.datapath == Mode::Netlink {
+        remove_leftovers(netlink.as_ref(), &links, &stores).await;
+    }
 
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.node.clone()) };
     let (writes_tx, mut writes_rx) = mpsc::channel(1024);
@@ -387,6 +390,34 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--datapath netlink`: a previous announcer on this node may have been killed with addresses still
+/// on its interfaces, which the kernel would keep answering. Before deciding anything, remove every
+/// host address (/32, /128) that lies in a pool or is a Service's load-balancer address: whatever
+/// this node should hold is added back once it holds it.
+async fn remove_leftovers(netlink: &RtNetlink, links: &BTreeMap<u32, Link>, stores: &Stores) {
+    let pools: Vec<_> = stores.pools.state().iter().map(|p| convert::pool_input(p)).collect();
+    let ingress: HashSet<IpAddr> = stores
+        .services
+        .state()
+        .iter()
+        .filter_map(|s| convert::service_input(s))
+        .flat_map(|s| s.ingress.into_iter().chain(s.external_ips))
+        .collect();
+    for link in links.values() {
+        let Ok(addresses) = netlink.addresses(link.index).await else { continue };
+        for (ip, prefix) in addresses {
+            let host = prefix == if ip.is_ipv4() { 32 } else { 128 };
+            let ours = ingress.contains(&ip) || pools.iter().any(|p| p.ranges.iter().any(|r| r.contains(ip)));
+            if host && ours {
+                tracing::info!(%ip, interface = %link.name, "removing an address left by a previous announcer");
+                if let Err(error) = netlink.remove_address(link.index, ip).await {
+                    tracing::warn!(%ip, interface = %link.name, %error, "removing a leftover address failed");
+                }
+            }
+        }
+    }
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
