@@ -51,6 +51,10 @@ pub struct Options {
     pub tls: bool,
     /// Bearer token clients must send; generated when `None`.
     pub token: Option<String>,
+    /// Extra IP addresses the server certificate is valid for (beyond the listen address, and
+    /// 127.0.0.1 when listening on an unspecified address), e.g. the addresses clients in other
+    /// network namespaces use.
+    pub tls_sans: Vec<std::net::IpAddr>,
     /// Where to write the kubeconfig; a temporary file when `None`.
     pub kubeconfig_out: Option<PathBuf>,
     /// ClusterIP ranges (one per family).
@@ -67,6 +71,7 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: true,
             token: None,
+            tls_sans: Vec::new(),
             kubeconfig_out: None,
             service_cidrs: vec![
                 "10.96.0.0/16".parse().expect("valid"),
@@ -117,6 +122,7 @@ impl KubeSim {
             if addr.ip().is_unspecified() {
                 ips.push(std::net::IpAddr::from([127, 0, 0, 1]));
             }
+            ips.extend(opts.tls_sans.iter().copied().filter(|ip| !ips.contains(ip)).collect::<Vec<_>>());
             Some(tls::generate(&ips)?)
         } else {
             None

@@ -19,6 +19,10 @@ struct Args {
     /// Bearer token clients must present (generated when omitted).
     #[arg(long, env = "KUBE_SIM_TOKEN")]
     token: Option<String>,
+    /// Extra IP addresses for the server certificate, comma separated or repeated (for clients that
+    /// reach the server at another address than the kubeconfig's, e.g. from other network namespaces).
+    #[arg(long = "tls-san", env = "KUBE_SIM_TLS_SAN", value_delimiter = ',')]
+    tls_sans: Vec<std::net::IpAddr>,
     /// Write a kubeconfig for `kube` and `kubectl` here.
     #[arg(long, env = "KUBE_SIM_KUBECONFIG_OUT", default_value = "kube-sim.kubeconfig")]
     kubeconfig_out: PathBuf,
@@ -49,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         tls: !args.insecure_http,
         token: args.token,
+        tls_sans: args.tls_sans,
         kubeconfig_out: Some(args.kubeconfig_out.clone()),
         service_cidrs: args.service_cidr,
         history: args.history,

@@ -3,16 +3,27 @@
 //! Topology, for a prefix `P` (default `flb`) and `N` nodes (1..=9):
 //!
 //! ```text
-//!   P-sw:      br0 (198.51.100.1/24, 2001:db8:100::1/64), ports node1..nodeN, client
+//!   P-sw:      br0 (198.51.100.1/24, 2001:db8:100::1/64), ports node1..nodeN, client   (the LAN)
+//!              brmgmt (203.0.113.1/24), ports mnode1..mnodeN                        (management)
 //!   P-nodeI:   eth0 198.51.100.1I/24, 2001:db8:100::1I/64; AnyIP routes for the VIP ranges on lo
+//!              mgmt0 203.0.113.1I/24 (API access that survives taking eth0 down)
 //!   P-client:  eth0 198.51.100.2/24, 2001:db8:100::2/64
 //! ```
+//!
+//! With a cluster ([`cluster::start_cluster`], `ferrolb-lab up --cluster`), the switch namespace also
+//! runs kube-sim (0.0.0.0:6443, HTTPS, clients use `https://203.0.113.1:6443`) and `ferrolb-ipam`, and
+//! every node namespace runs `ferrolb-announcer`.
 //!
 //! Everything is done with `ip`/`sysctl` run as child processes. Only namespaces with the exact names
 //! above are ever created or deleted; nothing is linked to a physical interface and no route leads
 //! out of the lab. Processes started in the lab (HTTP servers now; kube-sim, controller and announcers
 //! later) are recorded in a state file so `down` can stop them, and `down` also works without the state
 //! file (it kills whatever runs in the lab's namespaces, then deletes them).
+
+pub mod cluster;
+pub mod demo;
+pub mod netns;
+pub mod probe;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -33,6 +44,8 @@ pub const SWITCH_V6: &str = "2001:db8:100::1";
 pub const CLIENT_V4: &str = "198.51.100.2";
 /// Client IPv6 address.
 pub const CLIENT_V6: &str = "2001:db8:100::2";
+/// The switch's address on the management network (kube-sim is reached here).
+pub const MGMT_SWITCH_V4: &str = "203.0.113.1";
 /// The VIP pool every node treats as local (AnyIP).
 pub const VIP_RANGE_V4: &str = "198.51.100.128/25";
 /// The IPv6 VIP range (2001:db8:100::1000 - 2001:db8:100::1fff).
@@ -78,6 +91,14 @@ impl Lab {
     pub fn node_v6(i: u8) -> String {
         format!("2001:db8:100::1{i}")
     }
+    /// Node `i`'s address on the management network (its `mgmt0`).
+    pub fn node_mgmt_v4(i: u8) -> String {
+        format!("203.0.113.1{i}")
+    }
+    /// The node number of a node name (`node3` → 3).
+    pub fn node_number(name: &str) -> Option<u8> {
+        name.strip_prefix("node").and_then(|n| n.parse().ok()).filter(|n| (1..=MAX_NODES).contains(n))
+    }
 
     /// Every namespace name this lab may own, in deletion order (hosts first, switch last).
     pub fn all_namespaces(&self) -> Vec<String> {
@@ -103,8 +124,13 @@ impl Lab {
     pub fn state_path(&self) -> PathBuf {
         Path::new(STATE_DIR).join(format!("{}.json", self.prefix))
     }
+    /// Process logs, the kubeconfig, the peer key and the announcers' sockets (removed by `down`).
     pub fn log_dir(&self) -> PathBuf {
         Path::new(STATE_DIR).join(&self.prefix)
+    }
+    /// Same directory as [`Lab::log_dir`].
+    pub fn state_dir(&self) -> PathBuf {
+        self.log_dir()
     }
 }
 
@@ -115,6 +141,9 @@ pub struct LabProcess {
     pub namespace: String,
     pub pid: u32,
     pub argv: Vec<String>,
+    /// Extra environment variables it was started with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
     pub log: PathBuf,
 }
 
@@ -125,6 +154,9 @@ pub struct LabState {
     pub nodes: u8,
     pub namespaces: Vec<String>,
     pub processes: Vec<LabProcess>,
+    /// Set once a cluster runs in the lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<cluster::ClusterInfo>,
 }
 
 impl LabState {
@@ -179,7 +211,7 @@ fn sysctl(ns: &str, settings: &[String]) -> Result<()> {
     ip(&args).map(|_| ())
 }
 
-fn check_interrupted() -> Result<()> {
+pub(crate) fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
@@ -255,6 +287,12 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
     ip(&["-n", &sw, "addr", "add", &format!("{SWITCH_V4}/24"), "dev", "br0"])?;
     ip(&["-n", &sw, "addr", "add", &format!("{SWITCH_V6}/64"), "dev", "br0", "nodad"])?;
     ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+    // The management network: a second bridge, IPv4 only, not routed to the LAN (forwarding stays
+    // off in every lab namespace).
+    ip(&["-n", &sw, "link", "add", "brmgmt", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+    sysctl(&sw, &["net.ipv6.conf.brmgmt.disable_ipv6=1".into()])?;
+    ip(&["-n", &sw, "addr", "add", &format!("{MGMT_SWITCH_V4}/24"), "dev", "brmgmt"])?;
+    ip(&["-n", &sw, "link", "set", "brmgmt", "up"])?;
 
     // Hosts: a veth pair each, created inside the switch namespace with the peer placed directly in
     // the host namespace (the root namespace never holds a lab link).
@@ -274,6 +312,18 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
         ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", "eth0"])?;
         ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"])?;
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+    }
+
+    for (i, ns) in &node_nss {
+        check_interrupted()?;
+        let port = format!("mnode{i}");
+        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "mgmt0", "netns", ns])?;
+        sysctl(&sw, &[format!("net.ipv6.conf.{port}.disable_ipv6=1")])?;
+        ip(&["-n", &sw, "link", "set", &port, "master", "brmgmt"])?;
+        ip(&["-n", &sw, "link", "set", &port, "up"])?;
+        sysctl(ns, &["net.ipv6.conf.mgmt0.disable_ipv6=1".into()])?;
+        ip(&["-n", ns, "addr", "add", &format!("{}/24", Lab::node_mgmt_v4(*i)), "dev", "mgmt0"])?;
+        ip(&["-n", ns, "link", "set", "mgmt0", "up"])?;
     }
 
     // Nodes play kube-proxy: the VIP ranges are local (AnyIP), but the kernel must not answer ARP for
@@ -318,7 +368,7 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
     Ok(())
 }
 
-fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
+pub(crate) fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     while !path.exists() {
         check_interrupted()?;
@@ -334,6 +384,18 @@ fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
 /// recorded PID is the program's own), in its own process group (a later Ctrl-C in the terminal does
 /// not reach it), output to `<log dir>/<role>.log`, and records it in the state file.
 pub fn spawn_in_ns(lab: &Lab, state: &mut LabState, role: &str, ns: &str, argv: &[String]) -> Result<u32> {
+    spawn_in_ns_env(lab, state, role, ns, argv, &[])
+}
+
+/// [`spawn_in_ns`] with extra environment variables (recorded too, for restarts).
+pub fn spawn_in_ns_env(
+    lab: &Lab,
+    state: &mut LabState,
+    role: &str,
+    ns: &str,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Result<u32> {
     use std::os::unix::process::CommandExt;
     let dir = lab.log_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -342,6 +404,7 @@ pub fn spawn_in_ns(lab: &Lab, state: &mut LabState, role: &str, ns: &str, argv: 
     let child = Command::new("ip")
         .args(["netns", "exec", ns])
         .args(argv)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(f.try_clone()?)
         .stderr(f)
@@ -356,13 +419,14 @@ pub fn spawn_in_ns(lab: &Lab, state: &mut LabState, role: &str, ns: &str, argv: 
         namespace: ns.to_string(),
         pid,
         argv: argv.to_vec(),
+        env: env.to_vec(),
         log,
     });
     state.save(lab)?;
     Ok(pid)
 }
 
-fn pid_alive(pid: u32) -> bool {
+pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
 }
 
@@ -374,7 +438,7 @@ fn is_zombie(pid: u32) -> bool {
 }
 
 /// True if `pid` still runs the program recorded for it (guards against PID reuse).
-fn same_process(p: &LabProcess) -> bool {
+pub(crate) fn same_process(p: &LabProcess) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", p.pid)) else { return false };
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
@@ -386,7 +450,7 @@ fn same_process(p: &LabProcess) -> bool {
 }
 
 /// SIGTERM, then SIGKILL after a grace period, for every listed PID.
-fn stop_pids(pids: &[u32]) {
+pub(crate) fn stop_pids(pids: &[u32]) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let pids: Vec<u32> = pids.iter().copied().filter(|p| *p > 1 && *p != std::process::id()).collect();

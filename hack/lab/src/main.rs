@@ -2,14 +2,21 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use ferrolb_lab::cluster::{self, ClusterOptions};
+use ferrolb_lab::probe::{self, ProbeOptions};
 use ferrolb_lab::{Lab, LabState};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(name = "ferrolb-lab", about = "FerroLB network-namespace lab (DESIGN.md §8)")]
+#[command(
+    name = "ferrolb-lab",
+    about = "FerroLB network-namespace lab (DESIGN.md §8)",
+    after_help = "Binaries (kube-sim, ferrolb-ipam, ferrolb-announcer) are looked up next to ferrolb-lab itself:\n  cargo build -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab\n\nExamples:\n  ferrolb-lab up --nodes 3 --cluster        # topology + kube-sim + ipam + announcers\n  ferrolb-lab kubectl -- get nodes\n  ferrolb-lab exec client -- ferrolb-lab probe --target 198.51.100.128 --for 10s\n  ferrolb-lab demo                          # the whole story, then tears down\n  ferrolb-lab down"
+)]
 struct Cli {
     /// Namespace name prefix: namespaces are <prefix>-sw, <prefix>-node1..9, <prefix>-client.
     #[arg(long, global = true, default_value = "flb", env = "FERROLB_LAB_PREFIX")]
@@ -20,10 +27,75 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Build the lab (removing leftovers of a previous one first) and start one HTTP server per node.
+    /// Build the lab (removing leftovers of a previous one first) and start one HTTP server per node;
+    /// with --cluster also kube-sim, ferrolb-ipam and one ferrolb-announcer per node.
     Up {
         #[arg(long, default_value_t = 3)]
         nodes: u8,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// The demo: 3 nodes + cluster, a pool, a policy and a Service; curl the VIP; kill the leader's
+    /// announcer while probing every 10 ms; show the new node and the gap; tear down.
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        nodes: u8,
+        /// Leave the lab up at the end.
+        #[arg(long)]
+        keep: bool,
+        /// Timeout for each wait (address, leader, takeover).
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Extra arguments for every announcer (repeat).
+        #[arg(long = "announcer-arg", allow_hyphen_values = true)]
+        announcer_args: Vec<String>,
+        /// RUST_LOG for the cluster's processes.
+        #[arg(long)]
+        rust_log: Option<String>,
+    },
+    /// Probe a target from the current namespace (run it in the client namespace, e.g. with `exec`):
+    /// an HTTP GET every --interval; reports who answered and the longest gap between answers.
+    Probe {
+        /// Address to GET `http://TARGET:PORT/` from (a VIP, or a node's own LAN address).
+        #[arg(long)]
+        target: IpAddr,
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+        #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// How long to probe.
+        #[arg(long = "for", default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Per-request timeout.
+        #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Stop this long after another node than the first one answered.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        stop_after_switch: Option<Duration>,
+        /// Print the full JSON report instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a signal to a node's announcer (default SIGKILL).
+    KillAnnouncer {
+        /// node1..node9 or the number.
+        node: String,
+        #[arg(long, default_value = "SIGKILL")]
+        signal: String,
+    },
+    /// Start a node's announcer again with its recorded arguments (stopping it first if it runs).
+    RestartAnnouncer { node: String },
+    /// Set a node's link up or down: `link node2 eth0 down`.
+    Link {
+        node: String,
+        dev: String,
+        #[arg(value_parser = ["up", "down"])]
+        state: String,
+    },
+    /// Run kubectl against the lab's kube-sim (from inside the switch namespace).
+    Kubectl {
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// Remove the lab: its processes and namespaces (idempotent, also after a crash).
     Down,
@@ -62,6 +134,41 @@ enum Cmd {
     },
 }
 
+/// Cluster flags of `up`.
+#[derive(clap::Args, Debug)]
+struct ClusterArgs {
+    /// Also start the cluster: kube-sim (CRDs applied, namespace ferrolb-system, Node objects),
+    /// ferrolb-ipam and one ferrolb-announcer per node.
+    #[arg(long)]
+    cluster: bool,
+    /// With --cluster: do not start ferrolb-ipam.
+    #[arg(long, requires = "cluster")]
+    no_ipam: bool,
+    /// With --cluster: do not start the announcers.
+    #[arg(long, requires = "cluster")]
+    no_announcers: bool,
+    /// Extra argument for every announcer (repeat; e.g. --announcer-arg=--lease-duration=2s).
+    #[arg(long = "announcer-arg", requires = "cluster", allow_hyphen_values = true)]
+    announcer_args: Vec<String>,
+    /// Extra argument for ferrolb-ipam (repeat).
+    #[arg(long = "ipam-arg", requires = "cluster", allow_hyphen_values = true)]
+    ipam_args: Vec<String>,
+    /// Where kube-sim, ferrolb-ipam and ferrolb-announcer are (default: next to ferrolb-lab).
+    #[arg(long, requires = "cluster")]
+    bin_dir: Option<PathBuf>,
+    /// RUST_LOG for the cluster's processes.
+    #[arg(long, requires = "cluster")]
+    rust_log: Option<String>,
+}
+
+fn node_arg(s: &str) -> Result<u8> {
+    s.parse::<u8>()
+        .ok()
+        .filter(|n| (1..=ferrolb_lab::MAX_NODES).contains(n))
+        .or_else(|| Lab::node_number(s))
+        .with_context(|| format!("bad node {s:?}: use node1..node9 or 1..9"))
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli) {
@@ -72,19 +179,36 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Up { nodes } => {
+        Cmd::Up { nodes, cluster: c } => {
             let lab = Lab::new(&cli.prefix)?;
             ferrolb_lab::install_interrupt_handler()?;
             let exe = std::env::current_exe().context("locating own executable")?;
-            let state = ferrolb_lab::up(&lab, nodes, &exe)?;
+            let state = if c.cluster {
+                let mut opts = ClusterOptions::new()?;
+                if let Some(d) = c.bin_dir {
+                    opts.bin_dir = d;
+                }
+                opts.ipam = !c.no_ipam;
+                opts.announcers = !c.no_announcers;
+                opts.announcer_args = c.announcer_args;
+                opts.ipam_args = c.ipam_args;
+                opts.rust_log = c.rust_log;
+                cluster::up_cluster(&lab, nodes, &exe, &opts)?
+            } else {
+                ferrolb_lab::up(&lab, nodes, &exe)?
+            };
             println!("lab {:?} up: {} node(s)", lab.prefix, state.nodes);
-            println!("  switch  {}  br0 198.51.100.1/24 2001:db8:100::1/64", lab.switch_ns());
+            println!(
+                "  switch  {}  br0 198.51.100.1/24 2001:db8:100::1/64, brmgmt 203.0.113.1/24",
+                lab.switch_ns()
+            );
             for i in 1..=state.nodes {
                 println!(
-                    "  node{i}   {}  eth0 {}/24 {}/64",
+                    "  node{i}   {}  eth0 {}/24 {}/64, mgmt0 {}/24",
                     lab.node_ns(i),
                     Lab::node_v4(i),
-                    Lab::node_v6(i)
+                    Lab::node_v6(i),
+                    Lab::node_mgmt_v4(i)
                 );
             }
             println!("  client  {}  eth0 198.51.100.2/24 2001:db8:100::2/64", lab.client_ns());
@@ -93,6 +217,25 @@ fn real_main(cli: Cli) -> Result<()> {
                 ferrolb_lab::VIP_RANGE_V4,
                 ferrolb_lab::VIP_RANGE_V6
             );
+            if let Some(info) = &state.cluster {
+                println!(
+                    "  API server {} (kube-sim in {}), kubeconfig {}",
+                    info.server,
+                    lab.switch_ns(),
+                    info.kubeconfig.display()
+                );
+                for p in &state.processes {
+                    if !p.role.starts_with("http-") {
+                        println!(
+                            "  {:<16} pid {:<8} {}  log {}",
+                            p.role,
+                            p.pid,
+                            p.namespace,
+                            p.log.display()
+                        );
+                    }
+                }
+            }
             println!("state: {}", lab.state_path().display());
             Ok(())
         }
@@ -117,9 +260,89 @@ fn real_main(cli: Cli) -> Result<()> {
             let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&cmd).exec();
             Err(err).with_context(|| format!("cannot run `ip netns exec {ns} {}`", cmd.join(" ")))
         }
+        Cmd::Demo { nodes, keep, timeout, announcer_args, rust_log } => {
+            let lab = Lab::new(&cli.prefix)?;
+            ferrolb_lab::install_interrupt_handler()?;
+            let exe = std::env::current_exe().context("locating own executable")?;
+            let mut opts = ClusterOptions::new()?;
+            opts.announcer_args = announcer_args;
+            opts.rust_log = rust_log;
+            ferrolb_lab::demo::demo(
+                &lab,
+                &exe,
+                &ferrolb_lab::demo::DemoOptions { nodes, keep, cluster: opts, timeout },
+            )
+        }
+        Cmd::Probe { target, port, interval, duration, timeout, stop_after_switch, json } => {
+            ferrolb_lab::install_interrupt_handler()?;
+            let report = probe::run_probe(&ProbeOptions {
+                target,
+                port,
+                interval,
+                duration,
+                timeout,
+                stop_after_switch,
+            });
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{}: {} sent, {} answered, {} skipped",
+                    report.target, report.sent, report.answered, report.skipped
+                );
+                println!("answering nodes: {}", report.node_sequence().join(" -> "));
+                println!(
+                    "longest gap between answers: {:.1} ms ({:.1} ms .. {:.1} ms)",
+                    report.longest_gap_ms, report.gap_from_ms, report.gap_to_ms
+                );
+                for (e, n) in &report.errors {
+                    println!("failed {n}x: {e}");
+                }
+            }
+            Ok(())
+        }
+        Cmd::KillAnnouncer { node, signal } => {
+            let lab = Lab::new(&cli.prefix)?;
+            let sig: nix::sys::signal::Signal = signal
+                .parse()
+                .or_else(|_| format!("SIG{}", signal.to_ascii_uppercase()).parse())
+                .with_context(|| format!("unknown signal {signal:?}"))?;
+            let n = node_arg(&node)?;
+            let pid = cluster::kill_announcer(&lab, n, sig)?;
+            println!("sent {sig} to the announcer of node{n} (pid {pid})");
+            Ok(())
+        }
+        Cmd::RestartAnnouncer { node } => {
+            let lab = Lab::new(&cli.prefix)?;
+            let n = node_arg(&node)?;
+            let pid = cluster::restart_announcer(&lab, n)?;
+            println!("announcer of node{n} started again (pid {pid})");
+            Ok(())
+        }
+        Cmd::Link { node, dev, state } => {
+            let lab = Lab::new(&cli.prefix)?;
+            let n = node_arg(&node)?;
+            cluster::set_link(&lab, n, &dev, state == "up")?;
+            println!("node{n} {dev} {state}");
+            Ok(())
+        }
+        Cmd::Kubectl { args } => {
+            use std::os::unix::process::CommandExt;
+            let lab = Lab::new(&cli.prefix)?;
+            let state = LabState::load(&lab)?.with_context(|| format!("no lab {:?}", lab.prefix))?;
+            let info = state
+                .cluster
+                .with_context(|| format!("lab {:?} runs no cluster (up --cluster)", lab.prefix))?;
+            let err = std::process::Command::new("ip")
+                .args(["netns", "exec", &lab.switch_ns(), "kubectl", "--kubeconfig"])
+                .arg(&info.kubeconfig)
+                .args(&args)
+                .exec();
+            Err(err).context("cannot run kubectl in the switch namespace")
+        }
         Cmd::ServeHttp { name, port, ready_file } => serve_http(&name, port, ready_file.as_deref()),
         Cmd::HttpGet { url, timeout_ms } => {
-            let body = http_get(&url, Duration::from_millis(timeout_ms))?;
+            let body = probe::http_get(&url, Duration::from_millis(timeout_ms))?;
             print!("{body}");
             std::io::stdout().flush()?;
             Ok(())
@@ -182,43 +405,6 @@ fn handle(mut conn: TcpStream, name: &str) -> std::io::Result<()> {
     );
     conn.write_all(resp.as_bytes())?;
     conn.flush()
-}
-
-/// Minimal HTTP/1.1 GET over plain TCP: `http://host[:port][/path]`, host may be `[v6]`.
-fn http_get(url: &str, timeout: Duration) -> Result<String> {
-    let rest =
-        url.strip_prefix("http://").with_context(|| format!("only http:// URLs are supported: {url}"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let has_port =
-        if authority.starts_with('[') { authority.contains("]:") } else { authority.contains(':') };
-    let with_port = if has_port { authority.to_string() } else { format!("{authority}:80") };
-    let addr = with_port
-        .to_socket_addrs()
-        .with_context(|| format!("bad address {with_port}"))?
-        .next()
-        .with_context(|| format!("no address for {with_port}"))?;
-    let mut s =
-        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: ferrolb-lab\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).with_context(|| format!("reading the response from {addr}"))?;
-    let resp = String::from_utf8_lossy(&resp);
-    let (head, body) =
-        resp.split_once("\r\n\r\n").with_context(|| format!("malformed response from {addr}"))?;
-    let status = head.lines().next().unwrap_or_default();
-    let code: u16 = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    if !(200..300).contains(&code) {
-        bail!("{url}: {status}");
-    }
-    Ok(body.to_string())
 }
 
 fn checksum(data: &[u8]) -> u16 {
