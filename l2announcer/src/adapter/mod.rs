@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferrolb_api::names::{annotations, events as reasons, leases as lease_names};
+use ferrolb_api::names::{annotations, conditions, events as reasons, leases as lease_names};
 use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
 use ferrolb_proto::server::{AnnouncerService, SharedTable, new_epoch, serve_unix};
 use ferrolb_proto::table::{Announcement as TableEntry, AnnouncementTable};
@@ -204,6 +204,9 @@ struct Announcer {
     publish_tx: mpsc::Sender<Result<String, String>>,
     answering: BTreeMap<AddressKey, Vec<String>>,
     why_none: HashMap<AddressKey, String>,
+    /// Policies whose status write is in flight.
+    policy_writes: HashSet<String>,
+    policy_tx: mpsc::Sender<String>,
     last_event: HashMap<(AddressKey, &'static str), Instant>,
     ready: bool,
     shutting_down: bool,
@@ -283,6 +286,7 @@ pub async fn run(
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.node.clone()) };
     let (writes_tx, mut writes_rx) = mpsc::channel(1024);
     let (publish_tx, mut publish_rx) = mpsc::channel(4);
+    let (policy_tx, mut policy_rx) = mpsc::channel(64);
     let mut me = Announcer {
         engine: Engine::new(settings.engine.clone()),
         write_slots: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
@@ -307,6 +311,8 @@ pub async fn run(
         publish_tx,
         answering: BTreeMap::new(),
         why_none: HashMap::new(),
+        policy_writes: HashSet::new(),
+        policy_tx,
         last_event: HashMap::new(),
         ready: false,
         shutting_down: false,
@@ -328,6 +334,7 @@ pub async fn run(
             }
             Some(event) = recv_opt(&mut peer_rx) => me.peer_event(event),
             Some(done) = writes_rx.recv() => me.write_done(done),
+            Some(policy) = policy_rx.recv() => { me.policy_writes.remove(&policy); }
             Some(result) = publish_rx.recv() => {
                 me.publishing = false;
                 match result {
@@ -641,6 +648,9 @@ impl Announcer {
             }
         }
         self.collect_garbage(&plan, &leases, &nodes);
+        if self.is_reporter(&nodes) {
+            self.write_policy_status(&policies);
+        }
         self.update_table(&plan, &leases);
         self.emit_events(&plan, &services, &nodes);
         self.publish_report(&own);
@@ -875,6 +885,66 @@ impl Announcer {
         if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
             let interval = self.settings.event_interval;
             self.last_event.retain(|_, t| now < *t + interval);
+        }
+    }
+
+    /// Sets each policy's `ferrolb.io/InvalidSpec` condition (True with every problem, or False) when
+    /// it differs from what the policy shows. Only the reporter node writes it.
+    fn write_policy_status(&mut self, policies: &Policies) {
+        for policy in self.stores.policies.state() {
+            let Some(name) = policy.metadata.name.clone() else { continue };
+            if self.policy_writes.contains(&name) {
+                continue;
+            }
+            let problems: Vec<String> =
+                policies.errors_of(&name).map(|e| format!("{}: {}", e.field, e.message)).collect();
+            let (status, reason, message) = if problems.is_empty() {
+                ("False", "Valid", String::new())
+            } else {
+                ("True", "InvalidSpec", problems.join("; "))
+            };
+            let current = policy
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::INVALID_SPEC));
+            let generation = policy.metadata.generation;
+            if current.is_some_and(|c| {
+                c.status == status
+                    && c.reason == reason
+                    && c.message == message
+                    && c.observed_generation == generation
+            }) {
+                continue;
+            }
+            let since = current.filter(|c| c.status == status).map_or_else(
+                || Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default().to_string(),
+                |c| c.last_transition_time.0.to_string(),
+            );
+            let mut condition = serde_json::json!({
+                "type": conditions::INVALID_SPEC,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": since,
+            });
+            if let Some(g) = generation {
+                condition["observedGeneration"] = serde_json::json!(g);
+            }
+            if !problems.is_empty() {
+                tracing::warn!(policy = %name, %message, "L2AnnouncementPolicy not used: invalid spec");
+            }
+            self.policy_writes.insert(name.clone());
+            let api: Api<L2AnnouncementPolicy> = Api::all(self.client.clone());
+            let tx = self.policy_tx.clone();
+            tokio::spawn(async move {
+                let patch = serde_json::json!({"status": {"conditions": [condition]}});
+                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                if let Err(error) = api.patch_status(&name, &pp, &Patch::Merge(&patch)).await {
+                    tracing::warn!(policy = %name, %error, "writing the policy status failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let _ = tx.send(name).await;
+            });
         }
     }
 
