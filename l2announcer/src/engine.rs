@@ -74,6 +74,9 @@ pub struct LeaseWrite {
     pub notify: Option<String>,
     /// A hand-over or release by the holder (as opposed to an acquisition).
     pub handover: bool,
+    /// For an acquisition of a Lease another node held: since when this node saw it free (its
+    /// holder gone or released), for the failover duration.
+    pub free_since: Option<Instant>,
 }
 
 /// What this node knows about one announced address, for the gRPC table and Events.
@@ -266,6 +269,7 @@ impl Engine {
                         create,
                         notify: replacing,
                         handover: false,
+                        free_since: if create { None } else { state.free_since() },
                     }),
                     Decision::HandOver { record, .. } => plan.writes.push(LeaseWrite {
                         key: ann.key.clone(),
@@ -273,6 +277,7 @@ impl Engine {
                         create: false,
                         notify: None,
                         handover: true,
+                        free_since: None,
                     }),
                     Decision::StandDown(_) => {}
                     Decision::Wait { until } => {

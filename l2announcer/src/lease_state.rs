@@ -218,6 +218,12 @@ impl AddressLease {
         Self::default()
     }
 
+    /// Since when this node has seen the Lease free (released, absent, or its holder gone), while it
+    /// waits to acquire it: the start of a failover, as this node saw it.
+    pub fn free_since(&self) -> Option<Instant> {
+        self.free_since
+    }
+
     /// Decides for node `me` (see the module documentation). `wall` goes into `acquireTime` and
     /// `renewTime` of any record to write.
     pub fn decide(

@@ -168,6 +168,7 @@ struct WriteDone {
     notify: Option<(String, Takeover)>,
     handover: bool,
     started: Instant,
+    free_since: Option<Instant>,
 }
 
 enum Outcome {
@@ -475,6 +476,10 @@ impl Announcer {
                 if done.handover {
                     metrics::counter!("ferrolb_announcer_handovers_total").increment(1);
                 }
+                if let Some(since) = done.free_since {
+                    metrics::histogram!("ferrolb_announcer_failover_seconds")
+                        .record(since.elapsed().as_secs_f64());
+                }
                 self.overlay.insert(done.name, (done.pre_rv, *lease));
             }
             Outcome::Failed(error) => {
@@ -707,6 +712,7 @@ impl Announcer {
         let create = write.create;
         let handover = write.handover;
         let pre_rv = if create { None } else { write.object.record.resource_version.clone() };
+        let free_since = write.free_since;
         tokio::spawn(async move {
             let _permit = slots.acquire_owned().await;
             let started = Instant::now();
@@ -719,7 +725,7 @@ impl Announcer {
                 api.replace(&name, &pp, &lease).await
             };
             let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(l)));
-            let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started }).await;
+            let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started, free_since }).await;
         });
         None
     }
@@ -769,7 +775,15 @@ impl Announcer {
                     Err(e) => Outcome::Failed(e),
                 };
                 let _ = tx
-                    .send(WriteDone { name, pre_rv: rv, result, notify: None, handover: false, started })
+                    .send(WriteDone {
+                        name,
+                        pre_rv: rv,
+                        result,
+                        notify: None,
+                        handover: false,
+                        started,
+                        free_since: None,
+                    })
                     .await;
             });
         }
