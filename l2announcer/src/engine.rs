@@ -598,4 +598,56 @@ mod tests {
         let why = plan.addresses[0].why_none.as_deref().unwrap();
         assert!(why.contains("no selected interface with link up"), "{why}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the numbers of nodes and Services, and whichever nodes die, the announcers
+        /// converge to exactly one answering node per address, balanced within ±1, and a node's
+        /// death moves only the addresses it held.
+        #[test]
+        fn converges_balanced_and_a_death_moves_only_its_addresses(
+            n_nodes in 1usize..6,
+            n_services in 0usize..40,
+            victim in 0usize..6,
+        ) {
+            let t0 = Instant::now();
+            let names: Vec<String> = (1..=n_nodes).map(|i| format!("node{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let services: Vec<ServiceInput> = (0..n_services)
+                .map(|i| svc(&format!("s{i}"), &[&format!("198.51.100.{}", 128 + i)]))
+                .collect();
+            let mut world = World::new(&refs, services, t0);
+            let mut engines = engines(&refs);
+            let before = converge(&mut world, &mut engines, t0);
+            proptest::prop_assert_eq!(before.len(), n_services);
+            let mut load: BTreeMap<&str, usize> = refs.iter().map(|n| (*n, 0)).collect();
+            for n in before.values() {
+                *load.get_mut(n.as_str()).unwrap() += 1;
+            }
+            let (min, max) = (load.values().min().copied().unwrap(), load.values().max().copied().unwrap());
+            proptest::prop_assert!(max - min <= 1, "unbalanced: {:?}", load);
+
+            if n_nodes > 1 {
+                let dead = names[victim % n_nodes].clone();
+                engines.remove(&dead);
+                // Silent for longer than the peer timeout, no heartbeat Lease: dead.
+                let later = t0 + Duration::from_secs(1);
+                for (n, l) in world.liveness.iter_mut() {
+                    if *n != dead {
+                        l.heard_at = Some(later);
+                    }
+                }
+                let after = converge(&mut world, &mut engines, later);
+                proptest::prop_assert_eq!(after.len(), n_services);
+                for (ip, holder) in &before {
+                    if *holder != dead {
+                        proptest::prop_assert_eq!(&after[ip], holder, "{} moved without cause", ip);
+                    } else {
+                        proptest::prop_assert_ne!(&after[ip], &dead);
+                    }
+                }
+            }
+        }
+    }
 }
