@@ -63,6 +63,9 @@ pub use datapath::Mode;
 /// The field manager / Event reporter of the announcer.
 pub const FIELD_MANAGER: &str = "ferrolb-announcer";
 
+/// Node heartbeat Lease names start with this.
+const HEARTBEAT_LEASE_PREFIX: &str = "ferrolb-node-";
+
 /// Per-address Lease names start with this.
 const ADDRESS_LEASE_PREFIX: &str = "ferrolb-l2-";
 
@@ -135,15 +138,90 @@ where
     reader
 }
 
+/// Node heartbeat Leases as observed when their watch events arrived (lease name -> observation and
+/// report annotation). Renewals are recorded here by the watch task itself, at receipt, and do not
+/// wake the decision loop: a renewal changes no decision, only how long its node stays alive, and
+/// the loop wakes by itself when a holder could die ([`Plan::wake_at`]).
+#[derive(Clone, Default)]
+struct HeartbeatBook(Arc<std::sync::Mutex<HashMap<String, Sighting>>>);
+
+/// A heartbeat Lease as last observed, with its report annotation.
+type Sighting = (Observed, Option<String>);
+
+impl HeartbeatBook {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sighting>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records one heartbeat Lease as seen now; whether the loop must decide again (a new Lease, a new
+    /// holder or a new report).
+    fn note(&self, lease: &Lease, now: Instant) -> bool {
+        let Some(name) = lease.metadata.name.clone() else { return false };
+        let report =
+            lease.metadata.annotations.as_ref().and_then(|a| a.get(annotations::ANNOUNCER_STATE)).cloned();
+        let record = record_of(lease);
+        let mut book = self.lock();
+        let previous = book.remove(&name);
+        let wake =
+            previous.as_ref().is_none_or(|(o, r)| o.record.holder() != record.holder() || *r != report);
+        let observed = Observed::note(previous.map(|(o, _)| o), record, now);
+        book.insert(name, (observed, report));
+        wake
+    }
+
+    fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn get(&self, name: &str) -> Option<Sighting> {
+        self.lock().get(name).cloned()
+    }
+}
+
+fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> Store<Lease> {
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let now = Instant::now();
+            let wake = match &event {
+                Err(error) => {
+                    tracing::warn!(what = "leases", %error, "watch failed; retrying");
+                    true
+                }
+                Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease))
+                    if is_heartbeat(lease) =>
+                {
+                    book.note(lease, now)
+                }
+                Ok(watcher::Event::Delete(lease)) if is_heartbeat(lease) => {
+                    book.forget(lease.metadata.name.as_deref().unwrap_or_default());
+                    true
+                }
+                Ok(_) => true,
+            };
+            if wake {
+                notify.notify_one();
+            }
+        }
+    });
+    reader
+}
+
+fn is_heartbeat(lease: &Lease) -> bool {
+    lease.metadata.name.as_deref().is_some_and(|n| n.starts_with(HEARTBEAT_LEASE_PREFIX))
+}
+
 impl Stores {
-    fn start(client: &Client, namespace: &str, notify: &Arc<Notify>) -> Self {
+    fn start(client: &Client, namespace: &str, notify: &Arc<Notify>, book: &HeartbeatBook) -> Self {
         Self {
             nodes: watch(Api::all(client.clone()), notify.clone(), "nodes"),
             services: watch(Api::all(client.clone()), notify.clone(), "services"),
             slices: watch(Api::all(client.clone()), notify.clone(), "endpointslices"),
             policies: watch(Api::all(client.clone()), notify.clone(), "l2announcementpolicies"),
             pools: watch(Api::all(client.clone()), notify.clone(), "loadbalancerippools"),
-            leases: watch(Api::namespaced(client.clone(), namespace), notify.clone(), "leases"),
+            leases: watch_leases(Api::namespaced(client.clone(), namespace), notify.clone(), book.clone()),
         }
     }
 
@@ -198,7 +276,7 @@ struct Announcer {
     blocked: HashMap<String, (Option<String>, Instant)>,
     /// Lease name -> (resourceVersion the taker wrote, received at).
     notices: HashMap<String, (String, Instant)>,
-    heartbeats: HashMap<String, Observed>,
+    heartbeats: HeartbeatBook,
     ready_since: BTreeMap<String, Instant>,
     published: Option<String>,
     publishing: bool,
@@ -222,7 +300,8 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let notify = Arc::new(Notify::new());
-    let stores = Stores::start(&client, &settings.namespace, &notify);
+    let book = HeartbeatBook::default();
+    let stores = Stores::start(&client, &settings.namespace, &notify, &book);
 
     let netlink = Arc::new(RtNetlink::new()?);
     let mut link_rx = netlink.watch_links()?;
@@ -305,7 +384,7 @@ pub async fn run(
         overlay: HashMap::new(),
         blocked: HashMap::new(),
         notices: HashMap::new(),
-        heartbeats: HashMap::new(),
+        heartbeats: book,
         ready_since: BTreeMap::new(),
         published: None,
         publishing: false,
@@ -322,6 +401,7 @@ pub async fn run(
     let peer_settle = me.settings.engine.liveness.peer_timeout;
     let mut wake: Option<Instant> = None;
     let mut shutdown_deadline: Option<Instant> = None;
+    let mut next_round_at: Option<Instant> = None;
     loop {
         let sleep_until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
@@ -376,7 +456,17 @@ pub async fn run(
         if me.shutting_down && !me.ready {
             break;
         }
+        // Under a storm of events (thousands of Services changing at once) rounds run back to back;
+        // resting as long as the last round took keeps the loop at most half of one core, and lets
+        // the events of that time fold into the next round.
+        if let Some(earliest) = next_round_at.filter(|t| *t > now) {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(earliest)).await;
+        }
+        let now = Instant::now();
         wake = if me.ready { me.round(now).await } else { Some(now + Duration::from_millis(100)) };
+        let took = now.elapsed();
+        metrics::histogram!("ferrolb_announcer_round_seconds").record(took.as_secs_f64());
+        next_round_at = (took > Duration::from_millis(2)).then(|| Instant::now() + took);
         if me.shutting_down {
             let mine = me.leases_held_by_me();
             let deadline = shutdown_deadline.expect("set with shutting_down");
@@ -562,25 +652,8 @@ impl Announcer {
             let report = if name == me {
                 Some(own.clone())
             } else {
-                let hb_name = lease_names::node_heartbeat(&name);
-                let hb = self.stores.leases.get(&ObjectRef::new(&hb_name).within(&self.settings.namespace));
-                match hb {
-                    Some(lease) => {
-                        let record = record_of(&lease);
-                        let observed = Observed::note(self.heartbeats.remove(&name), record, now);
-                        self.heartbeats.insert(name.clone(), observed);
-                        lease
-                            .metadata
-                            .annotations
-                            .as_ref()
-                            .and_then(|a| a.get(annotations::ANNOUNCER_STATE))
-                            .and_then(|v| Report::decode(v))
-                    }
-                    None => {
-                        self.heartbeats.remove(&name);
-                        None
-                    }
-                }
+                let hb = self.heartbeats.get(&lease_names::node_heartbeat(&name));
+                hb.and_then(|(_, report)| report).and_then(|v| Report::decode(&v))
             };
             if name != me {
                 let port = report.as_ref().and_then(|r| r.peer_port);
@@ -590,7 +663,7 @@ impl Announcer {
                 liveness.insert(
                     name.clone(),
                     PeerLiveness {
-                        heartbeat: self.heartbeats.get(&name).cloned(),
+                        heartbeat: self.heartbeats.get(&lease_names::node_heartbeat(&name)).map(|(o, _)| o),
                         heard_at: self.hub.as_ref().and_then(|h| h.heard_at(&name)),
                         refused_at: self.hub.as_ref().and_then(|h| h.refused_at(&name)),
                     },
@@ -607,7 +680,6 @@ impl Announcer {
             nodes.push(NodeState { node: input, announcer: report.map(|r| r.state) });
         }
         let known: BTreeSet<&str> = nodes.iter().map(|n| n.node.name.as_str()).collect();
-        self.heartbeats.retain(|n, _| known.contains(n.as_str()));
         self.ready_since.retain(|n, _| known.contains(n.as_str()));
         if let Some(hub) = &self.hub {
             hub.set_peers(peers);
