@@ -125,6 +125,65 @@ pub fn add_endpoints(
     }
 }
 
+/// Keeps only what [`service_input`] and Events read: name, namespace, uid, labels, the
+/// allocated-from-pool annotation, the spec fields of announcing, and the ingress addresses.
+pub fn strip_service(svc: &mut Service) {
+    let meta = &mut svc.metadata;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.retain(|k, _| k == annotations::ALLOCATED_FROM_POOL);
+    }
+    if let Some(spec) = svc.spec.take() {
+        svc.spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
+            type_: spec.type_,
+            external_ips: spec.external_ips,
+            load_balancer_class: spec.load_balancer_class,
+            external_traffic_policy: spec.external_traffic_policy,
+            ..Default::default()
+        });
+    }
+    if let Some(status) = svc.status.as_mut() {
+        status.conditions = None;
+        for ingress in status.load_balancer.iter_mut().flat_map(|lb| lb.ingress.iter_mut().flatten()) {
+            ingress.ports = None;
+        }
+    }
+}
+
+/// Keeps name, labels, InternalIP addresses and the NetworkUnavailable condition (real Nodes carry
+/// image lists of many kilobytes).
+pub fn strip_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.spec = None;
+    if let Some(status) = node.status.take() {
+        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+            addresses: status.addresses.map(|a| a.into_iter().filter(|a| a.type_ == "InternalIP").collect()),
+            conditions: status
+                .conditions
+                .map(|c| c.into_iter().filter(|c| c.type_ == "NetworkUnavailable").collect()),
+            ..Default::default()
+        });
+    }
+}
+
+/// Keeps the Service label and, per endpoint, its node and conditions.
+pub fn strip_slice(slice: &mut EndpointSlice) {
+    slice.metadata.managed_fields = None;
+    slice.metadata.annotations = None;
+    slice.ports = None;
+    for ep in &mut slice.endpoints {
+        ep.addresses.clear();
+        ep.target_ref = None;
+        ep.hints = None;
+        ep.hostname = None;
+        ep.zone = None;
+        ep.deprecated_topology = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +231,37 @@ mod tests {
     }
 
     #[test]
+    fn stripping_keeps_what_is_read() {
+        let mut svc = Service {
+            metadata: meta("default", "web"),
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                external_traffic_policy: Some("Local".into()),
+                selector: Some(BTreeMap::from([("app".into(), "web".into())])),
+                ..Default::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(vec![LoadBalancerIngress {
+                        ip: Some("198.51.100.128".into()),
+                        ..Default::default()
+                    }]),
+                }),
+                ..Default::default()
+            }),
+        };
+        svc.metadata.annotations = Some(BTreeMap::from([
+            (annotations::ALLOCATED_FROM_POOL.into(), "a".into()),
+            ("kubectl.kubernetes.io/last-applied-configuration".into(), "{...}".into()),
+        ]));
+        let before = service_input(&svc);
+        strip_service(&mut svc);
+        assert_eq!(service_input(&svc), before);
+        assert!(svc.spec.as_ref().unwrap().selector.is_none());
+        assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
     fn nodes_and_endpoints() {
         let node = Node {
             metadata: meta("", "node1"),
@@ -190,6 +280,10 @@ mod tests {
                 ..Default::default()
             }),
         };
+        let mut stripped = node.clone();
+        strip_node(&mut stripped);
+        assert_eq!(node_input(&stripped), node_input(&node));
+        assert_eq!(internal_ips(&stripped), internal_ips(&node));
         assert!(node_input(&node).network_unavailable);
         assert_eq!(internal_ips(&node)[0], "198.51.100.11".parse::<IpAddr>().unwrap());
         let mut slice = EndpointSlice {
@@ -219,6 +313,11 @@ mod tests {
         assert!(out.is_empty(), "a slice without the service label belongs to nobody");
         slice.metadata.labels = Some(BTreeMap::from([(SLICE_SERVICE_LABEL.into(), "web".into())]));
         add_endpoints(&slice, &mut out);
+        let mut stripped = slice.clone();
+        strip_slice(&mut stripped);
+        let mut again = BTreeMap::new();
+        add_endpoints(&stripped, &mut again);
+        assert_eq!(again, out);
         let eps = &out[&ServiceKey::new("default", "web")];
         assert_eq!(eps["node1"], LocalEndpoints { ready: false, serving: true });
         assert_eq!(eps["node2"], LocalEndpoints { ready: true, serving: true });

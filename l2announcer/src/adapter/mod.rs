@@ -119,13 +119,15 @@ struct Stores {
     leases: Store<Lease>,
 }
 
-fn watch<K>(api: Api<K>, notify: Arc<Notify>, what: &'static str) -> Store<K>
+/// Starts a reflector; `strip` drops what the announcer never reads before an object is cached (the
+/// caches are most of its memory with thousands of Services).
+fn watch<K>(api: Api<K>, notify: Arc<Notify>, what: &'static str, strip: fn(&mut K)) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
+    let stream = watcher(api, watcher::Config::default()).default_backoff().modify(strip).reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -180,7 +182,10 @@ impl HeartbeatBook {
 
 fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> Store<Lease> {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|l: &mut Lease| l.metadata.managed_fields = None)
+        .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -216,11 +221,15 @@ fn is_heartbeat(lease: &Lease) -> bool {
 impl Stores {
     fn start(client: &Client, namespace: &str, notify: &Arc<Notify>, book: &HeartbeatBook) -> Self {
         Self {
-            nodes: watch(Api::all(client.clone()), notify.clone(), "nodes"),
-            services: watch(Api::all(client.clone()), notify.clone(), "services"),
-            slices: watch(Api::all(client.clone()), notify.clone(), "endpointslices"),
-            policies: watch(Api::all(client.clone()), notify.clone(), "l2announcementpolicies"),
-            pools: watch(Api::all(client.clone()), notify.clone(), "loadbalancerippools"),
+            nodes: watch(Api::all(client.clone()), notify.clone(), "nodes", convert::strip_node),
+            services: watch(Api::all(client.clone()), notify.clone(), "services", convert::strip_service),
+            slices: watch(Api::all(client.clone()), notify.clone(), "endpointslices", convert::strip_slice),
+            policies: watch(Api::all(client.clone()), notify.clone(), "l2announcementpolicies", |p| {
+                p.metadata.managed_fields = None
+            }),
+            pools: watch(Api::all(client.clone()), notify.clone(), "loadbalancerippools", |p| {
+                p.metadata.managed_fields = None
+            }),
             leases: watch_leases(Api::namespaced(client.clone(), namespace), notify.clone(), book.clone()),
         }
     }
