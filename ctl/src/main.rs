@@ -49,6 +49,26 @@ enum Command {
     /// addresses); 1 with --compare when a Service's addresses changed or vanished (each is
     /// listed); 2 the cluster or the saved file could not be read.
     Status(StatusArgs),
+
+    /// Ask this node's announcer who announces an address: the Service(s), the holding node, since
+    /// when, on which interfaces, and what a delegate-mode CNI agent reported.
+    ///
+    /// Talks to the announcer's gRPC API on its unix socket. Exit codes: 0 announced; 1 nobody
+    /// announces the address; 2 the address is invalid or the announcer could not be reached.
+    WhoOwns(WhoOwnsArgs),
+}
+
+/// Arguments of `who-owns`.
+#[derive(Debug, clap::Args)]
+struct WhoOwnsArgs {
+    /// The address (IPv4 or IPv6).
+    ip: String,
+    /// The announcer's socket.
+    #[arg(long, default_value = ferrolb_proto::server::DEFAULT_SOCKET_PATH, value_name = "PATH")]
+    socket: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How to reach the cluster.
@@ -157,11 +177,66 @@ fn parse_namespaced(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn who_owns(args: WhoOwnsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut client = ferrolb_proto::client::connect_unix(&args.socket)
+            .await
+            .with_context(|| format!("cannot reach the announcer at {}", args.socket.display()))?;
+        let request = ferrolb_proto::v1::GetOwnerRequest { ip: args.ip.clone() };
+        let owner = match client.get_owner(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                if args.json {
+                    println!("null");
+                } else {
+                    println!("{}: nobody announces it", args.ip);
+                }
+                return Ok(ExitCode::from(1));
+            }
+            Err(status) => anyhow::bail!("{}: {}", args.ip, status.message()),
+        };
+        let a = owner.announcement.unwrap_or_default();
+        let services: Vec<String> =
+            a.services.iter().map(|s| format!("{}/{}", s.namespace, s.name)).collect();
+        let since = a.since.map(|t| {
+            jiff::Timestamp::new(t.seconds, t.nanos).map_or_else(|_| t.seconds.to_string(), |t| t.to_string())
+        });
+        let programming: Vec<serde_json::Value> = owner
+            .programming
+            .iter()
+            .map(|p| serde_json::json!({"interface": p.interface, "ok": p.ok, "error": p.error_message}))
+            .collect();
+        if args.json {
+            let out = serde_json::json!({
+                "ip": a.ip, "services": services, "node": a.node, "since": since,
+                "interfaces": a.interfaces, "local": a.local, "programming": programming,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            println!("{}", a.ip);
+            println!("  services:   {}", services.join(", "));
+            println!("  node:       {}{}", a.node, if a.local { " (this node)" } else { "" });
+            println!("  since:      {}", since.unwrap_or_else(|| "unknown".into()));
+            if !a.interfaces.is_empty() {
+                println!("  interfaces: {}", a.interfaces.join(", "));
+            }
+            for p in &owner.programming {
+                let state =
+                    if p.ok { "programmed".to_owned() } else { format!("failed: {}", p.error_message) };
+                println!("  agent:      {} {}", p.interface, state);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => convert(args),
         Command::Status(args) => status(args),
+        Command::WhoOwns(args) => who_owns(args),
     };
     match result {
         Ok(code) => code,
