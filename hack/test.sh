@@ -19,5 +19,13 @@ if [ ! -x /usr/bin/kubectl ]; then
 fi
 [ -x /usr/bin/kubectl ] || { echo "hack/test.sh: /usr/bin/kubectl is required" >&2; exit 1; }
 
+# The network-namespace suites (l2announcer datapath, the lab, conformance/) need root, `ip` and
+# `sysctl`; they fail loudly rather than skip when they cannot build their namespaces.
+command -v ip >/dev/null || apt_install iproute2
+command -v sysctl >/dev/null || apt_install procps
+if [ "$(id -u)" -ne 0 ]; then
+    echo "hack/test.sh: warning: not root; the network-namespace suites will fail" >&2
+fi
+
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked
