@@ -474,6 +474,9 @@ struct Blast {
     sending: Duration,
 }
 
+/// Whether a received frame is the kind of reply counted.
+type IsReply = fn(&[u8]) -> bool;
+
 fn is_arp_reply(f: &[u8]) -> bool {
     f.len() >= 22 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2]
 }
@@ -489,7 +492,7 @@ fn is_na(f: &[u8]) -> bool {
 async fn blast(
     ifindex: u32,
     frames: Vec<Vec<u8>>,
-    is_reply: fn(&[u8]) -> bool,
+    is_reply: IsReply,
     duration: Duration,
 ) -> anyhow::Result<Blast> {
     let capture = PacketSocket::capture(ifindex).context("capture socket")?;
@@ -507,6 +510,9 @@ async fn blast(
             }
             i += 1;
         }
+        // Let the runtime poll its I/O driver: the capture socket's readiness is only refreshed
+        // then, and without it the replies would pile up unread (and overflow).
+        tokio::task::yield_now().await;
         for _ in 0..100_000 {
             match capture.recv(&mut buf).now_or_never() {
                 Some(Ok(n)) => b.replies += u64::from(is_reply(&buf[..n])),
@@ -547,6 +553,13 @@ fn delta(after: CountersSnapshot, before: CountersSnapshot) -> CountersSnapshot 
 // ---------------------------------------------------------------------------------------------
 // Memory
 
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn proc_kib(file: &str, key: &str) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(file)?;
     let line = text.lines().find(|l| l.starts_with(key)).with_context(|| format!("{key} in {file}"))?;
@@ -585,11 +598,11 @@ fn main() {
             if json_stdout {
                 println!("{text}");
             }
-            if let Ok(path) = std::env::var("FERROLB_BENCH_JSON") {
-                if let Err(e) = std::fs::write(&path, text + "\n") {
-                    eprintln!("error: writing {path}: {e}");
-                    std::process::exit(1);
-                }
+            if let Ok(path) = std::env::var("FERROLB_BENCH_JSON")
+                && let Err(e) = std::fs::write(&path, text + "\n")
+            {
+                eprintln!("error: writing {path}: {e}");
+                std::process::exit(1);
             }
         }
         Err(e) => {
@@ -607,6 +620,7 @@ fn run() -> anyhow::Result<Value> {
     let blast_for = Duration::from_secs(env_num("FERROLB_BENCH_BLAST_SECS", 3, 60)?);
     let workers = env_num("FERROLB_BENCH_NODE_WORKERS", 2, 16)? as usize;
     tracing::subscriber::set_global_default(WarningCounter).context("tracing subscriber")?;
+    let load_start = loadavg();
 
     let lab = Lab::new()?;
     let (n_idx, n_mac) = lab.node.link("eth0")?;
@@ -625,7 +639,7 @@ fn run() -> anyhow::Result<Value> {
                     "node_runtime_workers": workers},
     });
     println!(
-        "ARP/NDP responder vs kernel, client and node namespaces over one veth pair ({} build, node runtime {workers} workers)\n",
+        "ARP/NDP responder vs kernel, client and node namespaces over one veth pair ({} build, node runtime {workers} workers, load {load_start})\n",
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
 
@@ -669,7 +683,7 @@ fn run() -> anyhow::Result<Value> {
     let client_v4 = Ipv4Addr::new(198, 51, 100, 2);
     let client_v6 = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 2);
     let mut throughput = serde_json::Map::new();
-    let cases: [(&str, Vec<Vec<u8>>, fn(&[u8]) -> bool); 2] = [
+    let cases: [(&str, Vec<Vec<u8>>, IsReply); 2] = [
         ("ARP", v4.iter().map(|&t| frame::arp_request(c_mac, client_v4, t)).collect(), is_arp_reply),
         (
             "NS→NA",
@@ -726,7 +740,7 @@ fn run() -> anyhow::Result<Value> {
         }
         r.hold(n_idx, *ip);
         held += 1;
-        if held % 10_000 == 0 {
+        if held.is_multiple_of(10_000) {
             progress.push(json!({"held": held, "seconds": start.elapsed().as_secs_f64()}));
         }
     }
@@ -745,6 +759,15 @@ fn run() -> anyhow::Result<Value> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let teardown = teardown_start.elapsed();
+    // Control: a fresh responder holding 2 again, to tell the held set's effect from the machine's
+    // load at the time.
+    let r = node_run(&node_rt, inode, attach())?;
+    r.hold(n_idx, VIP_V4.into());
+    r.hold(n_idx, VIP_V6.into());
+    let t = targets.clone();
+    let after = lab.client.block_on(move || latency(c_idx, c_mac, t, rounds))?;
+    r.detach(n_idx);
+    drop(r);
 
     let complete = held == bulk.len();
     println!(
@@ -763,7 +786,7 @@ fn run() -> anyhow::Result<Value> {
         println!("     {:>7} held after {:>7.2} s", p["held"], p["seconds"].as_f64().unwrap_or(0.0));
     }
     println!(
-        "   RSS +{:.1} MiB ({rss0} → {rss1} KiB); kernel slab +{:.1} MiB (whole machine)",
+        "   RSS {:+.1} MiB ({rss0} → {rss1} KiB); kernel slab {:+.1} MiB (whole machine, noisy)",
         (rss1 as f64 - rss0 as f64) / 1024.0,
         (slab1 as f64 - slab0 as f64) / 1024.0
     );
@@ -780,10 +803,13 @@ fn run() -> anyhow::Result<Value> {
     print_stats_header();
     let few: Vec<Stats> = few.iter().map(|x| Stats::of(x)).collect();
     let many: Vec<Stats> = many.iter().map(|x| Stats::of(x)).collect();
+    let after: Vec<Stats> = after.iter().map(|x| Stats::of(x)).collect();
     print_stats("responder ARP, 2 held", &few[1]);
     print_stats(&format!("responder ARP, {total_held} held"), &many[1]);
+    print_stats("responder ARP, 2 held again (control)", &after[1]);
     print_stats("responder NS→NA, 2 held", &few[3]);
     print_stats(&format!("responder NS→NA, {total_held} held"), &many[3]);
+    print_stats("responder NS→NA, 2 held again (control)", &after[3]);
     print_stats("kernel ARP (reference, 2 held)", &few[0]);
     print_stats(&format!("kernel ARP (reference, {total_held} held)"), &many[0]);
     print_stats("kernel NS→NA (reference, 2 held)", &few[2]);
@@ -798,7 +824,15 @@ fn run() -> anyhow::Result<Value> {
                            "kernel_ndp": few[2].json(), "responder_ndp": few[3].json()},
         "latency_many_held": {"kernel_arp": many[0].json(), "responder_arp": many[1].json(),
                               "kernel_ndp": many[2].json(), "responder_ndp": many[3].json()},
+        "latency_2_held_again": {"kernel_arp": after[0].json(), "responder_arp": after[1].json(),
+                                 "kernel_ndp": after[2].json(), "responder_ndp": after[3].json()},
     });
+    let load = loadavg();
+    println!(
+        "\nload average at the end: {load} (the machine is shared; a loaded CPU delays the responder's wake-up, not the kernel's reply)"
+    );
+    report["machine"]["loadavg_start"] = json!(load_start);
+    report["machine"]["loadavg_end"] = json!(load);
     node_rt.shutdown_timeout(Duration::from_secs(2));
     drop(lab);
     Ok(report)

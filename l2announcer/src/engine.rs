@@ -61,6 +61,8 @@ pub struct View<'a> {
     pub me: SelfLiveness,
     /// Lease names for which a takeover notice arrived after the record now in `leases` was read.
     pub takeover_notices: &'a BTreeSet<String>,
+    /// Since when this node has reached the API server without interruption (`None`: it does not).
+    pub api_stable_since: Option<Instant>,
 }
 
 /// A Lease write the plan asks for.
@@ -130,9 +132,9 @@ impl Engine {
         let me = cfg.me.as_str();
         let anns = view.policies.announcements(view.services, view.pools, cfg.default_class);
         let liveness_of = |node: &str| {
-            view.liveness
-                .get(node)
-                .map_or(Liveness::Dead { since: now }, |p| p.liveness(node, now, &cfg.liveness))
+            view.liveness.get(node).map_or(Liveness::Dead { since: now }, |p| {
+                p.liveness_seen_by(node, now, &cfg.liveness, view.api_stable_since)
+            })
         };
         // A node judged dead takes no addresses, whatever its last report said: placement must not
         // choose it, or the nodes that can take over would wait for their fallback stagger.
@@ -232,9 +234,17 @@ impl Engine {
                 };
                 if let (Some(h), HolderStatus::Valid) = (holders[i], holder_status)
                     && h != me
-                    && let Some(dead_at) = view.liveness.get(h).and_then(|p| p.dead_since(h, &cfg.liveness))
+                    && let Some(p) = view.liveness.get(h)
                 {
-                    wake(dead_at, &mut plan);
+                    for at in [
+                        p.dead_since(h, &cfg.liveness),
+                        p.cut_off_at(h, &cfg.liveness, view.api_stable_since),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        wake(at, &mut plan);
+                    }
                 }
                 let ip_held_elsewhere = members.iter().filter(|&&j| j != i).any(|&j| {
                     holders[j].is_some_and(|h| h != me && judge(h, &cands[j]) == HolderStatus::Valid)
@@ -385,6 +395,7 @@ mod tests {
         ready_since: BTreeMap<String, Instant>,
         endpoints: BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
         notices: BTreeSet<String>,
+        api_since: Instant,
     }
 
     impl World {
@@ -393,7 +404,12 @@ mod tests {
                 name: "all".into(),
                 spec: L2AnnouncementPolicySpec { load_balancer_ips: true, ..Default::default() },
             }]);
-            let heard = |_: &&str| PeerLiveness { heartbeat: None, heard_at: Some(t0), refused_at: None };
+            let heard = |_: &&str| PeerLiveness {
+                heartbeat: None,
+                heard_at: Some(t0),
+                refused_at: None,
+                api_down_since: None,
+            };
             Self {
                 policies,
                 services,
@@ -403,6 +419,7 @@ mod tests {
                 ready_since: nodes.iter().map(|n| (n.to_string(), t0)).collect(),
                 endpoints: BTreeMap::new(),
                 notices: BTreeSet::new(),
+                api_since: t0,
             }
         }
 
@@ -416,8 +433,9 @@ mod tests {
                 leases: &self.leases,
                 liveness: &self.liveness,
                 ready_since: &self.ready_since,
-                me: SelfLiveness { heartbeat_current: true, peer_acked: true },
+                me: SelfLiveness { heartbeat_current: true, peer_acked: true, api_peer_ready: false },
                 takeover_notices: &self.notices,
+                api_stable_since: Some(self.api_since),
             }
         }
 

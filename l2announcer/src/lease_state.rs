@@ -408,7 +408,7 @@ mod tests {
     }
 
     fn alive() -> SelfLiveness {
-        SelfLiveness { heartbeat_current: true, peer_acked: true }
+        SelfLiveness { heartbeat_current: true, peer_acked: true, api_peer_ready: false }
     }
 
     fn inputs<'a>(
@@ -595,7 +595,7 @@ mod tests {
             Decision::StandDown(StandDownReason::TakeoverNotice)
         );
         let mut i = inputs(Some(&ours), Some(ME), Some(0));
-        i.me = SelfLiveness { heartbeat_current: false, peer_acked: false };
+        i.me = SelfLiveness { heartbeat_current: false, peer_acked: false, api_peer_ready: false };
         assert_eq!(
             AddressLease::new().decide(ME, &i, &cfg(), t0, wall()),
             Decision::StandDown(StandDownReason::NotVouched)
@@ -664,7 +664,7 @@ mod tests {
                 desired,
                 desired_ready_since: ready_ago.map(|ms| t0.checked_sub(Duration::from_millis(ms)).unwrap_or(t0)),
                 fallback_rank: rank,
-                me: SelfLiveness { heartbeat_current: hb, peer_acked: acked },
+                me: SelfLiveness { heartbeat_current: hb, peer_acked: acked, api_peer_ready: false },
                 has_other_candidates: others,
                 takeover_notice: notice,
                 ip_held_elsewhere: shared,

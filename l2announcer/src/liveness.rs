@@ -76,6 +76,8 @@ pub struct PeerLiveness {
     /// Local time since which its peer port refuses connections (its kernel answers, nothing listens:
     /// the announcer process is gone), if that started after it was last heard.
     pub refused_at: Option<Instant>,
+    /// Since when it has reported, in every heartbeat, that it cannot reach the API server.
+    pub api_down_since: Option<Instant>,
 }
 
 /// Whether a node is alive and why.
@@ -146,6 +148,56 @@ impl PeerLiveness {
     }
 }
 
+impl PeerLiveness {
+    /// When a node that is heard but cut off from the API server may be replaced: once it has
+    /// reported being cut off, and the observer has reached the API server without interruption
+    /// (`observer_api_since`), for a whole heartbeat Lease duration, and its heartbeat Lease has
+    /// expired. Waiting for the observer's own stable access is what keeps a control-plane outage
+    /// from moving addresses when it ends: every holder gets a full Lease duration to renew first.
+    /// The holder itself stops answering a little earlier ([`api_peer_ready`]).
+    pub fn cut_off_at(
+        &self,
+        node: &str,
+        cfg: &LivenessConfig,
+        observer_api_since: Option<Instant>,
+    ) -> Option<Instant> {
+        let at = self.api_down_since?.max(observer_api_since?) + cfg.heartbeat_lease_duration;
+        Some(self.heartbeat_expiry(node, cfg).map_or(at, |e| at.max(e)))
+    }
+
+    /// [`PeerLiveness::liveness`] as judged by an observer that reaches the API server since
+    /// `observer_api_since`: a node heard but cut off is dead from [`PeerLiveness::cut_off_at`].
+    pub fn liveness_seen_by(
+        &self,
+        node: &str,
+        now: Instant,
+        cfg: &LivenessConfig,
+        observer_api_since: Option<Instant>,
+    ) -> Liveness {
+        let l = self.liveness(node, now, cfg);
+        if let Liveness::Alive { lease_valid: false, heard: true } = l
+            && let Some(at) = self.cut_off_at(node, cfg, observer_api_since)
+            && now >= at
+        {
+            return Liveness::Dead { since: at };
+        }
+        l
+    }
+}
+
+/// Whether a peer that reaches the API server could soon replace this node, judged from the peers'
+/// own reports (`(reaches the API, since when)` per peer heard): one has reported reaching it for a
+/// heartbeat Lease duration minus the peer timeout. A holder cut off from the API server stops
+/// answering then, before that peer's [`PeerLiveness::cut_off_at`] (which counts from its own,
+/// later, sighting). `None`: none could; else the time from which one can (possibly in the future).
+pub fn api_peer_ready(
+    peers: impl IntoIterator<Item = (bool, Instant)>,
+    cfg: &LivenessConfig,
+) -> Option<Instant> {
+    let lead = cfg.heartbeat_lease_duration.saturating_sub(cfg.peer_timeout);
+    peers.into_iter().filter(|(ok, _)| *ok).map(|(_, since)| since + lead).min()
+}
+
 /// This node's own standing, as a holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SelfLiveness {
@@ -153,6 +205,8 @@ pub struct SelfLiveness {
     pub heartbeat_current: bool,
     /// A peer acknowledged a heartbeat it sent less than `ack_timeout` ago.
     pub peer_acked: bool,
+    /// A peer that reaches the API server could replace this node ([`api_peer_ready`]).
+    pub api_peer_ready: bool,
 }
 
 impl SelfLiveness {
@@ -167,19 +221,57 @@ impl SelfLiveness {
         Self {
             heartbeat_current: heartbeat.is_leader(now),
             peer_acked: last_acked_send.is_some_and(|t| now < t + cfg.ack_timeout),
+            api_peer_ready: false,
         }
     }
 
     /// Whether peers would still find this node alive: a holder that is not vouched for must stop
     /// answering (when some other node could take over).
     pub fn vouched(self) -> bool {
-        self.heartbeat_current || self.peer_acked
+        // Cut off from the API server: the peers' acknowledgements vouch for this node only while
+        // none of them could take over (a control-plane outage); otherwise the peer that reaches the
+        // API server takes over, and this node must have stopped by then.
+        self.heartbeat_current || (self.peer_acked && !self.api_peer_ready)
     }
 }
 
 #[cfg(test)]
 mod refusal_tests {
     use super::*;
+
+    #[test]
+    fn a_heard_node_cut_off_from_the_api_is_replaced_only_after_a_stable_lease_duration() {
+        let cfg = LivenessConfig {
+            heartbeat_lease_duration: Duration::from_secs(3),
+            peer_timeout: Duration::from_millis(500),
+            ack_timeout: Duration::from_millis(400),
+        };
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_millis(n);
+        let heard = PeerLiveness {
+            heartbeat: None,
+            heard_at: Some(s(9_900)),
+            refused_at: None,
+            api_down_since: Some(s(1000)),
+        };
+        // The observer reaches the API since t0 + 2 s: the cut-off node is replaced 3 s later.
+        assert_eq!(heard.cut_off_at("n", &cfg, Some(s(2000))), Some(s(5000)));
+        assert!(heard.liveness_seen_by("n", s(4900), &cfg, Some(s(2000))).is_alive());
+        assert_eq!(
+            heard.liveness_seen_by("n", s(5000), &cfg, Some(s(2000))),
+            Liveness::Dead { since: s(5000) }
+        );
+        // An observer without API access, or a node that did not report being cut off: alive.
+        assert!(heard.liveness_seen_by("n", s(9000), &cfg, None).is_alive());
+        let fine = PeerLiveness { api_down_since: None, ..heard.clone() };
+        assert!(fine.liveness_seen_by("n", s(9000), &cfg, Some(s(2000))).is_alive());
+        // The holder stops before: from the peer's first report plus D - peer timeout.
+        assert_eq!(api_peer_ready([(true, s(2100)), (false, s(0))], &cfg), Some(s(4600)));
+        assert_eq!(api_peer_ready([(false, s(0))], &cfg), None);
+        let me = SelfLiveness { heartbeat_current: false, peer_acked: true, api_peer_ready: true };
+        assert!(!me.vouched());
+        assert!(SelfLiveness { api_peer_ready: false, ..me }.vouched());
+    }
 
     #[test]
     fn a_refusal_after_being_heard_is_death_and_before_it_is_nothing() {
@@ -190,12 +282,18 @@ mod refusal_tests {
         };
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        let p = PeerLiveness { heartbeat: None, heard_at: Some(ms(100)), refused_at: Some(ms(150)) };
+        let p = PeerLiveness {
+            heartbeat: None,
+            heard_at: Some(ms(100)),
+            refused_at: Some(ms(150)),
+            api_down_since: None,
+        };
         assert_eq!(p.liveness("n", ms(160), &cfg), Liveness::Dead { since: ms(150) });
         assert_eq!(p.dead_since("n", &cfg), Some(ms(150)));
         let heard_again = PeerLiveness { heard_at: Some(ms(200)), ..p.clone() };
         assert!(heard_again.liveness("n", ms(210), &cfg).is_alive());
-        let never_heard = PeerLiveness { heartbeat: None, heard_at: None, refused_at: Some(ms(150)) };
+        let never_heard =
+            PeerLiveness { heartbeat: None, heard_at: None, refused_at: Some(ms(150)), api_down_since: None };
         assert_eq!(never_heard.dead_since("n", &cfg), None);
     }
 }
@@ -234,6 +332,7 @@ mod tests {
             heartbeat: Some(observed("n1", 2, t0)),
             heard_at: Some(t0 + ms(1800)),
             refused_at: None,
+            api_down_since: None,
         };
         assert_eq!(
             p.liveness("n1", t0 + ms(100), &cfg()),
@@ -246,15 +345,30 @@ mod tests {
         );
         assert_eq!(p.liveness("n1", t0 + ms(2400), &cfg()), Liveness::Dead { since: t0 + ms(2400) });
         // Not heard at all (peer channel down) but renewing: alive.
-        let quiet = PeerLiveness { heartbeat: Some(observed("n1", 2, t0)), heard_at: None, refused_at: None };
+        let quiet = PeerLiveness {
+            heartbeat: Some(observed("n1", 2, t0)),
+            heard_at: None,
+            refused_at: None,
+            api_down_since: None,
+        };
         assert!(quiet.liveness("n1", t0 + ms(1999), &cfg()).is_alive());
         assert_eq!(quiet.liveness("n1", t0 + ms(2000), &cfg()), Liveness::Dead { since: t0 + ms(2000) });
         // A heartbeat Lease naming someone else, or released, is not valid.
-        let wrong = PeerLiveness { heartbeat: Some(observed("n2", 2, t0)), heard_at: None, refused_at: None };
+        let wrong = PeerLiveness {
+            heartbeat: Some(observed("n2", 2, t0)),
+            heard_at: None,
+            refused_at: None,
+            api_down_since: None,
+        };
         assert!(!wrong.liveness("n1", t0, &cfg()).is_alive());
         let mut released = observed("", 1, t0);
         released.record.holder = Some(String::new());
-        let released = PeerLiveness { heartbeat: Some(released), heard_at: Some(t0), refused_at: None };
+        let released = PeerLiveness {
+            heartbeat: Some(released),
+            heard_at: Some(t0),
+            refused_at: None,
+            api_down_since: None,
+        };
         assert_eq!(released.liveness("n1", t0 + ms(600), &cfg()), Liveness::Dead { since: t0 + ms(600) });
         // Never seen: dead now.
         assert_eq!(PeerLiveness::default().liveness("n1", t0, &cfg()), Liveness::Dead { since: t0 });

@@ -53,7 +53,7 @@ use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
 use crate::datapath::{AnnounceSchedule, Link, LinkEvent, Netlink, RtNetlink};
 use crate::engine::{Engine, EngineConfig, LeaseWrite, Plan, View};
 use crate::lease_state::LeaseObject;
-use crate::liveness::{PeerLiveness, SelfLiveness};
+use crate::liveness::{PeerLiveness, SelfLiveness, api_peer_ready};
 use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
 use crate::policy::{AddressKey, Policies, ServiceKey};
 use crate::report::Report;
@@ -298,6 +298,9 @@ struct Announcer {
     last_event: HashMap<(AddressKey, &'static str), Instant>,
     ready: bool,
     shutting_down: bool,
+    /// Since when this node has reached the API server without interruption (its heartbeat claim
+    /// current), for the cut-off rule.
+    api_since: Option<Instant>,
 }
 
 /// Runs the announcer until `shutdown` is cancelled and the hand-over is done.
@@ -405,6 +408,7 @@ pub async fn run(
         last_event: HashMap::new(),
         ready: false,
         shutting_down: false,
+        api_since: None,
     };
     me.links = std::mem::take(&mut links);
     let peer_settle = me.settings.engine.liveness.peer_timeout;
@@ -675,6 +679,11 @@ impl Announcer {
                         heartbeat: self.heartbeats.get(&lease_names::node_heartbeat(&name)).map(|(o, _)| o),
                         heard_at: self.hub.as_ref().and_then(|h| h.heard_at(&name)),
                         refused_at: self.hub.as_ref().and_then(|h| h.refused_at(&name)),
+                        api_down_since: self
+                            .hub
+                            .as_ref()
+                            .and_then(|h| h.peer_api(&name))
+                            .and_then(|(ok, since)| (!ok).then_some(since)),
                     },
                 );
             }
@@ -703,8 +712,30 @@ impl Announcer {
                 })
         });
         let notices: BTreeSet<String> = self.notices.keys().cloned().collect();
+        let heartbeat_current = self.leadership.borrow().is_leader_at(now);
+        match (heartbeat_current, self.api_since) {
+            (true, None) => self.api_since = Some(now),
+            (false, Some(_)) => self.api_since = None,
+            _ => {}
+        }
+        // Peers heard now, with what they report about their API access.
+        let peer_api: Vec<(bool, Instant)> = match &self.hub {
+            Some(hub) => liveness
+                .keys()
+                .filter(|n| {
+                    hub.heard_at(n).is_some_and(|t| now < t + self.settings.engine.liveness.peer_timeout)
+                })
+                .filter_map(|n| hub.peer_api(n))
+                .collect(),
+            None => Vec::new(),
+        };
+        let api_peer_at = api_peer_ready(peer_api, &self.settings.engine.liveness);
+        if let Some(hub) = &self.hub {
+            hub.set_api_ok(heartbeat_current);
+        }
         let self_liveness = SelfLiveness {
-            heartbeat_current: self.leadership.borrow().is_leader_at(now),
+            api_peer_ready: api_peer_at.is_some_and(|t| now >= t),
+            heartbeat_current,
             peer_acked: self
                 .hub
                 .as_ref()
@@ -722,12 +753,23 @@ impl Announcer {
             ready_since: &self.ready_since,
             me: self_liveness,
             takeover_notices: &notices,
+            api_stable_since: self.api_since,
         };
         let plan = self.engine.decide(&view, now, wall);
 
         // Stop answering what we no longer hold before any write (hand-overs) goes out.
         self.driver.apply(&plan.answer).await;
         let mut wake = plan.wake_at;
+        // Cut off from the API server: decide again when a peer could take over, or when this
+        // node's own claim lapses.
+        let valid_until = self.leadership.borrow().valid_until;
+        for at in [api_peer_at.filter(|_| !heartbeat_current), valid_until.filter(|_| heartbeat_current)]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+        {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
         for write in &plan.writes {
             if let Some(until) = self.start_write(write, &objects, &leases, now) {
                 wake = Some(wake.map_or(until, |w| w.min(until)));

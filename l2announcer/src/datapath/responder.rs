@@ -72,10 +72,67 @@ pub fn answer(mac: Mac, holds: impl Fn(IpAddr) -> bool, frame: &[u8]) -> Outcome
     }
 }
 
+/// Distinct solicited-node groups per link joined one by one; past this the socket receives all
+/// multicast instead (see [`PacketSocket::join_all_multicast`]).
+pub const MAX_GROUPS_PER_LINK: usize = 256;
+
 struct Attached {
     socket: Arc<PacketSocket>,
     mac: Mac,
     task: JoinHandle<()>,
+    /// Solicited-node groups joined, with how many held addresses map to each (addresses sharing
+    /// their last 24 bits share a group: one membership).
+    groups: HashMap<Mac, usize>,
+    /// Receiving all multicast: no per-group memberships needed any more.
+    all_multicast: bool,
+}
+
+impl Attached {
+    fn join(&mut self, ip: IpAddr) {
+        let IpAddr::V6(v6) = ip else { return };
+        let group = Mac::ipv6_multicast(frame::solicited_node(v6));
+        let count = self.groups.entry(group).or_insert(0);
+        *count += 1;
+        if *count > 1 || self.all_multicast {
+            return;
+        }
+        if self.groups.len() > MAX_GROUPS_PER_LINK {
+            match self.socket.join_all_multicast() {
+                Ok(()) => {
+                    tracing::info!(
+                        ifindex = self.socket.ifindex(),
+                        groups = self.groups.len(),
+                        "many IPv6 addresses on one link: receiving all multicast instead of one group each"
+                    );
+                    self.all_multicast = true;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(ifindex = self.socket.ifindex(), error = %e, "receiving all multicast failed")
+                }
+            }
+        }
+        if let Err(e) = self.socket.join(group) {
+            // Still answered on links that deliver all multicast (veth, promiscuous, most bridges).
+            tracing::warn!(ifindex = self.socket.ifindex(), %ip, %group, error = %e, "joining the solicited-node group failed");
+        }
+    }
+
+    fn leave(&mut self, ip: IpAddr) {
+        let IpAddr::V6(v6) = ip else { return };
+        let group = Mac::ipv6_multicast(frame::solicited_node(v6));
+        let Some(count) = self.groups.get_mut(&group) else { return };
+        *count -= 1;
+        if *count > 0 {
+            return;
+        }
+        self.groups.remove(&group);
+        if !self.all_multicast
+            && let Err(e) = self.socket.leave(group)
+        {
+            tracing::warn!(ifindex = self.socket.ifindex(), %ip, %group, error = %e, "leaving the solicited-node group failed");
+        }
+    }
 }
 
 impl Drop for Attached {
@@ -139,11 +196,12 @@ impl Responder {
             return Ok(());
         }
         let socket = Arc::new(PacketSocket::responder(ifindex)?);
-        for ip in self.held.on(ifindex) {
-            join_solicited_node(&socket, ip);
-        }
         let task = tokio::spawn(serve(socket.clone(), mac, self.held.clone(), self.counters.clone()));
-        state.links.insert(ifindex, Attached { socket, mac, task });
+        let mut attached = Attached { socket, mac, task, groups: HashMap::new(), all_multicast: false };
+        for ip in self.held.on(ifindex) {
+            attached.join(ip);
+        }
+        state.links.insert(ifindex, attached);
         Ok(())
     }
 
@@ -164,10 +222,10 @@ impl Responder {
 
     /// Answers for `ip` on `ifindex` from now on. Returns whether it was newly held.
     pub fn hold(&self, ifindex: u32, ip: IpAddr) -> bool {
-        let state = self.state();
+        let mut state = self.state();
         let new = self.held.insert(ifindex, ip);
-        if new && let Some(a) = state.links.get(&ifindex) {
-            join_solicited_node(&a.socket, ip);
+        if new && let Some(a) = state.links.get_mut(&ifindex) {
+            a.join(ip);
         }
         new
     }
@@ -191,11 +249,8 @@ impl Responder {
         let mut state = self.state();
         state.bursts.remove(&(ifindex, ip));
         let was = self.held.remove(ifindex, ip);
-        if was && let (IpAddr::V6(v6), Some(a)) = (ip, state.links.get(&ifindex)) {
-            let group = Mac::ipv6_multicast(frame::solicited_node(v6));
-            if let Err(e) = a.socket.leave(group) {
-                tracing::warn!(ifindex, %ip, %group, error = %e, "leaving the solicited-node group failed");
-            }
+        if was && let Some(a) = state.links.get_mut(&ifindex) {
+            a.leave(ip);
         }
         was
     }
@@ -208,16 +263,6 @@ impl Responder {
     /// The responder's counters so far.
     pub fn counters(&self) -> CountersSnapshot {
         self.counters.snapshot()
-    }
-}
-
-fn join_solicited_node(socket: &PacketSocket, ip: IpAddr) {
-    if let IpAddr::V6(v6) = ip {
-        let group = Mac::ipv6_multicast(frame::solicited_node(v6));
-        if let Err(e) = socket.join(group) {
-            // Still answered on links that deliver all multicast (veth, promiscuous, most bridges).
-            tracing::warn!(ifindex = socket.ifindex(), %ip, %group, error = %e, "joining the solicited-node group failed");
-        }
     }
 }
 

@@ -21,6 +21,7 @@ const ETH_P_ALL: u16 = 0x0003;
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
 const PACKET_MR_MULTICAST: libc::c_ushort = 0;
+const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
 
 /// `struct packet_mreq` from `<linux/if_packet.h>`.
 #[repr(C)]
@@ -109,21 +110,31 @@ impl PacketSocket {
     /// Joins a link-layer multicast group on the bound interface (reference-counted by the kernel
     /// per socket; left when the socket closes).
     pub fn join(&self, group: Mac) -> io::Result<()> {
-        self.membership(PACKET_ADD_MEMBERSHIP, group)
+        self.membership(PACKET_ADD_MEMBERSHIP, PACKET_MR_MULTICAST, Some(group))
     }
 
     /// Leaves a group joined with [`PacketSocket::join`].
     pub fn leave(&self, group: Mac) -> io::Result<()> {
-        self.membership(PACKET_DROP_MEMBERSHIP, group)
+        self.membership(PACKET_DROP_MEMBERSHIP, PACKET_MR_MULTICAST, Some(group))
     }
 
-    fn membership(&self, op: libc::c_int, group: Mac) -> io::Result<()> {
+    /// Receives every multicast frame of the interface (the socket filter still passes only ARP
+    /// requests and Neighbor Solicitations). Used instead of one group per address once a link
+    /// holds many IPv6 addresses: each group membership costs the kernel a walk of the socket's
+    /// membership list under the RTNL lock, so thousands of them grow quadratically.
+    pub fn join_all_multicast(&self) -> io::Result<()> {
+        self.membership(PACKET_ADD_MEMBERSHIP, PACKET_MR_ALLMULTI, None)
+    }
+
+    fn membership(&self, op: libc::c_int, mr_type: libc::c_ushort, group: Option<Mac>) -> io::Result<()> {
         let mut mr_address = [0u8; 8];
-        mr_address[..6].copy_from_slice(&group.0);
+        if let Some(group) = group {
+            mr_address[..6].copy_from_slice(&group.0);
+        }
         let mreq = PacketMreq {
             mr_ifindex: ifindex_c(self.ifindex)?,
-            mr_type: PACKET_MR_MULTICAST,
-            mr_alen: 6,
+            mr_type,
+            mr_alen: if group.is_some() { 6 } else { 0 },
             mr_address,
         };
         // SAFETY: `mreq` is a properly initialised `struct packet_mreq` that outlives the call, and

@@ -182,7 +182,7 @@ impl Signed for v1::Heartbeat {
         self.mac = mac;
     }
     fn body(&self, c: &mut Canon) {
-        c.u64(self.sent_at);
+        c.u64(self.sent_at).u64(u64::from(self.api_ok));
     }
 }
 
@@ -342,6 +342,7 @@ mod tests {
             to: "n2".into(),
             mac: Vec::new(),
             sent_at: 123_456,
+            api_ok: true,
         }
     }
 
@@ -536,10 +537,10 @@ mod tests {
 
         #[test]
         fn heartbeat_field_changes_break_the_mac(
-            node in ".{0,8}", to in ".{0,8}", epoch: u64, seq: u64, sent_at: u64, field in 0usize..5,
+            node in ".{0,8}", to in ".{0,8}", epoch: u64, seq: u64, sent_at: u64, field in 0usize..6,
         ) {
             let k = key(5);
-            let mut m = v1::Heartbeat { node, epoch, seq, to, mac: Vec::new(), sent_at };
+            let mut m = v1::Heartbeat { node, epoch, seq, to, mac: Vec::new(), sent_at, api_ok: sent_at % 2 == 0 };
             sign(Some(&k), &mut m);
             let mut c = m.clone();
             match field {
@@ -547,6 +548,7 @@ mod tests {
                 1 => c.epoch = c.epoch.wrapping_add(1),
                 2 => c.seq = c.seq.wrapping_add(1),
                 3 => c.to.push('x'),
+                4 => c.api_ok = !c.api_ok,
                 _ => c.sent_at = c.sent_at.wrapping_add(1),
             }
             prop_assert!(verify(Some(&k), &c).is_err());

@@ -89,6 +89,11 @@ struct State {
     /// Per peer: since when its peer port refuses our connections (cleared when it is heard or
     /// acknowledges a heartbeat).
     refused: HashMap<String, Instant>,
+    /// Per peer: what it last reported about its API access, and since when it has reported that
+    /// value without interruption.
+    api: HashMap<String, (bool, Instant)>,
+    /// Whether we can reach the API server (sent in our heartbeats).
+    api_ok: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -279,6 +284,17 @@ impl PeerHub {
     /// Local time since which `node`'s peer port refuses our connections (a TCP reset: its kernel
     /// answers and nothing listens, so its announcer process is gone), continuously since then and
     /// without `node` having been heard or having acknowledged a heartbeat since. `None`: not refusing.
+    /// Tells the peers, from the next heartbeat on, whether this node reaches the API server.
+    pub fn set_api_ok(&self, ok: bool) {
+        lock(&self.inner.state).api_ok = ok;
+    }
+
+    /// What `node` last reported about its API access, and since when (local time of the first
+    /// heartbeat reporting it) without interruption.
+    pub fn peer_api(&self, node: &str) -> Option<(bool, Instant)> {
+        lock(&self.inner.state).api.get(node).copied()
+    }
+
     pub fn refused_at(&self, node: &str) -> Option<Instant> {
         lock(&self.inner.state).refused.get(node).copied()
     }
@@ -353,6 +369,13 @@ impl Inner {
     ) -> Result<v1::HeartbeatAck, Reject> {
         self.check(hb)?;
         self.heard(&hb.node, now);
+        {
+            let mut st = lock(&self.state);
+            let entry = st.api.entry(hb.node.clone()).or_insert((hb.api_ok, now));
+            if entry.0 != hb.api_ok {
+                *entry = (hb.api_ok, now);
+            }
+        }
         let mut ack = v1::HeartbeatAck {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
@@ -447,6 +470,7 @@ impl Inner {
             to: peer.to_owned(),
             mac: Vec::new(),
             sent_at,
+            api_ok: lock(&self.state).api_ok,
         };
         auth::sign(self.key(), &mut hb);
         let ack = match tokio::time::timeout(self.cfg.request_timeout, client.heartbeat(hb)).await {

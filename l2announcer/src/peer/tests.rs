@@ -159,8 +159,15 @@ async fn receiver_refuses_replays_reflections_and_misdirected_messages() {
     let a = hub("a", Some(key(1))).await;
     let inner = a.hub.inner();
     let k = key(1);
-    let mut hb =
-        v1::Heartbeat { node: "b".into(), epoch: 5, seq: 1, to: "a".into(), mac: Vec::new(), sent_at: 99 };
+    let mut hb = v1::Heartbeat {
+        node: "b".into(),
+        epoch: 5,
+        seq: 1,
+        to: "a".into(),
+        mac: Vec::new(),
+        sent_at: 99,
+        api_ok: true,
+    };
     auth::sign(Some(&k), &mut hb);
     let now = Instant::now();
     let ack = inner.receive_heartbeat(&hb, now).unwrap();
