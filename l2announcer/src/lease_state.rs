@@ -21,8 +21,9 @@
 //!    - it is no longer a candidate (its link went down, the node is excluded, no local endpoint for
 //!      `externalTrafficPolicy: Local`, no policy selects it, or shutting down): stop answering, then
 //!      hand the Lease to the placement's choice, or release it ([`Decision::HandOver`]);
-//!    - it is not vouched for (own heartbeat claim lapsed, R after its last confirmed renewal, and no
-//!      peer acknowledged a heartbeat sent in the last A) while some other node could take over:
+//!    - it is not vouched for (own heartbeat claim lapsed, R after its last confirmed renewal, and
+//!      either no peer acknowledged a heartbeat sent in the last A, or a peer has reported reaching the
+//!      API server for D − P, so that peer will take over) while some other node could take over:
 //!      stop answering ([`Decision::StandDown`]). With no other candidate it keeps answering: nobody
 //!      could replace it, and stopping would only cause an outage;
 //!    - placement prefers another node that has been ready for H, and this node has held the Lease for
@@ -52,7 +53,14 @@
 //!   (≤ one peer interval, 100 ms by default) + one write + W;
 //! - holder's node dies (or its process hangs): between `max(D − T, P)` and `max(D, P)` after the
 //!   death (the heartbeat Lease was last renewed up to T before it), + S × p for a fallback acquirer;
-//! - holder cut off from the API server only, or from its peers only: no failover (it stays alive).
+//! - holder cut off from the API server only (its peers still hear it): it says so in its
+//!   heartbeats; a peer that has reached the API server without interruption for D, D after the
+//!   holder's first such report and once its heartbeat Lease expired, judges it gone and takes over;
+//!   the holder stops answering D − P after that peer's first "I reach the API server" report reached
+//!   it, so before. In a control-plane outage no peer reaches the API server: nobody takes over and
+//!   every holder keeps answering; when the API server is back, every observer first waits D of its own
+//!   stable access, by which time the holders have renewed (T < D): no address moves;
+//! - holder cut off from its peers only: no failover (it stays alive).
 //!
 //! # Worst-case double announcement
 //! - Hand-over, release, shutdown: **0** (the old holder stops before its write; the new one starts
@@ -62,7 +70,10 @@
 //!   them (it must do so before reporting ready).
 //! - Holder disqualified while alive: ≤ W (it sees the same API fact, or its own link, and the taker's
 //!   notice, whichever comes first); a holder whose link is down cannot answer on it anyway.
-//! - Holder cut off from the API server only, or from its peers only: **0** (nobody takes over).
+//! - Holder cut off from its peers only: **0** (nobody takes over).
+//! - Holder cut off from the API server only: **0** while a peer's heartbeat reaches it within P: it
+//!   stops D − P after the first report of the peer that takes over reached it, and that peer takes
+//!   over no earlier than D after it began reaching the API server, which is before it sent that report.
 //! - Holder cut off from both: **0** as long as clocks run at the same rate: peers need D after their
 //!   sighting of its last renewal, which is after the holder's decision of that renewal, and the
 //!   holder stops R < D after that decision; peers need P after hearing its last heartbeat, sent
