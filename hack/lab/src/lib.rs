@@ -261,8 +261,17 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
         state.namespaces.push(ns.clone());
         state.save(lab)?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        // New links in this namespace come up without DAD, so addresses are usable at once.
-        sysctl(ns, &["net.ipv6.conf.all.accept_dad=0".into(), "net.ipv6.conf.default.accept_dad=0".into()])?;
+        // New links in this namespace come up without DAD, so addresses are usable at once, and keep
+        // their static IPv6 addresses across a link down/up (tests bounce links).
+        sysctl(
+            ns,
+            &[
+                "net.ipv6.conf.all.accept_dad=0".into(),
+                "net.ipv6.conf.default.accept_dad=0".into(),
+                "net.ipv6.conf.all.keep_addr_on_down=1".into(),
+                "net.ipv6.conf.default.keep_addr_on_down=1".into(),
+            ],
+        )?;
     }
 
     // The switch: a plain bridge (no STP, no forwarding delay, no multicast snooping so NDP multicast
@@ -308,7 +317,10 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
         sysctl(&sw, &[format!("net.ipv6.conf.{port}.disable_ipv6=1")])?;
         ip(&["-n", &sw, "link", "set", port, "master", "br0"])?;
         ip(&["-n", &sw, "link", "set", port, "up"])?;
-        sysctl(ns, &["net.ipv6.conf.eth0.accept_dad=0".into()])?;
+        sysctl(
+            ns,
+            &["net.ipv6.conf.eth0.accept_dad=0".into(), "net.ipv6.conf.eth0.keep_addr_on_down=1".into()],
+        )?;
         ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", "eth0"])?;
         ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"])?;
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;

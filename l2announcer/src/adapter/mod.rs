@@ -548,7 +548,7 @@ impl Announcer {
             PeerEvent::Takeover(t) => {
                 let name = lease_names::service_address(&t.namespace, &t.service, t.address);
                 tracing::info!(lease = %name, by = %t.new_holder, "takeover notice: stop answering");
-                self.notices.insert(name, (t.lease_resource_version, Instant::now()));
+                self.notices.insert(name, (t.replaced_resource_version, Instant::now()));
             }
             PeerEvent::Heard { node } => tracing::info!(%node, "peer heard"),
             PeerEvent::Silent { node } => tracing::info!(%node, "peer silent"),
@@ -704,11 +704,14 @@ impl Announcer {
         }
 
         let (leases, objects) = self.address_leases();
-        self.notices.retain(|name, (rv, at)| {
+        // A notice applies while this node's view of the Lease is the very version the takeover
+        // replaced: any other version is either the taker's write (then the Lease no longer names
+        // this node) or a later one, which the notice knew nothing about.
+        self.notices.retain(|name, (replaced, at)| {
             let record = leases.get(name);
             now < *at + NOTICE_TTL
                 && record.is_some_and(|r| {
-                    r.holder() == Some(me.as_str()) && r.resource_version.as_ref() != Some(rv)
+                    r.holder() == Some(me.as_str()) && r.resource_version.as_ref() == Some(replaced)
                 })
         });
         let notices: BTreeSet<String> = self.notices.keys().cloned().collect();
@@ -818,6 +821,12 @@ impl Announcer {
                     address: write.key.address,
                     new_holder: self.settings.node.clone(),
                     lease_resource_version: String::new(),
+                    replaced_resource_version: write
+                        .object
+                        .record
+                        .resource_version
+                        .clone()
+                        .unwrap_or_default(),
                 },
             )
         });

@@ -218,7 +218,8 @@ impl Signed for v1::TakeoverNotice {
             .str(&self.service_name)
             .str(&self.address)
             .str(&self.new_holder)
-            .str(&self.lease_resource_version);
+            .str(&self.lease_resource_version)
+            .str(&self.replaced_resource_version);
     }
 }
 
@@ -358,6 +359,7 @@ mod tests {
             address: "198.51.100.128".into(),
             new_holder: "n2".into(),
             lease_resource_version: "42".into(),
+            replaced_resource_version: "41".into(),
         }
     }
 
@@ -483,12 +485,13 @@ mod tests {
                     service_name: name,
                     address,
                     new_holder: holder,
+                    replaced_resource_version: format!("{rv}-"),
                     lease_resource_version: rv,
                 }
             })
     }
 
-    /// Changes field `i` of `m` (0..10) to something else.
+    /// Changes field `i` of `m` (0..11) to something else.
     fn change_field(m: &mut v1::TakeoverNotice, i: usize, s: &str) {
         let bump = |v: &mut String| {
             if v == s { v.push('x') } else { *v = s.to_owned() }
@@ -502,6 +505,7 @@ mod tests {
             5 => bump(&mut m.service_name),
             6 => bump(&mut m.address),
             7 => bump(&mut m.new_holder),
+            8 => bump(&mut m.replaced_resource_version),
             _ => bump(&mut m.lease_resource_version),
         }
     }
@@ -525,7 +529,7 @@ mod tests {
         }
 
         #[test]
-        fn any_field_change_breaks_the_mac(m in arb_notice(), field in 0usize..9, s in ".{0,12}") {
+        fn any_field_change_breaks_the_mac(m in arb_notice(), field in 0usize..10, s in ".{0,12}") {
             let k = key(4);
             let mut m = m;
             sign(Some(&k), &mut m);

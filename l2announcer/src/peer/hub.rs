@@ -532,6 +532,7 @@ impl Inner {
                 address: t.address.to_string(),
                 new_holder: t.new_holder.clone(),
                 lease_resource_version: t.lease_resource_version.clone(),
+                replaced_resource_version: t.replaced_resource_version.clone(),
             };
             auth::sign(self.key(), &mut notice);
             let budget = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -158,6 +158,9 @@ pub struct Takeover {
     pub new_holder: String,
     /// The resourceVersion of the Lease write that made `new_holder` the holder.
     pub lease_resource_version: String,
+    /// The resourceVersion that write replaced: the notice applies only while the receiver's view of
+    /// the Lease is that version.
+    pub replaced_resource_version: String,
 }
 
 /// What the peer channel tells the announcer's main loop. Heard/Silent are wake-ups on transitions

@@ -55,6 +55,7 @@ impl Inner {
             address,
             new_holder: n.new_holder.clone(),
             lease_resource_version: n.lease_resource_version.clone(),
+            replaced_resource_version: n.replaced_resource_version.clone(),
         };
         tracing::info!(sender = %n.node, service = %format!("{}/{}", takeover.namespace, takeover.service),
             %address, new_holder = %takeover.new_holder, lease_resource_version = %takeover.lease_resource_version,

@@ -227,6 +227,7 @@ async fn takeover_notice_is_delivered_with_every_field() {
             address,
             new_holder: "a".into(),
             lease_resource_version: "4711".into(),
+            replaced_resource_version: "0".into(),
         };
         a.hub.notify_takeover("b", t.clone());
         let got = next_event(&mut b.events, |e| matches!(e, PeerEvent::Takeover(_))).await;
@@ -241,6 +242,7 @@ async fn takeover_notice_is_delivered_with_every_field() {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             new_holder: "a".into(),
             lease_resource_version: "1".into(),
+            replaced_resource_version: "0".into(),
         },
     );
     assert_eq!(b.hub.rejections(), Rejections::default());
@@ -261,6 +263,7 @@ async fn takeover_naming_the_receiver_as_new_holder_is_no_event() {
         address: "198.51.100.130".into(),
         new_holder: "a".into(),
         lease_resource_version: "3".into(),
+        replaced_resource_version: "0".into(),
     };
     auth::sign(Some(&key(7)), &mut n);
     let ack = inner.receive_takeover(&n).unwrap();

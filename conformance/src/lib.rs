@@ -1,0 +1,5 @@
+//! FerroLB's end-to-end conformance suite. Everything lives in `tests/`: see `README.md`.
+//!
+//! `tests/l2.rs` drives the L2 announcer in the network-namespace lab (`hack/lab`): kube-sim,
+//! `ferrolb-ipam` and one `ferrolb-announcer` per node, a client sending HTTP, ARP and NDP, and faults
+//! (SIGKILL, SIGTERM, links down, the API server paused).
