@@ -129,10 +129,15 @@ pub mod leases {
         bounded(format!("ferrolb-node-{node}"))
     }
 
-    /// `ferrolb-l2-<namespace>-<service>-<address>`, `.`/`:` in the address written as `-`;
-    /// past 253 characters the name is cut and ends in a hash of the full name, so it stays unique.
+    /// `ferrolb-l2-<namespace>-<service>-<address>`, `.`/`:` in the address written as `-`, and an
+    /// IPv6 address ending in `::` (a pool's first address) followed by `0`, since an object name
+    /// must end in a letter or digit; past 253 characters the name is cut and ends in a hash of the
+    /// full name, so it stays unique.
     pub fn service_address(namespace: &str, service: &str, address: IpAddr) -> String {
-        let addr = address.to_string().replace(['.', ':'], "-");
+        let mut addr = address.to_string().replace(['.', ':'], "-");
+        if addr.ends_with('-') {
+            addr.push('0');
+        }
         bounded(format!("ferrolb-l2-{namespace}-{service}-{addr}"))
     }
 
@@ -164,6 +169,8 @@ pub mod leases {
         fn service_lease_names() {
             let v4 = service_address("default", "web", "198.51.100.130".parse().unwrap());
             assert_eq!(v4, "ferrolb-l2-default-web-198-51-100-130");
+            let first = service_address("default", "web", "2001:db8:1::".parse().unwrap());
+            assert_eq!(first, "ferrolb-l2-default-web-2001-db8-1--0", "names end in a letter or digit");
             let v6 = service_address("default", "web", "2001:db8:100::1000".parse().unwrap());
             assert_eq!(v6, "ferrolb-l2-default-web-2001-db8-100--1000");
         }

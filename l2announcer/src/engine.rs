@@ -236,12 +236,14 @@ impl Engine {
                     && h != me
                     && let Some(p) = view.liveness.get(h)
                 {
-                    for at in [
-                        p.dead_since(h, &cfg.liveness),
-                        p.cut_off_at(h, &cfg.liveness, view.api_stable_since),
-                    ]
-                    .into_iter()
-                    .flatten()
+                    // While the holder is heard, its silence is reported by the peer channel (which
+                    // wakes the loop); only an unheard holder needs a timer, at its heartbeat
+                    // Lease's expiry. Waking at every moving deadline would cost a round per
+                    // heartbeat.
+                    let heard = p.heard_until(&cfg.liveness).is_some_and(|t| t > now);
+                    let dead = if heard { None } else { p.dead_since(h, &cfg.liveness) };
+                    for at in
+                        [dead, p.cut_off_at(h, &cfg.liveness, view.api_stable_since)].into_iter().flatten()
                     {
                         wake(at, &mut plan);
                     }
@@ -523,7 +525,7 @@ mod tests {
         let later = t0 + Duration::from_millis(300);
         let plan = engines.get_mut(&other).unwrap().decide(&world.view(), later, wall());
         assert!(plan.writes.is_empty() && !plan.answer.contains_key(&ip));
-        assert_eq!(plan.wake_at, Some(t0 + Duration::from_millis(500)), "woken when the holder could die");
+        assert_eq!(plan.wake_at, None, "a heard holder's silence is reported by the peer channel");
         // Silent past the peer timeout and no heartbeat Lease: dead, replaced at once.
         let dead = t0 + Duration::from_millis(600);
         let plan = engines.get_mut(&other).unwrap().decide(&world.view(), dead, wall());

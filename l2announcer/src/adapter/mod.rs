@@ -72,6 +72,15 @@ const ADDRESS_LEASE_PREFIX: &str = "ferrolb-l2-";
 /// How long a 409 on one Lease blocks rewriting it, unless the watch shows a newer version sooner.
 const CONFLICT_BACKOFF: Duration = Duration::from_millis(200);
 
+/// Events queued for publishing at most.
+const EVENT_QUEUE: usize = 1024;
+
+/// Events published at once.
+const EVENT_CONCURRENCY: usize = 4;
+
+/// Longest time between two decision rounds when nothing happens.
+const IDLE_ROUND: Duration = Duration::from_secs(30);
+
 /// How long an authenticated takeover notice stands without the Lease showing the new holder.
 const NOTICE_TTL: Duration = Duration::from_secs(30);
 
@@ -275,7 +284,6 @@ struct Announcer {
     table: SharedTable,
     hub: Option<PeerHub>,
     leadership: tokio::sync::watch::Receiver<ferrolb_runtime::lease::Leadership>,
-    recorder: Arc<Recorder>,
     writes_tx: mpsc::Sender<WriteDone>,
     write_slots: Arc<Semaphore>,
     in_flight: HashSet<String>,
@@ -292,6 +300,8 @@ struct Announcer {
     publish_tx: mpsc::Sender<Result<String, String>>,
     answering: BTreeMap<AddressKey, Vec<String>>,
     why_none: HashMap<AddressKey, String>,
+    /// Events waiting for the publisher task (bounded: past it, Events are dropped and counted).
+    events_tx: mpsc::Sender<(Event, ObjectReference)>,
     /// Policies whose status write is in flight.
     policy_writes: HashSet<String>,
     policy_tx: mpsc::Sender<String>,
@@ -360,7 +370,23 @@ pub async fn run(
         &lease_names::node_heartbeat(&settings.node),
         settings.heartbeat.clone(),
     );
-    let mut leadership = elector.leadership();
+    // The decision loop wakes when this node starts or stops holding its heartbeat Lease, not on
+    // every renewal (which only moves the claim's expiry: the loop wakes at that expiry itself when
+    // it matters, see `round`).
+    let (leader_tx, mut leader_rx) = tokio::sync::watch::channel(false);
+    let leadership = elector.leadership();
+    tokio::spawn({
+        let mut leadership = leadership.clone();
+        async move {
+            loop {
+                let leader = leadership.borrow_and_update().leader;
+                leader_tx.send_if_modified(|l| std::mem::replace(l, leader) != leader);
+                if leadership.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
 
     tracing::info!(node = %settings.node, "waiting for the caches to list");
     tokio::select! {
@@ -376,6 +402,21 @@ pub async fn run(
     }
 
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.node.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let (events_tx, mut events_rx) = mpsc::channel::<(Event, ObjectReference)>(EVENT_QUEUE);
+    // Events go out a few at a time from one task, so a takeover of thousands of addresses costs a
+    // bounded amount of memory and API concurrency.
+    tokio::spawn(async move {
+        let recorder = &recorder;
+        let queued = futures::stream::poll_fn(move |cx| events_rx.poll_recv(cx));
+        queued
+            .for_each_concurrent(EVENT_CONCURRENCY, |(event, reference)| async move {
+                if let Err(error) = recorder.publish(&event, &reference).await {
+                    tracing::debug!(%error, "publishing an Event failed");
+                }
+            })
+            .await;
+    });
     let (writes_tx, mut writes_rx) = mpsc::channel(1024);
     let (publish_tx, mut publish_rx) = mpsc::channel(4);
     let (policy_tx, mut policy_rx) = mpsc::channel(64);
@@ -383,7 +424,7 @@ pub async fn run(
         engine: Engine::new(settings.engine.clone()),
         write_slots: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
         settings,
-        recorder: Arc::new(Recorder::new(client.clone(), reporter)),
+        events_tx,
         client,
         stores,
         driver,
@@ -416,7 +457,8 @@ pub async fn run(
     let mut shutdown_deadline: Option<Instant> = None;
     let mut next_round_at: Option<Instant> = None;
     loop {
-        let sleep_until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        // Nothing scheduled: a periodic round anyway, as a safety net against a missed wake-up.
+        let sleep_until = wake.unwrap_or_else(|| Instant::now() + IDLE_ROUND);
         tokio::select! {
             () = notify.notified() => {}
             Some(event) = link_rx.recv() => {
@@ -441,7 +483,7 @@ pub async fn run(
                     me.driver.agent_programmed(report.ip, &report.interface);
                 }
             }
-            changed = leadership.changed() => {
+            changed = leader_rx.changed() => {
                 if changed.is_err() {
                     tracing::error!("the heartbeat elector stopped");
                 }
@@ -592,7 +634,16 @@ impl Announcer {
                 } else {
                     tracing::warn!(lease = %done.name, %error, "lease write failed; retrying");
                 }
-                let backoff = if conflict { CONFLICT_BACKOFF } else { CONFLICT_BACKOFF * 5 };
+                // A refusal (400, 403, 422) will not change by retrying soon: back off long, so a
+                // bad object costs one write per half minute, not one per second.
+                let refused = matches!(&error, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422));
+                let backoff = if conflict {
+                    CONFLICT_BACKOFF
+                } else if refused {
+                    Duration::from_secs(30)
+                } else {
+                    CONFLICT_BACKOFF * 5
+                };
                 self.blocked.insert(done.name, (done.pre_rv, Instant::now() + backoff));
             }
         }
@@ -763,14 +814,9 @@ impl Announcer {
         // Stop answering what we no longer hold before any write (hand-overs) goes out.
         self.driver.apply(&plan.answer).await;
         let mut wake = plan.wake_at;
-        // Cut off from the API server: decide again when a peer could take over, or when this
-        // node's own claim lapses.
-        let valid_until = self.leadership.borrow().valid_until;
-        for at in [api_peer_at.filter(|_| !heartbeat_current), valid_until.filter(|_| heartbeat_current)]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > now)
-        {
+        // Cut off from the API server: decide again when a peer could take over. (The lapse of this
+        // node's own claim wakes the loop through the elector.)
+        if let Some(at) = api_peer_at.filter(|t| !heartbeat_current && *t > now) {
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
         for write in &plan.writes {
@@ -802,6 +848,12 @@ impl Announcer {
     ) -> Option<Instant> {
         let name = write.object.name.clone();
         if self.in_flight.contains(&name) {
+            return None;
+        }
+        // At most `write_concurrency` writes exist at once (not merely run at once): the rest are
+        // decided again when one finishes, so thousands of pending writes never pile up in memory
+        // and each goes out with the freshest decision.
+        if self.in_flight.len() >= self.settings.write_concurrency {
             return None;
         }
         let current_rv = leases.get(&name).and_then(|r| r.resource_version.clone());
@@ -877,6 +929,9 @@ impl Announcer {
             .collect();
         let reporter = self.is_reporter(nodes);
         for (name, record) in leases {
+            if self.in_flight.len() >= self.settings.write_concurrency {
+                break;
+            }
             if wanted.contains(name) || self.in_flight.contains(name) {
                 continue;
             }
@@ -1014,19 +1069,16 @@ impl Announcer {
                 uid,
                 ..Default::default()
             };
-            let recorder = self.recorder.clone();
-            tokio::spawn(async move {
-                let event = Event {
-                    type_,
-                    reason: reason.into(),
-                    note: Some(note),
-                    action: "Announce".into(),
-                    secondary: None,
-                };
-                if let Err(error) = recorder.publish(&event, &reference).await {
-                    tracing::debug!(%error, "publishing an Event failed");
-                }
-            });
+            let event = Event {
+                type_,
+                reason: reason.into(),
+                note: Some(note),
+                action: "Announce".into(),
+                secondary: None,
+            };
+            if self.events_tx.try_send((event, reference)).is_err() {
+                metrics::counter!("ferrolb_announcer_events_dropped_total").increment(1);
+            }
         }
         if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
             let interval = self.settings.event_interval;

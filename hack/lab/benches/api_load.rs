@@ -1,0 +1,506 @@
+//! Steady-state API load of the announcers (docs/benchmarks.md, "Announcer API load in the lab").
+//!
+//! A lab with 5 nodes (kube-sim, `ferrolb-ipam`, one announcer per node), a pool over the lab's IPv6
+//! VIP range (2001:db8:100::1000-2001:db8:100::1fff) and IPv6-only LoadBalancer Services: first 100,
+//! then 1000 (900 more in the same lab). For each count: the time from the first create until every
+//! Service has its address and every (Service, address) Lease has a holder, the holders per node, then
+//! a steady-state window (60 s, the bench itself sends nothing meanwhile) with kube-sim's request
+//! counters reset at its start: Lease writes per second (create + update + patch on leases) and all
+//! requests per second by verb and resource. Target: Lease writes independent of the Service count
+//! and ≤ nodes / renew period (5 / 1 s).
+//!
+//! ```sh
+//! cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab
+//! cargo bench -p ferrolb-lab --bench api_load
+//! cargo bench -p ferrolb-lab --bench api_load -- --services 100 --window 10s   # quick check
+//! FERROLB_BENCH_JSON=/tmp/api_load.json cargo bench -p ferrolb-lab --bench api_load
+//! ```
+//!
+//! Options (after `--`, or environment): `--services 100,1000` (`FERROLB_BENCH_SERVICES`), `--window
+//! 60s` (`FERROLB_BENCH_WINDOW`), `--nodes 5`, `--announcer-arg=--flag=v` (repeat), `--prefix P`
+//! (default `flbb<pid>a`). Needs root. The lab is removed at the end, on errors and on Ctrl-C.
+
+use anyhow::{Context, Result, bail};
+use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
+use ferrolb_lab::{INTERRUPTED, Lab};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const NAMESPACE: &str = "default";
+const LEASE_VERBS: [&str; 3] = ["create", "update", "patch"];
+
+#[derive(Debug)]
+struct Args {
+    services: Vec<usize>,
+    window: Duration,
+    nodes: u8,
+    announcer_args: Vec<String>,
+    prefix: String,
+}
+
+fn parse_list(v: &str) -> Result<Vec<usize>> {
+    v.split(',').map(|s| s.trim().parse::<usize>().context("service count")).collect()
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        services: match std::env::var("FERROLB_BENCH_SERVICES") {
+            Ok(v) => parse_list(&v)?,
+            Err(_) => vec![100, 1000],
+        },
+        window: match std::env::var("FERROLB_BENCH_WINDOW") {
+            Ok(v) => humantime::parse_duration(&v).context("FERROLB_BENCH_WINDOW")?,
+            Err(_) => Duration::from_secs(60),
+        },
+        nodes: 5,
+        announcer_args: Vec::new(),
+        prefix: format!("flbb{}a", std::process::id()),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it.next().with_context(|| format!("{name} needs a value")),
+            }
+        };
+        match key.as_str() {
+            "--services" => a.services = parse_list(&value("--services")?)?,
+            "--window" => a.window = humantime::parse_duration(&value("--window")?).context("--window")?,
+            "--nodes" => a.nodes = value("--nodes")?.parse().context("--nodes")?,
+            "--announcer-arg" => a.announcer_args.push(value("--announcer-arg")?),
+            "--prefix" => a.prefix = value("--prefix")?,
+            "--bench" => {}
+            other if other.starts_with("--") => bail!("unknown option {other}"),
+            _ => {}
+        }
+    }
+    if a.services.is_empty() || a.services.windows(2).any(|w| w[0] >= w[1]) {
+        bail!("--services must be increasing counts (e.g. 100,1000)");
+    }
+    if *a.services.last().unwrap_or(&0) > 4096 {
+        bail!("the lab's IPv6 VIP range holds 4096 addresses");
+    }
+    Ok(a)
+}
+
+fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+fn binaries() -> Result<(PathBuf, PathBuf)> {
+    let dir = cluster::default_bin_dir()?;
+    let build = "cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab";
+    for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB] {
+        if cluster::find_binary(&dir, b).is_err() {
+            bail!("missing {} in {}: build the lab's binaries first with `{build}`", b.name, dir.display());
+        }
+    }
+    Ok((dir.clone(), dir.join(cluster::LAB.name)))
+}
+
+/// Removes the lab when dropped (also on errors and panics).
+struct LabGuard(Lab);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        if let Err(e) = ferrolb_lab::down(&self.0) {
+            eprintln!("api_load bench: removing lab {} failed: {e:#}", self.0.prefix);
+        }
+    }
+}
+
+/// Effective UID 0 (from /proc/self/status).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
+    Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, plural))
+}
+
+async fn create_pool_and_policy(client: kube::Client) -> Result<()> {
+    let pool: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
+        "metadata": {"name": "bench"},
+        "spec": {"blocks": [{"start": "2001:db8:100::1000", "stop": "2001:db8:100::1fff"}]},
+    }))?;
+    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
+        .create(&PostParams::default(), &pool)
+        .await
+        .context("creating the pool")?;
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {"interfaces": ["^eth0$"]},
+    }))?;
+    cr_api(client, "L2AnnouncementPolicy", "l2announcementpolicies")
+        .create(&PostParams::default(), &policy)
+        .await
+        .context("creating the policy")?;
+    Ok(())
+}
+
+fn service_name(i: usize) -> String {
+    format!("svc-{i:04}")
+}
+
+/// Creates Services `from..to` (IPv6 only), 32 in flight.
+async fn create_services(client: kube::Client, from: usize, to: usize) -> Result<()> {
+    let api: Api<Service> = Api::namespaced(client, NAMESPACE);
+    futures::stream::iter(from..to)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let svc: Service = serde_json::from_value(json!({
+                    "metadata": {"name": service_name(i)},
+                    "spec": {
+                        "type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
+                        "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}],
+                    },
+                }))?;
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .with_context(|| format!("creating Service {}", service_name(i)))?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Every expected (Service, address) Lease name, from the Services' ingress.
+async fn expected_leases(client: kube::Client) -> Result<(usize, Vec<String>)> {
+    let api: Api<Service> = Api::namespaced(client, NAMESPACE);
+    let mut with_address = 0;
+    let mut names = Vec::new();
+    for s in api.list(&ListParams::default()).await?.items {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let ips: Vec<IpAddr> = s
+            .status
+            .and_then(|st| st.load_balancer)
+            .and_then(|lb| lb.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.ip.and_then(|ip| ip.parse().ok()))
+            .collect();
+        if !ips.is_empty() {
+            with_address += 1;
+        }
+        for ip in ips {
+            names.push(cluster::service_lease_name(NAMESPACE, &name, ip));
+        }
+    }
+    Ok((with_address, names))
+}
+
+/// Holder and resourceVersion of every Lease in the system namespace.
+async fn leases(client: kube::Client) -> Result<HashMap<String, (Option<String>, String)>> {
+    let api: Api<Lease> = Api::namespaced(client, SYSTEM_NAMESPACE);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|l| {
+            let holder = l.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty());
+            (l.metadata.name.unwrap_or_default(), (holder, l.metadata.resource_version.unwrap_or_default()))
+        })
+        .collect())
+}
+
+struct Converged {
+    /// First create -> every Service has its address.
+    addressed: Duration,
+    /// First create -> every Lease has a holder.
+    held: Duration,
+    creates: Duration,
+    per_node: BTreeMap<String, usize>,
+}
+
+async fn converge(info: ClusterInfo, from: usize, to: usize, timeout: Duration) -> Result<Converged> {
+    let client = info.client().await?;
+    let t0 = Instant::now();
+    create_services(client.clone(), from, to).await?;
+    let creates = t0.elapsed();
+    let mut addressed = None;
+    loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        let (n_addr, names) = expected_leases(client.clone()).await?;
+        if n_addr == to && addressed.is_none() {
+            addressed = Some(t0.elapsed());
+        }
+        if let Some(addressed) = addressed {
+            let all = leases(client.clone()).await?;
+            let held: Vec<&String> =
+                names.iter().filter_map(|n| all.get(n).and_then(|(h, _)| h.as_ref())).collect();
+            if held.len() == names.len() {
+                let mut per_node = BTreeMap::new();
+                for h in held {
+                    *per_node.entry(h.clone()).or_insert(0) += 1;
+                }
+                return Ok(Converged { addressed, held: t0.elapsed(), creates, per_node });
+            }
+        }
+        if t0.elapsed() > timeout {
+            bail!("not converged within {timeout:?} (Services with an address: {n_addr}/{to})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Window {
+    counters: kube_sim::admin::Counters,
+    elapsed: Duration,
+    /// Per-service Leases whose resourceVersion changed during the window.
+    service_leases_written: usize,
+    /// Per-service Leases whose holder changed during the window.
+    holders_changed: usize,
+    per_node_after: BTreeMap<String, usize>,
+}
+
+async fn steady_window(info: ClusterInfo, window: Duration) -> Result<Window> {
+    let client = info.client().await?;
+    let admin = info.admin().await?;
+    let before = leases(client.clone()).await?;
+    admin.reset_counters().await?;
+    let t0 = Instant::now();
+    // Nothing from the bench during the window.
+    let step = Duration::from_millis(250);
+    while t0.elapsed() < window {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        tokio::time::sleep(step.min(window.saturating_sub(t0.elapsed()))).await;
+    }
+    let counters = admin.counters().await?;
+    let elapsed = t0.elapsed();
+    let after = leases(client).await?;
+    let mut written = 0;
+    let mut changed = 0;
+    let mut per_node_after = BTreeMap::new();
+    for (name, (holder, rv)) in &after {
+        if !name.starts_with("ferrolb-l2-") {
+            continue;
+        }
+        if let Some(h) = holder {
+            *per_node_after.entry(h.clone()).or_insert(0) += 1;
+        }
+        match before.get(name) {
+            Some((h0, rv0)) => {
+                written += usize::from(rv0 != rv);
+                changed += usize::from(h0 != holder);
+            }
+            None => {
+                written += 1;
+                changed += 1;
+            }
+        }
+    }
+    Ok(Window {
+        counters,
+        elapsed,
+        service_leases_written: written,
+        holders_changed: changed,
+        per_node_after,
+    })
+}
+
+struct PhaseResult {
+    services: usize,
+    converged: Converged,
+    window: Window,
+    load_before: String,
+    load_after: String,
+}
+
+fn lease_writes(c: &kube_sim::admin::Counters) -> u64 {
+    LEASE_VERBS.iter().map(|v| c.count(v, Some("leases"))).sum()
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    if !is_root() {
+        bail!("the api_load bench builds network namespaces: run it as root");
+    }
+    let (bin_dir, lab_exe) = binaries()?;
+    ferrolb_lab::install_interrupt_handler()?;
+    eprintln!(
+        "api_load bench: {} nodes, Services {:?}, window {:?}; load {}",
+        args.nodes,
+        args.services,
+        args.window,
+        loadavg()
+    );
+    let lab = Lab::new(&args.prefix)?;
+    let mut opts = ClusterOptions::with_bin_dir(&bin_dir);
+    opts.announcer_args = args.announcer_args.clone();
+    let state = cluster::up_cluster(&lab, args.nodes, &lab_exe, &opts)?;
+    let _guard = LabGuard(lab.clone());
+    let info = state.cluster.clone().context("no cluster info")?;
+    let rt = info.runtime()?;
+    let i2 = info.clone();
+    rt.block_on(async move { create_pool_and_policy(i2.client().await?).await })??;
+    // Let every announcer become ready first (readiness needs the heartbeat Lease and a peer timeout).
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mut results = Vec::new();
+    let mut have = 0;
+    for &n in &args.services {
+        check_interrupted()?;
+        let load_before = loadavg();
+        eprintln!("[{n}] creating Services {have}..{n}");
+        let converged = rt.block_on(converge(info.clone(), have, n, Duration::from_secs(300)))??;
+        have = n;
+        eprintln!(
+            "[{n}] all addressed after {:.2} s, all Leases held after {:.2} s; holders {:?}",
+            converged.addressed.as_secs_f64(),
+            converged.held.as_secs_f64(),
+            converged.per_node
+        );
+        // Past any hand-over settle time before measuring the steady state.
+        std::thread::sleep(Duration::from_secs(6));
+        eprintln!("[{n}] steady-state window of {:?}", args.window);
+        let window = rt.block_on(steady_window(info.clone(), args.window))??;
+        let secs = window.elapsed.as_secs_f64();
+        eprintln!(
+            "[{n}] Lease writes {:.2}/s, all requests {:.2}/s, per-service Leases written {}",
+            lease_writes(&window.counters) as f64 / secs,
+            window.counters.requests.iter().map(|e| e.count).sum::<u64>() as f64 / secs,
+            window.service_leases_written
+        );
+        results.push(PhaseResult { services: n, converged, window, load_before, load_after: loadavg() });
+    }
+    // Keep the logs for a look (they are removed with the lab).
+    let keep = std::env::temp_dir().join("ferrolb-bench-api-load");
+    let _ = std::fs::remove_dir_all(&keep);
+    let _ = std::fs::create_dir_all(&keep);
+    if let Ok(rd) = std::fs::read_dir(lab.log_dir()) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+            }
+        }
+    }
+    drop(rt);
+
+    let target = args.nodes as f64; // nodes / 1 s default renew period
+    println!();
+    println!(
+        "| Services | creates done | all addressed | all Leases held | holders per node | Lease writes/s | per-service Lease writes in window | all requests/s | load before → after |"
+    );
+    println!("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |");
+    let mut json_out = Vec::new();
+    for r in &results {
+        let secs = r.window.elapsed.as_secs_f64();
+        let lw = lease_writes(&r.window.counters) as f64 / secs;
+        let total: u64 = r.window.counters.requests.iter().map(|e| e.count).sum();
+        let per_node: Vec<String> = r.converged.per_node.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} | {} | {:.2} | {} → {} |",
+            r.services,
+            r.converged.creates.as_secs_f64(),
+            r.converged.addressed.as_secs_f64(),
+            r.converged.held.as_secs_f64(),
+            per_node.join(", "),
+            lw,
+            r.window.service_leases_written,
+            total as f64 / secs,
+            r.load_before,
+            r.load_after
+        );
+        json_out.push(json!({
+            "services": r.services,
+            "creates_seconds": r.converged.creates.as_secs_f64(),
+            "all_addressed_seconds": r.converged.addressed.as_secs_f64(),
+            "all_leases_held_seconds": r.converged.held.as_secs_f64(),
+            "holders_per_node": r.converged.per_node,
+            "holders_per_node_after_window": r.window.per_node_after,
+            "window_seconds": secs,
+            "lease_writes_per_second": lw,
+            "service_lease_writes_in_window": r.window.service_leases_written,
+            "service_lease_holders_changed_in_window": r.window.holders_changed,
+            "requests_per_second": total as f64 / secs,
+            "counters": r.window.counters.requests,
+            "load_before": r.load_before,
+            "load_after": r.load_after,
+        }));
+    }
+    for r in &results {
+        let secs = r.window.elapsed.as_secs_f64();
+        println!();
+        println!("Requests during the {:.0} s window with {} Services:", secs, r.services);
+        println!("| verb | resource | count | per second |");
+        println!("| --- | --- | ---: | ---: |");
+        let mut by_verb: BTreeMap<String, u64> = BTreeMap::new();
+        for e in &r.window.counters.requests {
+            let res = if e.subresource.is_empty() {
+                e.resource.clone()
+            } else {
+                format!("{}/{}", e.resource, e.subresource)
+            };
+            println!("| {} | {} | {} | {:.2} |", e.verb, res, e.count, e.count as f64 / secs);
+            *by_verb.entry(e.verb.clone()).or_default() += e.count;
+        }
+        for (v, c) in by_verb {
+            println!("| {v} | (all) | {c} | {:.2} |", c as f64 / secs);
+        }
+    }
+    let rates: Vec<f64> = results
+        .iter()
+        .map(|r| lease_writes(&r.window.counters) as f64 / r.window.elapsed.as_secs_f64())
+        .collect();
+    let max = rates.iter().copied().fold(0.0, f64::max);
+    println!();
+    println!(
+        "Target: Lease writes ≤ {target:.0}/s ({} nodes / 1 s) and independent of the Service count: {}",
+        args.nodes,
+        if max <= target { "met" } else { "MISSED" }
+    );
+    if let Ok(path) = std::env::var("FERROLB_BENCH_JSON") {
+        let doc = json!({
+            "bench": "api_load",
+            "nodes": args.nodes,
+            "window_seconds": args.window.as_secs_f64(),
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "target_lease_writes_per_second": target,
+            "phases": json_out,
+        });
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("writing {path}"))?;
+        eprintln!("JSON written to {path}");
+    }
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! Announcer footprint with many Services (docs/benchmarks.md, "Announcer footprint in the lab").
+//!
+//! A lab with 1 node (then 3, each a fresh lab): kube-sim, `ferrolb-ipam`, one announcer per node, a
+//! pool `2001:db8:1::/112` (outside the LAN subnet: fine to announce in the lab) and 10,000
+//! IPv6-only LoadBalancer Services. Reported: the time from the first create until the announcers
+//! hold (and answer for) every address, then, after a settle pause, the memory (VmRSS, VmHWM from
+//! `/proc/<pid>/status`) and the idle CPU (utime + stime over a 30 s steady window, % of one core)
+//! of every announcer, and of `ferrolb-ipam` and kube-sim for context. Target: ≤ 40 MiB RSS per
+//! announcer.
+//!
+//! ```sh
+//! cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab
+//! cargo bench -p ferrolb-lab --bench footprint
+//! cargo bench -p ferrolb-lab --bench footprint -- --nodes 1 --services 1000 --window 5s   # quick check
+//! FERROLB_BENCH_JSON=/tmp/footprint.json cargo bench -p ferrolb-lab --bench footprint
+//! ```
+//!
+//! Options (after `--`, or environment): `--nodes 1,3` (`FERROLB_BENCH_NODES`), `--services 10000`
+//! (`FERROLB_BENCH_SERVICES`), `--window 30s` (`FERROLB_BENCH_WINDOW`), `--announcer-arg=--flag=v`
+//! (repeat), `--prefix P` (default `flbb<pid>f`). Needs root. Labs are removed at the end, on errors
+//! and on Ctrl-C.
+
+use anyhow::{Context, Result, bail};
+use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
+use ferrolb_lab::{INTERRUPTED, Lab};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const NAMESPACE: &str = "default";
+/// 2001:db8:1::/112 without its first address: `2001:db8:1::` gives the Lease name
+/// `ferrolb-l2-default-svc-00000-2001-db8-1--`, which ends in `-` and is refused (422), see
+/// docs/benchmarks.md.
+const POOL_START: &str = "2001:db8:1::1";
+const POOL_STOP: &str = "2001:db8:1::ffff";
+const RSS_TARGET_MIB: f64 = 40.0;
+
+#[derive(Debug)]
+struct Args {
+    nodes: Vec<u8>,
+    services: usize,
+    window: Duration,
+    announcer_args: Vec<String>,
+    prefix: String,
+}
+
+fn parse_nodes(v: &str) -> Result<Vec<u8>> {
+    v.split(',').map(|s| s.trim().parse::<u8>().context("node count")).collect()
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        nodes: match std::env::var("FERROLB_BENCH_NODES") {
+            Ok(v) => parse_nodes(&v)?,
+            Err(_) => vec![1, 3],
+        },
+        services: std::env::var("FERROLB_BENCH_SERVICES")
+            .ok()
+            .map(|v| v.parse())
+            .transpose()?
+            .unwrap_or(10_000),
+        window: match std::env::var("FERROLB_BENCH_WINDOW") {
+            Ok(v) => humantime::parse_duration(&v).context("FERROLB_BENCH_WINDOW")?,
+            Err(_) => Duration::from_secs(30),
+        },
+        announcer_args: Vec::new(),
+        prefix: format!("flbb{}f", std::process::id()),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it.next().with_context(|| format!("{name} needs a value")),
+            }
+        };
+        match key.as_str() {
+            "--nodes" => a.nodes = parse_nodes(&value("--nodes")?)?,
+            "--services" => a.services = value("--services")?.parse().context("--services")?,
+            "--window" => a.window = humantime::parse_duration(&value("--window")?).context("--window")?,
+            "--announcer-arg" => a.announcer_args.push(value("--announcer-arg")?),
+            "--prefix" => a.prefix = value("--prefix")?,
+            "--bench" => {}
+            other if other.starts_with("--") => bail!("unknown option {other}"),
+            _ => {}
+        }
+    }
+    if a.nodes.is_empty() || a.nodes.iter().any(|n| !(1..=ferrolb_lab::MAX_NODES).contains(n)) {
+        bail!("--nodes: counts between 1 and {}", ferrolb_lab::MAX_NODES);
+    }
+    if a.services == 0 || a.services > 65_535 {
+        bail!("--services: 1..65536 (the pool holds 65,535)");
+    }
+    Ok(a)
+}
+
+fn binaries() -> Result<(PathBuf, PathBuf)> {
+    let dir = cluster::default_bin_dir()?;
+    let build = "cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab";
+    for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB] {
+        if cluster::find_binary(&dir, b).is_err() {
+            bail!("missing {} in {}: build the lab's binaries first with `{build}`", b.name, dir.display());
+        }
+    }
+    Ok((dir.clone(), dir.join(cluster::LAB.name)))
+}
+
+/// Removes the lab when dropped (also on errors and panics).
+struct LabGuard(Lab);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        if let Err(e) = ferrolb_lab::down(&self.0) {
+            eprintln!("footprint bench: removing lab {} failed: {e:#}", self.0.prefix);
+        }
+    }
+}
+
+fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Effective UID 0 (from /proc/self/status).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Runs `f` on a new thread inside network namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let path = format!("/var/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("entering network namespace {ns}"))?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("thread panicked"))?
+}
+
+/// Sum of a metric's samples in node `i`'s announcer `/metrics` (asked from inside its namespace).
+fn announcer_metric(lab: &Lab, i: u8, name: &'static str) -> Result<f64> {
+    let text = in_ns(&lab.node_ns(i), || {
+        ferrolb_lab::probe::http_get("http://127.0.0.1:9090/metrics", Duration::from_secs(2))
+    })??;
+    Ok(text
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum())
+}
+
+fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
+    Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, plural))
+}
+
+async fn create_pool_and_policy(client: kube::Client) -> Result<()> {
+    let pool: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
+        "metadata": {"name": "bench"},
+        "spec": {"blocks": [{"start": POOL_START, "stop": POOL_STOP}]},
+    }))?;
+    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
+        .create(&PostParams::default(), &pool)
+        .await
+        .context("creating the pool")?;
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {"interfaces": ["^eth0$"]},
+    }))?;
+    cr_api(client, "L2AnnouncementPolicy", "l2announcementpolicies")
+        .create(&PostParams::default(), &policy)
+        .await
+        .context("creating the policy")?;
+    Ok(())
+}
+
+/// Creates `n` IPv6-only Services, 64 in flight.
+async fn create_services(client: kube::Client, n: usize) -> Result<()> {
+    let api: Api<Service> = Api::namespaced(client, NAMESPACE);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let svc: Service = serde_json::from_value(json!({
+                    "metadata": {"name": format!("svc-{i:05}")},
+                    "spec": {
+                        "type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
+                        // 10,000 Services exceed the 2,768 NodePorts of 30000-32767.
+                        "allocateLoadBalancerNodePorts": false,
+                        "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}],
+                    },
+                }))?;
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .with_context(|| format!("creating svc-{i:05}"))?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Per-service Leases with a holder (one API listing).
+async fn held_leases(client: kube::Client) -> Result<usize> {
+    let api: Api<Lease> = Api::namespaced(client, SYSTEM_NAMESPACE);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|l| l.metadata.name.as_deref().is_some_and(|n| n.starts_with("ferrolb-l2-")))
+        .filter(|l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_some_and(|h| !h.is_empty()))
+        .count())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Mem {
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+fn mem(pid: u32) -> Result<Mem> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |k: &str| -> u64 {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Mem { rss_kib: field("VmRSS:"), hwm_kib: field("VmHWM:") })
+}
+
+/// utime + stime in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = s.rsplit_once(')').context("malformed stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15.
+    let utime: u64 = f.get(11).context("no utime")?.parse()?;
+    let stime: u64 = f.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn clock_ticks() -> f64 {
+    ferrolb_lab::run("getconf", &["CLK_TCK"]).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+#[derive(Debug, Clone)]
+struct Proc {
+    role: String,
+    pid: u32,
+    idle: Mem,
+    after: Mem,
+    cpu_percent: f64,
+}
+
+struct LabResult {
+    nodes: u8,
+    creates: Duration,
+    all_held: Duration,
+    leases_held_api: usize,
+    addresses_answered: f64,
+    procs: Vec<Proc>,
+    window: Duration,
+    load_before: String,
+    load_after: String,
+}
+
+fn run_lab(
+    args: &Args,
+    nodes: u8,
+    bin_dir: &std::path::Path,
+    lab_exe: &std::path::Path,
+) -> Result<LabResult> {
+    let load_before = loadavg();
+    let lab = Lab::new(&format!("{}{nodes}", args.prefix))?;
+    let mut opts = ClusterOptions::with_bin_dir(bin_dir);
+    opts.announcer_args = args.announcer_args.clone();
+    eprintln!("[{nodes} node(s)] starting lab {}", lab.prefix);
+    let state = cluster::up_cluster(&lab, nodes, lab_exe, &opts)?;
+    let _guard = LabGuard(lab.clone());
+    let info: ClusterInfo = state.cluster.clone().context("no cluster info")?;
+    let rt = info.runtime()?;
+    let i2 = info.clone();
+    rt.block_on(async move { create_pool_and_policy(i2.client().await?).await })??;
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mut roles: Vec<String> = (1..=nodes).map(cluster::announcer_role).collect();
+    roles.push(cluster::IPAM_ROLE.into());
+    roles.push(cluster::KUBE_SIM_ROLE.into());
+    let mut pids = Vec::new();
+    for r in &roles {
+        let pid = cluster::process_pid(&lab, r)?.with_context(|| format!("{r} does not run"))?;
+        pids.push((r.clone(), pid, mem(pid)?));
+    }
+
+    eprintln!("[{nodes} node(s)] creating {} Services", args.services);
+    let t0 = Instant::now();
+    let i2 = info.clone();
+    let n = args.services;
+    rt.block_on(async move { create_services(i2.client().await?, n).await })??;
+    let creates = t0.elapsed();
+    eprintln!("[{nodes} node(s)] creates done after {:.2} s", creates.as_secs_f64());
+    let timeout = Duration::from_secs(600);
+    let mut last_print = Instant::now();
+    let mut progress = (0.0, Instant::now());
+    let all_held = loop {
+        check_interrupted()?;
+        let mut held = 0.0;
+        let mut answered = 0.0;
+        for i in 1..=nodes {
+            held += announcer_metric(&lab, i, "ferrolb_announcer_leases_held").unwrap_or(0.0);
+            answered += announcer_metric(&lab, i, "ferrolb_announcer_addresses_answered").unwrap_or(0.0);
+        }
+        if held as usize >= args.services && answered as usize >= args.services {
+            break t0.elapsed();
+        }
+        if last_print.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "[{nodes} node(s)] {:.0} s: leases held {held}, addresses answered {answered}",
+                t0.elapsed().as_secs_f64()
+            );
+            last_print = Instant::now();
+        }
+        if held > progress.0 {
+            progress = (held, Instant::now());
+        }
+        if t0.elapsed() > timeout || progress.1.elapsed() > Duration::from_secs(60) {
+            keep_logs(&lab, nodes);
+            bail!(
+                "announcers hold {held} of {} addresses after {:.0} s, no progress for 60 s (logs kept in {})",
+                args.services,
+                t0.elapsed().as_secs_f64(),
+                logs_dir(nodes).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!("[{nodes} node(s)] all addresses held and answered after {:.2} s", all_held.as_secs_f64());
+    let i2 = info.clone();
+    let leases_held_api = rt.block_on(async move { held_leases(i2.client().await?).await })??;
+    let mut addresses_answered = 0.0;
+    for i in 1..=nodes {
+        addresses_answered += announcer_metric(&lab, i, "ferrolb_announcer_addresses_answered")?;
+    }
+    // Past the hand-over settle time, then the steady window (the bench only sleeps meanwhile).
+    std::thread::sleep(Duration::from_secs(6));
+    let ticks = clock_ticks();
+    let before: Vec<u64> = pids.iter().map(|(_, p, _)| cpu_ticks(*p)).collect::<Result<_>>()?;
+    let w0 = Instant::now();
+    while w0.elapsed() < args.window {
+        check_interrupted()?;
+        std::thread::sleep(Duration::from_millis(200).min(args.window.saturating_sub(w0.elapsed())));
+    }
+    let window = w0.elapsed();
+    let mut procs = Vec::new();
+    for ((role, pid, idle), b) in pids.iter().zip(before) {
+        let a = cpu_ticks(*pid)?;
+        procs.push(Proc {
+            role: role.clone(),
+            pid: *pid,
+            idle: *idle,
+            after: mem(*pid)?,
+            cpu_percent: (a - b) as f64 / ticks / window.as_secs_f64() * 100.0,
+        });
+    }
+    drop(rt);
+    keep_logs(&lab, nodes);
+    Ok(LabResult {
+        nodes,
+        creates,
+        all_held,
+        leases_held_api,
+        addresses_answered,
+        procs,
+        window,
+        load_before,
+        load_after: loadavg(),
+    })
+}
+
+fn logs_dir(nodes: u8) -> PathBuf {
+    std::env::temp_dir().join(format!("ferrolb-bench-footprint-{nodes}"))
+}
+
+/// Copies the lab's process logs out of the lab (they are removed with it).
+fn keep_logs(lab: &Lab, nodes: u8) {
+    let keep = logs_dir(nodes);
+    let _ = std::fs::remove_dir_all(&keep);
+    let _ = std::fs::create_dir_all(&keep);
+    if let Ok(rd) = std::fs::read_dir(lab.log_dir()) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+            }
+        }
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    if !is_root() {
+        bail!("the footprint bench builds network namespaces: run it as root");
+    }
+    let (bin_dir, lab_exe) = binaries()?;
+    ferrolb_lab::install_interrupt_handler()?;
+    eprintln!(
+        "footprint bench: {} Services, nodes {:?}, window {:?}; load {}",
+        args.services,
+        args.nodes,
+        args.window,
+        loadavg()
+    );
+    let mut results = Vec::new();
+    for &n in &args.nodes {
+        results.push(run_lab(&args, n, &bin_dir, &lab_exe)?);
+    }
+
+    println!();
+    println!(
+        "| nodes | Services | creates done | all held + answered | process | RSS before Services | VmRSS | VmHWM | idle CPU (% of a core) | load before → after |"
+    );
+    println!("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |");
+    let mut json_out = Vec::new();
+    let mut worst_rss = 0.0f64;
+    for r in &results {
+        for p in &r.procs {
+            if p.role.starts_with("announcer") {
+                worst_rss = worst_rss.max(mib(p.after.rss_kib));
+            }
+            println!(
+                "| {} | {} | {:.2} s | {:.2} s | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} % | {} → {} |",
+                r.nodes,
+                args.services,
+                r.creates.as_secs_f64(),
+                r.all_held.as_secs_f64(),
+                p.role,
+                mib(p.idle.rss_kib),
+                mib(p.after.rss_kib),
+                mib(p.after.hwm_kib),
+                p.cpu_percent,
+                r.load_before,
+                r.load_after
+            );
+        }
+        json_out.push(json!({
+            "nodes": r.nodes,
+            "services": args.services,
+            "creates_seconds": r.creates.as_secs_f64(),
+            "all_held_and_answered_seconds": r.all_held.as_secs_f64(),
+            "service_leases_held_api": r.leases_held_api,
+            "addresses_answered_metric": r.addresses_answered,
+            "window_seconds": r.window.as_secs_f64(),
+            "processes": r.procs.iter().map(|p| json!({
+                "role": p.role, "pid": p.pid,
+                "rss_before_services_kib": p.idle.rss_kib,
+                "vm_rss_kib": p.after.rss_kib, "vm_hwm_kib": p.after.hwm_kib,
+                "idle_cpu_percent_of_one_core": p.cpu_percent,
+            })).collect::<Vec<_>>(),
+            "load_before": r.load_before,
+            "load_after": r.load_after,
+        }));
+    }
+    for r in &results {
+        println!(
+            "{} node(s): per-service Leases held (API) {}, addresses answered (metrics, summed) {}",
+            r.nodes, r.leases_held_api, r.addresses_answered
+        );
+    }
+    println!(
+        "Target: announcer VmRSS ≤ {RSS_TARGET_MIB:.0} MiB: {} (largest {worst_rss:.1} MiB)",
+        if worst_rss <= RSS_TARGET_MIB { "met" } else { "MISSED" }
+    );
+    if let Ok(path) = std::env::var("FERROLB_BENCH_JSON") {
+        let doc = json!({
+            "bench": "footprint",
+            "services": args.services,
+            "pool": format!("{POOL_START}-{POOL_STOP}"),
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "labs": json_out,
+        });
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("writing {path}"))?;
+        eprintln!("JSON written to {path}");
+    }
+    Ok(())
+}
