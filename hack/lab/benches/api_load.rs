@@ -52,16 +52,21 @@ fn parse_list(v: &str) -> Result<Vec<usize>> {
 }
 
 fn parse_args() -> Result<Args> {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not: then the bench runs
+    // at smoke size (same code, small numbers) unless the environment says otherwise.
+    let full = std::env::args().any(|a| a == "--bench");
     let mut a = Args {
         services: match std::env::var("FERROLB_BENCH_SERVICES") {
             Ok(v) => parse_list(&v)?,
-            Err(_) => vec![100, 1000],
+            Err(_) if full => vec![100, 1000],
+            Err(_) => vec![10, 30],
         },
         window: match std::env::var("FERROLB_BENCH_WINDOW") {
             Ok(v) => humantime::parse_duration(&v).context("FERROLB_BENCH_WINDOW")?,
-            Err(_) => Duration::from_secs(60),
+            Err(_) if full => Duration::from_secs(60),
+            Err(_) => Duration::from_secs(5),
         },
-        nodes: 5,
+        nodes: if full { 5 } else { 3 },
         announcer_args: Vec::new(),
         prefix: format!("flbb{}a", std::process::id()),
     };

@@ -119,11 +119,19 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not: then the bench runs
+    // at smoke size (same code, small numbers) unless the environment says otherwise.
+    let full = std::env::args().any(|a| a == "--bench");
     let mut a = Args {
-        runs: std::env::var("FERROLB_BENCH_RUNS").ok().map(|v| v.parse()).transpose()?.unwrap_or(20),
+        runs: std::env::var("FERROLB_BENCH_RUNS").ok().map(|v| v.parse()).transpose()?.unwrap_or(if full {
+            20
+        } else {
+            1
+        }),
         scenarios: match std::env::var("FERROLB_BENCH_SCENARIOS") {
             Ok(v) => v.split(',').map(Scenario::parse).collect::<Result<_>>()?,
-            Err(_) => Scenario::ALL.to_vec(),
+            Err(_) if full => Scenario::ALL.to_vec(),
+            Err(_) => vec![Scenario::parse("kill")?, Scenario::parse("term")?],
         },
         nodes: 3,
         announcer_args: Vec::new(),

@@ -55,19 +55,24 @@ fn parse_nodes(v: &str) -> Result<Vec<u8>> {
 }
 
 fn parse_args() -> Result<Args> {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not: then the bench runs
+    // at smoke size (same code, small numbers) unless the environment says otherwise.
+    let full = std::env::args().any(|a| a == "--bench");
     let mut a = Args {
         nodes: match std::env::var("FERROLB_BENCH_NODES") {
             Ok(v) => parse_nodes(&v)?,
-            Err(_) => vec![1, 3],
+            Err(_) if full => vec![1, 3],
+            Err(_) => vec![1],
         },
         services: std::env::var("FERROLB_BENCH_SERVICES")
             .ok()
             .map(|v| v.parse())
             .transpose()?
-            .unwrap_or(10_000),
+            .unwrap_or(if full { 10_000 } else { 200 }),
         window: match std::env::var("FERROLB_BENCH_WINDOW") {
             Ok(v) => humantime::parse_duration(&v).context("FERROLB_BENCH_WINDOW")?,
-            Err(_) => Duration::from_secs(30),
+            Err(_) if full => Duration::from_secs(30),
+            Err(_) => Duration::from_secs(5),
         },
         announcer_args: Vec::new(),
         prefix: format!("flbb{}f", std::process::id()),
