@@ -69,6 +69,17 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    // Histogram samples wait in the recorder until upkeep folds them into their buckets; with
+    // the exporter's own listener off, nobody else runs it, and an unscraped process would keep
+    // every sample (the peer heartbeat RTT alone records ten per second per peer).
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let app = router(AppState { metrics: handle, readiness });
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
     let task = tokio::spawn(async move { axum::serve(listener, app).await.map_err(Error::Serve) });

@@ -42,7 +42,7 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
@@ -71,6 +71,9 @@ const ADDRESS_LEASE_PREFIX: &str = "ferrolb-l2-";
 
 /// How long a 409 on one Lease blocks rewriting it, unless the watch shows a newer version sooner.
 const CONFLICT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Lease writes decided and not yet answered, at most.
+const MAX_PENDING_WRITES: usize = 1024;
 
 /// Events queued for publishing at most.
 const EVENT_QUEUE: usize = 1024;
@@ -213,6 +216,12 @@ fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> St
                     book.forget(lease.metadata.name.as_deref().unwrap_or_default());
                     true
                 }
+                // Other Leases of the namespace (the IPAM controller's, anyone's) decide nothing.
+                Ok(
+                    watcher::Event::Apply(lease)
+                    | watcher::Event::InitApply(lease)
+                    | watcher::Event::Delete(lease),
+                ) if !is_address_lease(lease) => false,
                 Ok(_) => true,
             };
             if wake {
@@ -221,6 +230,10 @@ fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> St
         }
     });
     reader
+}
+
+fn is_address_lease(lease: &Lease) -> bool {
+    lease.metadata.name.as_deref().is_some_and(|n| n.starts_with(ADDRESS_LEASE_PREFIX))
 }
 
 fn is_heartbeat(lease: &Lease) -> bool {
@@ -402,16 +415,18 @@ pub async fn run(
     }
 
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.node.clone()) };
-    let recorder = Recorder::new(client.clone(), reporter);
     let (events_tx, mut events_rx) = mpsc::channel::<(Event, ObjectReference)>(EVENT_QUEUE);
     // Events go out a few at a time from one task, so a takeover of thousands of addresses costs a
-    // bounded amount of memory and API concurrency.
+    // bounded amount of memory and API concurrency. They are created directly rather than through
+    // kube's Recorder, whose series cache keeps every Event for minutes (most of the announcer's
+    // heap after a takeover of thousands of addresses); the loop already limits repeats.
+    let events_client = client.clone();
     tokio::spawn(async move {
-        let recorder = &recorder;
+        let (client, reporter) = (&events_client, &reporter);
         let queued = futures::stream::poll_fn(move |cx| events_rx.poll_recv(cx));
         queued
             .for_each_concurrent(EVENT_CONCURRENCY, |(event, reference)| async move {
-                if let Err(error) = recorder.publish(&event, &reference).await {
+                if let Err(error) = publish_event(client, reporter, &event, &reference).await {
                     tracing::debug!(%error, "publishing an Event failed");
                 }
             })
@@ -460,7 +475,7 @@ pub async fn run(
         // Nothing scheduled: a periodic round anyway, as a safety net against a missed wake-up.
         let sleep_until = wake.unwrap_or_else(|| Instant::now() + IDLE_ROUND);
         tokio::select! {
-            () = notify.notified() => {}
+            () = notify.notified() => tracing::trace!("round: watch event"),
             Some(event) = link_rx.recv() => {
                 match event {
                     LinkEvent::Changed(link) => { me.links.insert(link.index, link); }
@@ -488,7 +503,7 @@ pub async fn run(
                     tracing::error!("the heartbeat elector stopped");
                 }
             }
-            () = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until)) => {}
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until)) => tracing::trace!("round: timer"),
             () = shutdown.cancelled(), if !me.shutting_down => {
                 tracing::info!("shutting down: handing over every address");
                 me.shutting_down = true;
@@ -850,10 +865,10 @@ impl Announcer {
         if self.in_flight.contains(&name) {
             return None;
         }
-        // At most `write_concurrency` writes exist at once (not merely run at once): the rest are
-        // decided again when one finishes, so thousands of pending writes never pile up in memory
-        // and each goes out with the freshest decision.
-        if self.in_flight.len() >= self.settings.write_concurrency {
+        // At most MAX_PENDING_WRITES writes exist at once (`write_concurrency` of them running):
+        // the rest are decided again in a later round, so tens of thousands of pending writes never
+        // pile up in memory, and each goes out with the freshest decision.
+        if self.in_flight.len() >= MAX_PENDING_WRITES {
             return None;
         }
         let current_rv = leases.get(&name).and_then(|r| r.resource_version.clone());
@@ -929,7 +944,7 @@ impl Announcer {
             .collect();
         let reporter = self.is_reporter(nodes);
         for (name, record) in leases {
-            if self.in_flight.len() >= self.settings.write_concurrency {
+            if self.in_flight.len() >= MAX_PENDING_WRITES {
                 break;
             }
             if wanted.contains(name) || self.in_flight.contains(name) {
@@ -1169,6 +1184,40 @@ impl Announcer {
             let _ = tx.send(result).await;
         });
     }
+}
+
+/// Creates one `events.k8s.io/v1` Event about `reference`.
+async fn publish_event(
+    client: &Client,
+    reporter: &Reporter,
+    event: &Event,
+    reference: &ObjectReference,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let namespace = reference.namespace.clone().unwrap_or_else(|| "default".into());
+    let object = K8sEvent {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", reference.name.as_deref().unwrap_or("ferrolb"))),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(Timestamp::now())),
+        action: Some(event.action.clone()),
+        reason: Some(event.reason.clone()),
+        note: event.note.clone(),
+        type_: Some(match event.type_ {
+            EventType::Normal => "Normal".into(),
+            EventType::Warning => "Warning".into(),
+        }),
+        regarding: Some(reference.clone()),
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: reporter.instance.clone(),
+        ..Default::default()
+    };
+    let api: Api<K8sEvent> = Api::namespaced(client.clone(), &namespace);
+    metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "create").increment(1);
+    api.create(&PostParams::default(), &object).await.map(|_| ())
 }
 
 /// The Lease object to write: the current one (keeping fields others own) with our record, labels

@@ -145,6 +145,8 @@ impl Drop for Attached {
 struct State {
     links: HashMap<u32, Attached>,
     bursts: HashMap<(u32, IpAddr), Announcement>,
+    /// Size of `bursts` at which finished bursts are swept out.
+    sweep_at: usize,
 }
 
 /// Answers ARP and NDP for held addresses on attached interfaces. Cheap to clone (shared state).
@@ -239,6 +241,12 @@ impl Responder {
             let burst =
                 Announcement::start(a.socket.clone(), a.mac, ip, &self.schedule, self.counters.clone());
             state.bursts.insert((ifindex, ip), burst);
+        }
+        // A finished burst's task stays allocated while its handle is kept: forget them now and
+        // then (amortised: when the map has doubled since the last sweep).
+        if state.bursts.len() >= state.sweep_at {
+            state.bursts.retain(|_, b| !b.is_finished());
+            state.sweep_at = (state.bursts.len() * 2).max(64);
         }
         new
     }
