@@ -27,13 +27,14 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{LabGuard, binaries, check_interrupted, cr_api, is_root, loadavg};
 
 const NAMESPACE: &str = "default";
 const LEASE_VERBS: [&str; 3] = ["create", "update", "patch"];
@@ -100,57 +101,6 @@ fn parse_args() -> Result<Args> {
         bail!("the lab's IPv6 VIP range holds 4096 addresses");
     }
     Ok(a)
-}
-
-fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
-
-fn binaries() -> Result<(PathBuf, PathBuf)> {
-    let dir = cluster::default_bin_dir()?;
-    let build = "cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab";
-    for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB] {
-        if cluster::find_binary(&dir, b).is_err() {
-            bail!("missing {} in {}: build the lab's binaries first with `{build}`", b.name, dir.display());
-        }
-    }
-    Ok((dir.clone(), dir.join(cluster::LAB.name)))
-}
-
-/// Removes the lab when dropped (also on errors and panics).
-struct LabGuard(Lab);
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        INTERRUPTED.store(false, Ordering::SeqCst);
-        if let Err(e) = ferrolb_lab::down(&self.0) {
-            eprintln!("api_load bench: removing lab {} failed: {e:#}", self.0.prefix);
-        }
-    }
-}
-
-/// Effective UID 0 (from /proc/self/status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
-    Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, plural))
 }
 
 async fn create_pool_and_policy(client: kube::Client) -> Result<()> {

@@ -33,13 +33,15 @@ use ferrolb_lab::{INTERRUPTED, Lab};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{LabGuard, binaries, check_interrupted, cr_api, is_root, loadavg};
 
 const FAST_HEARTBEAT: [&str; 3] =
     ["--heartbeat-lease-duration=1s", "--heartbeat-renew-deadline=700ms", "--heartbeat-retry-period=250ms"];
@@ -214,42 +216,6 @@ fn wait_all_ready(lab: &Lab, nodes: u8, timeout: Duration) -> Result<Duration> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
-
-fn binaries() -> Result<(PathBuf, PathBuf)> {
-    let dir = cluster::default_bin_dir()?;
-    let build = "cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab";
-    for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB] {
-        if cluster::find_binary(&dir, b).is_err() {
-            bail!("missing {} in {}: build the lab's binaries first with `{build}`", b.name, dir.display());
-        }
-    }
-    Ok((dir.clone(), dir.join(cluster::LAB.name)))
-}
-
-/// Removes the lab when dropped (also on errors and panics).
-struct LabGuard(Lab);
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        // A Ctrl-C must not stop the cleanup.
-        INTERRUPTED.store(false, Ordering::SeqCst);
-        if let Err(e) = ferrolb_lab::down(&self.0) {
-            eprintln!("failover bench: removing lab {} failed: {e:#}", self.0.prefix);
-        }
-    }
-}
-
-fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
-    Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, plural))
 }
 
 /// Pool `bench` (198.51.100.128/25), policy `bench` (`^eth0$`), Service default/web; returns its VIP.
@@ -629,22 +595,6 @@ fn measure(run: usize, old: &str, fault_ms: f64, r: &ProbeReport, moved: Option<
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "-".into())
-}
-
-/// Effective UID 0 (from /proc/self/status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// Nearest-rank percentile of sorted values.
