@@ -471,6 +471,7 @@ pub async fn run(
     let mut wake: Option<Instant> = None;
     let mut shutdown_deadline: Option<Instant> = None;
     let mut next_round_at: Option<Instant> = None;
+    let mut elector_gone = false;
     loop {
         // Nothing scheduled: a periodic round anyway, as a safety net against a missed wake-up.
         let sleep_until = wake.unwrap_or_else(|| Instant::now() + IDLE_ROUND);
@@ -498,9 +499,12 @@ pub async fn run(
                     me.driver.agent_programmed(report.ip, &report.interface);
                 }
             }
-            changed = leader_rx.changed() => {
+            changed = leader_rx.changed(), if !elector_gone => {
                 if changed.is_err() {
+                    // Only at shutdown; without this guard the closed channel would wake the
+                    // loop at once, forever.
                     tracing::error!("the heartbeat elector stopped");
+                    elector_gone = true;
                 }
             }
             () = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until)) => tracing::trace!("round: timer"),
