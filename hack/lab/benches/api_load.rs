@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{LabGuard, binaries, check_interrupted, cr_api, is_root, loadavg};
+use common::{LabGuard, binaries, check_interrupted, cr_api, full_run, is_root, loadavg, options};
 
 const NAMESPACE: &str = "default";
 const LEASE_VERBS: [&str; 3] = ["create", "update", "patch"];
@@ -53,9 +53,7 @@ fn parse_list(v: &str) -> Result<Vec<usize>> {
 }
 
 fn parse_args() -> Result<Args> {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not: then the bench runs
-    // at smoke size (same code, small numbers) unless the environment says otherwise.
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let mut a = Args {
         services: match std::env::var("FERROLB_BENCH_SERVICES") {
             Ok(v) => parse_list(&v)?,
@@ -71,27 +69,14 @@ fn parse_args() -> Result<Args> {
         announcer_args: Vec::new(),
         prefix: format!("flbb{}a", std::process::id()),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{name} needs a value")),
-            }
-        };
-        match key.as_str() {
-            "--services" => a.services = parse_list(&value("--services")?)?,
-            "--window" => a.window = humantime::parse_duration(&value("--window")?).context("--window")?,
-            "--nodes" => a.nodes = value("--nodes")?.parse().context("--nodes")?,
-            "--announcer-arg" => a.announcer_args.push(value("--announcer-arg")?),
-            "--prefix" => a.prefix = value("--prefix")?,
-            "--bench" => {}
-            other if other.starts_with("--") => bail!("unknown option {other}"),
-            _ => {}
+    for (name, value) in options()? {
+        match name.as_str() {
+            "--services" => a.services = parse_list(&value)?,
+            "--window" => a.window = humantime::parse_duration(&value).context("--window")?,
+            "--nodes" => a.nodes = value.parse().context("--nodes")?,
+            "--announcer-arg" => a.announcer_args.push(value),
+            "--prefix" => a.prefix = value,
+            other => bail!("unknown option {other}"),
         }
     }
     if a.services.is_empty() || a.services.windows(2).any(|w| w[0] >= w[1]) {

@@ -41,7 +41,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{LabGuard, binaries, check_interrupted, cr_api, is_root, loadavg};
+use common::{LabGuard, binaries, check_interrupted, cr_api, full_run, is_root, loadavg, options};
 
 const FAST_HEARTBEAT: [&str; 3] =
     ["--heartbeat-lease-duration=1s", "--heartbeat-renew-deadline=700ms", "--heartbeat-retry-period=250ms"];
@@ -121,9 +121,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not: then the bench runs
-    // at smoke size (same code, small numbers) unless the environment says otherwise.
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let mut a = Args {
         runs: std::env::var("FERROLB_BENCH_RUNS").ok().map(|v| v.parse()).transpose()?.unwrap_or(if full {
             20
@@ -139,30 +137,16 @@ fn parse_args() -> Result<Args> {
         announcer_args: Vec::new(),
         prefix: format!("flbb{}", std::process::id()),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{name} needs a value")),
-            }
-        };
-        match key.as_str() {
-            "--runs" => a.runs = value("--runs")?.parse().context("--runs")?,
+    for (name, value) in options()? {
+        match name.as_str() {
+            "--runs" => a.runs = value.parse().context("--runs")?,
             "--scenario" | "--scenarios" => {
-                a.scenarios = value("--scenario")?.split(',').map(Scenario::parse).collect::<Result<_>>()?
+                a.scenarios = value.split(',').map(Scenario::parse).collect::<Result<_>>()?
             }
-            "--nodes" => a.nodes = value("--nodes")?.parse().context("--nodes")?,
-            "--announcer-arg" => a.announcer_args.push(value("--announcer-arg")?),
-            "--prefix" => a.prefix = value("--prefix")?,
-            // `cargo bench` passes `--bench`; a filter word may follow it.
-            "--bench" => {}
-            other if other.starts_with("--") => bail!("unknown option {other}"),
-            _ => {}
+            "--nodes" => a.nodes = value.parse().context("--nodes")?,
+            "--announcer-arg" => a.announcer_args.push(value),
+            "--prefix" => a.prefix = value,
+            other => bail!("unknown option {other}"),
         }
     }
     if a.runs == 0 {

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{LabGuard, binaries, check_interrupted, cr_api, is_root, loadavg};
+use common::{LabGuard, binaries, check_interrupted, cr_api, full_run, is_root, loadavg, options};
 
 const NAMESPACE: &str = "default";
 /// 2001:db8:1::/112 without its first address: `2001:db8:1::` gives the Lease name
@@ -56,9 +56,7 @@ fn parse_nodes(v: &str) -> Result<Vec<u8>> {
 }
 
 fn parse_args() -> Result<Args> {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not: then the bench runs
-    // at smoke size (same code, small numbers) unless the environment says otherwise.
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let mut a = Args {
         nodes: match std::env::var("FERROLB_BENCH_NODES") {
             Ok(v) => parse_nodes(&v)?,
@@ -78,27 +76,14 @@ fn parse_args() -> Result<Args> {
         announcer_args: Vec::new(),
         prefix: format!("flbb{}f", std::process::id()),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{name} needs a value")),
-            }
-        };
-        match key.as_str() {
-            "--nodes" => a.nodes = parse_nodes(&value("--nodes")?)?,
-            "--services" => a.services = value("--services")?.parse().context("--services")?,
-            "--window" => a.window = humantime::parse_duration(&value("--window")?).context("--window")?,
-            "--announcer-arg" => a.announcer_args.push(value("--announcer-arg")?),
-            "--prefix" => a.prefix = value("--prefix")?,
-            "--bench" => {}
-            other if other.starts_with("--") => bail!("unknown option {other}"),
-            _ => {}
+    for (name, value) in options()? {
+        match name.as_str() {
+            "--nodes" => a.nodes = parse_nodes(&value)?,
+            "--services" => a.services = value.parse().context("--services")?,
+            "--window" => a.window = humantime::parse_duration(&value).context("--window")?,
+            "--announcer-arg" => a.announcer_args.push(value),
+            "--prefix" => a.prefix = value,
+            other => bail!("unknown option {other}"),
         }
     }
     if a.nodes.is_empty() || a.nodes.iter().any(|n| !(1..=ferrolb_lab::MAX_NODES).contains(n)) {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ferrolb_lab::{INTERRUPTED, Lab, cluster};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 
@@ -56,4 +56,30 @@ pub fn loadavg() -> String {
 pub fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
     Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, plural))
+}
+
+/// Whether `cargo bench` runs this bench (it passes `--bench`); under `cargo test --all-targets` (CI)
+/// the benches run at smoke size (same code, small numbers) unless the environment says otherwise.
+pub fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The command line's options as (name, value) pairs, from `--name value` or `--name=value` (every
+/// bench option takes a value); `--bench` and bare words (cargo's filter) are skipped.
+pub fn options() -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        if arg == "--bench" || !arg.starts_with("--") {
+            continue;
+        }
+        out.push(match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => {
+                let value = it.next().with_context(|| format!("{arg} needs a value"))?;
+                (arg, value)
+            }
+        });
+    }
+    Ok(out)
 }
