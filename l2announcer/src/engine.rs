@@ -69,7 +69,10 @@ pub struct View<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseWrite {
     pub key: AddressKey,
-    pub object: LeaseObject,
+    /// The Lease's name.
+    pub name: String,
+    /// The record to write (its `resource_version`: the version this write replaces).
+    pub record: LeaseRecord,
     /// Create (the Lease does not exist) rather than compare-and-swap update.
     pub create: bool,
     /// After a successful takeover from a live node: tell it (peer takeover notice).
@@ -79,6 +82,14 @@ pub struct LeaseWrite {
     /// For an acquisition of a Lease another node held: since when this node saw it free (its
     /// holder gone or released), for the failover duration.
     pub free_since: Option<Instant>,
+}
+
+impl LeaseWrite {
+    /// The Lease as plain data. Built only for writes that go out: a round over thousands of
+    /// addresses may decide thousands of writes of which a bounded number start.
+    pub fn object(&self) -> LeaseObject {
+        lease_object(&self.key, self.record.clone())
+    }
 }
 
 /// What this node knows about one announced address, for the gRPC table and Events.
@@ -277,7 +288,8 @@ impl Engine {
                     Decision::Hold => answering = true,
                     Decision::Acquire { record, create, replacing } => plan.writes.push(LeaseWrite {
                         key: ann.key.clone(),
-                        object: lease_object(&ann.key, record),
+                        name: lease_names[i].clone(),
+                        record,
                         create,
                         notify: replacing,
                         handover: false,
@@ -285,7 +297,8 @@ impl Engine {
                     }),
                     Decision::HandOver { record, .. } => plan.writes.push(LeaseWrite {
                         key: ann.key.clone(),
-                        object: lease_object(&ann.key, record),
+                        name: lease_names[i].clone(),
+                        record,
                         create: false,
                         notify: None,
                         handover: true,
@@ -445,9 +458,9 @@ mod tests {
         fn commit(&mut self, plan: &Plan, rv: &mut u64) {
             for w in &plan.writes {
                 *rv += 1;
-                let mut record = w.object.record.clone();
+                let mut record = w.record.clone();
                 record.resource_version = Some(rv.to_string());
-                self.leases.insert(w.object.name.clone(), record);
+                self.leases.insert(w.name.clone(), record);
             }
         }
     }
@@ -531,7 +544,7 @@ mod tests {
         let plan = engines.get_mut(&other).unwrap().decide(&world.view(), dead, wall());
         assert_eq!(plan.writes.len(), 1);
         let w = &plan.writes[0];
-        assert_eq!(w.object.record.holder(), Some(other.as_str()));
+        assert_eq!(w.record.holder(), Some(other.as_str()));
         assert_eq!(w.notify.as_deref(), Some(holder.as_str()), "the old holder is told");
         assert!(!w.create);
     }
@@ -575,7 +588,7 @@ mod tests {
         assert!(plan.answer.is_empty(), "stops answering before the write");
         assert_eq!(plan.writes.len(), 1);
         assert!(plan.writes[0].handover);
-        assert_eq!(plan.writes[0].object.record.holder(), Some(other.as_str()));
+        assert_eq!(plan.writes[0].record.holder(), Some(other.as_str()));
         let after = converge(&mut world, &mut engines, t0);
         assert_eq!(after.values().next(), Some(&other));
     }

@@ -104,52 +104,57 @@ pub fn internal_ips(node: &Node) -> Vec<IpAddr> {
     ips
 }
 
-/// Adds one EndpointSlice's endpoints to `out` (Service -> node -> endpoints there).
-pub fn add_endpoints(
-    slice: &EndpointSlice,
-    out: &mut BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
-) {
-    let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get(SLICE_SERVICE_LABEL)) else {
-        return;
-    };
-    let key = ServiceKey::new(slice.metadata.namespace.clone().unwrap_or_default(), service.clone());
+/// What the announcer keeps of one EndpointSlice: its Service and, per node, whether that node has
+/// ready and serving endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceEndpoints {
+    pub service: ServiceKey,
+    pub nodes: Vec<(String, LocalEndpoints)>,
+}
+
+/// The endpoints per node of one EndpointSlice (`None`: the slice names no Service).
+pub fn slice_endpoints(slice: &EndpointSlice) -> Option<SliceEndpoints> {
+    let service = slice.metadata.labels.as_ref()?.get(SLICE_SERVICE_LABEL)?;
+    let mut nodes: BTreeMap<&str, LocalEndpoints> = BTreeMap::new();
     for ep in &slice.endpoints {
         let Some(node) = &ep.node_name else { continue };
         let c = ep.conditions.as_ref();
         // Per the API: a nil `ready` means ready, a nil `serving` follows `ready`.
         let ready = c.and_then(|c| c.ready).unwrap_or(true);
         let serving = c.and_then(|c| c.serving).unwrap_or(ready);
-        let entry = out.entry(key.clone()).or_default().entry(node.clone()).or_default();
+        let entry = nodes.entry(node).or_default();
         entry.ready |= ready;
         entry.serving |= serving;
     }
+    Some(SliceEndpoints {
+        service: ServiceKey::new(slice.metadata.namespace.clone().unwrap_or_default(), service.clone()),
+        nodes: nodes.into_iter().map(|(n, e)| (n.to_owned(), e)).collect(),
+    })
 }
 
-/// Keeps only what [`service_input`] and Events read: name, namespace, uid, labels, the
-/// allocated-from-pool annotation, the spec fields of announcing, and the ingress addresses.
-pub fn strip_service(svc: &mut Service) {
-    let meta = &mut svc.metadata;
-    meta.managed_fields = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| k == annotations::ALLOCATED_FROM_POOL);
+/// Adds one slice's endpoints to `out` (Service -> node -> endpoints there).
+pub fn add_endpoints(
+    slice: &SliceEndpoints,
+    out: &mut BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
+) {
+    let per_node = out.entry(slice.service.clone()).or_default();
+    for (node, eps) in &slice.nodes {
+        let entry = per_node.entry(node.clone()).or_default();
+        entry.ready |= eps.ready;
+        entry.serving |= eps.serving;
     }
-    if let Some(spec) = svc.spec.take() {
-        svc.spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
-            type_: spec.type_,
-            external_ips: spec.external_ips,
-            load_balancer_class: spec.load_balancer_class,
-            external_traffic_policy: spec.external_traffic_policy,
-            ..Default::default()
-        });
-    }
-    if let Some(status) = svc.status.as_mut() {
-        status.conditions = None;
-        for ingress in status.load_balancer.iter_mut().flat_map(|lb| lb.ingress.iter_mut().flatten()) {
-            ingress.ports = None;
-        }
-    }
+}
+
+/// What the announcer keeps of a Service: its inputs, and its uid for Events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub input: ServiceInput,
+    pub uid: Option<String>,
+}
+
+/// The cache's projection of a Service (`None` for Services that cannot have announced addresses).
+pub fn service_entry(svc: &Service) -> Option<ServiceEntry> {
+    Some(ServiceEntry { input: service_input(svc)?, uid: svc.metadata.uid.clone() })
 }
 
 /// Keeps name, labels, InternalIP addresses and the NetworkUnavailable condition (real Nodes carry
@@ -166,21 +171,6 @@ pub fn strip_node(node: &mut Node) {
                 .map(|c| c.into_iter().filter(|c| c.type_ == "NetworkUnavailable").collect()),
             ..Default::default()
         });
-    }
-}
-
-/// Keeps the Service label and, per endpoint, its node and conditions.
-pub fn strip_slice(slice: &mut EndpointSlice) {
-    slice.metadata.managed_fields = None;
-    slice.metadata.annotations = None;
-    slice.ports = None;
-    for ep in &mut slice.endpoints {
-        ep.addresses.clear();
-        ep.target_ref = None;
-        ep.hints = None;
-        ep.hostname = None;
-        ep.zone = None;
-        ep.deprecated_topology = None;
     }
 }
 
@@ -231,37 +221,6 @@ mod tests {
     }
 
     #[test]
-    fn stripping_keeps_what_is_read() {
-        let mut svc = Service {
-            metadata: meta("default", "web"),
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                external_traffic_policy: Some("Local".into()),
-                selector: Some(BTreeMap::from([("app".into(), "web".into())])),
-                ..Default::default()
-            }),
-            status: Some(ServiceStatus {
-                load_balancer: Some(LoadBalancerStatus {
-                    ingress: Some(vec![LoadBalancerIngress {
-                        ip: Some("198.51.100.128".into()),
-                        ..Default::default()
-                    }]),
-                }),
-                ..Default::default()
-            }),
-        };
-        svc.metadata.annotations = Some(BTreeMap::from([
-            (annotations::ALLOCATED_FROM_POOL.into(), "a".into()),
-            ("kubectl.kubernetes.io/last-applied-configuration".into(), "{...}".into()),
-        ]));
-        let before = service_input(&svc);
-        strip_service(&mut svc);
-        assert_eq!(service_input(&svc), before);
-        assert!(svc.spec.as_ref().unwrap().selector.is_none());
-        assert_eq!(svc.metadata.annotations.as_ref().unwrap().len(), 1);
-    }
-
-    #[test]
     fn nodes_and_endpoints() {
         let node = Node {
             metadata: meta("", "node1"),
@@ -308,18 +267,23 @@ mod tests {
             ],
             ports: None,
         };
-        let mut out = BTreeMap::new();
-        add_endpoints(&slice, &mut out);
-        assert!(out.is_empty(), "a slice without the service label belongs to nobody");
+        assert!(slice_endpoints(&slice).is_none(), "a slice without the service label belongs to nobody");
         slice.metadata.labels = Some(BTreeMap::from([(SLICE_SERVICE_LABEL.into(), "web".into())]));
-        add_endpoints(&slice, &mut out);
-        let mut stripped = slice.clone();
-        strip_slice(&mut stripped);
-        let mut again = BTreeMap::new();
-        add_endpoints(&stripped, &mut again);
-        assert_eq!(again, out);
+        let projected = slice_endpoints(&slice).unwrap();
+        assert_eq!(projected.service, ServiceKey::new("default", "web"));
+        assert_eq!(projected.nodes[0], ("node1".into(), LocalEndpoints { ready: false, serving: true }));
+        let mut out = BTreeMap::new();
+        add_endpoints(&projected, &mut out);
+        // A second slice of the same Service adds to the first.
+        let mut other = slice.clone();
+        other.endpoints = vec![Endpoint {
+            addresses: vec!["10.0.0.3".into()],
+            node_name: Some("node1".into()),
+            ..Default::default()
+        }];
+        add_endpoints(&slice_endpoints(&other).unwrap(), &mut out);
         let eps = &out[&ServiceKey::new("default", "web")];
-        assert_eq!(eps["node1"], LocalEndpoints { ready: false, serving: true });
+        assert_eq!(eps["node1"], LocalEndpoints { ready: true, serving: true });
         assert_eq!(eps["node2"], LocalEndpoints { ready: true, serving: true });
     }
 }

@@ -19,6 +19,7 @@
 //!   its successor (stopping to answer just before each write), waits until none names it (bounded by
 //!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
 
+pub mod cache;
 pub mod convert;
 pub mod datapath;
 
@@ -38,12 +39,11 @@ use ferrolb_runtime::lease::{LeaderElector, apply_record, record_of};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -55,9 +55,11 @@ use crate::engine::{Engine, EngineConfig, LeaseWrite, Plan, View};
 use crate::lease_state::LeaseObject;
 use crate::liveness::{PeerLiveness, SelfLiveness, api_peer_ready};
 use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
-use crate::policy::{AddressKey, Policies, ServiceKey};
+use crate::policy::{AddressKey, Policies, ServiceInput, ServiceKey};
 use crate::report::Report;
 
+use cache::{ObjectName, Projected, Snapshot};
+use convert::{ServiceEntry, SliceEndpoints};
 pub use datapath::Mode;
 
 /// The field manager / Event reporter of the announcer.
@@ -121,14 +123,16 @@ pub enum Error {
     Grpc(#[from] ferrolb_proto::server::ServeError),
 }
 
-/// The watch caches.
+/// The watch caches. Services, EndpointSlices and per-address Leases number in the thousands: of
+/// those only projections are kept (see [`cache`]); Nodes, policies and pools are few and kept whole.
 struct Stores {
     nodes: Store<Node>,
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
+    services: Projected<ServiceEntry>,
+    slices: Projected<SliceEndpoints>,
     policies: Store<L2AnnouncementPolicy>,
     pools: Store<LoadBalancerIPPool>,
-    leases: Store<Lease>,
+    /// The per-address Leases' records (node heartbeat Leases go to the [`HeartbeatBook`]).
+    leases: Projected<LeaseRecord>,
 }
 
 /// Starts a reflector; `strip` drops what the announcer never reads before an object is cached (the
@@ -192,44 +196,21 @@ impl HeartbeatBook {
     }
 }
 
-fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> Store<Lease> {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|l: &mut Lease| l.metadata.managed_fields = None)
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            let now = Instant::now();
-            let wake = match &event {
-                Err(error) => {
-                    tracing::warn!(what = "leases", %error, "watch failed; retrying");
-                    true
-                }
-                Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease))
-                    if is_heartbeat(lease) =>
-                {
-                    book.note(lease, now)
-                }
-                Ok(watcher::Event::Delete(lease)) if is_heartbeat(lease) => {
-                    book.forget(lease.metadata.name.as_deref().unwrap_or_default());
-                    true
-                }
-                // Other Leases of the namespace (the IPAM controller's, anyone's) decide nothing.
-                Ok(
-                    watcher::Event::Apply(lease)
-                    | watcher::Event::InitApply(lease)
-                    | watcher::Event::Delete(lease),
-                ) if !is_address_lease(lease) => false,
-                Ok(_) => true,
-            };
-            if wake {
-                notify.notify_one();
-            }
+fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> Projected<LeaseRecord> {
+    let project = |lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
+    let observe = move |event: &watcher::Event<Lease>| match event {
+        watcher::Event::Apply(lease) | watcher::Event::InitApply(lease) if is_heartbeat(lease) => {
+            book.note(lease, Instant::now())
         }
-    });
-    reader
+        watcher::Event::Delete(lease) if is_heartbeat(lease) => {
+            book.forget(lease.metadata.name.as_deref().unwrap_or_default());
+            true
+        }
+        // Address Leases wake the loop when their record changes (the cache tells); other Leases of
+        // the namespace (the IPAM controller's, anyone's) decide nothing.
+        _ => false,
+    };
+    Projected::spawn(api, "leases", notify, project, observe)
 }
 
 fn is_address_lease(lease: &Lease) -> bool {
@@ -244,8 +225,20 @@ impl Stores {
     fn start(client: &Client, namespace: &str, notify: &Arc<Notify>, book: &HeartbeatBook) -> Self {
         Self {
             nodes: watch(Api::all(client.clone()), notify.clone(), "nodes", convert::strip_node),
-            services: watch(Api::all(client.clone()), notify.clone(), "services", convert::strip_service),
-            slices: watch(Api::all(client.clone()), notify.clone(), "endpointslices", convert::strip_slice),
+            services: Projected::spawn(
+                Api::all(client.clone()),
+                "services",
+                notify.clone(),
+                convert::service_entry,
+                |_| false,
+            ),
+            slices: Projected::spawn(
+                Api::all(client.clone()),
+                "endpointslices",
+                notify.clone(),
+                convert::slice_endpoints,
+                |_| false,
+            ),
             policies: watch(Api::all(client.clone()), notify.clone(), "l2announcementpolicies", |p| {
                 p.metadata.managed_fields = None
             }),
@@ -281,7 +274,7 @@ struct WriteDone {
 }
 
 enum Outcome {
-    Written(Box<Lease>),
+    Written(Box<LeaseRecord>),
     Deleted,
     Failed(kube::Error),
 }
@@ -300,8 +293,12 @@ struct Announcer {
     writes_tx: mpsc::Sender<WriteDone>,
     write_slots: Arc<Semaphore>,
     in_flight: HashSet<String>,
-    /// Our confirmed writes the watch has not shown yet: name -> (version written over, object).
-    overlay: HashMap<String, (Option<String>, Lease)>,
+    /// Our confirmed writes the watch has not shown yet: name -> (version written over, record).
+    overlay: HashMap<String, (Option<String>, LeaseRecord)>,
+    /// The caches' values as the rounds read them, copied again only after a change.
+    services: Snapshot<Vec<ServiceInput>>,
+    endpoints: Snapshot<BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>>,
+    leases: Snapshot<BTreeMap<String, LeaseRecord>>,
     /// name -> (version that conflicted, blocked until).
     blocked: HashMap<String, (Option<String>, Instant)>,
     /// Lease name -> (resourceVersion the taker wrote, received at).
@@ -450,6 +447,9 @@ pub async fn run(
         writes_tx,
         in_flight: HashSet::new(),
         overlay: HashMap::new(),
+        services: Snapshot::default(),
+        endpoints: Snapshot::default(),
+        leases: Snapshot::default(),
         blocked: HashMap::new(),
         notices: HashMap::new(),
         heartbeats: book,
@@ -570,13 +570,12 @@ pub async fn run(
 /// this node should hold is added back once it holds it.
 async fn remove_leftovers(netlink: &RtNetlink, links: &BTreeMap<u32, Link>, stores: &Stores) {
     let pools: Vec<_> = stores.pools.state().iter().map(|p| convert::pool_input(p)).collect();
-    let ingress: HashSet<IpAddr> = stores
-        .services
-        .state()
-        .iter()
-        .filter_map(|s| convert::service_input(s))
-        .flat_map(|s| s.ingress.into_iter().chain(s.external_ips))
-        .collect();
+    let ingress: HashSet<IpAddr> = stores.services.read(|e| {
+        e.entries()
+            .values()
+            .flat_map(|s| s.input.ingress.iter().chain(&s.input.external_ips).copied())
+            .collect()
+    });
     for link in links.values() {
         let Ok(addresses) = netlink.addresses(link.index).await else { continue };
         for (ip, prefix) in addresses {
@@ -627,11 +626,10 @@ impl Announcer {
             Outcome::Deleted => {
                 self.overlay.remove(&done.name);
             }
-            Outcome::Written(lease) => {
-                tracing::debug!(lease = %done.name, holder = ?lease.spec.as_ref().and_then(|s| s.holder_identity.clone()), ?elapsed, "lease written");
+            Outcome::Written(record) => {
+                tracing::debug!(lease = %done.name, holder = ?record.holder(), ?elapsed, "lease written");
                 if let Some((node, mut notice)) = done.notify {
-                    notice.lease_resource_version =
-                        lease.metadata.resource_version.clone().unwrap_or_default();
+                    notice.lease_resource_version = record.resource_version.clone().unwrap_or_default();
                     metrics::counter!("ferrolb_announcer_takeovers_total").increment(1);
                     if let Some(hub) = &self.hub {
                         hub.notify_takeover(&node, notice);
@@ -644,7 +642,7 @@ impl Announcer {
                     metrics::histogram!("ferrolb_announcer_failover_seconds")
                         .record(since.elapsed().as_secs_f64());
                 }
-                self.overlay.insert(done.name, (done.pre_rv, *lease));
+                self.overlay.insert(done.name, (done.pre_rv, *record));
             }
             Outcome::Failed(error) => {
                 let conflict = matches!(&error, kube::Error::Api(s) if s.code == 409);
@@ -669,34 +667,26 @@ impl Announcer {
     }
 
     /// The per-address Lease records: the watch cache with our confirmed writes on top.
-    fn address_leases(&mut self) -> (BTreeMap<String, LeaseRecord>, HashMap<String, Arc<Lease>>) {
-        let mut records = BTreeMap::new();
-        let mut objects = HashMap::new();
-        for lease in self.stores.leases.state() {
-            let Some(name) = lease.metadata.name.clone() else { continue };
-            if !name.starts_with(ADDRESS_LEASE_PREFIX) {
-                continue;
-            }
-            records.insert(name.clone(), record_of(&lease));
-            objects.insert(name, lease);
-        }
-        self.overlay.retain(|name, (pre_rv, written)| {
-            let cached = records.get(name).and_then(|r| r.resource_version.clone());
-            // Still ahead of the cache only while the cache shows the version we wrote over.
-            if cached == *pre_rv {
-                records.insert(name.clone(), record_of(written));
-                objects.insert(name.clone(), Arc::new(written.clone()));
-                true
-            } else {
-                false
-            }
+    fn address_leases(&mut self) -> Arc<BTreeMap<String, LeaseRecord>> {
+        let mut records = self
+            .leases
+            .get(&self.stores.leases, |e| e.iter().map(|(n, r)| (n.name.clone(), r.clone())).collect());
+        // Still ahead of the cache only while the cache shows the version we wrote over.
+        self.overlay.retain(|name, (pre_rv, _)| {
+            records.get(name).and_then(|r| r.resource_version.as_ref()) == pre_rv.as_ref()
         });
-        (records, objects)
+        if !self.overlay.is_empty() {
+            let records = Arc::make_mut(&mut records);
+            for (name, (_, written)) in &self.overlay {
+                records.insert(name.clone(), written.clone());
+            }
+        }
+        records
     }
 
     fn leases_held_by_me(&mut self) -> usize {
         let me = self.me().to_owned();
-        self.address_leases().0.values().filter(|r| r.holder() == Some(me.as_str())).count()
+        self.address_leases().values().filter(|r| r.holder() == Some(me.as_str())).count()
     }
 
     /// This node's own report.
@@ -714,16 +704,19 @@ impl Announcer {
     async fn round(&mut self, now: Instant) -> Option<Instant> {
         let me = self.me().to_owned();
         let wall = Timestamp::now();
-        let services: Vec<_> =
-            self.stores.services.state().iter().filter_map(|s| convert::service_input(s)).collect();
+        let services =
+            self.services.get(&self.stores.services, |e| e.values().map(|s| s.input.clone()).collect());
         let pools: Vec<_> = self.stores.pools.state().iter().map(|p| convert::pool_input(p)).collect();
         let policy_inputs: Vec<_> =
             self.stores.policies.state().iter().map(|p| convert::policy_input(p)).collect();
         let policies = Policies::compile(&policy_inputs);
-        let mut endpoints: BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>> = BTreeMap::new();
-        for slice in self.stores.slices.state() {
-            convert::add_endpoints(&slice, &mut endpoints);
-        }
+        let endpoints = self.endpoints.get(&self.stores.slices, |e| {
+            let mut endpoints = BTreeMap::new();
+            for slice in e.values() {
+                convert::add_endpoints(slice, &mut endpoints);
+            }
+            endpoints
+        });
         let own = self.own_report();
         let node_objects = self.stores.nodes.state();
         let mut nodes = Vec::with_capacity(node_objects.len());
@@ -773,7 +766,7 @@ impl Announcer {
             hub.set_peers(peers);
         }
 
-        let (leases, objects) = self.address_leases();
+        let leases = self.address_leases();
         // A notice applies while this node's view of the Lease is the very version the takeover
         // replaced: any other version is either the taker's write (then the Lease no longer names
         // this node) or a later one, which the notice knew nothing about.
@@ -839,7 +832,7 @@ impl Announcer {
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
         for write in &plan.writes {
-            if let Some(until) = self.start_write(write, &objects, &leases, now) {
+            if let Some(until) = self.start_write(write, &leases, now) {
                 wake = Some(wake.map_or(until, |w| w.min(until)));
             }
         }
@@ -861,11 +854,10 @@ impl Announcer {
     fn start_write(
         &mut self,
         write: &LeaseWrite,
-        objects: &HashMap<String, Arc<Lease>>,
         leases: &BTreeMap<String, LeaseRecord>,
         now: Instant,
     ) -> Option<Instant> {
-        let name = write.object.name.clone();
+        let name = write.name.clone();
         if self.in_flight.contains(&name) {
             return None;
         }
@@ -882,7 +874,7 @@ impl Announcer {
             }
             self.blocked.remove(&name);
         }
-        let lease = build_lease(&self.settings.namespace, &write.object, objects.get(&name).map(|l| &**l));
+        let object = write.object();
         let notify = write.notify.clone().map(|node| {
             (
                 node,
@@ -892,18 +884,13 @@ impl Announcer {
                     address: write.key.address,
                     new_holder: self.settings.node.clone(),
                     lease_resource_version: String::new(),
-                    replaced_resource_version: write
-                        .object
-                        .record
-                        .resource_version
-                        .clone()
-                        .unwrap_or_default(),
+                    replaced_resource_version: write.record.resource_version.clone().unwrap_or_default(),
                 },
             )
         });
         tracing::info!(
             lease = %name,
-            holder = write.object.record.holder().unwrap_or(""),
+            holder = write.record.holder().unwrap_or(""),
             handover = write.handover,
             create = write.create,
             "writing lease"
@@ -914,20 +901,22 @@ impl Announcer {
         let slots = self.write_slots.clone();
         let create = write.create;
         let handover = write.handover;
-        let pre_rv = if create { None } else { write.object.record.resource_version.clone() };
+        let pre_rv = if create { None } else { write.record.resource_version.clone() };
+        let namespace = self.settings.namespace.clone();
         let free_since = write.free_since;
         tokio::spawn(async move {
             let _permit = slots.acquire_owned().await;
             let started = Instant::now();
-            let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
             let result = if create {
                 metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "create").increment(1);
-                api.create(&pp, &lease).await
+                let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                api.create(&pp, &new_lease(&namespace, &object)).await
             } else {
-                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "update").increment(1);
-                api.replace(&name, &pp, &lease).await
+                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "patch").increment(1);
+                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                api.patch(&name, &pp, &Patch::Merge(lease_patch(&object))).await
             };
-            let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(l)));
+            let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(record_of(&l))));
             let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started, free_since }).await;
         });
         None
@@ -1078,8 +1067,8 @@ impl Announcer {
             let uid = self
                 .stores
                 .services
-                .get(&ObjectRef::new(&key.service.name).within(&key.service.namespace))
-                .and_then(|s| s.metadata.uid.clone());
+                .get(&ObjectName::new(&key.service.namespace, &key.service.name))
+                .and_then(|s| s.uid);
             let reference = ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Service".into()),
@@ -1172,7 +1161,7 @@ impl Announcer {
             return;
         }
         let name = lease_names::node_heartbeat(self.me());
-        if self.stores.leases.get(&ObjectRef::new(&name).within(&self.settings.namespace)).is_none() {
+        if self.heartbeats.get(&name).is_none() {
             return;
         }
         self.publishing = true;
@@ -1224,23 +1213,104 @@ async fn publish_event(
     api.create(&PostParams::default(), &object).await.map(|_| ())
 }
 
-/// The Lease object to write: the current one (keeping fields others own) with our record, labels
-/// and annotation, or a new one.
-fn build_lease(namespace: &str, object: &LeaseObject, current: Option<&Lease>) -> Lease {
-    let mut lease = current.cloned().unwrap_or_else(|| Lease {
+/// A new per-address Lease.
+fn new_lease(namespace: &str, object: &LeaseObject) -> Lease {
+    let mut lease = Lease {
         metadata: ObjectMeta {
             name: Some(object.name.clone()),
             namespace: Some(namespace.to_owned()),
+            labels: Some(object.labels.clone()),
+            annotations: Some(object.annotations.clone()),
             ..Default::default()
         },
         spec: None,
-    });
-    lease.metadata.managed_fields = None;
-    let labels = lease.metadata.labels.get_or_insert_with(Default::default);
-    labels.extend(object.labels.clone());
-    let annots = lease.metadata.annotations.get_or_insert_with(Default::default);
-    annots.remove(annotations::HEARTBEAT_LEASE);
-    annots.extend(object.annotations.clone());
+    };
     apply_record(&mut lease, &object.record);
+    lease.metadata.resource_version = None;
     lease
+}
+
+/// A JSON merge patch that writes `object` over the version it was decided on: the
+/// `resourceVersion` it carries makes the API server refuse it (409) if the Lease changed meanwhile,
+/// like an update, while fields others set on the Lease stay as they are (the announcer's caches
+/// keep only the election record, not the whole object an update would need).
+fn lease_patch(object: &LeaseObject) -> serde_json::Value {
+    let mut lease = Lease::default();
+    apply_record(&mut lease, &object.record);
+    let mut spec = serde_json::to_value(lease.spec.unwrap_or_default()).unwrap_or_default();
+    if let Some(spec) = spec.as_object_mut() {
+        // A merge patch removes a field only where it says null (a release clears the holder).
+        for field in ["holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime"] {
+            spec.entry(field).or_insert(serde_json::Value::Null);
+        }
+    }
+    let mut annots = serde_json::Map::new();
+    annots.insert(annotations::HEARTBEAT_LEASE.to_owned(), serde_json::Value::Null);
+    for (k, v) in &object.annotations {
+        annots.insert(k.clone(), v.clone().into());
+    }
+    serde_json::json!({
+        "metadata": {
+            "resourceVersion": object.record.resource_version,
+            "labels": object.labels,
+            "annotations": annots,
+        },
+        "spec": spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease_state::lease_object;
+
+    fn key() -> AddressKey {
+        AddressKey::new(ServiceKey::new("default", "web"), "198.51.100.130".parse().unwrap())
+    }
+
+    #[test]
+    fn a_lease_patch_is_conditioned_and_clears_what_a_release_drops() {
+        let wall = Timestamp::from_second(1_800_000_000).unwrap();
+        let held = LeaseRecord {
+            holder: Some("node-a".into()),
+            lease_duration: Some(Duration::from_secs(15)),
+            acquire_time: Some(wall),
+            renew_time: Some(wall),
+            transitions: 3,
+            resource_version: Some("41".into()),
+        };
+        let patch = lease_patch(&lease_object(&key(), held.clone()));
+        assert_eq!(patch["metadata"]["resourceVersion"], "41");
+        assert_eq!(patch["metadata"]["labels"]["ferrolb.io/service-name"], "web");
+        assert_eq!(patch["metadata"]["annotations"][annotations::HEARTBEAT_LEASE], "ferrolb-node-node-a");
+        assert_eq!(patch["spec"]["holderIdentity"], "node-a");
+        assert_eq!(patch["spec"]["leaseDurationSeconds"], 15);
+        assert_eq!(patch["spec"]["leaseTransitions"], 3);
+        // Applied to the Lease it was decided on, the patch yields the record it carries.
+        let mut lease = new_lease("ferrolb-system", &lease_object(&key(), held.clone()));
+        lease.metadata.resource_version = Some("41".into());
+        let mut value = serde_json::to_value(&lease).unwrap();
+        json_patch::merge(&mut value, &patch);
+        assert_eq!(record_of(&serde_json::from_value(value).unwrap()), held);
+
+        let released = LeaseRecord { resource_version: Some("42".into()), transitions: 3, ..Default::default() };
+        let patch = lease_patch(&lease_object(&key(), released));
+        assert!(patch["spec"]["holderIdentity"].is_null() && patch["spec"].get("holderIdentity").is_some());
+        assert!(patch["spec"]["renewTime"].is_null() && patch["spec"].get("renewTime").is_some());
+        assert!(patch["metadata"]["annotations"][annotations::HEARTBEAT_LEASE].is_null());
+        assert!(patch["metadata"]["annotations"].get(annotations::HEARTBEAT_LEASE).is_some());
+    }
+
+    #[test]
+    fn a_new_lease_carries_no_resource_version() {
+        let record = LeaseRecord {
+            holder: Some("node-a".into()),
+            resource_version: Some("7".into()),
+            ..Default::default()
+        };
+        let lease = new_lease("ferrolb-system", &lease_object(&key(), record));
+        assert_eq!(lease.metadata.resource_version, None);
+        assert_eq!(lease.metadata.namespace.as_deref(), Some("ferrolb-system"));
+        assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("node-a"));
+    }
 }
