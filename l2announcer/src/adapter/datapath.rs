@@ -117,6 +117,10 @@ impl Driver {
                 taken.push((ip, name));
             }
         }
+        if !self.bursts.is_empty() {
+            self.bursts.retain(|_, b| !b.is_finished());
+        }
+        self.responder.forget_finished();
         taken
     }
 

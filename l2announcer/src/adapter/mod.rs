@@ -1057,13 +1057,16 @@ impl Announcer {
         }
         self.why_none = why_now;
         for (key, type_, reason, note) in events {
-            let slot = (key.clone(), reason);
-            if self.last_event.get(&slot).is_some_and(|t| now < *t + self.settings.event_interval)
-                && type_ == EventType::Warning
-            {
-                continue;
+            // Warnings repeat while the cause lasts and are limited per (address, reason); the
+            // Normal Events mark changes of this node's own answering and all go out (so they need
+            // no entry here: 10,000 addresses taken over would otherwise keep 10,000 entries).
+            if type_ == EventType::Warning {
+                let slot = (key.clone(), reason);
+                if self.last_event.get(&slot).is_some_and(|t| now < *t + self.settings.event_interval) {
+                    continue;
+                }
+                self.last_event.insert(slot, now);
             }
-            self.last_event.insert(slot, now);
             let uid = self
                 .stores
                 .services
@@ -1293,7 +1296,8 @@ mod tests {
         json_patch::merge(&mut value, &patch);
         assert_eq!(record_of(&serde_json::from_value(value).unwrap()), held);
 
-        let released = LeaseRecord { resource_version: Some("42".into()), transitions: 3, ..Default::default() };
+        let released =
+            LeaseRecord { resource_version: Some("42".into()), transitions: 3, ..Default::default() };
         let patch = lease_patch(&lease_object(&key(), released));
         assert!(patch["spec"]["holderIdentity"].is_null() && patch["spec"].get("holderIdentity").is_some());
         assert!(patch["spec"]["renewTime"].is_null() && patch["spec"].get("renewTime").is_some());

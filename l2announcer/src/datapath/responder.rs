@@ -251,6 +251,19 @@ impl Responder {
         new
     }
 
+    /// Forgets the announcements that are over (their tasks stay allocated while their handles are
+    /// kept). After a takeover of thousands of addresses nothing else would sweep them.
+    pub fn forget_finished(&self) {
+        let mut state = self.state();
+        if !state.bursts.is_empty() {
+            state.bursts.retain(|_, b| !b.is_finished());
+            if state.bursts.capacity() > 4 * state.bursts.len().max(16) {
+                state.bursts.shrink_to_fit();
+            }
+            state.sweep_at = (state.bursts.len() * 2).max(64);
+        }
+    }
+
     /// Stops answering for `ip` on `ifindex` and cancels its announcements. Returns whether it
     /// was held.
     pub fn release(&self, ifindex: u32, ip: IpAddr) -> bool {
