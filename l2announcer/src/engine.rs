@@ -280,8 +280,11 @@ impl Engine {
                     && holders[i] == Some(me)
                     && let Some(since) = inputs.desired_ready_since
                 {
-                    // A hand-over to a returning node waits for the settle time: decide again then.
-                    wake(since + cfg.lease.handover_settle, &mut plan);
+                    // A hand-over to a returning node waits until both it has been ready and this
+                    // node has held the Lease for the settle time: decide again then (nothing else
+                    // may happen to wake the loop).
+                    let held = state.held_since().unwrap_or(now);
+                    wake(since.max(held) + cfg.lease.handover_settle, &mut plan);
                 }
                 let mut answering = false;
                 match decision {
@@ -605,6 +608,41 @@ mod tests {
         let holder = answering.values().next().unwrap();
         let holders: BTreeSet<&str> = world.leases.values().filter_map(LeaseRecord::holder).collect();
         assert_eq!(holders, BTreeSet::from([holder.as_str()]), "both Leases on one node");
+    }
+
+    #[test]
+    fn a_hand_over_waits_for_both_sides_to_settle_and_says_when() {
+        let t0 = Instant::now();
+        let settle = Duration::from_secs(5);
+        let nodes = ["node1", "node2"];
+        let services = vec![svc("a", &["198.51.100.128"]), svc("b", &["198.51.100.129"])];
+        let t1 = t0 + Duration::from_secs(3);
+        let mut world = World::new(&nodes, services, t1);
+        // node2 won both Leases in a start-up race; node1 has been ready since t0.
+        for since in world.ready_since.values_mut() {
+            *since = t0;
+        }
+        for (name, ip) in [("a", "198.51.100.128"), ("b", "198.51.100.129")] {
+            let record = LeaseRecord {
+                holder: Some("node2".into()),
+                lease_duration: Some(Duration::from_secs(15)),
+                resource_version: Some("1".into()),
+                ..Default::default()
+            };
+            world.leases.insert(leases::service_address("default", name, ip.parse().unwrap()), record);
+        }
+        let mut node2 = Engine::new(cfg("node2"));
+        let plan = node2.decide(&world.view(), t1, wall());
+        assert!(plan.writes.is_empty(), "node2 has held nothing for the settle time yet");
+        assert_eq!(plan.answer.len(), 2);
+        assert_eq!(plan.wake_at, Some(t1 + settle), "decide again when node2 has held for the settle time");
+        for peer in world.liveness.values_mut() {
+            peer.heard_at = Some(t1 + settle);
+        }
+        let plan = node2.decide(&world.view(), t1 + settle, wall());
+        assert_eq!(plan.writes.len(), 1, "{:?}", plan.writes);
+        assert!(plan.writes[0].handover);
+        assert_eq!(plan.writes[0].record.holder(), Some("node1"));
     }
 
     #[test]

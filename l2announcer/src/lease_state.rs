@@ -235,6 +235,12 @@ impl AddressLease {
         self.free_since
     }
 
+    /// Since when this node has held the Lease, as its decisions saw it (a hand-over waits until
+    /// it has held it for the settle time).
+    pub fn held_since(&self) -> Option<Instant> {
+        self.held_since
+    }
+
     /// Decides for node `me` (see the module documentation). `wall` goes into `acquireTime` and
     /// `renewTime` of any record to write.
     pub fn decide(
