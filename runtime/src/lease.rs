@@ -83,6 +83,7 @@ impl LeaderElector {
             candidate: Candidate::new(cfg),
             publisher,
             last_read: None,
+            own_write: None,
         };
         let task = tokio::spawn(runner.main(release_rx));
         LeaderElector { identity, rx, release_tx, task }
@@ -181,6 +182,10 @@ struct Runner {
     /// The full object of the last read, so an update keeps fields we do not own (labels, annotations,
     /// `preferredHolder`, `strategy`).
     last_read: Option<Lease>,
+    /// The object of our last confirmed write while it names us: what a read would return unless
+    /// someone else wrote since, so the next renewal is decided on it without a GET. If someone did
+    /// write, the update conflicts (409) and the round after reads again.
+    own_write: Option<Lease>,
 }
 
 impl Runner {
@@ -216,7 +221,12 @@ impl Runner {
         let timeout = self.candidate.config().renew_deadline;
         let pp = PostParams::default();
         loop {
-            let read = guarded(&self.candidate, &self.publisher, timeout, self.api.get_opt(&self.name)).await;
+            let read = match self.own_write.take() {
+                Some(lease) => Some(Ok(Some(lease))),
+                None => {
+                    guarded(&self.candidate, &self.publisher, timeout, self.api.get_opt(&self.name)).await
+                }
+            };
             let now = Instant::now();
             let action = match read {
                 Some(Ok(lease)) => {
@@ -262,6 +272,8 @@ impl Runner {
         match result {
             Some(Ok(written)) => {
                 let record = record_of(&written);
+                let ours = record.holder() == Some(self.candidate.config().identity.as_str());
+                self.own_write = ours.then(|| written.clone());
                 self.last_read = Some(written);
                 self.candidate.written(Ok(&record), now);
             }

@@ -299,3 +299,33 @@ async fn cli_client_connects_with_a_kubeconfig_file() -> anyhow::Result<()> {
     assert!(err.contains("/nonexistent/kubeconfig"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_leader_renews_with_one_request_and_survives_a_foreign_write() -> anyhow::Result<()> {
+    let (sim, client) = sim().await?;
+    let admin = sim.admin().await?;
+    let a = LeaderElector::spawn(client.clone(), NS, "renewals", cfg("a"));
+    let rx = a.leadership();
+    assert!(wait_until(&rx, Duration::from_secs(2), |l| l.leader).await, "never acquired");
+    // Steady state: every renewal is one update, decided on the object the last one returned.
+    admin.reset_counters().await?;
+    tokio::time::sleep(RETRY_PERIOD * 6).await;
+    let counters = sim.counters();
+    let (gets, updates) = (counters.count("get", Some("leases")), counters.count("update", Some("leases")));
+    assert!(updates >= 3, "{updates} renewals in {:?}", RETRY_PERIOD * 6);
+    assert!(gets <= 1, "{gets} reads for {updates} renewals");
+    // Someone else writes the Lease (an annotation, as the announcer's report does): the next renewal
+    // conflicts, the one after reads and renews; leadership never lapses.
+    let api = Api::<Lease>::namespaced(client.clone(), NS);
+    let patch = serde_json::json!({"metadata": {"annotations": {"example.com/note": "x"}}});
+    api.patch("renewals", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    let end = Instant::now() + RENEW_DEADLINE * 2;
+    while Instant::now() < end {
+        assert!(rx.borrow().leader, "a foreign write made the leader lapse");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lease = api.get("renewals").await?;
+    assert_eq!(lease.metadata.annotations.unwrap_or_default()["example.com/note"], "x", "kept by renewals");
+    assert_eq!(holder(&client, "renewals").await?.as_deref(), Some("a"));
+    Ok(())
+}
