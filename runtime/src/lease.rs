@@ -221,6 +221,7 @@ impl Runner {
         let timeout = self.candidate.config().renew_deadline;
         let pp = PostParams::default();
         loop {
+            let reused = self.own_write.is_some();
             let read = match self.own_write.take() {
                 Some(lease) => Some(Ok(Some(lease))),
                 None => {
@@ -255,7 +256,14 @@ impl Runner {
                     apply_record(&mut lease, &record);
                     let write = self.api.replace(&self.name, &pp, &lease);
                     let result = guarded(&self.candidate, &self.publisher, timeout, write).await;
+                    let conflict = matches!(&result, Some(Err(e)) if failure_of(e) == WriteFailure::Conflict);
                     self.report(result, "updating");
+                    if reused && conflict {
+                        // Someone else wrote since our last renewal (an annotation, say): read and
+                        // renew now, not a retry period later, which could be past our deadline.
+                        self.publisher.publish(&self.candidate);
+                        continue;
+                    }
                 }
                 Action::Wait(_) => {}
             }

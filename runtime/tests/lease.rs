@@ -304,22 +304,31 @@ async fn cli_client_connects_with_a_kubeconfig_file() -> anyhow::Result<()> {
 async fn a_leader_renews_with_one_request_and_survives_a_foreign_write() -> anyhow::Result<()> {
     let (sim, client) = sim().await?;
     let admin = sim.admin().await?;
-    let a = LeaderElector::spawn(client.clone(), NS, "renewals", cfg("a"));
+    // A retry period close to the renew deadline: a renewal that conflicts must be retried at once,
+    // since one retry period later the claim would have lapsed.
+    let retry = Duration::from_millis(700);
+    let cfg = ElectionConfig {
+        identity: "a".into(),
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_secs(1),
+        retry_period: retry,
+    };
+    let a = LeaderElector::spawn(client.clone(), NS, "renewals", cfg);
     let rx = a.leadership();
     assert!(wait_until(&rx, Duration::from_secs(2), |l| l.leader).await, "never acquired");
     // Steady state: every renewal is one update, decided on the object the last one returned.
     admin.reset_counters().await?;
-    tokio::time::sleep(RETRY_PERIOD * 6).await;
+    tokio::time::sleep(retry * 4).await;
     let counters = sim.counters();
     let (gets, updates) = (counters.count("get", Some("leases")), counters.count("update", Some("leases")));
-    assert!(updates >= 3, "{updates} renewals in {:?}", RETRY_PERIOD * 6);
+    assert!(updates >= 3, "{updates} renewals in {:?}", retry * 4);
     assert!(gets <= 1, "{gets} reads for {updates} renewals");
     // Someone else writes the Lease (an annotation, as the announcer's report does): the next renewal
     // conflicts, the one after reads and renews; leadership never lapses.
     let api = Api::<Lease>::namespaced(client.clone(), NS);
     let patch = serde_json::json!({"metadata": {"annotations": {"example.com/note": "x"}}});
     api.patch("renewals", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
-    let end = Instant::now() + RENEW_DEADLINE * 2;
+    let end = Instant::now() + retry * 4;
     while Instant::now() < end {
         assert!(rx.borrow().leader, "a foreign write made the leader lapse");
         tokio::time::sleep(Duration::from_millis(5)).await;
