@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferrolb_api::names::leases;
@@ -45,7 +46,8 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
     pub policies: &'a Policies,
-    pub services: &'a [ServiceInput],
+    /// Shared with the adapter's cache snapshot: a round copies no Service.
+    pub services: &'a [Arc<ServiceInput>],
     pub pools: &'a [PoolInput],
     /// Every Node, with its announcer's report (this node's own from local facts).
     pub nodes: &'a [NodeState],
@@ -406,7 +408,7 @@ mod tests {
 
     struct World {
         policies: Policies,
-        services: Vec<ServiceInput>,
+        services: Vec<Arc<ServiceInput>>,
         nodes: Vec<NodeState>,
         leases: BTreeMap<String, LeaseRecord>,
         liveness: BTreeMap<String, PeerLiveness>,
@@ -430,7 +432,7 @@ mod tests {
             };
             Self {
                 policies,
-                services,
+                services: services.into_iter().map(Arc::new).collect(),
                 nodes: nodes.iter().map(|n| node(n)).collect(),
                 leases: BTreeMap::new(),
                 liveness: nodes.iter().map(|n| (n.to_string(), heard(n))).collect(),

@@ -21,6 +21,7 @@
 //! Services of another `spec.loadBalancerClass` are ignored, and so are Services without a class
 //! when the default class is off (the same rule as the IPAM controller's).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -301,14 +302,14 @@ impl Policies {
     /// Every (Service, address) some policy selects, in key order. An address listed both as ingress
     /// and as external IP counts once, as a load-balancer address, selected by the policies that
     /// select it under either source.
-    pub fn announcements(
+    pub fn announcements<S: Borrow<ServiceInput>>(
         &self,
-        services: &[ServiceInput],
+        services: &[S],
         pools: &[PoolInput],
         default_class: bool,
     ) -> Vec<Announcement> {
         let mut out: BTreeMap<AddressKey, Announcement> = BTreeMap::new();
-        for svc in services.iter().filter(|s| s.has_our_class(default_class)) {
+        for svc in services.iter().map(Borrow::borrow).filter(|s| s.has_our_class(default_class)) {
             let selecting: Vec<usize> =
                 (0..self.list.len()).filter(|&i| self.list[i].selects_service(svc)).collect();
             if selecting.is_empty() {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_api::names::annotations;
 use ferrolb_api::{IpRange, L2AnnouncementPolicy, LoadBalancerIPPool};
@@ -148,13 +149,14 @@ pub fn add_endpoints(
 /// What the announcer keeps of a Service: its inputs, and its uid for Events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceEntry {
-    pub input: ServiceInput,
+    /// Shared with the decision rounds' snapshot.
+    pub input: Arc<ServiceInput>,
     pub uid: Option<String>,
 }
 
 /// The cache's projection of a Service (`None` for Services that cannot have announced addresses).
 pub fn service_entry(svc: &Service) -> Option<ServiceEntry> {
-    Some(ServiceEntry { input: service_input(svc)?, uid: svc.metadata.uid.clone() })
+    Some(ServiceEntry { input: Arc::new(service_input(svc)?), uid: svc.metadata.uid.clone() })
 }
 
 /// Keeps name, labels, InternalIP addresses and the NetworkUnavailable condition (real Nodes carry

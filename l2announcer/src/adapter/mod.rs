@@ -296,7 +296,7 @@ struct Announcer {
     /// Our confirmed writes the watch has not shown yet: name -> (version written over, record).
     overlay: HashMap<String, (Option<String>, LeaseRecord)>,
     /// The caches' values as the rounds read them, copied again only after a change.
-    services: Snapshot<Vec<ServiceInput>>,
+    services: Snapshot<Vec<Arc<ServiceInput>>>,
     endpoints: Snapshot<BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>>,
     leases: Snapshot<BTreeMap<String, LeaseRecord>>,
     /// name -> (version that conflicted, blocked until).
@@ -1016,7 +1016,7 @@ impl Announcer {
         self.table.update(|t| t.reset(by_ip.into_values()));
     }
 
-    fn emit_events(&mut self, plan: &Plan, services: &[crate::policy::ServiceInput], nodes: &[NodeState]) {
+    fn emit_events(&mut self, plan: &Plan, services: &[Arc<ServiceInput>], nodes: &[NodeState]) {
         let now = Instant::now();
         let me = self.me().to_owned();
         let mut answering: BTreeMap<AddressKey, Vec<String>> = BTreeMap::new();
