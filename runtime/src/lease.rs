@@ -221,8 +221,9 @@ impl Runner {
         let timeout = self.candidate.config().renew_deadline;
         let pp = PostParams::default();
         loop {
-            let reused = self.own_write.is_some();
-            let read = match self.own_write.take() {
+            let own_write = self.own_write.take();
+            let reused = own_write.is_some();
+            let read = match own_write {
                 Some(lease) => Some(Ok(Some(lease))),
                 None => {
                     guarded(&self.candidate, &self.publisher, timeout, self.api.get_opt(&self.name)).await
@@ -428,7 +429,8 @@ pub fn apply_record(lease: &mut Lease, record: &LeaseRecord) {
     lease.metadata.resource_version = record.resource_version.clone();
 }
 
-fn new_lease(namespace: &str, name: &str, record: &LeaseRecord) -> Lease {
+/// A new Lease `namespace/name` carrying `record` (without a resourceVersion: it is created).
+pub fn new_lease(namespace: &str, name: &str, record: &LeaseRecord) -> Lease {
     let mut lease = Lease {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),

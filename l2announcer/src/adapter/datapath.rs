@@ -200,9 +200,7 @@ impl Driver {
             },
         };
         let burst = Announcement::start(socket, mac, ip, &self.schedule, self.counters.clone());
+        // Finished bursts are forgotten at the end of every `apply`.
         self.bursts.insert((index, ip), burst);
-        if self.bursts.len() >= 64 && self.bursts.len().is_power_of_two() {
-            self.bursts.retain(|_, b| !b.is_finished());
-        }
     }
 }

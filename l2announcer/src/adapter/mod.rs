@@ -1218,18 +1218,9 @@ async fn publish_event(
 
 /// A new per-address Lease.
 fn new_lease(namespace: &str, object: &LeaseObject) -> Lease {
-    let mut lease = Lease {
-        metadata: ObjectMeta {
-            name: Some(object.name.clone()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(object.labels.clone()),
-            annotations: Some(object.annotations.clone()),
-            ..Default::default()
-        },
-        spec: None,
-    };
-    apply_record(&mut lease, &object.record);
-    lease.metadata.resource_version = None;
+    let mut lease = ferrolb_runtime::lease::new_lease(namespace, &object.name, &object.record);
+    lease.metadata.labels = Some(object.labels.clone());
+    lease.metadata.annotations = Some(object.annotations.clone());
     lease
 }
 

@@ -145,8 +145,6 @@ impl Drop for Attached {
 struct State {
     links: HashMap<u32, Attached>,
     bursts: HashMap<(u32, IpAddr), Announcement>,
-    /// Size of `bursts` at which finished bursts are swept out.
-    sweep_at: usize,
 }
 
 /// Answers ARP and NDP for held addresses on attached interfaces. Cheap to clone (shared state).
@@ -242,17 +240,12 @@ impl Responder {
                 Announcement::start(a.socket.clone(), a.mac, ip, &self.schedule, self.counters.clone());
             state.bursts.insert((ifindex, ip), burst);
         }
-        // A finished burst's task stays allocated while its handle is kept: forget them now and
-        // then (amortised: when the map has doubled since the last sweep).
-        if state.bursts.len() >= state.sweep_at {
-            state.bursts.retain(|_, b| !b.is_finished());
-            state.sweep_at = (state.bursts.len() * 2).max(64);
-        }
         new
     }
 
-    /// Forgets the announcements that are over (their tasks stay allocated while their handles are
-    /// kept). After a takeover of thousands of addresses nothing else would sweep them.
+    /// Forgets the announcements that are over: a finished burst's task stays allocated while its
+    /// handle is kept. Whoever drives the responder calls this now and then (the announcer: every
+    /// decision round).
     pub fn forget_finished(&self) {
         let mut state = self.state();
         if !state.bursts.is_empty() {
@@ -260,7 +253,6 @@ impl Responder {
             if state.bursts.capacity() > 4 * state.bursts.len().max(16) {
                 state.bursts.shrink_to_fit();
             }
-            state.sweep_at = (state.bursts.len() * 2).max(64);
         }
     }
 
