@@ -3,7 +3,8 @@
 //! - `responder`: the userspace ARP/NDP responder holds the address on each interface; a newly held
 //!   pair starts a gratuitous burst;
 //! - `netlink`: the address is added to the interface as a /32 or /128 (the kernel answers), plus a
-//!   gratuitous burst; removed on loss;
+//!   gratuitous burst; removed on loss. It is added with a short lifetime that is refreshed while
+//!   held ([`ExpiringAddresses`]), so the kernel drops it by itself when this process is killed;
 //! - `delegate`: nothing is programmed here; the CNI agent follows the gRPC table and reports back,
 //!   and a burst starts when it reports the address programmed ([`Driver::programmed`]).
 //!
@@ -12,9 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::datapath::{
-    AnnounceSchedule, Announcement, Counters, Link, Netlink, PacketSocket, Responder, RtNetlink,
+    AnnounceSchedule, Announcement, Counters, ExpiringAddresses, Link, PacketSocket, Responder, RtNetlink,
 };
 
 /// `--datapath`.
@@ -28,9 +30,23 @@ pub enum Mode {
     Delegate,
 }
 
+/// Default `--netlink-address-lifetime`: as long as the heartbeat Lease (3 s), refreshed every
+/// second, so two refreshes in a row can be late before the kernel drops a held address.
+pub const DEFAULT_ADDRESS_LIFETIME: Duration = Duration::from_secs(3);
+
+fn expiring(
+    mode: Mode,
+    netlink: Option<Arc<RtNetlink>>,
+    lifetime: Option<Duration>,
+) -> Option<ExpiringAddresses<RtNetlink>> {
+    netlink.filter(|_| mode == Mode::Netlink).map(|nl| ExpiringAddresses::new(nl, lifetime).refreshing())
+}
+
 pub struct Driver {
     mode: Mode,
     responder: Responder,
+    /// `netlink` mode: the addresses added, refreshed while held.
+    addresses: Option<ExpiringAddresses<RtNetlink>>,
     netlink: Option<Arc<RtNetlink>>,
     links: BTreeMap<String, Link>,
     /// (IP, interface name) -> interface index, as programmed.
@@ -42,10 +58,14 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// A driver for `mode`. In `netlink` mode addresses are added through `netlink` with
+    /// [`DEFAULT_ADDRESS_LIFETIME`] (see [`Driver::with_address_lifetime`]) and refreshed while
+    /// held; this starts the refresh task (it needs a tokio runtime).
     pub fn new(mode: Mode, netlink: Option<Arc<RtNetlink>>, schedule: AnnounceSchedule) -> Self {
         Self {
             mode,
             responder: Responder::new(schedule.clone()),
+            addresses: expiring(mode, netlink.clone(), Some(DEFAULT_ADDRESS_LIFETIME)),
             netlink,
             links: BTreeMap::new(),
             current: BTreeMap::new(),
@@ -54,6 +74,13 @@ impl Driver {
             schedule,
             counters: Arc::new(Counters::default()),
         }
+    }
+
+    /// `--netlink-address-lifetime`: the lifetime of the addresses added in `netlink` mode from now
+    /// on (`None`: permanent).
+    pub fn with_address_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.addresses = expiring(self.mode, self.netlink.clone(), lifetime);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -153,9 +180,9 @@ impl Driver {
                 self.responder.take_over(index, ip);
             }
             Mode::Netlink => {
-                let Some(nl) = &self.netlink else { return false };
+                let Some(addresses) = &self.addresses else { return false };
                 let prefix = if ip.is_ipv4() { 32 } else { 128 };
-                if let Err(error) = nl.add_address(index, ip, prefix).await {
+                if let Err(error) = addresses.add(index, ip, prefix).await {
                     tracing::warn!(%ip, index, %error, "adding the address failed");
                     return false;
                 }
@@ -173,8 +200,8 @@ impl Driver {
                 self.responder.release(index, ip);
             }
             Mode::Netlink => {
-                if let Some(nl) = &self.netlink
-                    && let Err(error) = nl.remove_address(index, ip).await
+                if let Some(addresses) = &self.addresses
+                    && let Err(error) = addresses.remove(index, ip).await
                 {
                     tracing::warn!(%ip, index, %error, "removing the address failed");
                 }

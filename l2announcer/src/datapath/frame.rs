@@ -379,6 +379,97 @@ pub fn observe(frame: &[u8]) -> Option<Observed> {
     }
 }
 
+/// An MLD message seen on the wire (for tests and captures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mld {
+    /// An MLDv2 report (RFC 3810 §5.2): its records as (record type, group, number of sources).
+    /// Record types: 1 MODE_IS_INCLUDE, 2 MODE_IS_EXCLUDE, 3 CHANGE_TO_INCLUDE_MODE (with no
+    /// source: a leave), 4 CHANGE_TO_EXCLUDE_MODE (with no source: a join), 5 ALLOW, 6 BLOCK.
+    ReportV2 { ip_src: Ipv6Addr, records: Vec<(u8, Ipv6Addr, u16)> },
+    /// An MLDv1 report (type 131) or done (type 132) for `group` (RFC 2710).
+    V1 { ip_src: Ipv6Addr, icmp_type: u8, group: Ipv6Addr },
+    /// A query (type 130, MLDv1 or v2) for `group` (`::`: a general query).
+    Query { ip_src: Ipv6Addr, group: Ipv6Addr },
+}
+
+/// ICMPv6 types of MLD messages.
+pub const MLD_QUERY: u8 = 130;
+pub const MLD_V1_REPORT: u8 = 131;
+pub const MLD_V1_DONE: u8 = 132;
+pub const MLD_V2_REPORT: u8 = 143;
+/// MLDv2 record types that say "joined" and "left" when they carry no source.
+pub const MLD_CHANGE_TO_INCLUDE: u8 = 3;
+pub const MLD_CHANGE_TO_EXCLUDE: u8 = 4;
+
+impl Mld {
+    /// Whether this says that the sender joined `group` (MLDv1 report, or an MLDv2 record
+    /// excluding no source: "every source").
+    pub fn joins(&self, group: Ipv6Addr) -> bool {
+        match self {
+            Mld::ReportV2 { records, .. } => {
+                records.iter().any(|&(kind, g, sources)| g == group && matches!(kind, 2 | 4) && sources == 0)
+            }
+            Mld::V1 { icmp_type, group: g, .. } => *icmp_type == MLD_V1_REPORT && *g == group,
+            Mld::Query { .. } => false,
+        }
+    }
+
+    /// Whether this says that the sender left `group` (MLDv1 done, or an MLDv2 record
+    /// changing to include no source: "no source").
+    pub fn leaves(&self, group: Ipv6Addr) -> bool {
+        match self {
+            Mld::ReportV2 { records, .. } => records
+                .iter()
+                .any(|&(kind, g, sources)| g == group && kind == MLD_CHANGE_TO_INCLUDE && sources == 0),
+            Mld::V1 { icmp_type, group: g, .. } => *icmp_type == MLD_V1_DONE && *g == group,
+            Mld::Query { .. } => false,
+        }
+    }
+
+    /// The sender's IPv6 address (link-local, or `::` when it has none, RFC 3590).
+    pub fn ip_src(&self) -> Ipv6Addr {
+        match self {
+            Mld::ReportV2 { ip_src, .. } | Mld::V1 { ip_src, .. } | Mld::Query { ip_src, .. } => *ip_src,
+        }
+    }
+}
+
+/// Decodes MLD queries, reports and dones (anything else, or anything truncated: `None`). MLD messages carry
+/// a hop-by-hop Router Alert option, which is skipped.
+pub fn observe_mld(frame: &[u8]) -> Option<Mld> {
+    let eth = Ethernet2Slice::from_slice_without_fcs(frame).ok()?;
+    if eth.ether_type() != EtherType::IPV6 {
+        return None;
+    }
+    let ip = Ipv6Slice::from_slice(eth.payload_slice()).ok()?;
+    if ip.payload().ip_number != IpNumber::IPV6_ICMP {
+        return None;
+    }
+    let ip_src = ip.header().source_addr();
+    let icmp = ip.payload().payload;
+    let group_at = |at: usize| -> Option<Ipv6Addr> {
+        <[u8; 16]>::try_from(icmp.get(at..at + 16)?).ok().map(Ipv6Addr::from)
+    };
+    match *icmp.first()? {
+        MLD_QUERY => Some(Mld::Query { ip_src, group: group_at(8)? }),
+        t @ (MLD_V1_REPORT | MLD_V1_DONE) => Some(Mld::V1 { ip_src, icmp_type: t, group: group_at(8)? }),
+        MLD_V2_REPORT => {
+            let count = u16::from_be_bytes(icmp.get(6..8)?.try_into().ok()?);
+            let mut at = 8;
+            let mut records = Vec::with_capacity(usize::from(count).min(64));
+            for _ in 0..count {
+                let header = icmp.get(at..at + 4)?;
+                let (kind, aux_words) = (header[0], usize::from(header[1]));
+                let sources = u16::from_be_bytes([header[2], header[3]]);
+                records.push((kind, group_at(at + 4)?, sources));
+                at += 20 + 16 * usize::from(sources) + 4 * aux_words;
+            }
+            Some(Mld::ReportV2 { ip_src, records })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,11 +633,80 @@ mod tests {
         assert_eq!(NODE.to_string(), "02:00:00:00:00:11");
     }
 
+    /// An MLD message as Linux sends it: IPv6 with a hop-by-hop Router Alert, to `dst`.
+    fn mld_frame(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x33, 0x33, 0, 0, 0, 0x16];
+        f.extend_from_slice(&NODE.0);
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&u16::try_from(8 + icmp.len()).unwrap().to_be_bytes());
+        f.extend_from_slice(&[0, 1]); // next header hop-by-hop, hop limit 1
+        f.extend_from_slice(&src.octets());
+        f.extend_from_slice(&dst.octets());
+        f.extend_from_slice(&[58, 0, 5, 2, 0, 0, 1, 0]); // ICMPv6 next; Router Alert (MLD); PadN
+        f.extend_from_slice(icmp);
+        f
+    }
+
+    #[test]
+    fn mld_reports_and_dones_decode() {
+        let src: Ipv6Addr = "fe80::11".parse().unwrap();
+        let group = solicited_node(vip6());
+        let other: Ipv6Addr = "ff02::1:ff00:1".parse().unwrap();
+        // MLDv2: a join of `group` (CHANGE_TO_EXCLUDE, no source), then a record with one source
+        // and one aux word, then a leave of `other`.
+        let mut v2 = vec![MLD_V2_REPORT, 0, 0, 0, 0, 0, 0, 3];
+        v2.extend_from_slice(&[MLD_CHANGE_TO_EXCLUDE, 0, 0, 0]);
+        v2.extend_from_slice(&group.octets());
+        v2.extend_from_slice(&[5, 1, 0, 1]);
+        v2.extend_from_slice(&other.octets());
+        v2.extend_from_slice(&vip6().octets());
+        v2.extend_from_slice(&[0; 4]);
+        v2.extend_from_slice(&[MLD_CHANGE_TO_INCLUDE, 0, 0, 0]);
+        v2.extend_from_slice(&other.octets());
+        let mld = observe_mld(&mld_frame(src, "ff02::16".parse().unwrap(), &v2)).unwrap();
+        assert_eq!(
+            mld,
+            Mld::ReportV2 {
+                ip_src: src,
+                records: vec![
+                    (MLD_CHANGE_TO_EXCLUDE, group, 0),
+                    (5, other, 1),
+                    (MLD_CHANGE_TO_INCLUDE, other, 0)
+                ]
+            }
+        );
+        assert!(mld.joins(group) && !mld.leaves(group));
+        assert!(mld.leaves(other) && !mld.joins(other));
+        assert_eq!(mld.ip_src(), src);
+        // Truncated inside the records: nothing.
+        let frame = mld_frame(src, "ff02::16".parse().unwrap(), &v2[..40]);
+        assert_eq!(observe_mld(&frame), None);
+
+        // MLDv1: report and done, from `::` (no link-local address).
+        for (t, joins) in [(MLD_V1_REPORT, true), (MLD_V1_DONE, false)] {
+            let mut v1 = vec![t, 0, 0, 0, 0, 0, 0, 0];
+            v1.extend_from_slice(&group.octets());
+            let mld = observe_mld(&mld_frame(Ipv6Addr::UNSPECIFIED, group, &v1)).unwrap();
+            assert_eq!((mld.joins(group), mld.leaves(group)), (joins, !joins));
+            assert_eq!(mld.ip_src(), Ipv6Addr::UNSPECIFIED);
+        }
+        // A general query.
+        let mut query = vec![MLD_QUERY, 0, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(&[0; 16]);
+        let mld = observe_mld(&mld_frame(src, ALL_NODES, &query)).unwrap();
+        assert_eq!(mld, Mld::Query { ip_src: src, group: Ipv6Addr::UNSPECIFIED });
+        assert!(!mld.joins(group) && !mld.leaves(group));
+        // Not MLD.
+        assert_eq!(observe_mld(&neighbor_solicitation(CLIENT, client6(), vip6(), true)), None);
+        assert_eq!(observe_mld(&arp_request(CLIENT, CLIENT_IP, VIP)), None);
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(frame in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse(&frame);
             let _ = observe(&frame);
+            let _ = observe_mld(&frame);
         }
 
         #[test]

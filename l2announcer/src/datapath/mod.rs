@@ -3,8 +3,12 @@
 //!
 //! - [`netlink`]: the typed netlink facade (links, link changes, addresses for
 //!   `--datapath netlink`), behind a trait with an in-memory fake;
+//! - [`expiring`]: `--datapath netlink` addresses added with a short lifetime and refreshed while
+//!   held, so a killed announcer's addresses disappear by themselves;
 //! - [`responder`]: `--datapath responder`, ARP replies and solicited NAs from AF_PACKET sockets for
 //!   the addresses in [`HeldAddresses`];
+//! - [`mld`]: the responder's IP-layer memberships of solicited-node groups, so the kernel sends
+//!   MLD reports and switches that snoop MLD forward Neighbor Solicitations to the node;
 //! - [`announce`]: gratuitous ARP / unsolicited NA bursts on takeover;
 //! - [`frame`]: parsing and building the frames (etherparse), pure;
 //! - [`filter`]: the classic BPF program each responder socket carries;
@@ -14,8 +18,10 @@
 //! gratuitous packets sent, malformed frames dropped, send/receive errors.
 
 pub mod announce;
+pub mod expiring;
 pub mod filter;
 pub mod frame;
+pub mod mld;
 pub mod netlink;
 pub mod responder;
 pub mod socket;
@@ -26,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub use announce::{AnnounceSchedule, Announcement};
+pub use expiring::ExpiringAddresses;
 pub use frame::Mac;
 pub use netlink::{FakeNetlink, Link, LinkEvent, Netlink, NetlinkError, RtNetlink};
 pub use responder::Responder;

@@ -1,20 +1,26 @@
 //! A small typed netlink facade (rtnetlink on tokio): the node's links as [`Link`] values, link
 //! change notifications (`RTNLGRP_LINK`), and adding/removing an address for `--datapath netlink`.
 //!
+//! Addresses can be added with a lifetime (`IFA_CACHEINFO` valid and preferred lifetimes): the kernel
+//! deletes such an address by itself when the lifetime runs out, so an announcer that is killed
+//! (SIGKILL, OOM) stops being answered for within that lifetime; adding it again restarts the
+//! lifetime (see [`super::expiring`], which does so while the address is held).
+//!
 //! Everything above this module talks to the [`Netlink`] trait, so the announcer's logic runs in
 //! unit tests against [`FakeNetlink`]; [`RtNetlink`] is exercised in network namespaces by
 //! `tests/datapath.rs`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, CacheInfo};
 use rtnetlink::packet_route::link::{
     InfoKind, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -138,12 +144,19 @@ pub trait Netlink: Send + Sync {
     /// The addresses on link `index`, with their prefix lengths.
     fn addresses(&self, index: u32) -> impl Future<Output = Result<Vec<(IpAddr, u8)>, NetlinkError>> + Send;
 
-    /// Adds `ip/prefix_len` to link `index`; already present is success.
+    /// Adds `ip/prefix_len` to link `index`, or replaces it if present (already present is
+    /// success). With a `lifetime` the address is valid (and preferred) for that long, rounded up
+    /// to whole seconds, and the kernel deletes it then unless it is added again, which restarts
+    /// its lifetime; `None`: permanent. IPv6 addresses skip duplicate address detection
+    /// (`IFA_F_NODAD`): a tentative address is not answered for, and an address this node takes
+    /// over may well still be answered by the previous holder for a moment, which would make DAD
+    /// fail for good.
     fn add_address(
         &self,
         index: u32,
         ip: IpAddr,
         prefix_len: u8,
+        lifetime: Option<Duration>,
     ) -> impl Future<Output = Result<(), NetlinkError>> + Send;
 
     /// Removes `ip` (any prefix length) from link `index`; absent is success.
@@ -222,11 +235,27 @@ impl Netlink for RtNetlink {
             .collect())
     }
 
-    async fn add_address(&self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
-        match self.handle.address().add(index, ip, prefix_len).execute().await {
-            Err(e) if errno(&e) == Some(nix::libc::EEXIST) => Ok(()),
-            r => r.map_err(request(format!("add {ip}/{prefix_len} to link {index}"))),
+    async fn add_address(
+        &self,
+        index: u32,
+        ip: IpAddr,
+        prefix_len: u8,
+        lifetime: Option<Duration>,
+    ) -> Result<(), NetlinkError> {
+        // NLM_F_REPLACE: adding an existing address updates it (its lifetime) instead of failing.
+        let mut req = self.handle.address().add(index, ip, prefix_len).replace();
+        let message = req.message_mut();
+        if ip.is_ipv6() {
+            message.header.flags |= AddressHeaderFlags::Nodad;
+            message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
+        if let Some(lifetime) = lifetime {
+            let mut info = CacheInfo::default();
+            info.ifa_valid = lifetime_seconds(lifetime);
+            info.ifa_preferred = info.ifa_valid;
+            message.attributes.push(AddressAttribute::CacheInfo(info));
+        }
+        req.execute().await.map_err(request(format!("add {ip}/{prefix_len} to link {index}")))
     }
 
     async fn remove_address(&self, index: u32, ip: IpAddr) -> Result<(), NetlinkError> {
@@ -268,6 +297,13 @@ impl Netlink for RtNetlink {
     }
 }
 
+/// A lifetime as the kernel takes it: whole seconds, rounded up, at least 1, below `u32::MAX` (which
+/// means forever).
+pub fn lifetime_seconds(lifetime: Duration) -> u32 {
+    let secs = lifetime.as_secs() + u64::from(lifetime.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX - 1).clamp(1, u32::MAX - 1)
+}
+
 fn link_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<LinkEvent> {
     match msg.payload {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
@@ -281,13 +317,27 @@ fn link_event(msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<LinkEvent> {
     }
 }
 
-/// An in-memory [`Netlink`] for unit tests: links are set by the test, addresses are a set, and
+/// An in-memory [`Netlink`] for unit tests: links are set by the test, addresses are a map, and
 /// every [`FakeNetlink::set_link`] / [`FakeNetlink::remove_link`] is sent to the watchers.
+///
+/// Address lifetimes run on a clock of the fake's own that only [`FakeNetlink::advance`] moves:
+/// an address added with a lifetime is gone once the clock passed it, as the kernel deletes it
+/// (the fake keeps the exact duration; the kernel rounds up to whole seconds).
 #[derive(Debug, Default)]
 pub struct FakeNetlink {
     links: Mutex<Vec<Link>>,
-    addresses: Mutex<BTreeSet<(u32, IpAddr, u8)>>,
+    addresses: Mutex<FakeAddresses>,
     watchers: Mutex<Vec<mpsc::Sender<LinkEvent>>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeAddresses {
+    /// The fake clock.
+    now: Duration,
+    /// (link, address) -> (prefix length, expiry on the fake clock; `None`: permanent).
+    entries: BTreeMap<(u32, IpAddr), (u8, Option<Duration>)>,
+    /// Adds and replaces so far.
+    adds: u64,
 }
 
 impl FakeNetlink {
@@ -319,9 +369,34 @@ impl FakeNetlink {
         }
     }
 
-    /// Every (link, address, prefix length) currently added.
+    /// Every (link, address, prefix length) currently present.
     pub fn all_addresses(&self) -> Vec<(u32, IpAddr, u8)> {
-        self.addresses.lock().unwrap_or_else(PoisonError::into_inner).iter().copied().collect()
+        self.live().entries.iter().map(|(&(i, ip), &(p, _))| (i, ip, p)).collect()
+    }
+
+    /// How long `ip` on link `index` has left: `Some(None)` for a permanent address, `None` if absent.
+    pub fn remaining_lifetime(&self, index: u32, ip: IpAddr) -> Option<Option<Duration>> {
+        let addrs = self.live();
+        let (_, expiry) = addrs.entries.get(&(index, ip))?;
+        Some(expiry.map(|e| e - addrs.now))
+    }
+
+    /// How many adds (and replaces) the fake has seen.
+    pub fn adds(&self) -> u64 {
+        self.live().adds
+    }
+
+    /// Moves the fake clock on; addresses whose lifetime ran out are deleted.
+    pub fn advance(&self, by: Duration) {
+        self.addresses.lock().unwrap_or_else(PoisonError::into_inner).now += by;
+    }
+
+    /// The addresses, without those expired.
+    fn live(&self) -> std::sync::MutexGuard<'_, FakeAddresses> {
+        let mut addrs = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = addrs.now;
+        addrs.entries.retain(|_, (_, expiry)| expiry.is_none_or(|e| e > now));
+        addrs
     }
 
     fn notify(&self, event: LinkEvent) {
@@ -336,23 +411,31 @@ impl Netlink for FakeNetlink {
     }
 
     async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
-        let addrs = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(addrs.iter().filter(|(i, ..)| *i == index).map(|&(_, ip, p)| (ip, p)).collect())
+        let addrs = self.live();
+        Ok(addrs
+            .entries
+            .iter()
+            .filter(|((i, _), _)| *i == index)
+            .map(|(&(_, ip), &(p, _))| (ip, p))
+            .collect())
     }
 
-    async fn add_address(&self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
-        let mut addrs = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
-        if !addrs.iter().any(|&(i, a, _)| i == index && a == ip) {
-            addrs.insert((index, ip, prefix_len));
-        }
+    async fn add_address(
+        &self,
+        index: u32,
+        ip: IpAddr,
+        prefix_len: u8,
+        lifetime: Option<Duration>,
+    ) -> Result<(), NetlinkError> {
+        let mut addrs = self.live();
+        let expiry = lifetime.map(|l| addrs.now + l);
+        addrs.adds += 1;
+        addrs.entries.insert((index, ip), (prefix_len, expiry));
         Ok(())
     }
 
     async fn remove_address(&self, index: u32, ip: IpAddr) -> Result<(), NetlinkError> {
-        self.addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|&(i, a, _)| !(i == index && a == ip));
+        self.live().entries.remove(&(index, ip));
         Ok(())
     }
 
@@ -406,17 +489,46 @@ mod tests {
         assert_eq!(mac.kind, InterfaceKind::Other("macvlan".into()));
     }
 
+    #[test]
+    fn lifetimes_are_whole_seconds_rounded_up() {
+        let ms = Duration::from_millis;
+        assert_eq!(lifetime_seconds(ms(3000)), 3);
+        assert_eq!(lifetime_seconds(ms(2001)), 3);
+        assert_eq!(lifetime_seconds(ms(1)), 1);
+        assert_eq!(lifetime_seconds(Duration::ZERO), 1, "0 would be an invalid lifetime");
+        assert_eq!(lifetime_seconds(Duration::from_secs(u64::MAX)), u32::MAX - 1, "never infinity");
+    }
+
     #[tokio::test]
     async fn fake_netlink_tracks_addresses_and_notifies() {
         let link = Link::from_message(&message(3, "eth0", LinkFlags::Up | LinkFlags::LowerUp, vec![]));
         let nl = FakeNetlink::with_links(vec![link.clone()]);
         let mut events = nl.watch_links().unwrap();
         let ip: IpAddr = "198.51.100.200".parse().unwrap();
-        nl.add_address(3, ip, 32).await.unwrap();
-        nl.add_address(3, ip, 32).await.unwrap();
+        nl.add_address(3, ip, 32, None).await.unwrap();
+        nl.add_address(3, ip, 32, None).await.unwrap();
         assert_eq!(nl.addresses(3).await.unwrap(), vec![(ip, 32)]);
         nl.remove_address(3, ip).await.unwrap();
         assert!(nl.all_addresses().is_empty());
+
+        // With a lifetime: gone once it ran out, unless added again (which restarts it).
+        let secs = Duration::from_secs;
+        nl.add_address(3, ip, 32, Some(secs(3))).await.unwrap();
+        nl.advance(secs(2));
+        assert_eq!(nl.remaining_lifetime(3, ip), Some(Some(secs(1))));
+        nl.add_address(3, ip, 32, Some(secs(3))).await.unwrap();
+        nl.advance(secs(2));
+        assert_eq!(nl.addresses(3).await.unwrap(), vec![(ip, 32)], "refreshed");
+        nl.advance(secs(1));
+        assert!(nl.all_addresses().is_empty(), "expired");
+        assert_eq!(nl.remaining_lifetime(3, ip), None);
+        // Replacing a lifetime with none makes the address permanent, as the kernel does.
+        nl.add_address(3, ip, 32, Some(secs(3))).await.unwrap();
+        nl.add_address(3, ip, 32, None).await.unwrap();
+        nl.advance(secs(100));
+        assert_eq!(nl.remaining_lifetime(3, ip), Some(None));
+        assert_eq!(nl.adds(), 6);
+        nl.remove_address(3, ip).await.unwrap();
         let down = Link { lower_up: false, ..link };
         nl.set_link(down.clone());
         assert_eq!(events.recv().await, Some(LinkEvent::Changed(down)));

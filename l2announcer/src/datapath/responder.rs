@@ -9,11 +9,13 @@
 //! by attaching its sub-interface (`eth0.100`).
 //!
 //! For each held IPv6 address the socket joins the solicited-node group's MAC
-//! (`33:33:ff:xx:xx:xx`), so NICs that filter multicast in hardware deliver the solicitations.
+//! (`33:33:ff:xx:xx:xx`), so NICs that filter multicast in hardware deliver the solicitations, and
+//! the node joins the group itself at the IP layer ([`super::mld`]), so the kernel reports it with
+//! MLD and switches that snoop MLD forward the solicitations to this node.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use super::announce::{AnnounceSchedule, Announcement};
 use super::frame::{self, Mac, Parsed, Query};
+use super::mld::{self, GroupCounts, MldMemberships, MldStats};
 use super::socket::PacketSocket;
 use super::{Counters, CountersSnapshot, HeldAddresses, Protocol};
 
@@ -72,65 +75,113 @@ pub fn answer(mac: Mac, holds: impl Fn(IpAddr) -> bool, frame: &[u8]) -> Outcome
     }
 }
 
-/// Distinct solicited-node groups per link joined one by one; past this the socket receives all
-/// multicast instead (see [`PacketSocket::join_all_multicast`]).
+/// Distinct solicited-node groups per link whose MACs the socket joins one by one; past this it
+/// receives all multicast instead (see [`PacketSocket::join_all_multicast`]). This is the
+/// link-layer filter only: the IP-layer (MLD) memberships have their own limit,
+/// [`mld::MAX_GROUPS_PER_LINK`], since a switch forwards only the groups reported to it.
 pub const MAX_GROUPS_PER_LINK: usize = 256;
 
 struct Attached {
     socket: Arc<PacketSocket>,
     mac: Mac,
     task: JoinHandle<()>,
-    /// Solicited-node groups joined, with how many held addresses map to each (addresses sharing
-    /// their last 24 bits share a group: one membership).
-    groups: HashMap<Mac, usize>,
-    /// Receiving all multicast: no per-group memberships needed any more.
+    /// Held IPv6 addresses per solicited-node group: each group is joined once.
+    groups: GroupCounts,
+    /// Receiving all multicast: no per-group link-layer memberships needed any more.
     all_multicast: bool,
+    /// The groups joined at the IP layer (MLD); left when this is dropped (the sockets close).
+    mld: MldMemberships,
+    /// An MLD join failed on this link and was logged at `warn` (later failures: `debug`).
+    mld_failed: bool,
 }
 
 impl Attached {
+    fn new(socket: Arc<PacketSocket>, mac: Mac, task: JoinHandle<()>) -> Self {
+        let ifindex = socket.ifindex();
+        Self {
+            socket,
+            mac,
+            task,
+            groups: GroupCounts::default(),
+            all_multicast: false,
+            mld: MldMemberships::new(ifindex, mld::MAX_GROUPS_PER_LINK),
+            mld_failed: false,
+        }
+    }
+
     fn join(&mut self, ip: IpAddr) {
         let IpAddr::V6(v6) = ip else { return };
-        let group = Mac::ipv6_multicast(frame::solicited_node(v6));
-        let count = self.groups.entry(group).or_insert(0);
-        *count += 1;
-        if *count > 1 || self.all_multicast {
+        let Some(group) = self.groups.add(v6) else { return };
+        self.join_link_layer(group);
+        self.join_mld(group);
+    }
+
+    fn join_link_layer(&mut self, group: Ipv6Addr) {
+        if self.all_multicast {
             return;
         }
+        let ifindex = self.socket.ifindex();
         if self.groups.len() > MAX_GROUPS_PER_LINK {
             match self.socket.join_all_multicast() {
                 Ok(()) => {
                     tracing::info!(
-                        ifindex = self.socket.ifindex(),
+                        ifindex,
                         groups = self.groups.len(),
                         "many IPv6 addresses on one link: receiving all multicast instead of one group each"
                     );
                     self.all_multicast = true;
                     return;
                 }
-                Err(e) => {
-                    tracing::warn!(ifindex = self.socket.ifindex(), error = %e, "receiving all multicast failed")
-                }
+                Err(e) => tracing::warn!(ifindex, error = %e, "receiving all multicast failed"),
             }
         }
-        if let Err(e) = self.socket.join(group) {
+        let mac = Mac::ipv6_multicast(group);
+        if let Err(e) = self.socket.join(mac) {
             // Still answered on links that deliver all multicast (veth, promiscuous, most bridges).
-            tracing::warn!(ifindex = self.socket.ifindex(), %ip, %group, error = %e, "joining the solicited-node group failed");
+            tracing::warn!(ifindex, %group, %mac, error = %e, "joining the solicited-node group's MAC failed");
+        }
+    }
+
+    fn join_mld(&mut self, group: Ipv6Addr) {
+        let ifindex = self.socket.ifindex();
+        match self.mld.join(group) {
+            Ok(true) => {}
+            Ok(false) => {
+                if self.mld.stats().waiting == 1 {
+                    tracing::warn!(
+                        ifindex,
+                        joined = mld::MAX_GROUPS_PER_LINK,
+                        "too many solicited-node groups on one link: the rest are not reported with MLD, \
+                         and switches that snoop MLD will not forward their solicitations here"
+                    );
+                }
+            }
+            Err(error) if !self.mld_failed => {
+                self.mld_failed = true;
+                tracing::warn!(
+                    ifindex, %group, %error,
+                    "joining the solicited-node group with MLD failed: switches that snoop MLD will not \
+                     forward its solicitations here"
+                );
+            }
+            Err(error) => {
+                tracing::debug!(ifindex, %group, %error, "joining the solicited-node group with MLD failed")
+            }
         }
     }
 
     fn leave(&mut self, ip: IpAddr) {
         let IpAddr::V6(v6) = ip else { return };
-        let group = Mac::ipv6_multicast(frame::solicited_node(v6));
-        let Some(count) = self.groups.get_mut(&group) else { return };
-        *count -= 1;
-        if *count > 0 {
-            return;
+        let Some(group) = self.groups.remove(v6) else { return };
+        let ifindex = self.socket.ifindex();
+        if let Err(error) = self.mld.leave(group) {
+            tracing::warn!(ifindex, %group, %error, "leaving the solicited-node group with MLD failed");
         }
-        self.groups.remove(&group);
+        let mac = Mac::ipv6_multicast(group);
         if !self.all_multicast
-            && let Err(e) = self.socket.leave(group)
+            && let Err(e) = self.socket.leave(mac)
         {
-            tracing::warn!(ifindex = self.socket.ifindex(), %ip, %group, error = %e, "leaving the solicited-node group failed");
+            tracing::warn!(ifindex, %ip, %mac, error = %e, "leaving the solicited-node group's MAC failed");
         }
     }
 }
@@ -197,7 +248,7 @@ impl Responder {
         }
         let socket = Arc::new(PacketSocket::responder(ifindex)?);
         let task = tokio::spawn(serve(socket.clone(), mac, self.held.clone(), self.counters.clone()));
-        let mut attached = Attached { socket, mac, task, groups: HashMap::new(), all_multicast: false };
+        let mut attached = Attached::new(socket, mac, task);
         for ip in self.held.on(ifindex) {
             attached.join(ip);
         }
@@ -266,6 +317,11 @@ impl Responder {
             a.leave(ip);
         }
         was
+    }
+
+    /// The solicited-node groups joined with MLD on `ifindex` (`None`: not attached).
+    pub fn mld_memberships(&self, ifindex: u32) -> Option<MldStats> {
+        self.state().links.get(&ifindex).map(|a| a.mld.stats())
     }
 
     /// The shared set of held addresses.
