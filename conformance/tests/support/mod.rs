@@ -10,9 +10,9 @@
 pub mod raw;
 
 use anyhow::{Context, Result, bail};
-use ferrolb_lab::Lab;
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
 use ferrolb_lab::netns::NsRuntime;
+use ferrolb_lab::{Lab, Topology};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
@@ -93,6 +93,17 @@ impl Harness {
     /// [`Harness::up`]; `settled: false` returns as soon as the processes run, before the
     /// announcers report ready.
     pub fn up_with(name: &str, nodes: u8, announcer_args: &[&str], settled: bool) -> Self {
+        Self::up_on(name, nodes, announcer_args, settled, Topology::Split)
+    }
+
+    /// [`Harness::up`] on a single-NIC lab: API server, peer channel and Service traffic share each
+    /// node's one link (`eth0`), as on most small clusters.
+    pub fn up_single_nic(name: &str, nodes: u8, announcer_args: &[&str]) -> Self {
+        Self::up_on(name, nodes, announcer_args, true, Topology::SingleNic)
+    }
+
+    /// [`Harness::up_with`] on the given topology.
+    pub fn up_on(name: &str, nodes: u8, announcer_args: &[&str], settled: bool, topology: Topology) -> Self {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = preflight();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -100,6 +111,7 @@ impl Harness {
         let lab = Lab::new(&prefix).expect("lab prefix");
         let lab_exe = dir.join("ferrolb-lab");
         let mut opts = ClusterOptions::with_bin_dir(&dir);
+        opts.topology = topology;
         opts.announcer_args = announcer_args.iter().map(|s| s.to_string()).collect();
         opts.announcer_args.push("--log-format=text".into());
         opts.rust_log = Some("info,ferrolb_l2announcer=debug".into());

@@ -12,7 +12,12 @@
 //! - `node-death`: `eth0` and `mgmt0` go down and, right after, the announcer gets SIGKILL (the node
 //!   vanishes from the LAN and from the API: takeover by peer silence + heartbeat Lease expiry);
 //! - `node-death-fast`: the same with a 1 s heartbeat Lease (`--heartbeat-lease-duration=1s
-//!   --heartbeat-renew-deadline=700ms --heartbeat-retry-period=250ms`).
+//!   --heartbeat-renew-deadline=700ms --heartbeat-retry-period=250ms`);
+//! - `single-death`: on a single-NIC lab (API, peers and VIP traffic on each node's one `eth0`), the
+//!   leader's `eth0` goes down and its announcer gets SIGKILL (a node losing power), default flags;
+//! - `single-flap`: on a single-NIC lab, the leader's `eth0` goes down with its announcer alive, and
+//!   comes back after the run; each run is one flap cycle (down, takeover, up, take-back, down again
+//!   in the next run), so 20 runs are 20 cycles of the same lab.
 //!
 //! ```sh
 //! cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab
@@ -29,7 +34,7 @@
 use anyhow::{Context, Result, bail};
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
 use ferrolb_lab::probe::{self, ProbeOptions, ProbeReport};
-use ferrolb_lab::{INTERRUPTED, Lab};
+use ferrolb_lab::{INTERRUPTED, Lab, Topology};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, PostParams};
@@ -61,11 +66,28 @@ enum Scenario {
     Term,
     NodeDeath,
     NodeDeathFast,
+    SingleDeath,
+    SingleFlap,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] =
-        [Scenario::Kill, Scenario::Link, Scenario::Term, Scenario::NodeDeath, Scenario::NodeDeathFast];
+    const ALL: [Scenario; 7] = [
+        Scenario::Kill,
+        Scenario::Link,
+        Scenario::Term,
+        Scenario::NodeDeath,
+        Scenario::NodeDeathFast,
+        Scenario::SingleDeath,
+        Scenario::SingleFlap,
+    ];
+
+    /// The lab's topology for this scenario.
+    fn topology(self) -> Topology {
+        match self {
+            Scenario::SingleDeath | Scenario::SingleFlap => Topology::SingleNic,
+            _ => Topology::Split,
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -74,6 +96,8 @@ impl Scenario {
             Scenario::Term => "term",
             Scenario::NodeDeath => "node-death",
             Scenario::NodeDeathFast => "node-death-fast",
+            Scenario::SingleDeath => "single-death",
+            Scenario::SingleFlap => "single-flap",
         }
     }
 
@@ -84,6 +108,8 @@ impl Scenario {
             Scenario::Term => "announcer SIGTERM (planned)",
             Scenario::NodeDeath => "node death: eth0+mgmt0 down + SIGKILL, heartbeat Lease 3s",
             Scenario::NodeDeathFast => "node death, heartbeat Lease 1s/700ms/250ms",
+            Scenario::SingleDeath => "single NIC: node death (eth0 down + SIGKILL), defaults",
+            Scenario::SingleFlap => "single NIC: eth0 down, announcer alive (flap cycles)",
         }
     }
 
@@ -98,7 +124,11 @@ impl Scenario {
     /// (gap p50, gap p99) targets in ms, where the issue sets one.
     fn target(self) -> Option<(f64, f64)> {
         match self {
-            Scenario::Kill | Scenario::Link | Scenario::NodeDeathFast => Some((1000.0, 1500.0)),
+            Scenario::Kill
+            | Scenario::Link
+            | Scenario::NodeDeathFast
+            | Scenario::SingleDeath
+            | Scenario::SingleFlap => Some((1000.0, 1500.0)),
             Scenario::Term => Some((200.0, 200.0)),
             Scenario::NodeDeath => None,
         }
@@ -106,7 +136,10 @@ impl Scenario {
 
     fn parse(s: &str) -> Result<Self> {
         Self::ALL.into_iter().find(|x| x.name() == s).with_context(|| {
-            format!("unknown scenario {s:?} (kill, link, term, node-death, node-death-fast)")
+            format!(
+                "unknown scenario {s:?} (kill, link, term, node-death, node-death-fast, single-death, \
+                 single-flap)"
+            )
         })
     }
 }
@@ -329,17 +362,17 @@ fn apply_fault(lab: &Lab, scenario: Scenario, node: u8) -> Result<()> {
     match scenario {
         Scenario::Kill => cluster::kill_announcer(lab, node, Signal::SIGKILL).map(|_| ()),
         Scenario::Term => cluster::kill_announcer(lab, node, Signal::SIGTERM).map(|_| ()),
-        Scenario::Link => cluster::set_link(lab, node, "eth0", false),
-        Scenario::NodeDeath | Scenario::NodeDeathFast => {
+        Scenario::Link | Scenario::SingleFlap => cluster::set_link(lab, node, "eth0", false),
+        Scenario::NodeDeath | Scenario::NodeDeathFast | Scenario::SingleDeath => {
             // Links first (one `ip` call), so the peers never see a refused connection.
-            links(lab, node, false)?;
+            links(lab, node, false, scenario.topology())?;
             cluster::kill_announcer(lab, node, Signal::SIGKILL).map(|_| ())
         }
     }
 }
 
-/// `eth0` and `mgmt0` of a node up or down in one `ip -batch` call.
-fn links(lab: &Lab, node: u8, up: bool) -> Result<()> {
+/// Every link of a node (`eth0`, and `mgmt0` on a split lab) up or down in one `ip -batch` call.
+fn links(lab: &Lab, node: u8, up: bool, topology: Topology) -> Result<()> {
     use std::io::Write;
     let state = if up { "up" } else { "down" };
     let mut child = std::process::Command::new("ip")
@@ -347,11 +380,13 @@ fn links(lab: &Lab, node: u8, up: bool) -> Result<()> {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .context("running ip -batch")?;
-    child
-        .stdin
-        .take()
-        .context("ip stdin")?
-        .write_all(format!("link set dev eth0 {state}\nlink set dev mgmt0 {state}\n").as_bytes())?;
+    child.stdin.take().context("ip stdin")?.write_all(
+        match topology {
+            Topology::Split => format!("link set dev eth0 {state}\nlink set dev mgmt0 {state}\n"),
+            Topology::SingleNic => format!("link set dev eth0 {state}\n"),
+        }
+        .as_bytes(),
+    )?;
     let status = child.wait()?;
     if !status.success() {
         bail!("ip -batch (links {state} on node{node}) failed: {status}");
@@ -383,13 +418,13 @@ fn restore(lab: &Lab, scenario: Scenario, node: u8) -> Result<bool> {
             }
             cluster::restart_announcer(lab, node)?;
         }
-        Scenario::Link => {
+        Scenario::Link | Scenario::SingleFlap => {
             cluster::set_link(lab, node, "eth0", true)?;
             v6_flushed = v6_missing(lab, node);
             ensure_v6_address(lab, node)?;
         }
-        Scenario::NodeDeath | Scenario::NodeDeathFast => {
-            links(lab, node, true)?;
+        Scenario::NodeDeath | Scenario::NodeDeathFast | Scenario::SingleDeath => {
+            links(lab, node, true, scenario.topology())?;
             v6_flushed = v6_missing(lab, node);
             ensure_v6_address(lab, node)?;
             cluster::restart_announcer(lab, node)?;
@@ -428,6 +463,7 @@ fn run_scenario(args: &Args, scenario: Scenario, bin_dir: &Path, lab_exe: &Path)
     let load_before = loadavg();
     let lab = Lab::new(&format!("{}{}", args.prefix, scenario_tag(scenario)))?;
     let mut opts = ClusterOptions::with_bin_dir(bin_dir);
+    opts.topology = scenario.topology();
     opts.announcer_args = args.announcer_args.clone();
     if scenario == Scenario::NodeDeathFast {
         opts.announcer_args.extend(FAST_HEARTBEAT.iter().map(|s| s.to_string()));
@@ -559,6 +595,8 @@ fn scenario_tag(s: Scenario) -> &'static str {
         Scenario::Term => "t",
         Scenario::NodeDeath => "d",
         Scenario::NodeDeathFast => "f",
+        Scenario::SingleDeath => "s",
+        Scenario::SingleFlap => "p",
     }
 }
 

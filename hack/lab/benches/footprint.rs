@@ -15,14 +15,24 @@
 //! FERROLB_BENCH_JSON=/tmp/footprint.json cargo bench -p ferrolb-lab --bench footprint
 //! ```
 //!
-//! Options (after `--`, or environment): `--nodes 1,3` (`FERROLB_BENCH_NODES`), `--services 10000`
-//! (`FERROLB_BENCH_SERVICES`), `--window 30s` (`FERROLB_BENCH_WINDOW`), `--announcer-arg=--flag=v`
-//! (repeat), `--prefix P` (default `flbb<pid>f`). Needs root. Labs are removed at the end, on errors
-//! and on Ctrl-C.
+//! Options (after `--`, or environment): `--nodes 1,3` (`FERROLB_BENCH_NODES`, up to 100), `--services
+//! 10000` (`FERROLB_BENCH_SERVICES`), `--window 30s` (`FERROLB_BENCH_WINDOW`), `--topology
+//! split|single-nic` (default split), `--announcer-arg=--flag=v` (repeat), `--prefix P` (default
+//! `flbb<pid>f`). Needs root. Labs are removed at the end, on errors and on Ctrl-C.
+//!
+//! The liveness scale check (docs/benchmarks.md, "Liveness at scale") is this bench with few
+//! Services and many nodes, where every announcer's idle CPU is what its peer channel and watches
+//! cost:
+//!
+//! ```sh
+//! cargo bench -p ferrolb-lab --bench footprint -- --nodes 5,20,100 --services 50 --topology single-nic
+//! ```
+//!
+//! With more than ten nodes the table shows the announcers' median and maximum, not each one.
 
 use anyhow::{Context, Result, bail};
-use ferrolb_lab::Lab;
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
+use ferrolb_lab::{Lab, Topology};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
@@ -49,6 +59,7 @@ struct Args {
     window: Duration,
     announcer_args: Vec<String>,
     prefix: String,
+    topology: Topology,
 }
 
 fn parse_nodes(v: &str) -> Result<Vec<u8>> {
@@ -75,6 +86,7 @@ fn parse_args() -> Result<Args> {
         },
         announcer_args: Vec::new(),
         prefix: format!("flbb{}f", std::process::id()),
+        topology: Topology::Split,
     };
     for (name, value) in options()? {
         match name.as_str() {
@@ -83,6 +95,13 @@ fn parse_args() -> Result<Args> {
             "--window" => a.window = humantime::parse_duration(&value).context("--window")?,
             "--announcer-arg" => a.announcer_args.push(value),
             "--prefix" => a.prefix = value,
+            "--topology" => {
+                a.topology = match value.as_str() {
+                    "split" => Topology::Split,
+                    "single-nic" => Topology::SingleNic,
+                    other => bail!("--topology: split or single-nic, not {other:?}"),
+                }
+            }
             other => bail!("unknown option {other}"),
         }
     }
@@ -248,7 +267,10 @@ fn run_lab(
     let lab = Lab::new(&format!("{}{nodes}", args.prefix))?;
     let mut opts = ClusterOptions::with_bin_dir(bin_dir);
     opts.announcer_args = args.announcer_args.clone();
-    eprintln!("[{nodes} node(s)] starting lab {}", lab.prefix);
+    opts.topology = args.topology;
+    // A hundred announcers listing at once take kube-sim a while to serve.
+    opts.startup_timeout = Duration::from_secs(120);
+    eprintln!("[{nodes} node(s)] starting lab {} ({:?} topology)", lab.prefix, args.topology);
     let state = cluster::up_cluster(&lab, nodes, lab_exe, &opts)?;
     let _guard = LabGuard(lab.clone());
     let info: ClusterInfo = state.cluster.clone().context("no cluster info")?;
@@ -400,17 +422,22 @@ fn main() -> Result<()> {
     let mut json_out = Vec::new();
     let mut worst_rss = 0.0f64;
     for r in &results {
-        for p in &r.procs {
-            if p.role.starts_with("announcer") {
-                worst_rss = worst_rss.max(mib(p.after.rss_kib));
-            }
+        let announcers: Vec<&Proc> = r.procs.iter().filter(|p| p.role.starts_with("announcer")).collect();
+        worst_rss = announcers.iter().map(|p| mib(p.after.rss_kib)).fold(worst_rss, f64::max);
+        let rows: Vec<(String, Proc)> = if announcers.len() > 10 {
+            let others = r.procs.iter().filter(|p| !p.role.starts_with("announcer")).cloned();
+            summarize(&announcers).into_iter().chain(others.map(|p| (p.role.clone(), p))).collect()
+        } else {
+            r.procs.iter().map(|p| (p.role.clone(), p.clone())).collect()
+        };
+        for (role, p) in &rows {
             println!(
                 "| {} | {} | {:.2} s | {:.2} s | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} % | {} → {} |",
                 r.nodes,
                 args.services,
                 r.creates.as_secs_f64(),
                 r.all_held.as_secs_f64(),
-                p.role,
+                role,
                 mib(p.idle.rss_kib),
                 mib(p.after.rss_kib),
                 mib(p.after.hwm_kib),
@@ -459,4 +486,34 @@ fn main() -> Result<()> {
         eprintln!("JSON written to {path}");
     }
     Ok(())
+}
+
+/// The announcers' median and maximum of each figure (each figure on its own: the two rows are not
+/// processes).
+fn summarize(announcers: &[&Proc]) -> Vec<(String, Proc)> {
+    let pick = |f: &dyn Fn(&Proc) -> f64, q: f64| -> f64 {
+        let mut v: Vec<f64> = announcers.iter().map(|p| f(p)).collect();
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    let row = |label: &str, q: f64| {
+        let kib = |f: &dyn Fn(&Proc) -> f64| pick(f, q) as u64;
+        (
+            format!("{} announcers, {label}", announcers.len()),
+            Proc {
+                role: label.into(),
+                pid: 0,
+                idle: Mem {
+                    rss_kib: kib(&|p| p.idle.rss_kib as f64),
+                    hwm_kib: kib(&|p| p.idle.hwm_kib as f64),
+                },
+                after: Mem {
+                    rss_kib: kib(&|p| p.after.rss_kib as f64),
+                    hwm_kib: kib(&|p| p.after.hwm_kib as f64),
+                },
+                cpu_percent: pick(&|p| p.cpu_percent, q),
+            },
+        )
+    };
+    vec![row("median", 0.5), row("max", 1.0)]
 }

@@ -84,6 +84,8 @@ pub struct ClusterOptions {
     pub rust_log: Option<String>,
     /// How long kube-sim may take to answer.
     pub startup_timeout: Duration,
+    /// The topology [`up_cluster`] builds ([`start_cluster`] follows the lab's own).
+    pub topology: crate::Topology,
 }
 
 impl ClusterOptions {
@@ -103,6 +105,7 @@ impl ClusterOptions {
             kube_sim_args: Vec::new(),
             rust_log: None,
             startup_timeout: Duration::from_secs(20),
+            topology: crate::Topology::Split,
         }
     }
 }
@@ -115,10 +118,11 @@ pub fn default_crds_dir() -> PathBuf {
 /// How to reach the lab's API server (recorded in the state file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterInfo {
-    /// Kubeconfig whose server is `https://203.0.113.1:6443`; usable from the switch namespace and
-    /// every node namespace (over `mgmt0`).
+    /// Kubeconfig whose server is `https://203.0.113.1:6443` (over `mgmt0`), or
+    /// `https://198.51.100.1:6443` on a single-NIC lab (over `eth0`); usable from the switch
+    /// namespace and every node namespace.
     pub kubeconfig: PathBuf,
-    /// `https://203.0.113.1:6443`.
+    /// The API server's URL, as in the kubeconfig.
     pub server: String,
     /// Bearer token (also the token of the admin endpoints under `<server>/_sim/`).
     pub token: String,
@@ -232,7 +236,7 @@ pub fn start_cluster(lab: &Lab, state: &mut LabState, opts: &ClusterOptions) -> 
     let peer_key_file = dir.join("peer.key");
     write_private(&peer_key_file, &random_bytes(32)?)?;
     let token: String = random_bytes(16)?.iter().map(|b| format!("{b:02x}")).collect();
-    let server = format!("https://{}:{KUBE_SIM_PORT}", crate::MGMT_SWITCH_V4);
+    let server = format!("https://{}:{KUBE_SIM_PORT}", state.topology.api_address());
 
     // kube-sim, with the CRDs applied before it reports that it listens.
     let sim_kubeconfig = dir.join("kube-sim.kubeconfig");
@@ -427,7 +431,7 @@ pub fn up_cluster(lab: &Lab, nodes: u8, self_exe: &Path, opts: &ClusterOptions) 
     if opts.announcers {
         find_binary(&opts.bin_dir, ANNOUNCER)?;
     }
-    let mut state = crate::up(lab, nodes, self_exe)?;
+    let mut state = crate::up_with(lab, nodes, self_exe, opts.topology)?;
     match start_cluster(lab, &mut state, opts) {
         Ok(_) => Ok(state),
         Err(e) => {

@@ -1,6 +1,6 @@
 //! FerroLB's network-namespace lab (DESIGN.md §8).
 //!
-//! Topology, for a prefix `P` (default `flb`) and `N` nodes (1..=9):
+//! Topology, for a prefix `P` (default `flb`) and `N` nodes (1..=100; host number 10 + I):
 //!
 //! ```text
 //!   P-sw:      br0 (198.51.100.1/24, 2001:db8:100::1/64), ports node1..nodeN, client   (the LAN)
@@ -10,9 +10,15 @@
 //!   P-client:  eth0 198.51.100.2/24, 2001:db8:100::2/64
 //! ```
 //!
+//! With [`Topology::SingleNic`] (`ferrolb-lab up --single-nic`) there is no management network:
+//! `brmgmt` and `mgmt0` are not created and the API server is reached at `198.51.100.1` over `eth0`,
+//! so API traffic, the peer channel and Service traffic share each node's one link, as on most small
+//! clusters. A node whose `eth0` goes down then loses everything at once, as a node that loses power.
+//!
 //! With a cluster ([`cluster::start_cluster`], `ferrolb-lab up --cluster`), the switch namespace also
-//! runs kube-sim (0.0.0.0:6443, HTTPS, clients use `https://203.0.113.1:6443`) and `ferrolb-ipam`, and
-//! every node namespace runs `ferrolb-announcer`.
+//! runs kube-sim (0.0.0.0:6443, HTTPS, clients use `https://203.0.113.1:6443`, or
+//! `https://198.51.100.1:6443` on a single-NIC lab) and `ferrolb-ipam`, and every node namespace runs
+//! `ferrolb-announcer`.
 //!
 //! Everything is done with `ip`/`sysctl` run as child processes. Only namespaces with the exact names
 //! above are ever created or deleted; nothing is linked to a physical interface and no route leads
@@ -32,8 +38,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Maximum number of node namespaces.
-pub const MAX_NODES: u8 = 9;
+/// Maximum number of node namespaces (host numbers .11-.110: below the VIP range).
+pub const MAX_NODES: u8 = 100;
 /// Directory holding state files and process logs.
 pub const STATE_DIR: &str = "/run/ferrolb-lab";
 /// The switch's address (kube-sim listens here).
@@ -50,6 +56,27 @@ pub const MGMT_SWITCH_V4: &str = "203.0.113.1";
 pub const VIP_RANGE_V4: &str = "198.51.100.128/25";
 /// The IPv6 VIP range (2001:db8:100::1000 - 2001:db8:100::1fff).
 pub const VIP_RANGE_V6: &str = "2001:db8:100::1000/116";
+
+/// How the nodes reach the API server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// A management network (`mgmt0`, `brmgmt`) apart from the LAN: the API survives `eth0` down.
+    #[default]
+    Split,
+    /// One link per node (`eth0`) for the API, the peer channel and Service traffic.
+    SingleNic,
+}
+
+impl Topology {
+    /// The API server's address as the nodes reach it.
+    pub fn api_address(self) -> &'static str {
+        match self {
+            Topology::Split => MGMT_SWITCH_V4,
+            Topology::SingleNic => SWITCH_V4,
+        }
+    }
+}
 
 /// Set by the Ctrl-C / SIGTERM handler; long operations check it between steps.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -85,15 +112,19 @@ impl Lab {
     pub fn node_name(i: u8) -> String {
         format!("node{i}")
     }
+    /// Node `i`'s LAN address: host number 10 + i (`.11`-`.19` for the usual nine nodes, up to
+    /// `.110` for the scale benchmark's hundred, below the VIP range `.128/25`).
     pub fn node_v4(i: u8) -> String {
-        format!("198.51.100.1{i}")
+        format!("198.51.100.{}", 10 + u16::from(i))
     }
+    /// Node `i`'s IPv6 LAN address, with the same host number written as hex digits
+    /// (`::11`-`::19`, up to `::110`; the VIP range starts at `::1000`).
     pub fn node_v6(i: u8) -> String {
-        format!("2001:db8:100::1{i}")
+        format!("2001:db8:100::{}", 10 + u16::from(i))
     }
     /// Node `i`'s address on the management network (its `mgmt0`).
     pub fn node_mgmt_v4(i: u8) -> String {
-        format!("203.0.113.1{i}")
+        format!("203.0.113.{}", 10 + u16::from(i))
     }
     /// The node number of a node name (`node3` → 3).
     pub fn node_number(name: &str) -> Option<u8> {
@@ -152,6 +183,9 @@ pub struct LabProcess {
 pub struct LabState {
     pub prefix: String,
     pub nodes: u8,
+    /// How the nodes reach the API server (absent in state files of older labs: split).
+    #[serde(default)]
+    pub topology: Topology,
     pub namespaces: Vec<String>,
     pub processes: Vec<LabProcess>,
     /// Set once a cluster runs in the lab.
@@ -231,11 +265,16 @@ pub fn existing_namespaces() -> Result<Vec<String>> {
 /// Leftovers of a previous lab with the same prefix are removed first; on any failure (or Ctrl-C)
 /// everything created so far is removed again.
 pub fn up(lab: &Lab, nodes: u8, self_exe: &Path) -> Result<LabState> {
+    up_with(lab, nodes, self_exe, Topology::Split)
+}
+
+/// [`up`] with the given topology.
+pub fn up_with(lab: &Lab, nodes: u8, self_exe: &Path, topology: Topology) -> Result<LabState> {
     if !(1..=MAX_NODES).contains(&nodes) {
         bail!("--nodes must be between 1 and {MAX_NODES}, got {nodes}");
     }
     down(lab).context("cleaning up leftovers of a previous lab")?;
-    let mut state = LabState { prefix: lab.prefix.clone(), nodes, ..Default::default() };
+    let mut state = LabState { prefix: lab.prefix.clone(), nodes, topology, ..Default::default() };
     match build(lab, nodes, self_exe, &mut state) {
         Ok(()) => Ok(state),
         Err(e) => {
@@ -298,10 +337,13 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
     ip(&["-n", &sw, "link", "set", "br0", "up"])?;
     // The management network: a second bridge, IPv4 only, not routed to the LAN (forwarding stays
     // off in every lab namespace).
-    ip(&["-n", &sw, "link", "add", "brmgmt", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
-    sysctl(&sw, &["net.ipv6.conf.brmgmt.disable_ipv6=1".into()])?;
-    ip(&["-n", &sw, "addr", "add", &format!("{MGMT_SWITCH_V4}/24"), "dev", "brmgmt"])?;
-    ip(&["-n", &sw, "link", "set", "brmgmt", "up"])?;
+    let split = state.topology == Topology::Split;
+    if split {
+        ip(&["-n", &sw, "link", "add", "brmgmt", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+        sysctl(&sw, &["net.ipv6.conf.brmgmt.disable_ipv6=1".into()])?;
+        ip(&["-n", &sw, "addr", "add", &format!("{MGMT_SWITCH_V4}/24"), "dev", "brmgmt"])?;
+        ip(&["-n", &sw, "link", "set", "brmgmt", "up"])?;
+    }
 
     // Hosts: a veth pair each, created inside the switch namespace with the peer placed directly in
     // the host namespace (the root namespace never holds a lab link).
@@ -326,7 +368,7 @@ fn build(lab: &Lab, nodes: u8, self_exe: &Path, state: &mut LabState) -> Result<
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;
     }
 
-    for (i, ns) in &node_nss {
+    for (i, ns) in node_nss.iter().filter(|_| split) {
         check_interrupted()?;
         let port = format!("mnode{i}");
         ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "mgmt0", "netns", ns])?;

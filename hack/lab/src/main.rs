@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ferrolb_lab::cluster::{self, ClusterOptions};
 use ferrolb_lab::probe::{self, ProbeOptions};
-use ferrolb_lab::{Lab, LabState};
+use ferrolb_lab::{Lab, LabState, Topology};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -32,6 +32,10 @@ enum Cmd {
     Up {
         #[arg(long, default_value_t = 3)]
         nodes: u8,
+        /// One link per node: no management network, the API server is reached over eth0 (as on
+        /// most small clusters), so a node whose eth0 goes down is cut off from everything.
+        #[arg(long)]
+        single_nic: bool,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -78,7 +82,7 @@ enum Cmd {
     },
     /// Send a signal to a node's announcer (default SIGKILL).
     KillAnnouncer {
-        /// node1..node9 or the number.
+        /// node1..node100 or the number.
         node: String,
         #[arg(long, default_value = "SIGKILL")]
         signal: String,
@@ -103,7 +107,7 @@ enum Cmd {
     Status,
     /// Run a command in a lab namespace: `exec client -- curl http://198.51.100.11/`.
     Exec {
-        /// sw, client, node1..node9 (or the full namespace name).
+        /// sw, client, node1..node100 (or the full namespace name).
         ns: String,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -166,7 +170,7 @@ fn node_arg(s: &str) -> Result<u8> {
         .ok()
         .filter(|n| (1..=ferrolb_lab::MAX_NODES).contains(n))
         .or_else(|| Lab::node_number(s))
-        .with_context(|| format!("bad node {s:?}: use node1..node9 or 1..9"))
+        .with_context(|| format!("bad node {s:?}: use node1..node100 or 1..100"))
 }
 
 fn main() {
@@ -179,7 +183,8 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Up { nodes, cluster: c } => {
+        Cmd::Up { nodes, single_nic, cluster: c } => {
+            let topology = if single_nic { Topology::SingleNic } else { Topology::Split };
             let lab = Lab::new(&cli.prefix)?;
             ferrolb_lab::install_interrupt_handler()?;
             let exe = std::env::current_exe().context("locating own executable")?;
@@ -193,22 +198,25 @@ fn real_main(cli: Cli) -> Result<()> {
                 opts.announcer_args = c.announcer_args;
                 opts.ipam_args = c.ipam_args;
                 opts.rust_log = c.rust_log;
+                opts.topology = topology;
                 cluster::up_cluster(&lab, nodes, &exe, &opts)?
             } else {
-                ferrolb_lab::up(&lab, nodes, &exe)?
+                ferrolb_lab::up_with(&lab, nodes, &exe, topology)?
             };
-            println!("lab {:?} up: {} node(s)", lab.prefix, state.nodes);
+            let split = state.topology == Topology::Split;
+            println!("lab {:?} up: {} node(s), {:?} topology", lab.prefix, state.nodes, state.topology);
             println!(
-                "  switch  {}  br0 198.51.100.1/24 2001:db8:100::1/64, brmgmt 203.0.113.1/24",
-                lab.switch_ns()
+                "  switch  {}  br0 198.51.100.1/24 2001:db8:100::1/64{}",
+                lab.switch_ns(),
+                if split { ", brmgmt 203.0.113.1/24" } else { "" }
             );
             for i in 1..=state.nodes {
+                let mgmt = if split { format!(", mgmt0 {}/24", Lab::node_mgmt_v4(i)) } else { String::new() };
                 println!(
-                    "  node{i}   {}  eth0 {}/24 {}/64, mgmt0 {}/24",
+                    "  node{i}   {}  eth0 {}/24 {}/64{mgmt}",
                     lab.node_ns(i),
                     Lab::node_v4(i),
                     Lab::node_v6(i),
-                    Lab::node_mgmt_v4(i)
                 );
             }
             println!("  client  {}  eth0 198.51.100.2/24 2001:db8:100::2/64", lab.client_ns());
