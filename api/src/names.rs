@@ -84,6 +84,12 @@ pub mod labels {
     pub const EXCLUDE_FROM_EXTERNAL_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 }
 
+/// Node taint keys FerroLB interprets.
+pub mod taints {
+    /// A node shut down for good (non-graceful node shutdown): it never announces.
+    pub const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+}
+
 /// Status condition types.
 pub mod conditions {
     /// On a pool: its blocks overlap another pool's (or each other).

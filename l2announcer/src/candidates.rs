@@ -3,14 +3,18 @@
 //! A node is a candidate for an [`Announcement`] when, in this order of checks:
 //! 1. a policy selecting the address selects the node (`nodeSelector`);
 //! 2. it does not carry `node.kubernetes.io/exclude-from-external-load-balancers`;
-//! 3. its `NetworkUnavailable` condition is not `True`;
+//! 3. its `NetworkUnavailable` condition is not `True`, it does not carry the
+//!    `node.kubernetes.io/out-of-service` taint, and its `Ready` condition is not `False` or
+//!    `Unknown` (unless no node at all would be left: when every otherwise eligible node is not
+//!    ready, as when the node controller loses the whole cluster, readiness is ignored, as the node
+//!    lifecycle controller stops evicting in a full disruption);
 //! 4. for `externalTrafficPolicy: Local`, it has a ready or serving endpoint of the Service;
 //! 5. its announcer is known: this node's own, or a peer that reported its state over the peer channel;
 //! 6. one of the interfaces the policies select on it has its link up (interfaces are node-local facts:
 //!    a peer's come from its own report, so "link down" here is the holder's own report);
 //! 7. its announcer is fully ready (caches synced, datapath up): a returning node takes nothing before.
 //!
-//! Facts 1-4 come from the API server and 6 from the node itself, so a holder failing one of them is
+//! Facts 1-4 (readiness and taints included) come from the API server and 6 from the node itself, so a holder failing one of them is
 //! replaced at once ([`Rejection::disqualifies_holder`]); 5 and 7 only mean "do not give it more work":
 //! whether a current holder is alive is the liveness rules' business, not candidacy's.
 
@@ -54,6 +58,10 @@ pub enum Rejection {
     ExcludedByLabel,
     /// `NetworkUnavailable` is `True`.
     NetworkUnavailable,
+    /// Tainted `node.kubernetes.io/out-of-service` (the node is shut down for good).
+    OutOfService,
+    /// The Node's `Ready` condition is `False` or `Unknown`.
+    NodeNotReady,
     /// `externalTrafficPolicy: Local` and no ready or serving endpoint on the node.
     NoLocalEndpoint,
     /// Its announcer has not reported.
@@ -78,6 +86,8 @@ impl Rejection {
                 "excluded by node.kubernetes.io/exclude-from-external-load-balancers"
             }
             Rejection::NetworkUnavailable => "NetworkUnavailable",
+            Rejection::OutOfService => "tainted node.kubernetes.io/out-of-service",
+            Rejection::NodeNotReady => "Node not Ready",
             Rejection::NoLocalEndpoint => "no ready or serving local endpoint (externalTrafficPolicy: Local)",
             Rejection::NoAnnouncer => "no announcer heard",
             Rejection::NoUsableInterface => "no selected interface with link up",
@@ -147,9 +157,23 @@ pub fn candidates_for(
     nodes: &[NodeState],
     endpoints: &BTreeMap<String, LocalEndpoints>,
 ) -> Candidates {
+    let out = candidates_among(policies, ann, nodes, endpoints, true);
+    if out.nodes.is_empty() && out.rejected.values().any(|r| *r == Rejection::NodeNotReady) {
+        return candidates_among(policies, ann, nodes, endpoints, false);
+    }
+    out
+}
+
+fn candidates_among(
+    policies: &Policies,
+    ann: &Announcement,
+    nodes: &[NodeState],
+    endpoints: &BTreeMap<String, LocalEndpoints>,
+    readiness: bool,
+) -> Candidates {
     let mut out = Candidates::default();
     for state in nodes {
-        match check(policies, ann, state, endpoints) {
+        match check(policies, ann, state, endpoints, readiness) {
             Ok(interfaces) => out.nodes.push(CandidateNode { node: state.node.name.clone(), interfaces }),
             Err(r) => {
                 out.rejected.insert(state.node.name.clone(), r);
@@ -166,6 +190,7 @@ fn check(
     ann: &Announcement,
     state: &NodeState,
     endpoints: &BTreeMap<String, LocalEndpoints>,
+    readiness: bool,
 ) -> Result<Vec<String>, Rejection> {
     let node = &state.node;
     if !policies.node_selected(ann, node) {
@@ -176,6 +201,12 @@ fn check(
     }
     if node.network_unavailable {
         return Err(Rejection::NetworkUnavailable);
+    }
+    if node.out_of_service {
+        return Err(Rejection::OutOfService);
+    }
+    if readiness && node.not_ready {
+        return Err(Rejection::NodeNotReady);
     }
     if ann.traffic_policy == TrafficPolicy::Local {
         let local = endpoints.get(&node.name).copied().unwrap_or_default();
@@ -210,7 +241,7 @@ mod tests {
 
     fn ready(name: &str, node_labels: &[(&str, &str)], ifaces: Vec<Interface>) -> NodeState {
         NodeState {
-            node: NodeInput { name: name.into(), labels: labels(node_labels), network_unavailable: false },
+            node: NodeInput { name: name.into(), labels: labels(node_labels), ..Default::default() },
             announcer: Some(AnnouncerState { ready: true, interfaces: ifaces }),
         }
     }
@@ -234,6 +265,10 @@ mod tests {
         unavailable.node.network_unavailable = true;
         let mut unheard = ready("f-unheard", &yes, eth0());
         unheard.announcer = None;
+        let mut out_of_service = ready("e2-out-of-service", &yes, eth0());
+        out_of_service.node.out_of_service = true;
+        let mut node_not_ready = ready("e3-node-not-ready", &yes, eth0());
+        node_not_ready.node.not_ready = true;
         let mut not_ready = ready("h-not-ready", &yes, eth0());
         not_ready.announcer.as_mut().unwrap().ready = false;
         let nodes = vec![
@@ -242,6 +277,8 @@ mod tests {
             ready("c-excluded", &[("l2", "yes"), (keys::EXCLUDE_FROM_EXTERNAL_LB, "true")], eth0()),
             ready("d-no-endpoint", &yes, eth0()),
             unavailable,
+            out_of_service,
+            node_not_ready,
             unheard,
             ready(
                 "g-link-down",
@@ -252,8 +289,17 @@ mod tests {
             ready("i-serving", &yes, eth0()),
         ];
         let mut eps = BTreeMap::new();
-        for n in ["a-ok", "b-other", "c-excluded", "e-unavailable", "f-unheard", "g-link-down", "h-not-ready"]
-        {
+        for n in [
+            "a-ok",
+            "b-other",
+            "c-excluded",
+            "e-unavailable",
+            "e2-out-of-service",
+            "e3-node-not-ready",
+            "f-unheard",
+            "g-link-down",
+            "h-not-ready",
+        ] {
             eps.insert(n.to_string(), LocalEndpoints { ready: true, serving: true });
         }
         eps.insert("i-serving".into(), LocalEndpoints { ready: false, serving: true });
@@ -266,6 +312,8 @@ mod tests {
             ("c-excluded", ExcludedByLabel),
             ("d-no-endpoint", NoLocalEndpoint),
             ("e-unavailable", NetworkUnavailable),
+            ("e2-out-of-service", OutOfService),
+            ("e3-node-not-ready", NodeNotReady),
             ("f-unheard", NoAnnouncer),
             ("g-link-down", NoUsableInterface),
             ("h-not-ready", NotReady),
@@ -275,6 +323,27 @@ mod tests {
             assert_eq!(r.disqualifies_holder(), !matches!(r, NoAnnouncer | NotReady));
         }
         assert!(c.why_none().is_none());
+    }
+
+    #[test]
+    fn readiness_is_ignored_only_when_no_node_is_ready() {
+        let policies = Policies::compile(&[policy("p", L2AnnouncementPolicySpec::default())]);
+        let ann = &policies.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], true)[0];
+        let mut a = ready("a", &[], vec![Interface::device("eth0")]);
+        a.node.not_ready = true;
+        let b = ready("b", &[], vec![Interface::device("eth0")]);
+        let c = candidates_for(&policies, ann, &[a.clone(), b.clone()], &BTreeMap::new());
+        assert_eq!(c.names(), ["b"]);
+        assert_eq!(c.rejection("a"), Some(Rejection::NodeNotReady));
+        // Every node not ready (the node controller lost them all): readiness says nothing.
+        let mut b = b;
+        b.node.not_ready = true;
+        let c = candidates_for(&policies, ann, &[a.clone(), b], &BTreeMap::new());
+        assert_eq!(c.names(), ["a", "b"]);
+        // Out of service is never ignored.
+        a.node.out_of_service = true;
+        let c = candidates_for(&policies, ann, &[a], &BTreeMap::new());
+        assert!(c.names().is_empty());
     }
 
     #[test]

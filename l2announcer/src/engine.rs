@@ -429,6 +429,7 @@ mod tests {
                 heard_at: Some(t0),
                 refused_at: None,
                 api_down_since: None,
+                quorum_silent_at: None,
             };
             Self {
                 policies,

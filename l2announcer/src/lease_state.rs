@@ -22,19 +22,29 @@
 //!      `externalTrafficPolicy: Local`, no policy selects it, or shutting down): stop answering, then
 //!      hand the Lease to the placement's choice, or release it ([`Decision::HandOver`]);
 //!    - it is not vouched for (own heartbeat claim lapsed, R after its last confirmed renewal, and
-//!      either no peer acknowledged a heartbeat sent in the last A, or a peer has reported reaching the
-//!      API server for D − P, so that peer will take over) while some other node could take over:
+//!      either no majority of the cluster, itself counted, acknowledged a heartbeat sent in the last
+//!      A, or a peer has reported reaching the API server for D − P, so that peer will take over)
+//!      while some other node could take over:
 //!      stop answering ([`Decision::StandDown`]). With no other candidate it keeps answering: nobody
 //!      could replace it, and stopping would only cause an outage;
 //!    - placement prefers another node that has been ready for H, and this node has held the Lease for
 //!      H: stop answering, then hand the Lease to that node (a returning node takes back its share,
 //!      only once fully ready, and two nodes whose views differ cannot bounce an address faster
 //!      than once per H).
-//! 2. **The Lease names another node that is valid** (alive: heartbeat Lease valid OR heard by peers;
-//!    and not disqualified): wait. No write.
+//!
+//!    After any of these stops, a record that still has the version it stopped on may be a stale
+//!    view (its own hand-over, or a taker's write, not seen yet: say its only link just came back):
+//!    it answers again only after a compare-and-swap write of that record ([`confirmed`]: same
+//!    holder, new `renewTime`) succeeds; if anyone wrote the Lease meanwhile, the write fails and the
+//!    next read shows who holds it.
+//! 2. **The Lease names another node that is valid** (alive: heartbeat Lease valid OR heard by this
+//!    node; not silent for a majority of the cluster; and not disqualified): wait. No write.
 //! 3. **The Lease is free**: absent, released (no holder), or naming a node that is **gone**: dead
-//!    (heartbeat Lease expired AND not heard for P), disqualified (excluded, NetworkUnavailable, no local
-//!    endpoint, not selected, its own report that its selected links are down), or deleted.
+//!    (heartbeat Lease expired AND not heard for P; or silent for a majority of the cluster's
+//!    announcers for P, [`crate::liveness::quorum_silent_at`]; or its process proven gone),
+//!    disqualified (excluded, NetworkUnavailable, Node not Ready while another node is, tainted
+//!    out-of-service, no local endpoint, not selected, its own report that its selected links are
+//!    down), or deleted.
 //!    The placement's choice acquires at once; any other candidate waits `(p + 1) × S` after it first
 //!    saw the Lease free, p being its position in the preference order with the choice left out (so a
 //!    node whose view of placement differs still fills the gap, a little later). Acquiring needs this
@@ -51,8 +61,11 @@
 //! - holder's link down, holder still reaches the API server: link detection + one write + W;
 //! - holder's announcer process dies, its node stays up: the next peer heartbeat to it is refused
 //!   (≤ one peer interval, 100 ms by default) + one write + W;
-//! - holder's node dies (or its process hangs): between `max(D − T, P)` and `max(D, P)` after the
-//!   death (the heartbeat Lease was last renewed up to T before it), + S × p for a fallback acquirer;
+//! - holder's node dies (power lost, its only NIC down, its process hung), three announcers or more:
+//!   P after the last heartbeat the slowest of a majority heard, + one silence sweep (≤ one peer
+//!   interval) + one write + W, + S × p for a fallback acquirer;
+//! - the same with two announcers, or when a majority died at once: between `max(D − T, P)` and
+//!   `max(D, P)` after the death (the heartbeat Lease was last renewed up to T before it);
 //! - holder cut off from the API server only (its peers still hear it): it says so in its
 //!   heartbeats; a peer that has reached the API server without interruption for D, D after the
 //!   holder's first such report and once its heartbeat Lease expired, judges it gone and takes over;
@@ -60,17 +73,23 @@
 //!   it, so before. In a control-plane outage no peer reaches the API server: nobody takes over and
 //!   every holder keeps answering; when the API server is back, every observer first waits D of its own
 //!   stable access, by which time the holders have renewed (T < D): no address moves;
-//! - holder cut off from its peers only: no failover (it stays alive).
+//! - holder cut off from its peers only (it still reaches the API server), three announcers or more:
+//!   the majority that does not hear it takes over after P; the holder reads the taker's write and
+//!   stops. With two announcers: no failover (it stays alive).
 //!
 //! # Worst-case double announcement
 //! - Hand-over, release, shutdown: **0** (the old holder stops before its write; the new one starts
 //!   after reading it).
-//! - Holder dead: **0** with the `responder` datapath. With `netlink`, addresses left on an interface by
+//! - Holder dead: **0** with the `responder` datapath (a node whose only link is down cannot answer
+//!   on it, and once it is back answers only after confirming the record, rule 1). With `netlink`, addresses left on an interface by
 //!   a killed announcer keep being answered by the kernel until the announcer restarts and removes
 //!   them (it must do so before reporting ready).
 //! - Holder disqualified while alive: ≤ W (it sees the same API fact, or its own link, and the taker's
 //!   notice, whichever comes first); a holder whose link is down cannot answer on it anyway.
-//! - Holder cut off from its peers only: **0** (nobody takes over).
+//! - Holder cut off from its peers only: **≤ W** with three announcers or more (it reaches the API
+//!   server and reads the taker's write), **0** with two (nobody takes over).
+//! - Holder cut off from the API server and from a majority of its peers but still reaching clients
+//!   (peers and API on another network than the announced one): **≤ R − P**, the rest of its claim.
 //! - Holder cut off from the API server only: **0** while a peer's heartbeat reaches it within P: it
 //!   stops D − P after the first report of the peer that takes over reached it, and that peer takes
 //!   over no earlier than D after it began reaching the API server, which is before it sent that report.
@@ -222,6 +241,11 @@ pub fn fallback_rank(order: &[&str], desired: Option<&str>, me: &str) -> Option<
 pub struct AddressLease {
     free_since: Option<Instant>,
     held_since: Option<Instant>,
+    /// The resourceVersion of the record naming this node when it last stopped answering for it
+    /// (stand-down or hand-over). A record that still has that version may be a stale view (its own
+    /// hand-over or the taker's write not seen yet, say after its only link came back): it answers
+    /// again only after confirming the record by a write of its own.
+    stood_down_on: Option<Option<String>>,
 }
 
 impl AddressLease {
@@ -253,12 +277,43 @@ impl AddressLease {
     ) -> Decision {
         let holder = inputs.lease.and_then(LeaseRecord::holder);
         if holder == Some(me) {
+            let lease = inputs.lease.expect("a holder implies a lease");
+            let decision = self.decide_held(me, lease, inputs, cfg, now, wall);
+            return match decision {
+                Decision::Hold if self.stood_down_on.as_ref() == Some(&lease.resource_version) => {
+                    Decision::Acquire { record: confirmed(lease, cfg, wall), create: false, replacing: None }
+                }
+                Decision::Hold => {
+                    self.stood_down_on = None;
+                    decision
+                }
+                Decision::StandDown(_) | Decision::HandOver { .. } => {
+                    self.stood_down_on = Some(lease.resource_version.clone());
+                    decision
+                }
+                Decision::Acquire { .. } | Decision::Wait { .. } => decision,
+            };
+        }
+        self.stood_down_on = None;
+        self.decide_free(me, holder, inputs, cfg, now, wall)
+    }
+
+    /// [`AddressLease::decide`] when the record names this node.
+    fn decide_held(
+        &mut self,
+        me: &str,
+        lease: &LeaseRecord,
+        inputs: &Inputs<'_>,
+        cfg: &LeaseConfig,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Decision {
+        {
             self.free_since = None;
             let held_since = *self.held_since.get_or_insert(now);
             if inputs.takeover_notice {
                 return Decision::StandDown(StandDownReason::TakeoverNotice);
             }
-            let lease = inputs.lease.expect("a holder implies a lease");
             let other_desired = inputs.desired.filter(|d| *d != me);
             if inputs.fallback_rank.is_none() {
                 return Decision::HandOver {
@@ -279,8 +334,20 @@ impl AddressLease {
                     to: Some(to.to_owned()),
                 };
             }
-            return Decision::Hold;
+            Decision::Hold
         }
+    }
+
+    /// [`AddressLease::decide`] when the record names another node or nobody.
+    fn decide_free(
+        &mut self,
+        me: &str,
+        holder: Option<&str>,
+        inputs: &Inputs<'_>,
+        cfg: &LeaseConfig,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Decision {
         self.held_since = None;
         let replacing = match (holder, inputs.holder) {
             (Some(_), HolderStatus::Valid) => {
@@ -323,6 +390,17 @@ pub fn acquired(previous: Option<&LeaseRecord>, me: &str, cfg: &LeaseConfig, wal
         renew_time: Some(wall),
         transitions: previous.map_or(0, |p| p.transitions.saturating_add(1)),
         resource_version: previous.and_then(|p| p.resource_version.clone()),
+    }
+}
+
+/// The record a holder that stopped answering writes to confirm, before it answers again, that
+/// `previous` (naming it) is still current: the same claim, a new `renewTime`; the compare-and-swap
+/// fails if anyone wrote the Lease since.
+pub fn confirmed(previous: &LeaseRecord, cfg: &LeaseConfig, wall: Timestamp) -> LeaseRecord {
+    LeaseRecord {
+        lease_duration: Some(whole_seconds(cfg.heartbeat_lease_duration)),
+        renew_time: Some(wall),
+        ..previous.clone()
     }
 }
 
@@ -582,10 +660,19 @@ mod tests {
         assert_eq!(record.holder(), Some("node-b"));
         assert_eq!(record.resource_version.as_deref(), Some("11"));
         assert_eq!(record.transitions, 5);
-        // A node that only just got ready is not handed anything.
+        // A node that only just got ready is not handed anything; but the hand-over may have been
+        // written already: the holder answers again only after confirming the record by a write.
         let mut fresh = i;
         fresh.desired_ready_since = Some(t5);
-        assert_eq!(s.decide(ME, &fresh, &cfg(), t5, wall()), Decision::Hold);
+        let d = s.decide(ME, &fresh, &cfg(), t5, wall());
+        let Decision::Acquire { record, create: false, replacing: None } = d else { panic!("{d:?}") };
+        assert_eq!((record.holder(), record.transitions), (Some(ME), 4));
+        assert_eq!(record.resource_version.as_deref(), Some("11"));
+        // Once a newer version names it (its confirming write), it holds again without writing.
+        let newer = rec(Some(ME), 12);
+        let mut confirmed = fresh;
+        confirmed.lease = Some(&newer);
+        assert_eq!(s.decide(ME, &confirmed, &cfg(), t5, wall()), Decision::Hold);
     }
 
     #[test]

@@ -23,12 +23,20 @@
 //! So a node cut off from the API server but heard by peers stays alive (nobody takes over while it
 //! can still answer), and so does a node cut off from its peers that still renews its Lease.
 //!
+//! - **Quorum silence**: a majority of the cluster's announcers (the observer counted, the node
+//!   itself not) has not heard it for `peer_timeout` ([`quorum_silent_at`]; peers report whom they
+//!   do not hear in their heartbeats). Dead from then on, without waiting for the heartbeat Lease:
+//!   this is what makes a node that dies without a word (power lost, its only NIC down) sub-second.
+//!   Needs three announcers or more.
+//!
 //! The holder's own side ([`SelfLiveness`]): it is *vouched for* while its own heartbeat claim is
 //! current (`renew_deadline` from its last confirmed renewal, which is before any peer's sighting of
-//! that renewal, and `renew_deadline < lease_duration`) OR a peer acknowledged one of its heartbeats
-//! sent less than `ack_timeout` ago (`ack_timeout <= peer_timeout`: the ack carries the send time of
-//! the heartbeat it answers, on the holder's clock). A holder that is vouched for by neither stops
-//! answering before any peer can find it dead.
+//! that renewal, and `renew_deadline < lease_duration`) OR a majority of the cluster (itself counted)
+//! acknowledged one of its heartbeats sent less than `ack_timeout` ago (`ack_timeout <
+//! peer_timeout`: the ack carries the send time of the heartbeat it answers, on the holder's clock).
+//! A holder that is vouched for by neither stops answering before any peer can find it dead; one
+//! that still renews its claim but is not heard by a majority learns of the takeover from the
+//! Lease watch.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +86,88 @@ pub struct PeerLiveness {
     pub refused_at: Option<Instant>,
     /// Since when it has reported, in every heartbeat, that it cannot reach the API server.
     pub api_down_since: Option<Instant>,
+    /// Local time from which a majority of the cluster's announcers has not heard it for the peer
+    /// timeout ([`quorum_silent_at`]): dead from then on, whatever its heartbeat Lease says.
+    pub quorum_silent_at: Option<Instant>,
+}
+
+/// How many of a cluster's `size` announcer nodes make a majority.
+pub fn majority(size: usize) -> usize {
+    size / 2 + 1
+}
+
+/// When a majority of the cluster's announcers has not heard a node for `peer_timeout`: the moment
+/// its death is decided by the peer channel alone, without waiting for its heartbeat Lease.
+///
+/// `silent_since` has one entry per observer that does not hear the node now (this node and every
+/// peer whose fresh report says so), each the local time since which it has not. The node itself
+/// is no observer, so with fewer than three announcers there is no majority without it and this is
+/// `None` (two-node clusters wait for the heartbeat Lease, as before).
+///
+/// Safe because a holder whose heartbeats a majority (itself counted) has not acknowledged for
+/// `ack_timeout < peer_timeout` stops answering unless it still renews its heartbeat Lease
+/// ([`SelfLiveness::vouched`]): a majority of silent observers and a majority of acknowledging ones
+/// share a node, and that node cannot have received, after being silent for `peer_timeout`, a
+/// heartbeat sent within the last `ack_timeout`.
+pub fn quorum_silent_at(
+    silent_since: impl IntoIterator<Item = Instant>,
+    cluster_size: usize,
+    peer_timeout: Duration,
+) -> Option<Instant> {
+    if cluster_size < 3 {
+        return None;
+    }
+    let need = majority(cluster_size);
+    let mut since: Vec<Instant> = silent_since.into_iter().collect();
+    if since.len() < need {
+        return None;
+    }
+    since.sort_unstable();
+    Some(since[need - 1] + peer_timeout)
+}
+
+/// Whether a majority of the cluster's `cluster_size` announcers (this node counted) acknowledged
+/// one of this node's heartbeats sent after `since`; `acked_sends` has, per peer, the send
+/// time of the latest heartbeat it acknowledged.
+pub fn quorum_acked(
+    acked_sends: impl IntoIterator<Item = Instant>,
+    cluster_size: usize,
+    since: Instant,
+) -> bool {
+    let need = majority(cluster_size).saturating_sub(1);
+    need == 0 || acked_sends.into_iter().filter(|t| *t > since).count() >= need
+}
+
+/// Until when a majority of the cluster (this node counted) has acknowledged a heartbeat sent
+/// within `ack_timeout`: the send time of the latest heartbeat that the `majority - 1`-th most
+/// recent acknowledging peer answered, plus `ack_timeout`. `None`: no such majority ever.
+pub fn quorum_acked_until(
+    acked_sends: impl IntoIterator<Item = Instant>,
+    cluster_size: usize,
+    ack_timeout: Duration,
+) -> Option<Instant> {
+    let need = majority(cluster_size).saturating_sub(1);
+    let mut sends: Vec<Instant> = acked_sends.into_iter().collect();
+    sends.sort_unstable_by(|a, b| b.cmp(a));
+    sends.get(need.checked_sub(1)?).map(|t| *t + ack_timeout)
+}
+
+/// How many peers watch each node's heartbeats (its *monitors*). With at most this many peers every
+/// announcer watches every other one; past it each watches a fixed few, so a node's heartbeat cost
+/// stays flat in the cluster size.
+pub const MONITORS: usize = 4;
+
+/// The monitors of `node` among `members` (every announcer, `node` included, sorted and without
+/// duplicates): the `MONITORS` members that follow it in that order, wrapping around. Every
+/// announcer derives the same sets from the same member list (the nodes whose announcers reported a
+/// peer port on their heartbeat Lease). `node` sends its heartbeats to its monitors; they
+/// acknowledge them (which vouches for it) and report when they stop hearing it; it is silent
+/// for the cluster when a majority of them has not heard it ([`quorum_silent_at`], with
+/// `cluster_size` = monitors + 1).
+pub fn monitors(members: &[String], node: &str) -> Vec<String> {
+    let Ok(at) = members.binary_search_by(|m| m.as_str().cmp(node)) else { return Vec::new() };
+    let k = MONITORS.min(members.len().saturating_sub(1));
+    (1..=k).map(|i| members[(at + i) % members.len()].clone()).collect()
 }
 
 /// Whether a node is alive and why.
@@ -125,15 +215,22 @@ impl PeerLiveness {
         if let Some(r) = self.refused_after_heard() {
             return Some(r);
         }
-        match (self.heartbeat_expiry(node, cfg), self.heard_until(cfg)) {
+        let unheard = match (self.heartbeat_expiry(node, cfg), self.heard_until(cfg)) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
+        };
+        match (unheard, self.quorum_silent_at) {
+            (Some(a), Some(q)) => Some(a.min(q)),
+            (a, q) => a.or(q),
         }
     }
 
     /// Its liveness at `now`.
     pub fn liveness(&self, node: &str, now: Instant, cfg: &LivenessConfig) -> Liveness {
         if let Some(since) = self.refused_after_heard().filter(|r| *r <= now) {
+            return Liveness::Dead { since };
+        }
+        if let Some(since) = self.quorum_silent_at.filter(|q| *q <= now) {
             return Liveness::Dead { since };
         }
         let lease_valid = self.heartbeat_expiry(node, cfg).is_some_and(|t| now < t);
@@ -203,7 +300,8 @@ pub fn api_peer_ready(
 pub struct SelfLiveness {
     /// Its own heartbeat claim is current ([`Candidate::is_leader`] on its heartbeat Lease).
     pub heartbeat_current: bool,
-    /// A peer acknowledged a heartbeat it sent less than `ack_timeout` ago.
+    /// A majority of the cluster's announcers (this node counted; with two nodes, the other one)
+    /// acknowledged a heartbeat it sent less than `ack_timeout` ago ([`quorum_acked`]).
     pub peer_acked: bool,
     /// A peer that reaches the API server could replace this node ([`api_peer_ready`]).
     pub api_peer_ready: bool,
@@ -214,13 +312,15 @@ impl SelfLiveness {
     /// peer acknowledged.
     pub fn judge(
         heartbeat: &Candidate,
-        last_acked_send: Option<Instant>,
+        acked_sends: impl IntoIterator<Item = Instant>,
+        cluster_size: usize,
         now: Instant,
         cfg: &LivenessConfig,
     ) -> Self {
         Self {
             heartbeat_current: heartbeat.is_leader(now),
-            peer_acked: last_acked_send.is_some_and(|t| now < t + cfg.ack_timeout),
+            peer_acked: cluster_size > 1
+                && quorum_acked(acked_sends, cluster_size, now.checked_sub(cfg.ack_timeout).unwrap_or(now)),
             api_peer_ready: false,
         }
     }
@@ -253,6 +353,7 @@ mod refusal_tests {
             heard_at: Some(s(9_900)),
             refused_at: None,
             api_down_since: Some(s(1000)),
+            quorum_silent_at: None,
         };
         // The observer reaches the API since t0 + 2 s: the cut-off node is replaced 3 s later.
         assert_eq!(heard.cut_off_at("n", &cfg, Some(s(2000))), Some(s(5000)));
@@ -287,13 +388,19 @@ mod refusal_tests {
             heard_at: Some(ms(100)),
             refused_at: Some(ms(150)),
             api_down_since: None,
+            quorum_silent_at: None,
         };
         assert_eq!(p.liveness("n", ms(160), &cfg), Liveness::Dead { since: ms(150) });
         assert_eq!(p.dead_since("n", &cfg), Some(ms(150)));
         let heard_again = PeerLiveness { heard_at: Some(ms(200)), ..p.clone() };
         assert!(heard_again.liveness("n", ms(210), &cfg).is_alive());
-        let never_heard =
-            PeerLiveness { heartbeat: None, heard_at: None, refused_at: Some(ms(150)), api_down_since: None };
+        let never_heard = PeerLiveness {
+            heartbeat: None,
+            heard_at: None,
+            refused_at: Some(ms(150)),
+            api_down_since: None,
+            quorum_silent_at: None,
+        };
         assert_eq!(never_heard.dead_since("n", &cfg), None);
     }
 }
@@ -333,6 +440,7 @@ mod tests {
             heard_at: Some(t0 + ms(1800)),
             refused_at: None,
             api_down_since: None,
+            quorum_silent_at: None,
         };
         assert_eq!(
             p.liveness("n1", t0 + ms(100), &cfg()),
@@ -350,6 +458,7 @@ mod tests {
             heard_at: None,
             refused_at: None,
             api_down_since: None,
+            quorum_silent_at: None,
         };
         assert!(quiet.liveness("n1", t0 + ms(1999), &cfg()).is_alive());
         assert_eq!(quiet.liveness("n1", t0 + ms(2000), &cfg()), Liveness::Dead { since: t0 + ms(2000) });
@@ -359,6 +468,7 @@ mod tests {
             heard_at: None,
             refused_at: None,
             api_down_since: None,
+            quorum_silent_at: None,
         };
         assert!(!wrong.liveness("n1", t0, &cfg()).is_alive());
         let mut released = observed("", 1, t0);
@@ -368,6 +478,7 @@ mod tests {
             heard_at: Some(t0),
             refused_at: None,
             api_down_since: None,
+            quorum_silent_at: None,
         };
         assert_eq!(released.liveness("n1", t0 + ms(600), &cfg()), Liveness::Dead { since: t0 + ms(600) });
         // Never seen: dead now.
@@ -400,12 +511,113 @@ mod tests {
         let mut rec = rec;
         rec.resource_version = Some("1".into());
         hb.written(Ok(&rec), t0);
-        let s = SelfLiveness::judge(&hb, None, t0 + Duration::from_millis(1000), &cfg());
+        let s = SelfLiveness::judge(&hb, None, 2, t0 + Duration::from_millis(1000), &cfg());
         assert!(s.vouched() && s.heartbeat_current && !s.peer_acked);
         // Past the renew deadline with no renewal: only peer acks vouch.
         let late = t0 + Duration::from_millis(1600);
-        assert!(!SelfLiveness::judge(&hb, None, late, &cfg()).vouched());
-        assert!(SelfLiveness::judge(&hb, Some(late - Duration::from_millis(100)), late, &cfg()).vouched());
-        assert!(!SelfLiveness::judge(&hb, Some(late - Duration::from_millis(500)), late, &cfg()).vouched());
+        assert!(!SelfLiveness::judge(&hb, None, 2, late, &cfg()).vouched());
+        assert!(SelfLiveness::judge(&hb, Some(late - Duration::from_millis(100)), 2, late, &cfg()).vouched());
+        assert!(
+            !SelfLiveness::judge(&hb, Some(late - Duration::from_millis(500)), 2, late, &cfg()).vouched()
+        );
+    }
+}
+
+#[cfg(test)]
+mod quorum_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const P: Duration = Duration::from_millis(500);
+    const A: Duration = Duration::from_millis(400);
+
+    #[test]
+    fn monitors_follow_on_the_ring_and_cover_small_clusters() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let three = names(&["a", "b", "c"]);
+        assert_eq!(monitors(&three, "b"), ["c", "a"]);
+        assert_eq!(monitors(&three, "x"), Vec::<String>::new());
+        let many: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        assert_eq!(monitors(&many, "n8"), ["n9", "n0", "n1", "n2"]);
+        // Every node is watched by MONITORS others and watches MONITORS others.
+        for m in &many {
+            let watching = many.iter().filter(|n| monitors(&many, n).contains(m)).count();
+            assert_eq!((monitors(&many, m).len(), watching), (MONITORS, MONITORS));
+        }
+    }
+
+    #[test]
+    fn majorities() {
+        assert_eq!([1, 2, 3, 4, 5, 100].map(majority), [1, 2, 2, 3, 3, 51]);
+    }
+
+    #[test]
+    fn quorum_silence_needs_a_majority_of_observers() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // Three nodes: both others must be silent; the later silence counts.
+        assert_eq!(quorum_silent_at([ms(100), ms(150)], 3, P), Some(ms(650)));
+        assert_eq!(quorum_silent_at([ms(100)], 3, P), None);
+        // Two nodes: the other node alone is no majority.
+        assert_eq!(quorum_silent_at([ms(100)], 2, P), None);
+        // Five nodes: three observers; the third earliest silence decides.
+        assert_eq!(quorum_silent_at([ms(400), ms(100), ms(300), ms(200)], 5, P), Some(ms(800)));
+        assert_eq!(quorum_silent_at([ms(400), ms(100)], 5, P), None);
+    }
+
+    #[test]
+    fn quorum_acks_count_the_holder_itself() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert!(quorum_acked([ms(500)], 3, ms(400)));
+        assert!(!quorum_acked([ms(300)], 3, ms(400)));
+        assert!(!quorum_acked([ms(500)], 5, ms(400)));
+        assert!(quorum_acked([ms(500), ms(450), ms(10)], 5, ms(400)));
+        assert!(quorum_acked([], 1, ms(400)));
+    }
+
+    #[test]
+    fn a_quorum_silent_node_is_dead_even_with_a_valid_heartbeat_lease() {
+        let cfg = LivenessConfig {
+            heartbeat_lease_duration: Duration::from_secs(3),
+            peer_timeout: P,
+            ack_timeout: A,
+        };
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // Still heard by this node until 800 ms; a majority's silence makes it dead at 650 ms.
+        let p =
+            PeerLiveness { heard_at: Some(ms(300)), quorum_silent_at: Some(ms(650)), ..Default::default() };
+        assert!(p.liveness("h", ms(640), &cfg).is_alive());
+        assert_eq!(p.liveness("h", ms(650), &cfg), Liveness::Dead { since: ms(650) });
+        assert_eq!(p.dead_since("h", &cfg), Some(ms(650)));
+        let unreported = PeerLiveness { quorum_silent_at: None, ..p };
+        assert!(unreported.liveness("h", ms(700), &cfg).is_alive());
+        assert_eq!(unreported.dead_since("h", &cfg), Some(ms(800)));
+    }
+
+    proptest! {
+        /// The safety argument of [`quorum_silent_at`]: whenever a majority of observers has been
+        /// silent on the holder for `P`, the holder cannot count a majority of acknowledgements of
+        /// heartbeats sent within `A < P`. Each observer's last receipt from the holder comes after
+        /// the send of every heartbeat it acknowledged.
+        #[test]
+        fn quorum_silence_and_quorum_acks_never_overlap(
+            size in 3usize..9,
+            // Per peer: the send time of its last acknowledged heartbeat and the transit delay to it.
+            peers in proptest::collection::vec((0u64..5_000, 0u64..300), 8),
+            now in 0u64..6_000,
+        ) {
+            let t0 = Instant::now();
+            let ms = |n: u64| t0 + Duration::from_millis(n);
+            let peers = &peers[..size - 1];
+            // A peer received its last heartbeat at send + delay, if that is before now.
+            let received: Vec<(u64, u64)> = peers.iter().map(|&(s, d)| (s, s + d)).filter(|&(_, r)| r <= now).collect();
+            let acked = received.iter().map(|&(s, _)| ms(s));
+            let silent = received.iter().map(|&(_, r)| ms(r));
+            let dead = quorum_silent_at(silent, size, P).is_some_and(|t| t <= ms(now));
+            let vouched = quorum_acked(acked, size, ms(now).checked_sub(A).unwrap_or(t0));
+            prop_assert!(!(dead && vouched));
+        }
     }
 }

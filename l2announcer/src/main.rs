@@ -37,6 +37,23 @@ fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
 
+/// `--netlink-address-lifetime`: a duration, or `forever`.
+#[derive(Debug, Clone, Copy)]
+struct AddressLifetime(Option<Duration>);
+
+fn address_lifetime(s: &str) -> Result<AddressLifetime, String> {
+    if s == "forever" {
+        return Ok(AddressLifetime(None));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    // The kernel counts lifetimes in whole seconds; with 1 s, a refresh every 333 ms would leave no
+    // room for one late refresh.
+    if d.subsec_nanos() != 0 || d < Duration::from_secs(2) {
+        return Err(format!("{s:?} must be whole seconds, at least 2s (or `forever`)"));
+    }
+    Ok(AddressLifetime(Some(d)))
+}
+
 /// FerroLB L2 announcer.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -53,6 +70,14 @@ struct Args {
     /// its datapath through the gRPC API).
     #[arg(long, env = "FERROLB_DATAPATH", value_enum, default_value_t = Mode::Responder)]
     datapath: Mode,
+
+    /// With `--datapath netlink`: addresses are added with this lifetime (whole seconds, at least
+    /// 2s) and refreshed every third of it while held, so the kernel deletes them by itself this long
+    /// after the announcer is killed. `forever`: permanent addresses (a killed announcer's addresses
+    /// are then answered until it restarts).
+    #[arg(long, env = "FERROLB_NETLINK_ADDRESS_LIFETIME", value_name = "DURATION|forever",
+          default_value = "3s", value_parser = address_lifetime)]
+    netlink_address_lifetime: AddressLifetime,
 
     /// Unix socket of the gRPC API (mode 0660). `none`: not served.
     #[arg(long, env = "FERROLB_GRPC_SOCKET", value_name = "PATH",
@@ -189,6 +214,7 @@ impl Args {
             namespace: self.common.namespace(),
             heartbeat,
             datapath: self.datapath,
+            netlink_address_lifetime: self.netlink_address_lifetime.0,
             schedule: AnnounceSchedule::default(),
             grpc_socket: (self.grpc_socket != "none").then(|| PathBuf::from(&self.grpc_socket)),
             peer,
@@ -232,5 +258,22 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netlink_address_lifetime_is_whole_seconds_from_2s_or_forever() {
+        let parse = |v: &str| Args::try_parse_from(["ferrolb-announcer", "--netlink-address-lifetime", v]);
+        assert_eq!(parse("5s").unwrap().netlink_address_lifetime.0, Some(Duration::from_secs(5)));
+        assert_eq!(parse("forever").unwrap().netlink_address_lifetime.0, None);
+        for bad in ["1s", "2500ms", "soon"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
+        assert_eq!(default.netlink_address_lifetime.0, Some(Duration::from_secs(3)));
     }
 }

@@ -115,6 +115,11 @@ pub struct NodeInput {
     pub labels: BTreeMap<String, String>,
     /// The `NetworkUnavailable` condition is `True`.
     pub network_unavailable: bool,
+    /// The `Ready` condition is `False` or `Unknown` (absent: ready; kube-sim's and some test
+    /// clusters' Nodes carry none).
+    pub not_ready: bool,
+    /// Tainted `node.kubernetes.io/out-of-service`, any effect.
+    pub out_of_service: bool,
 }
 
 impl NodeInput {
@@ -403,7 +408,7 @@ pub(crate) mod tests {
     }
 
     fn node(name: &str, l: &[(&str, &str)]) -> NodeInput {
-        NodeInput { name: name.into(), labels: labels(l), network_unavailable: false }
+        NodeInput { name: name.into(), labels: labels(l), ..Default::default() }
     }
 
     fn keys(anns: &[Announcement]) -> Vec<String> {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ferrolb_api::names::annotations;
+use ferrolb_api::names::{annotations, taints};
 use ferrolb_api::{IpRange, L2AnnouncementPolicy, LoadBalancerIPPool};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -76,17 +76,22 @@ pub fn policy_input(policy: &L2AnnouncementPolicy) -> PolicyInput {
 }
 
 pub fn node_input(node: &Node) -> NodeInput {
-    let network_unavailable = node
-        .status
+    let conditions = || node.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten();
+    let network_unavailable = conditions().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
+    let not_ready = conditions().any(|c| c.type_ == "Ready" && c.status != "True");
+    let out_of_service = node
+        .spec
         .as_ref()
-        .and_then(|s| s.conditions.as_ref())
+        .and_then(|s| s.taints.as_ref())
         .into_iter()
         .flatten()
-        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
+        .any(|t| t.key == taints::OUT_OF_SERVICE);
     NodeInput {
         name: node.metadata.name.clone().unwrap_or_default(),
         labels: node.metadata.labels.clone().unwrap_or_default(),
         network_unavailable,
+        not_ready,
+        out_of_service,
     }
 }
 
@@ -159,18 +164,38 @@ pub fn service_entry(svc: &Service) -> Option<ServiceEntry> {
     Some(ServiceEntry { input: Arc::new(service_input(svc)?), uid: svc.metadata.uid.clone() })
 }
 
-/// Keeps name, labels, InternalIP addresses and the NetworkUnavailable condition (real Nodes carry
-/// image lists of many kilobytes).
+/// Keeps name, labels, InternalIP addresses, the NetworkUnavailable and Ready conditions (without
+/// their heartbeat times, so kubelet's status updates change nothing kept) and the out-of-service
+/// taint (real Nodes carry image lists of many kilobytes).
 pub fn strip_node(node: &mut Node) {
     node.metadata.managed_fields = None;
     node.metadata.annotations = None;
-    node.spec = None;
+    let out_of_service: Vec<_> = node
+        .spec
+        .take()
+        .and_then(|s| s.taints)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.key == taints::OUT_OF_SERVICE)
+        .map(|t| k8s_openapi::api::core::v1::Taint { time_added: None, ..t })
+        .collect();
+    if !out_of_service.is_empty() {
+        node.spec =
+            Some(k8s_openapi::api::core::v1::NodeSpec { taints: Some(out_of_service), ..Default::default() });
+    }
     if let Some(status) = node.status.take() {
         node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
             addresses: status.addresses.map(|a| a.into_iter().filter(|a| a.type_ == "InternalIP").collect()),
-            conditions: status
-                .conditions
-                .map(|c| c.into_iter().filter(|c| c.type_ == "NetworkUnavailable").collect()),
+            conditions: status.conditions.map(|c| {
+                c.into_iter()
+                    .filter(|c| c.type_ == "NetworkUnavailable" || c.type_ == "Ready")
+                    .map(|c| k8s_openapi::api::core::v1::NodeCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
             ..Default::default()
         });
     }

@@ -99,6 +99,9 @@ pub struct Settings {
     /// The node heartbeat Lease's election settings (identity = node name).
     pub heartbeat: ElectionConfig,
     pub datapath: Mode,
+    /// `--datapath netlink`: the lifetime of the addresses added, refreshed while held (`None`:
+    /// permanent).
+    pub netlink_address_lifetime: Option<Duration>,
     pub schedule: AnnounceSchedule,
     /// Where to serve the gRPC API (`None`: not served).
     pub grpc_socket: Option<PathBuf>,
@@ -339,7 +342,8 @@ pub async fn run(
     let mut link_rx = netlink.watch_links()?;
     let mut links: BTreeMap<u32, Link> = netlink.links().await?.into_iter().map(|l| (l.index, l)).collect();
     let mut driver =
-        datapath::Driver::new(settings.datapath, Some(netlink.clone()), settings.schedule.clone());
+        datapath::Driver::new(settings.datapath, Some(netlink.clone()), settings.schedule.clone())
+            .with_address_lifetime(settings.netlink_address_lifetime);
     driver.set_links(links.values().cloned());
 
     let (hub, mut peer_rx) = match &settings.peer {
@@ -747,6 +751,7 @@ impl Announcer {
                             .as_ref()
                             .and_then(|h| h.peer_api(&name))
                             .and_then(|(ok, since)| (!ok).then_some(since)),
+                        quorum_silent_at: self.hub.as_ref().and_then(|h| h.quorum_silent_at(&name, now)),
                     },
                 );
             }
@@ -799,14 +804,13 @@ impl Announcer {
         if let Some(hub) = &self.hub {
             hub.set_api_ok(heartbeat_current);
         }
+        // Until when a majority of the cluster vouches for this node (one peer in a two-node cluster).
+        let acked_until =
+            self.hub.as_ref().and_then(|hub| hub.acked_until(self.settings.engine.liveness.ack_timeout));
         let self_liveness = SelfLiveness {
             api_peer_ready: api_peer_at.is_some_and(|t| now >= t),
             heartbeat_current,
-            peer_acked: self
-                .hub
-                .as_ref()
-                .and_then(PeerHub::last_acked_send)
-                .is_some_and(|t| now < t + self.settings.engine.liveness.ack_timeout),
+            peer_acked: acked_until.is_some_and(|t| now < t),
         };
         let view = View {
             policies: &policies,
@@ -829,6 +833,11 @@ impl Announcer {
         // Cut off from the API server: decide again when a peer could take over. (The lapse of this
         // node's own claim wakes the loop through the elector.)
         if let Some(at) = api_peer_at.filter(|t| !heartbeat_current && *t > now) {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
+        // Cut off from the API server and vouched for only by the peers' acknowledgements: decide
+        // again when they lapse (acknowledgements do not wake the loop).
+        if let Some(at) = acked_until.filter(|t| !heartbeat_current && *t > now) {
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
         for write in &plan.writes {

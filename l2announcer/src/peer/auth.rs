@@ -182,7 +182,10 @@ impl Signed for v1::Heartbeat {
         self.mac = mac;
     }
     fn body(&self, c: &mut Canon) {
-        c.u64(self.sent_at).u64(u64::from(self.api_ok));
+        c.u64(self.sent_at).u64(u64::from(self.api_ok)).u64(self.silent.len() as u64);
+        for s in &self.silent {
+            c.str(&s.node).u64(s.silent_for_ms);
+        }
     }
 }
 
@@ -344,6 +347,7 @@ mod tests {
             mac: Vec::new(),
             sent_at: 123_456,
             api_ok: true,
+            silent: Vec::new(),
         }
     }
 
@@ -544,7 +548,7 @@ mod tests {
             node in ".{0,8}", to in ".{0,8}", epoch: u64, seq: u64, sent_at: u64, field in 0usize..6,
         ) {
             let k = key(5);
-            let mut m = v1::Heartbeat { node, epoch, seq, to, mac: Vec::new(), sent_at, api_ok: sent_at % 2 == 0 };
+            let mut m = v1::Heartbeat { node, epoch, seq, to, mac: Vec::new(), sent_at, api_ok: sent_at % 2 == 0, silent: Vec::new() };
             sign(Some(&k), &mut m);
             let mut c = m.clone();
             match field {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
 use super::auth::{self, Reject, ReplayGuard};
+use super::datagram;
 use super::server::PeerService;
 use super::{METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT, PeerConfig, PeerError, PeerEvent, Takeover};
 
@@ -85,7 +86,19 @@ pub(super) struct Inner {
 struct State {
     heard: HashMap<String, HeardState>,
     rtt: HashMap<String, Duration>,
-    last_acked_send: Option<Instant>,
+    /// Per peer: the local send time of the latest heartbeat it acknowledged.
+    acked: HashMap<String, Instant>,
+    /// Per peer: whom it reported not hearing in its latest heartbeat, and since when (local time,
+    /// receipt minus the silence it reported: never earlier than the truth).
+    reports: HashMap<String, SilenceReport>,
+    /// Peers a majority has not heard for the silence timeout (reported once per streak).
+    quorum_silent: std::collections::HashSet<String>,
+    /// Who watches whom ([`crate::liveness::monitors`]), from the member list of the last
+    /// [`PeerHub::set_peers`].
+    ring: Ring,
+    /// Until when our heartbeats go to every peer, not only our monitors: while we report a
+    /// silence, and a few intervals after, so that every node can count the reports.
+    broadcast_until: Option<Instant>,
     /// Per peer: since when its peer port refuses our connections (cleared when it is heard or
     /// acknowledges a heartbeat).
     refused: HashMap<String, Instant>,
@@ -94,6 +107,40 @@ struct State {
     api: HashMap<String, (bool, Instant)>,
     /// Whether we can reach the API server (sent in our heartbeats).
     api_ok: bool,
+}
+
+/// The monitor sets of the current members.
+#[derive(Debug, Default)]
+struct Ring {
+    /// Each member's monitors.
+    monitors: HashMap<String, Vec<String>>,
+    /// The members whose monitor this node is (whose heartbeats it expects).
+    watched: Vec<String>,
+}
+
+impl Ring {
+    fn new(me: &str, peers: impl Iterator<Item = String>) -> Self {
+        let mut members: Vec<String> = peers.chain(std::iter::once(me.to_owned())).collect();
+        members.sort_unstable();
+        members.dedup();
+        let monitors: HashMap<String, Vec<String>> =
+            members.iter().map(|m| (m.clone(), crate::liveness::monitors(&members, m))).collect();
+        let watched = members.iter().filter(|m| monitors[*m].iter().any(|x| x == me)).cloned().collect();
+        Self { monitors, watched }
+    }
+
+    fn monitors_of(&self, node: &str) -> &[String] {
+        self.monitors.get(node).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// One peer's latest report of whom it does not hear.
+#[derive(Debug, Default)]
+struct SilenceReport {
+    /// The (epoch, seq) of the heartbeat that carried it: an older heartbeat arriving late does not
+    /// replace a newer report.
+    from: (u64, u64),
+    silent_since: HashMap<String, Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,7 +196,7 @@ impl PeerHub {
         cfg.validate()?;
         let addr = cfg.listen;
         let bind_error = |source| PeerError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let (listener, udp) = bind_both(addr).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         if cfg.key.is_none() {
             tracing::warn!(
@@ -193,6 +240,7 @@ impl PeerHub {
             }
         });
         tokio::spawn(silence_ticker(inner.clone()));
+        tokio::spawn(datagram_server(inner.clone(), udp));
         Ok((PeerHub { inner }, rx))
     }
 
@@ -222,6 +270,8 @@ impl PeerHub {
             }
             keep
         });
+        lock(&inner.state).ring =
+            Ring::new(&inner.cfg.node, peers.keys().filter(|p| **p != inner.cfg.node).cloned());
         for (node, addr) in peers {
             if node == inner.cfg.node || links.contains_key(&node) {
                 continue;
@@ -242,12 +292,7 @@ impl PeerHub {
                 .connect_lazy();
             let client = PeerClient::new(channel);
             let cancel = inner.shutdown.child_token();
-            let task = inner.runtime.spawn(heartbeat_loop(
-                inner.clone(),
-                node.clone(),
-                client.clone(),
-                cancel.clone(),
-            ));
+            let task = inner.runtime.spawn(heartbeat_loop(inner.clone(), node.clone(), addr, cancel.clone()));
             tracing::info!(peer = %node, %addr, "heartbeating peer");
             links.insert(node, PeerLink { addr, client, cancel, task });
         }
@@ -258,14 +303,37 @@ impl PeerHub {
         lock(&self.inner.state).heard.get(node).map(|h| h.at)
     }
 
-    /// Local send time of the latest own heartbeat that some peer acknowledged (authenticated ack).
-    pub fn last_acked_send(&self) -> Option<Instant> {
-        lock(&self.inner.state).last_acked_send
+    /// Per monitor of this node, the local send time of the latest own heartbeat it acknowledged
+    /// (authenticated ack).
+    pub fn acked_sends(&self) -> Vec<Instant> {
+        let st = lock(&self.inner.state);
+        st.ring.monitors_of(&self.inner.cfg.node).iter().filter_map(|p| st.acked.get(p).copied()).collect()
     }
 
-    /// Whether any peer is configured (a node alone has nobody to vouch for it).
-    pub fn has_peers(&self) -> bool {
-        !lock(&self.inner.peers).is_empty()
+    /// Until when a majority of this node's monitors (itself counted) vouches for it: see
+    /// [`crate::liveness::quorum_acked_until`]. `None` without peers.
+    pub fn acked_until(&self, ack_timeout: Duration) -> Option<Instant> {
+        let monitors = lock(&self.inner.state).ring.monitors_of(&self.inner.cfg.node).len();
+        (monitors > 0)
+            .then(|| crate::liveness::quorum_acked_until(self.acked_sends(), monitors + 1, ack_timeout))
+            .flatten()
+    }
+
+    /// Local send time of the latest own heartbeat that any peer acknowledged.
+    pub fn last_acked_send(&self) -> Option<Instant> {
+        lock(&self.inner.state).acked.values().max().copied()
+    }
+
+    /// How many announcers the cluster has: this one and every configured peer.
+    pub fn cluster_size(&self) -> usize {
+        lock(&self.inner.peers).len() + 1
+    }
+
+    /// Local time from which a majority of `node`'s monitors has not heard it for the silence
+    /// timeout ([`crate::liveness::quorum_silent_at`]), from this node's own silence (when it is one
+    /// of them) and the reports of the others that it hears. `None`: no such majority (yet).
+    pub fn quorum_silent_at(&self, node: &str, now: Instant) -> Option<Instant> {
+        self.inner.quorum_silent_at(node, now)
     }
 
     /// Sends a takeover notice to `node`: fire and forget, a few attempts within about a second; a
@@ -343,6 +411,14 @@ impl Inner {
         r
     }
 
+    /// A datagram that is no peer message at all: counted as an authentication failure (it proves
+    /// nothing), logged at debug.
+    fn count_malformed(&self, from: &str, e: &datagram::DecodeError) {
+        self.rejected_auth.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_REJECTED, "reason" => "auth").increment(1);
+        tracing::debug!(%from, error = %e, "malformed peer datagram");
+    }
+
     fn count_rejection(&self, reject: Reject, from: &str) {
         match reject {
             Reject::Auth(_) => &self.rejected_auth,
@@ -361,6 +437,55 @@ impl Inner {
         }
     }
 
+    /// See [`PeerHub::quorum_silent_at`].
+    fn quorum_silent_at(&self, node: &str, now: Instant) -> Option<Instant> {
+        let st = lock(&self.state);
+        let monitors = st.ring.monitors_of(node);
+        let fresh = |reporter: &str| {
+            st.heard
+                .get(reporter)
+                .is_some_and(|h| h.heard && now.saturating_duration_since(h.at) < self.cfg.silence)
+        };
+        let silent_since = monitors.iter().filter_map(|m| {
+            if *m == self.cfg.node {
+                Some(st.heard.get(node).map_or(self.start, |h| h.at))
+            } else if fresh(m) {
+                st.reports.get(m).and_then(|r| r.silent_since.get(node).copied())
+            } else {
+                None
+            }
+        });
+        crate::liveness::quorum_silent_at(silent_since, monitors.len() + 1, self.cfg.silence)
+    }
+
+    /// Whom we report not hearing at `now` (leaving out `to`): every member we monitor that we
+    /// have not heard for two heartbeat intervals or more.
+    fn silences(&self, to: &str, now: Instant) -> Vec<v1::Silence> {
+        let st = lock(&self.state);
+        let threshold = self.cfg.interval * 2;
+        st.ring
+            .watched
+            .iter()
+            .filter(|node| node.as_str() != to)
+            .filter_map(|node| {
+                let since = st.heard.get(node).map_or(self.start, |h| h.at);
+                let silent = now.saturating_duration_since(since);
+                (silent >= threshold).then(|| v1::Silence {
+                    node: node.clone(),
+                    silent_for_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a heartbeat goes to `peer` at `now`: to our monitors always, to everyone while we
+    /// broadcast our silences.
+    fn sends_to(&self, peer: &str, now: Instant) -> bool {
+        let st = lock(&self.state);
+        st.broadcast_until.is_some_and(|t| now < t)
+            || st.ring.monitors_of(&self.cfg.node).iter().any(|m| m == peer)
+    }
+
     /// Handles an incoming heartbeat at local time `now`: the ack to send back, or why not.
     pub(super) fn receive_heartbeat(
         &self,
@@ -371,6 +496,19 @@ impl Inner {
         self.heard(&hb.node, now);
         {
             let mut st = lock(&self.state);
+            let report = st.reports.entry(hb.node.clone()).or_default();
+            if (hb.epoch, hb.seq) > report.from || hb.epoch != report.from.0 {
+                report.from = (hb.epoch, hb.seq);
+                report.silent_since = hb
+                    .silent
+                    .iter()
+                    .filter(|s| s.node != self.cfg.node)
+                    .map(|s| {
+                        let age = Duration::from_millis(s.silent_for_ms);
+                        (s.node.clone(), now.checked_sub(age).unwrap_or(self.start).max(self.start))
+                    })
+                    .collect();
+            }
             let entry = st.api.entry(hb.node.clone()).or_insert((hb.api_ok, now));
             if entry.0 != hb.api_ok {
                 *entry = (hb.api_ok, now);
@@ -426,6 +564,7 @@ impl Inner {
             let transition = !entry.heard;
             entry.heard = true;
             st.refused.remove(node);
+            st.quorum_silent.remove(node);
             (transition, st.heard.values().filter(|h| h.heard).count())
         };
         if transition {
@@ -435,8 +574,21 @@ impl Inner {
         }
     }
 
-    /// Marks the peers unheard for `silence` at `now` as silent; emits Silent for each.
+    /// Marks the peers unheard for `silence` at `now` as silent, and those a majority has not heard
+    /// for `silence` as quorum-silent; emits Silent for each on the transition.
     fn sweep(&self, now: Instant) {
+        if !self.silences("", now).is_empty() {
+            lock(&self.state).broadcast_until = Some(now + self.cfg.interval * 3);
+        }
+        let peers: Vec<String> = lock(&self.peers).keys().cloned().collect();
+        for node in peers {
+            let dead = self.quorum_silent_at(&node, now).is_some_and(|t| t <= now);
+            let new = dead && lock(&self.state).quorum_silent.insert(node.clone());
+            if new {
+                tracing::warn!(peer = %node, "peer silent for a majority of its monitors");
+                self.emit(PeerEvent::Silent { node });
+            }
+        }
         let (silent, count) = {
             let mut st = lock(&self.state);
             let mut silent = Vec::new();
@@ -453,16 +605,26 @@ impl Inner {
         }
         metrics::gauge!(METRIC_PEERS_HEARD).set(count as f64);
         for node in silent {
-            tracing::warn!(peer = %node, silence = ?self.cfg.silence, "peer silent");
+            // Only the nodes we monitor are expected to keep talking to us; the others only did
+            // while they broadcast a silence of their own.
+            if lock(&self.state).ring.watched.contains(&node) {
+                tracing::warn!(peer = %node, silence = ?self.cfg.silence, "peer silent");
+            } else {
+                tracing::debug!(peer = %node, "peer no longer broadcasting");
+            }
             self.emit(PeerEvent::Silent { node });
         }
     }
 
-    /// Sends one heartbeat to `peer` and checks its ack; records RTT and the acknowledged send.
-    async fn send_heartbeat(&self, peer: &str, client: &mut PeerClient<Channel>) -> Result<(), SendFailure> {
+    /// The datagram of the next heartbeat to `peer`, sent at `sent`; also returns its seq and
+    /// `sent_at`, which its ack must echo.
+    fn heartbeat_datagram(&self, peer: &str, sent: Instant) -> (Vec<u8>, u64, u64) {
         let seq = self.next_seq();
-        let sent = Instant::now();
         let sent_at = u64::try_from(sent.duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
+        // Each lock in its own statement: a guard in the message's initializer would live until its
+        // end, and `silences` takes the same lock.
+        let api_ok = lock(&self.state).api_ok;
+        let silent = self.silences(peer, sent);
         let mut hb = v1::Heartbeat {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
@@ -470,48 +632,59 @@ impl Inner {
             to: peer.to_owned(),
             mac: Vec::new(),
             sent_at,
-            api_ok: lock(&self.state).api_ok,
+            api_ok,
+            silent,
         };
         auth::sign(self.key(), &mut hb);
-        let ack = match tokio::time::timeout(self.cfg.request_timeout, client.heartbeat(hb)).await {
-            Err(_) => return Err(SendFailure::new("timeout", "no answer within the request timeout")),
-            Ok(Err(status)) => {
-                let failure = status_failure(&status);
-                if failure.kind == CONNECTION_REFUSED {
-                    // When the refusal was seen (not when the heartbeat left): compared with when
-                    // the peer was last heard, it proves the process gone only if it came later.
-                    let first = {
-                        let mut st = lock(&self.state);
-                        let first = !st.refused.contains_key(peer);
-                        st.refused.entry(peer.to_owned()).or_insert_with(Instant::now);
-                        first
-                    };
-                    if first {
-                        self.emit(PeerEvent::Refused { node: peer.to_owned() });
-                    }
-                }
-                return Err(failure);
-            }
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        let received = Instant::now();
-        self.check(&ack).map_err(|r| SendFailure::new("ack rejected", r.to_string()))?;
+        (datagram::encode(datagram::Kind::Heartbeat, &hb), seq, sent_at)
+    }
+
+    /// Handles the ack of one of our heartbeats to `peer`, received at `received`: checks it answers
+    /// a heartbeat still pending, records RTT and the acknowledged send.
+    fn receive_ack(
+        &self,
+        peer: &str,
+        ack: &v1::HeartbeatAck,
+        pending: &mut Pending,
+        received: Instant,
+    ) -> Result<(), SendFailure> {
+        self.check(ack).map_err(|r| SendFailure::new(REJECTED, r.to_string()))?;
         if ack.node != peer {
             return Err(SendFailure::new(
                 "wrong node",
                 format!("the peer's address answers as node {:?}", ack.node),
             ));
         }
-        if (ack.heartbeat_epoch, ack.heartbeat_seq, ack.heartbeat_sent_at) != (self.epoch, seq, sent_at) {
-            return Err(SendFailure::new("wrong ack", "the ack answers another heartbeat"));
-        }
+        let Some(sent) = (ack.heartbeat_epoch == self.epoch)
+            .then(|| pending.take(ack.heartbeat_seq, ack.heartbeat_sent_at))
+            .flatten()
+        else {
+            return Err(SendFailure::new("wrong ack", "the ack answers no heartbeat we are waiting for"));
+        };
         let rtt = received.duration_since(sent);
         metrics::histogram!(METRIC_RTT, "peer" => peer.to_owned()).record(rtt.as_secs_f64());
         let mut st = lock(&self.state);
         st.rtt.insert(peer.to_owned(), rtt);
-        st.last_acked_send = st.last_acked_send.max(Some(sent));
+        let acked = st.acked.entry(peer.to_owned()).or_insert(sent);
+        *acked = (*acked).max(sent);
         st.refused.remove(peer);
         Ok(())
+    }
+
+    /// Records that `peer`'s port refused our datagram (an ICMP port unreachable: its kernel
+    /// answers, nothing listens); emits Refused on the first refusal of a streak.
+    fn refused(&self, peer: &str) {
+        // When the refusal was seen (not when the heartbeat left): compared with when the peer was
+        // last heard, it proves the process gone only if it came later.
+        let first = {
+            let mut st = lock(&self.state);
+            let first = !st.refused.contains_key(peer);
+            st.refused.entry(peer.to_owned()).or_insert_with(Instant::now);
+            first
+        };
+        if first {
+            self.emit(PeerEvent::Refused { node: peer.to_owned() });
+        }
     }
 
     /// Delivers a takeover notice to `peer`: a few attempts (each freshly signed) within
@@ -619,41 +792,172 @@ fn status_failure(status: &tonic::Status) -> SendFailure {
     SendFailure::new(kind, format!("{:?}: {}", status.code(), status.message()))
 }
 
-/// Heartbeats `peer` every interval until `cancel`: one call at a time, ticks that fall while a call
-/// is pending are skipped. Logs when the outcome changes (not every tick).
-async fn heartbeat_loop(
-    inner: Arc<Inner>,
-    peer: String,
-    mut client: PeerClient<Channel>,
-    cancel: CancellationToken,
-) {
+/// Heartbeats `peer` at `addr` every interval until `cancel`, one datagram per tick from a UDP
+/// socket connected to it (so that an ICMP port unreachable reaches us as a refusal), and reads the
+/// acks arriving on that socket. Logs when the outcome changes (not every tick).
+async fn heartbeat_loop(inner: Arc<Inner>, peer: String, addr: SocketAddr, cancel: CancellationToken) {
+    let socket = loop {
+        match datagram::connect(addr).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(peer = %peer, %addr, error = %e, "cannot open a heartbeat socket; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
     let mut tick = tokio::time::interval(inner.cfg.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut pending = Pending::default();
+    let mut buf = vec![0u8; datagram::MAX_LEN];
+    // The last failure logged, and whether an ack came since the last tick.
     let mut failing: Option<&'static str> = None;
+    let mut acked_since_tick = true;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                if !inner.sends_to(&peer, Instant::now()) {
+                    continue;
+                }
+                if !acked_since_tick && pending.len() > 1 && failing.is_none() {
+                    // Two heartbeats in a row without an ack: say so once.
+                    tracing::warn!(peer = %peer, "heartbeats not acknowledged");
+                    failing = Some("no ack");
+                }
+                acked_since_tick = false;
+                let sent = Instant::now();
+                let (datagram, seq, sent_at) = inner.heartbeat_datagram(&peer, sent);
+                pending.push(seq, sent_at, sent);
+                if let Err(e) = socket.send(&datagram).await {
+                    note_send_error(&inner, &peer, &e, &mut failing);
+                }
+            }
+            r = socket.recv(&mut buf) => {
+                let received = Instant::now();
+                let outcome = match r {
+                    Err(e) => {
+                        note_send_error(&inner, &peer, &e, &mut failing);
+                        continue;
+                    }
+                    Ok(n) => match datagram::decode_ack(&buf[..n]) {
+                        Ok(ack) => inner.receive_ack(&peer, &ack, &mut pending, received),
+                        Err(e) => {
+                            inner.count_malformed(&peer, &e);
+                            continue;
+                        }
+                    },
+                };
+                match outcome {
+                    Ok(()) => {
+                        acked_since_tick = true;
+                        if failing.take().is_some() {
+                            tracing::info!(peer = %peer, "heartbeats acknowledged again");
+                        }
+                    }
+                    Err(f) => {
+                        if failing != Some(f.kind) {
+                            tracing::warn!(peer = %peer, failure = f.kind, detail = %f.detail, "heartbeat ack not accepted");
+                            failing = Some(f.kind);
+                        }
+                    }
+                }
+            }
         }
-        let outcome = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = inner.send_heartbeat(&peer, &mut client) => r,
+    }
+}
+
+/// A send or receive error on a heartbeat socket: a refusal is recorded (its announcer is gone);
+/// anything else (no route while a link is down, ...) only logged once per streak.
+fn note_send_error(inner: &Inner, peer: &str, e: &std::io::Error, failing: &mut Option<&'static str>) {
+    let kind = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        inner.refused(peer);
+        CONNECTION_REFUSED
+    } else {
+        "unreachable"
+    };
+    if *failing != Some(kind) {
+        tracing::warn!(peer = %peer, failure = kind, error = %e, "heartbeat not delivered");
+        *failing = Some(kind);
+    } else {
+        tracing::trace!(peer = %peer, failure = kind, error = %e, "heartbeat not delivered");
+    }
+}
+
+/// Serves the heartbeats arriving on the hub's UDP port: each accepted one is answered with its
+/// ack, to the address it came from.
+async fn datagram_server(inner: Arc<Inner>, socket: tokio::net::UdpSocket) {
+    let mut buf = vec![0u8; datagram::MAX_LEN];
+    loop {
+        let (n, from) = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                // Errors of our own earlier sends (an ack to a vanished port) surface here: harmless.
+                Err(e) => {
+                    tracing::trace!(error = %e, "peer datagram socket");
+                    continue;
+                }
+            },
         };
-        match outcome {
-            Ok(()) => {
-                if failing.take().is_some() {
-                    tracing::info!(peer = %peer, "heartbeats acknowledged again");
-                }
+        let hb = match datagram::decode_heartbeat(&buf[..n]) {
+            Ok(hb) => hb,
+            Err(e) => {
+                inner.count_malformed(&from.to_string(), &e);
+                continue;
             }
-            Err(f) => {
-                if failing != Some(f.kind) {
-                    tracing::warn!(peer = %peer, failure = f.kind, detail = %f.detail, "heartbeat not acknowledged");
-                    failing = Some(f.kind);
-                } else {
-                    tracing::trace!(peer = %peer, failure = f.kind, detail = %f.detail, "heartbeat not acknowledged");
-                }
-            }
+        };
+        if let Ok(ack) = inner.receive_heartbeat(&hb, Instant::now()) {
+            let _ = socket.send_to(&datagram::encode(datagram::Kind::HeartbeatAck, &ack), from).await;
         }
+    }
+}
+
+/// Binds the TCP listener (takeover notices) and the UDP socket (heartbeats) on the same address
+/// and port; with port 0, the UDP socket takes the port the listener got (retried if it is taken).
+async fn bind_both(addr: SocketAddr) -> std::io::Result<(TcpListener, tokio::net::UdpSocket)> {
+    let mut attempts = 0;
+    loop {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        match tokio::net::UdpSocket::bind(bound).await {
+            Ok(udp) => return Ok((listener, udp)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && attempts < 10 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The heartbeats sent to one peer that an ack may still answer: the latest few, oldest first.
+#[derive(Debug, Default)]
+struct Pending(std::collections::VecDeque<(u64, u64, Instant)>);
+
+impl Pending {
+    /// How many heartbeats an ack may answer: older ones are forgotten (their acks come too late
+    /// to vouch for anything: `ack_timeout` is a few intervals).
+    const KEEP: usize = 16;
+
+    fn push(&mut self, seq: u64, sent_at: u64, sent: Instant) {
+        if self.0.len() == Self::KEEP {
+            self.0.pop_front();
+        }
+        self.0.push_back((seq, sent_at, sent));
+    }
+
+    /// The local send time of the pending heartbeat (seq, sent_at), removing it and every older one.
+    fn take(&mut self, seq: u64, sent_at: u64) -> Option<Instant> {
+        let i = self.0.iter().position(|(s, a, _)| (*s, *a) == (seq, sent_at))?;
+        let sent = self.0[i].2;
+        self.0.drain(..=i);
+        Some(sent)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 }
 

@@ -5,17 +5,22 @@
 //! **What it is for.** [`crate::liveness`] judges a node alive while its heartbeat Lease is valid *or*
 //! it is heard directly; a holder keeps announcing while its own heartbeat claim is current *or* a peer
 //! acknowledged one of its recent heartbeats. This module supplies the two direct signals:
-//! [`PeerHub::heard_at`] (when a node's heartbeat last reached us) and [`PeerHub::last_acked_send`]
-//! (when we sent the latest heartbeat some peer acknowledged), plus [`PeerEvent`]s on changes. A node
+//! [`PeerHub::heard_at`] (when a node's heartbeat last reached us), [`PeerHub::acked_sends`] (per
+//! peer, when we sent the latest heartbeat it acknowledged) and [`PeerHub::quorum_silent_at`] (when
+//! a majority of the cluster stopped hearing a node: heartbeats carry whom their sender does not
+//! hear), plus [`PeerEvent`]s on changes. A node
 //! that took over an address tells the old holder at once ([`PeerHub::notify_takeover`]), so a holder
 //! cut off from the API server stops answering without waiting for its heartbeat Lease to expire.
 //!
-//! **Why one unary call per tick** (not a stream): every heartbeat is its own request with its own
-//! deadline ([`PeerConfig::request_timeout`]) and its own answer, so "acknowledged" means this very
-//! heartbeat, sent at a known local time, reached a live peer that answered it; a stalled stream could
-//! keep looking healthy. The calls share one persistent HTTP/2 connection per peer (no handshake per
-//! tick), and at most one is in flight per peer: a tick whose predecessor is still pending is skipped,
-//! so a slow peer never accumulates a queue of stale heartbeats.
+//! **Why one datagram per tick** ([`datagram`]): every heartbeat is its own UDP datagram, sent from
+//! a socket connected to the peer, and its ack echoes its epoch, seq and send time, so
+//! "acknowledged" means this very heartbeat, sent at a known local time, reached a live peer that
+//! answered it. Nothing queues behind a lost heartbeat and nothing is retransmitted late (TCP's
+//! back-off kept a recovered link silent for seconds, and abandoned calls piled up as HTTP/2 stream
+//! resets that the receiver refused in a burst). A peer whose port answers with an ICMP port
+//! unreachable is *refusing*: its node is up, its announcer is gone. Takeover notices stay unary
+//! gRPC calls on the TCP port of the same number, with deadlines and retries; the gRPC `Heartbeat`
+//! method is still served for announcers of earlier versions during a rolling upgrade.
 //!
 //! **Authentication** ([`auth`]): every message, both ways, carries the sender's node name, epoch
 //! (random, chosen at start), a seq (grows with every message the process signs), the node it is
@@ -39,6 +44,7 @@
 //! and `ferrolb_announcer_peers_heard`.
 
 pub mod auth;
+pub mod datagram;
 mod hub;
 mod server;
 
@@ -169,7 +175,8 @@ pub struct Takeover {
 pub enum PeerEvent {
     /// First authenticated heartbeat of `node` after silence (or ever).
     Heard { node: String },
-    /// No authenticated heartbeat of `node` for [`PeerConfig::silence`].
+    /// No authenticated heartbeat of `node` for [`PeerConfig::silence`], or (a second time) a
+    /// majority of the cluster has not heard it for that long ([`PeerHub::quorum_silent_at`]).
     Silent { node: String },
     /// An authenticated takeover notice addressed to us (`new_holder` is another node).
     Takeover(Takeover),

@@ -85,10 +85,10 @@ fn silent(node: &str) -> impl Fn(&PeerEvent) -> bool + '_ {
 async fn peers_with_the_same_key_hear_each_other() {
     let mut a = hub("a", Some(key(1))).await;
     let mut b = hub("b", Some(key(1))).await;
-    assert!(!a.hub.has_peers());
+    assert_eq!(a.hub.cluster_size(), 1);
     a.hub.set_peers(peers(&[("b", &b)]));
     b.hub.set_peers(peers(&[("a", &a)]));
-    assert!(a.hub.has_peers() && b.hub.has_peers());
+    assert_eq!((a.hub.cluster_size(), b.hub.cluster_size()), (2, 2));
     next_event(&mut a.events, heard("b")).await;
     next_event(&mut b.events, heard("a")).await;
     assert!(a.hub.heard_at("b").is_some() && b.hub.heard_at("a").is_some());
@@ -167,6 +167,7 @@ async fn receiver_refuses_replays_reflections_and_misdirected_messages() {
         mac: Vec::new(),
         sent_at: 99,
         api_ok: true,
+        silent: Vec::new(),
     };
     auth::sign(Some(&k), &mut hb);
     let now = Instant::now();
@@ -310,7 +311,7 @@ async fn removing_a_peer_stops_its_sender() {
     assert!(a.hub.sender_running("b") && !a.hub.sender_running("a"));
     next_event(&mut b.events, heard("a")).await;
     a.hub.set_peers(BTreeMap::new());
-    assert!(!a.hub.has_peers() && !a.hub.sender_running("b"));
+    assert!(!a.hub.cluster_size() > 1 && !a.hub.sender_running("b"));
     next_event(&mut b.events, silent("a")).await;
     let last = b.hub.heard_at("a").unwrap();
     tokio::time::sleep(INTERVAL * 3).await;
@@ -370,4 +371,76 @@ async fn bind_errors_name_the_address_and_configs_are_checked() {
     cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     cfg.interval = Duration::ZERO;
     assert!(matches!(PeerHub::start(cfg, CancellationToken::new()).await, Err(PeerError::Config(_))));
+}
+
+/// Three hubs: when one stops, each of the others hears the other report its silence, and both
+/// find it silent for a majority about the silence timeout after its last heartbeat; the live one
+/// never is. Acks from the majority vouch for each hub while everyone runs.
+#[tokio::test]
+async fn a_node_the_majority_does_not_hear_is_quorum_silent() {
+    let mut a = hub("a", Some(key(1))).await;
+    let b = hub("b", Some(key(1))).await;
+    let c = hub("c", Some(key(1))).await;
+    let all = peers(&[("a", &a), ("b", &b), ("c", &c)]);
+    for h in [&a, &b, &c] {
+        h.hub.set_peers(all.clone());
+    }
+    eventually("everyone heard and acknowledged", || {
+        [&a, &b].iter().all(|h| h.hub.heard_at("c").is_some() && h.hub.acked_sends().len() == 2)
+    })
+    .await;
+    let now = Instant::now();
+    assert!(a.hub.quorum_silent_at("c", now).is_none_or(|t| t > now));
+    let last_heard = a.hub.heard_at("c").unwrap().max(b.hub.heard_at("c").unwrap());
+    c.stop.cancel();
+    drop(c);
+    next_event(&mut a.events, silent("c")).await;
+    eventually("a majority silent on c", || {
+        let now = Instant::now();
+        [&a, &b].iter().all(|h| h.hub.quorum_silent_at("c", now).is_some_and(|t| t <= now))
+    })
+    .await;
+    let at = a.hub.quorum_silent_at("c", Instant::now()).unwrap();
+    // Never before the silence timeout after the last heartbeat either of them heard; at most a
+    // report's delay (two intervals and a heartbeat) later.
+    assert!(at >= last_heard + SILENCE - INTERVAL, "{:?}", at.duration_since(last_heard));
+    assert!(at <= last_heard + SILENCE + INTERVAL * 4, "{:?}", at.duration_since(last_heard));
+    let now = Instant::now();
+    assert!(a.hub.quorum_silent_at("b", now).is_none_or(|t| t > now), "b is heard");
+}
+
+/// Seven hubs: each watches only its four monitors' worth of peers, yet when one stops, every other
+/// one learns from the monitors' broadcast silences that a majority of its monitors no longer hears
+/// it; the others stay heard by theirs.
+#[tokio::test]
+async fn with_more_peers_than_monitors_the_monitors_decide_and_tell_everyone() {
+    let names = ["a", "b", "c", "d", "e", "f", "g"];
+    let mut hubs = Vec::new();
+    for n in names {
+        hubs.push(hub(n, Some(key(1))).await);
+    }
+    let all: BTreeMap<String, SocketAddr> =
+        names.iter().zip(&hubs).map(|(n, h)| (n.to_string(), h.hub.local_addr())).collect();
+    for h in &hubs {
+        h.hub.set_peers(all.clone());
+    }
+    // Each hub is vouched for by its monitors.
+    eventually("every hub acknowledged by its monitors", || {
+        hubs.iter().all(|h| h.hub.acked_sends().len() == crate::liveness::MONITORS)
+    })
+    .await;
+    let stopped = hubs.remove(3);
+    assert_eq!(stopped.hub.local_addr(), all["d"]);
+    drop(stopped);
+    eventually("every other hub finds d silent for a majority of its monitors", || {
+        let now = Instant::now();
+        hubs.iter().all(|h| h.hub.quorum_silent_at("d", now).is_some_and(|t| t <= now))
+    })
+    .await;
+    let now = Instant::now();
+    for (n, h) in names.iter().filter(|n| **n != "d").zip(&hubs) {
+        for other in names.iter().filter(|o| **o != "d" && *o != n) {
+            assert!(h.hub.quorum_silent_at(other, now).is_none_or(|t| t > now), "{n} finds {other} silent");
+        }
+    }
 }
