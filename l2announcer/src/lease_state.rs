@@ -22,7 +22,7 @@
 //!      `externalTrafficPolicy: Local`, no policy selects it, or shutting down): stop answering, then
 //!      hand the Lease to the placement's choice, or release it ([`Decision::HandOver`]);
 //!    - it is not vouched for (own heartbeat claim lapsed, R after its last confirmed renewal, and
-//!      either no majority of the cluster, itself counted, acknowledged a heartbeat sent in the last
+//!      either no majority of its monitors, itself counted, acknowledged a heartbeat sent in the last
 //!      A, or a peer has reported reaching the API server for D − P, so that peer will take over)
 //!      while some other node could take over:
 //!      stop answering ([`Decision::StandDown`]). With no other candidate it keeps answering: nobody
@@ -38,10 +38,10 @@
 //!    holder, new `renewTime`) succeeds; if anyone wrote the Lease meanwhile, the write fails and the
 //!    next read shows who holds it.
 //! 2. **The Lease names another node that is valid** (alive: heartbeat Lease valid OR heard by this
-//!    node; not silent for a majority of the cluster; and not disqualified): wait. No write.
+//!    node; not silent for a majority of its monitors; and not disqualified): wait. No write.
 //! 3. **The Lease is free**: absent, released (no holder), or naming a node that is **gone**: dead
-//!    (heartbeat Lease expired AND not heard for P; or silent for a majority of the cluster's
-//!    announcers for P, [`crate::liveness::quorum_silent_at`]; or its process proven gone),
+//!    (heartbeat Lease expired AND not heard for P; or silent for a majority of its monitors for P,
+//!    [`crate::liveness::quorum_silent_at`]; or its process proven gone),
 //!    disqualified (excluded, NetworkUnavailable, Node not Ready while another node is, tainted
 //!    out-of-service, no local endpoint, not selected, its own report that its selected links are
 //!    down), or deleted.
@@ -81,9 +81,10 @@
 //! - Hand-over, release, shutdown: **0** (the old holder stops before its write; the new one starts
 //!   after reading it).
 //! - Holder dead: **0** with the `responder` datapath (a node whose only link is down cannot answer
-//!   on it, and once it is back answers only after confirming the record, rule 1). With `netlink`, addresses left on an interface by
-//!   a killed announcer keep being answered by the kernel until the announcer restarts and removes
-//!   them (it must do so before reporting ready).
+//!   on it, and once it is back answers only after confirming the record, rule 1). With `netlink`,
+//!   the addresses a killed announcer left on an interface are answered by the kernel until their
+//!   lifetime runs out (`--netlink-address-lifetime`, 3 s by default, refreshed while held): about
+//!   the lifetime + 0.35 s at worst, as measured (docs/l2-failover.md).
 //! - Holder disqualified while alive: ≤ W (it sees the same API fact, or its own link, and the taker's
 //!   notice, whichever comes first); a holder whose link is down cannot answer on it anyway.
 //! - Holder cut off from its peers only: **≤ W** with three announcers or more (it reaches the API

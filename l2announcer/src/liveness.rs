@@ -23,15 +23,15 @@
 //! So a node cut off from the API server but heard by peers stays alive (nobody takes over while it
 //! can still answer), and so does a node cut off from its peers that still renews its Lease.
 //!
-//! - **Quorum silence**: a majority of the cluster's announcers (the observer counted, the node
-//!   itself not) has not heard it for `peer_timeout` ([`quorum_silent_at`]; peers report whom they
-//!   do not hear in their heartbeats). Dead from then on, without waiting for the heartbeat Lease:
-//!   this is what makes a node that dies without a word (power lost, its only NIC down) sub-second.
-//!   Needs three announcers or more.
+//! - **Quorum silence**: a majority of its monitors ([`monitors`]: the announcers that receive its
+//!   heartbeats) has not heard it for `peer_timeout` ([`quorum_silent_at`]; monitors report whom
+//!   they do not hear in their heartbeats). Dead from then on, without waiting for the heartbeat
+//!   Lease: this is what makes a node that dies without a word (power lost, its only NIC down)
+//!   sub-second. Needs three announcers or more.
 //!
 //! The holder's own side ([`SelfLiveness`]): it is *vouched for* while its own heartbeat claim is
 //! current (`renew_deadline` from its last confirmed renewal, which is before any peer's sighting of
-//! that renewal, and `renew_deadline < lease_duration`) OR a majority of the cluster (itself counted)
+//! that renewal, and `renew_deadline < lease_duration`) OR a majority of its monitors and itself
 //! acknowledged one of its heartbeats sent less than `ack_timeout` ago (`ack_timeout <
 //! peer_timeout`: the ack carries the send time of the heartbeat it answers, on the holder's clock).
 //! A holder that is vouched for by neither stops answering before any peer can find it dead; one
