@@ -19,6 +19,7 @@ pub mod adapter;
 pub mod candidates;
 pub mod datapath;
 pub mod engine;
+pub mod fuzzing;
 pub mod interface;
 pub mod lease_state;
 pub mod liveness;
