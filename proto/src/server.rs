@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime};
@@ -28,6 +28,9 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/ferrolb/announcer.sock";
 
 /// The mode of the socket file: the announcer's user and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
+
+/// The mode of the socket's directory when the announcer creates it (subject to the umask).
+pub const SOCKET_DIR_MODE: u32 = 0o750;
 
 /// A fresh epoch for a new table: differs across restarts of the announcer, never 0.
 pub fn new_epoch() -> u64 {
@@ -255,17 +258,19 @@ impl Announcer for AnnouncerService {
 /// Why the API could not be served on a unix socket.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The socket's directory does not exist.
+    /// The socket's directory was missing and could not be created.
     #[error(
-        "cannot serve on {}: directory {} does not exist (create it, or mount a hostPath volume there)",
+        "cannot serve on {}: cannot create directory {}: {source} (create it, or mount a hostPath volume there)",
         path.display(),
         dir.display()
     )]
-    MissingDirectory {
+    CreateDirectory {
         /// The socket path.
         path: PathBuf,
         /// Its directory.
         dir: PathBuf,
+        /// The error.
+        source: io::Error,
     },
     /// Something other than a socket is in the way.
     #[error("cannot serve on {}: it exists and is not a socket; remove it yourself if it is not needed", path.display())]
@@ -299,10 +304,10 @@ pub enum ServeError {
     },
 }
 
-/// Binds the unix socket `path` with mode 0660: removes a stale socket left by a dead announcer
-/// first, and refuses to touch a live one or a file that is not a socket. The socket appears at
-/// `path` with its final mode (bound under a temporary name, then renamed). Must run inside a tokio
-/// runtime.
+/// Binds the unix socket `path` with mode 0660: creates its directory (mode 0750) when missing,
+/// removes a stale socket left by a dead announcer first, and refuses to touch a live one or a file
+/// that is not a socket. The socket appears at `path` with its final mode (bound under a temporary
+/// name, then renamed). Must run inside a tokio runtime.
 pub fn bind_unix(path: impl AsRef<Path>) -> Result<UnixListener, ServeError> {
     let path = path.as_ref();
     let io_error =
@@ -311,9 +316,11 @@ pub fn bind_unix(path: impl AsRef<Path>) -> Result<UnixListener, ServeError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    if !dir.is_dir() {
-        return Err(ServeError::MissingDirectory { path: path.to_path_buf(), dir: dir.to_path_buf() });
-    }
+    // A pod whose hostPath volume is `DirectoryOrCreate`, or an announcer run by hand, may find no
+    // directory yet. Group members need search permission to reach the 0660 socket; others none.
+    std::fs::DirBuilder::new().recursive(true).mode(SOCKET_DIR_MODE).create(dir).map_err(|source| {
+        ServeError::CreateDirectory { path: path.to_path_buf(), dir: dir.to_path_buf(), source }
+    })?;
     remove_stale_socket(path)?;
     let file_name = path.file_name().ok_or_else(|| ServeError::Io {
         path: path.to_path_buf(),

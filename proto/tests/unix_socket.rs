@@ -469,17 +469,25 @@ async fn the_socket_has_mode_0660_and_replaces_only_a_stale_socket() {
     assert!(matches!(error, ServeError::NotASocket { .. }), "{error}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
 
+    // A missing directory is created, with search permission for the socket's group only.
     let missing = dir.path().join("run/ferrolb/announcer.sock");
-    let error = bind_unix(&missing).unwrap_err();
-    assert!(matches!(error, ServeError::MissingDirectory { .. }));
-    let message = error.to_string();
-    assert!(
-        message.contains(&format!("directory {} does not exist", dir.path().join("run/ferrolb").display())),
-        "{message}"
-    );
+    let listener = bind_unix(&missing).unwrap();
+    let created = std::fs::metadata(dir.path().join("run/ferrolb")).unwrap();
+    assert!(created.is_dir());
+    // 0750 less the umask: never writable by the group nor open to others.
+    assert_eq!(created.permissions().mode() & 0o727, 0o700, "{:o}", created.permissions().mode());
+    assert!(std::fs::symlink_metadata(&missing).unwrap().file_type().is_socket());
+    drop(listener);
 
-    let served = serve_unix(&missing, AnnouncerService::new(SharedTable::new(table())), async {}).await;
-    assert!(matches!(served, Err(ServeError::MissingDirectory { .. })));
+    // One that cannot be created (a file is in the way) is named with the reason.
+    let blocked = file.join("announcer.sock");
+    let error = bind_unix(&blocked).unwrap_err();
+    assert!(matches!(error, ServeError::CreateDirectory { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&format!("cannot create directory {}: ", file.display())), "{message}");
+
+    let served = serve_unix(&blocked, AnnouncerService::new(SharedTable::new(table())), async {}).await;
+    assert!(matches!(served, Err(ServeError::CreateDirectory { .. })));
 }
 
 #[tokio::test]
