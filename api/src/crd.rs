@@ -1,4 +1,4 @@
-//! The CRD manifests, as committed under `helm/ferrolb/crds/` (regenerate with
+//! The CRD manifests, as committed under `helm/ferrolb/files/crds/` (regenerate with
 //! `cargo run -p ferrolb-api --bin crdgen`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

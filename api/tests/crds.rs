@@ -7,7 +7,7 @@ use ferrolb_api::crd;
 use serde_json::Value;
 
 fn crd_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/ferrolb/crds")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/ferrolb/files/crds")
 }
 
 #[test]
@@ -31,7 +31,10 @@ fn committed_crds_match_the_types() {
         .collect();
     present.sort();
     expected_files.sort();
-    assert_eq!(present, expected_files, "stale CRD files in helm/ferrolb/crds: run crdgen and remove them");
+    assert_eq!(
+        present, expected_files,
+        "stale CRD files in helm/ferrolb/files/crds: run crdgen and remove them"
+    );
 }
 
 /// Returns the structural-schema violations under `schema` (see the Kubernetes docs on

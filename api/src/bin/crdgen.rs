@@ -1,4 +1,4 @@
-//! Writes FerroLB's CRD manifests to `helm/ferrolb/crds/` (or the directory given as argument).
+//! Writes FerroLB's CRD manifests to `helm/ferrolb/files/crds/` (or the directory given as argument).
 
 use std::path::PathBuf;
 
@@ -6,7 +6,7 @@ fn main() -> std::io::Result<()> {
     let dir = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/ferrolb/crds"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/ferrolb/files/crds"));
     std::fs::create_dir_all(&dir)?;
     for crd in ferrolb_api::crd::all() {
         let path = dir.join(ferrolb_api::crd::file_name(&crd));

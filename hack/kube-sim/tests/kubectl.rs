@@ -81,7 +81,7 @@ spec:
 async fn kubectl_manages_ferrolb_objects() {
     let sim = KubeSim::start(Options::default()).await.unwrap();
     let kc = sim.kubeconfig_path();
-    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/ferrolb/crds");
+    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/ferrolb/files/crds");
     let out = kubectl(kc, &["apply", "-f", crds.to_str().unwrap()], None).await;
     assert!(out.contains("loadbalancerippools.ferrolb.io created"), "{out}");
     // Applying again changes nothing.

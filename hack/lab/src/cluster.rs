@@ -68,7 +68,7 @@ pub fn find_binary(dir: &Path, bin: Binary) -> Result<PathBuf> {
 pub struct ClusterOptions {
     /// Where `kube-sim`, `ferrolb-ipam` and `ferrolb-announcer` are (see [`default_bin_dir`]).
     pub bin_dir: PathBuf,
-    /// CRD manifests applied when kube-sim starts (default: the chart's `crds/`).
+    /// CRD manifests applied when kube-sim starts (default: the chart's `files/crds/`).
     pub crds: PathBuf,
     /// Start `ferrolb-ipam` (one replica, in the switch namespace).
     pub ipam: bool,
@@ -110,9 +110,9 @@ impl ClusterOptions {
     }
 }
 
-/// `helm/ferrolb/crds` of the source tree this crate was built from.
+/// `helm/ferrolb/files/crds` of the source tree this crate was built from.
 pub fn default_crds_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/ferrolb/crds")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/ferrolb/files/crds")
 }
 
 /// How to reach the lab's API server (recorded in the state file).
