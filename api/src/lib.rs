@@ -7,6 +7,7 @@ pub mod names;
 pub mod policy;
 pub mod pool;
 pub mod range;
+pub mod rbac;
 pub mod selector;
 pub mod service;
 

@@ -1,0 +1,198 @@
+//! The Kubernetes API permissions of each FerroLB binary: the one list the Helm chart's RBAC objects
+//! are checked against (`conformance/tests/chart.rs`), and that the binaries' real requests against
+//! kube-sim are checked against (`conformance/tests/rbac.rs`).
+//!
+//! Derived from the code, call by call:
+//! - `ferrolb-ipam` (`ipam/src/controller`): watches (list + watch) pools and Services; patches a
+//!   Service's `status` (server-side apply) and its `ferrolb.io/allocated-from-pool` annotation (merge
+//!   patch), and a pool's `status`; records Events through kube's `Recorder` (`events.k8s.io/v1`:
+//!   create, and patch for a repeated Event's series); leader election on the Lease `ferrolb-ipam`
+//!   (`runtime/src/lease.rs`: get, create, update).
+//! - `ferrolb-announcer` (`l2announcer/src/adapter`): watches Nodes, Services, EndpointSlices,
+//!   L2AnnouncementPolicies, pools and the Leases of its namespace; creates, patches and deletes the
+//!   per-address Leases; renews its heartbeat Lease through the same election code (get, create,
+//!   update) and patches its report annotation onto it; patches a policy's `status`; creates
+//!   `events.k8s.io/v1` Events directly (never patches them).
+//!
+//! Leases are written only in FerroLB's own namespace, so they are granted there only (a Role). No
+//! rule uses a wildcard, and nothing reads Secrets.
+
+/// Where a rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Every namespace and the cluster-scoped resources (ClusterRole + ClusterRoleBinding).
+    Cluster,
+    /// Only the namespace FerroLB is installed in (Role + RoleBinding).
+    ReleaseNamespace,
+}
+
+/// One permission: these verbs on these resources of one API group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// Where it applies.
+    pub scope: Scope,
+    /// The API group (`""` for the core group).
+    pub api_group: &'static str,
+    /// Resources, subresources written as `resource/subresource` (`services/status`).
+    pub resources: &'static [&'static str],
+    /// Verbs, as RBAC names them (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
+    pub verbs: &'static [&'static str],
+}
+
+/// A binary and every permission it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component {
+    /// The chart's component name (`ipam`, `announcer`), also in the RBAC objects' names.
+    pub name: &'static str,
+    /// Its rules.
+    pub rules: &'static [Rule],
+}
+
+/// One granted (scope, group, resource, verb), the unit two rule lists are compared in.
+pub type Grant = (Scope, String, String, String);
+
+impl Component {
+    /// Every (scope, group, resource, verb) the rules grant, sorted and without repeats.
+    pub fn grants(&self) -> Vec<Grant> {
+        let mut out: Vec<Grant> = self
+            .rules
+            .iter()
+            .flat_map(|r| {
+                r.resources.iter().flat_map(move |res| {
+                    r.verbs
+                        .iter()
+                        .map(move |v| (r.scope, r.api_group.to_owned(), (*res).to_owned(), (*v).to_owned()))
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether a request (`verb` on `group`/`resource`, `subresource` empty for the object itself)
+    /// is allowed in some scope.
+    pub fn allows(&self, verb: &str, group: &str, resource: &str, subresource: &str) -> bool {
+        let full =
+            if subresource.is_empty() { resource.to_owned() } else { format!("{resource}/{subresource}") };
+        self.rules
+            .iter()
+            .any(|r| r.api_group == group && r.resources.contains(&full.as_str()) && r.verbs.contains(&verb))
+    }
+}
+
+/// `ferrolb-ipam`.
+pub const IPAM: Component = Component {
+    name: "ipam",
+    rules: &[
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["loadbalancerippools"],
+            verbs: &["list", "watch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["loadbalancerippools/status"],
+            verbs: &["patch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: "",
+            resources: &["services"],
+            verbs: &["list", "watch", "patch"],
+        },
+        Rule { scope: Scope::Cluster, api_group: "", resources: &["services/status"], verbs: &["patch"] },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: "events.k8s.io",
+            resources: &["events"],
+            verbs: &["create", "patch"],
+        },
+        Rule {
+            scope: Scope::ReleaseNamespace,
+            api_group: "coordination.k8s.io",
+            resources: &["leases"],
+            verbs: &["get", "create", "update"],
+        },
+    ],
+};
+
+/// `ferrolb-announcer`.
+pub const ANNOUNCER: Component = Component {
+    name: "announcer",
+    rules: &[
+        Rule {
+            scope: Scope::Cluster,
+            api_group: "",
+            resources: &["nodes", "services"],
+            verbs: &["list", "watch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: "discovery.k8s.io",
+            resources: &["endpointslices"],
+            verbs: &["list", "watch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["l2announcementpolicies", "loadbalancerippools"],
+            verbs: &["list", "watch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["l2announcementpolicies/status"],
+            verbs: &["patch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: "events.k8s.io",
+            resources: &["events"],
+            verbs: &["create"],
+        },
+        Rule {
+            scope: Scope::ReleaseNamespace,
+            api_group: "coordination.k8s.io",
+            resources: &["leases"],
+            verbs: &["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+    ],
+};
+
+/// Every component, in the chart's order.
+pub const COMPONENTS: [Component; 2] = [IPAM, ANNOUNCER];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_wildcards_no_secrets_leases_only_in_the_namespace() {
+        for c in COMPONENTS {
+            for (scope, group, resource, verb) in c.grants() {
+                assert!(
+                    !group.contains('*') && !resource.contains('*') && verb != "*",
+                    "{}: wildcard",
+                    c.name
+                );
+                assert_ne!(resource, "secrets", "{}: Secrets", c.name);
+                if resource == "leases" {
+                    assert_eq!(scope, Scope::ReleaseNamespace, "{}: Leases outside the namespace", c.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allows_checks_group_resource_subresource_and_verb() {
+        assert!(IPAM.allows("patch", "", "services", "status"));
+        assert!(!IPAM.allows("update", "", "services", "status"));
+        assert!(!IPAM.allows("patch", "", "nodes", ""));
+        assert!(!ANNOUNCER.allows("patch", "", "services", "status"));
+        assert!(ANNOUNCER.allows("delete", "coordination.k8s.io", "leases", ""));
+        assert!(!ANNOUNCER.allows("delete", "", "leases", ""));
+    }
+}
