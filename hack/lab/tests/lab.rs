@@ -190,9 +190,9 @@ fn bad_arguments_fail_with_exit_code_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid prefix"));
     let out = Command::new(BIN)
-        .args(["--prefix", &format!("flbx{}", std::process::id()), "up", "--nodes", "10"])
+        .args(["--prefix", &format!("flbx{}", std::process::id()), "up", "--nodes", "101"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("between 1 and 9"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between 1 and 100"));
 }

@@ -107,6 +107,12 @@ struct State {
     api: HashMap<String, (bool, Instant)>,
     /// Whether we can reach the API server (sent in our heartbeats).
     api_ok: bool,
+    /// Since when a majority of our monitors (us counted) has acknowledged our heartbeats without
+    /// a break of the silence timeout: only from then on do our own silences count. A node cut off
+    /// from everyone hears nobody, and must not, when the network returns, report every peer silent
+    /// since before the cut: after an outage of the whole segment the first node back would find
+    /// the holder "silent" for the outage's length and take over from a holder that never stopped.
+    observing_since: Option<Instant>,
 }
 
 /// The monitor sets of the current members.
@@ -448,7 +454,7 @@ impl Inner {
         };
         let silent_since = monitors.iter().filter_map(|m| {
             if *m == self.cfg.node {
-                Some(st.heard.get(node).map_or(self.start, |h| h.at))
+                self.own_silence_since(&st, node)
             } else if fresh(m) {
                 st.reports.get(m).and_then(|r| r.silent_since.get(node).copied())
             } else {
@@ -468,7 +474,7 @@ impl Inner {
             .iter()
             .filter(|node| node.as_str() != to)
             .filter_map(|node| {
-                let since = st.heard.get(node).map_or(self.start, |h| h.at);
+                let since = self.own_silence_since(&st, node)?;
                 let silent = now.saturating_duration_since(since);
                 (silent >= threshold).then(|| v1::Silence {
                     node: node.clone(),
@@ -476,6 +482,28 @@ impl Inner {
                 })
             })
             .collect()
+    }
+
+    /// Since when we have not heard `node`, as far as our observation counts: from when we last
+    /// heard it, but never before we were last in touch with a majority of our monitors
+    /// ([`State::observing_since`]); `None` while we are not.
+    fn own_silence_since(&self, st: &State, node: &str) -> Option<Instant> {
+        let observing = st.observing_since?;
+        Some(st.heard.get(node).map_or(self.start, |h| h.at).max(observing))
+    }
+
+    /// Updates [`State::observing_since`] at `now` from the acknowledgements of our heartbeats.
+    fn observe_connectivity(&self, st: &mut State, now: Instant) {
+        let monitors = st.ring.monitors_of(&self.cfg.node);
+        let sends = monitors.iter().filter_map(|p| st.acked.get(p).copied());
+        let connected = !monitors.is_empty()
+            && crate::liveness::quorum_acked_until(sends, monitors.len() + 1, self.cfg.silence)
+                .is_some_and(|t| t > now);
+        match (connected, st.observing_since) {
+            (true, None) => st.observing_since = Some(now),
+            (false, Some(_)) => st.observing_since = None,
+            _ => {}
+        }
     }
 
     /// Whether a heartbeat goes to `peer` at `now`: to our monitors always, to everyone while we
@@ -577,6 +605,10 @@ impl Inner {
     /// Marks the peers unheard for `silence` at `now` as silent, and those a majority has not heard
     /// for `silence` as quorum-silent; emits Silent for each on the transition.
     fn sweep(&self, now: Instant) {
+        {
+            let mut st = lock(&self.state);
+            self.observe_connectivity(&mut st, now);
+        }
         if !self.silences("", now).is_empty() {
             lock(&self.state).broadcast_until = Some(now + self.cfg.interval * 3);
         }
@@ -668,6 +700,7 @@ impl Inner {
         let acked = st.acked.entry(peer.to_owned()).or_insert(sent);
         *acked = (*acked).max(sent);
         st.refused.remove(peer);
+        self.observe_connectivity(&mut st, received);
         Ok(())
     }
 

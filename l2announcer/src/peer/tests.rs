@@ -444,3 +444,55 @@ async fn with_more_peers_than_monitors_the_monitors_decide_and_tell_everyone() {
         }
     }
 }
+
+/// Three hubs cut off from each other for longer than the silence timeout (every peer address
+/// pointed at a socket that never answers), then reconnected, `c` last but within the timeout: the
+/// outage is nobody's silence. `a` and `b`, back in touch with each other first, must not count the
+/// time they heard nobody as `c`'s silence (that would take the address from a holder that never
+/// stopped); they only start counting once a majority acknowledges them again.
+#[tokio::test]
+async fn an_outage_of_everyone_is_not_the_silence_of_the_last_one_back() {
+    let a = hub("a", Some(key(1))).await;
+    let b = hub("b", Some(key(1))).await;
+    let c = hub("c", Some(key(1))).await;
+    let all = peers(&[("a", &a), ("b", &b), ("c", &c)]);
+    for h in [&a, &b, &c] {
+        h.hub.set_peers(all.clone());
+    }
+    eventually("everyone acknowledged", || [&a, &b, &c].iter().all(|h| h.hub.acked_sends().len() == 2)).await;
+    // Datagrams to these sockets are queued and never answered: no acks, no refusals.
+    let holes: Vec<std::net::UdpSocket> =
+        (0..3).map(|_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap()).collect();
+    let cut: BTreeMap<String, SocketAddr> =
+        ["a", "b", "c"].iter().zip(&holes).map(|(n, s)| (n.to_string(), s.local_addr().unwrap())).collect();
+    for h in [&a, &b, &c] {
+        h.hub.set_peers(cut.clone());
+    }
+    tokio::time::sleep(SILENCE * 3).await;
+    let now = Instant::now();
+    assert!(a.hub.heard_at("c").is_some_and(|t| now.duration_since(t) > SILENCE * 2));
+    a.hub.set_peers(all.clone());
+    b.hub.set_peers(all.clone());
+    tokio::time::sleep(SILENCE / 2).await;
+    c.hub.set_peers(all.clone());
+    let until = Instant::now() + SILENCE * 3;
+    while Instant::now() < until {
+        let now = Instant::now();
+        for (n, h) in [("a", &a), ("b", &b)] {
+            assert!(
+                h.hub.quorum_silent_at("c", now).is_none_or(|t| t > now),
+                "{n} finds c silent for a majority right after the outage"
+            );
+        }
+        tokio::time::sleep(INTERVAL / 5).await;
+    }
+    // And the counting resumed: c stopped now is found silent as before.
+    let mut a = a;
+    drop(c);
+    next_event(&mut a.events, silent("c")).await;
+    eventually("a majority silent on c", || {
+        let now = Instant::now();
+        a.hub.quorum_silent_at("c", now).is_some_and(|t| t <= now)
+    })
+    .await;
+}
