@@ -27,5 +27,8 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "hack/test.sh: warning: not root; the network-namespace suites will fail" >&2
 fi
 
+# The Helm chart checks (conformance/tests/chart.rs) run Helm 4 and kubernetes-validate from a venv.
+FERROLB_HELM_PYTHON="$(hack/helm-venv.sh)"; export FERROLB_HELM_PYTHON
+
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked
