@@ -84,6 +84,19 @@ pub mod labels {
     pub const EXCLUDE_FROM_EXTERNAL_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 }
 
+/// Network interface names.
+pub mod interfaces {
+    /// Prefixes of interface names an L2AnnouncementPolicy without `interfaces` never answers on
+    /// (DESIGN.md §2: CNI and kube-proxy plumbing); `lo` is excluded by its exact name.
+    pub const DEFAULT_EXCLUDED_PREFIXES: &[&str] =
+        &["veth", "cali", "flannel", "cni", "docker", "kube-ipvs", "lxc", "tunl", "vxlan", "cilium"];
+
+    /// Whether `name` is on the default exclude list.
+    pub fn excluded_by_default(name: &str) -> bool {
+        name == "lo" || DEFAULT_EXCLUDED_PREFIXES.iter().any(|p| name.starts_with(p))
+    }
+}
+
 /// Node taint keys FerroLB interprets.
 pub mod taints {
     /// A node shut down for good (non-graceful node shutdown): it never announces.

@@ -78,7 +78,7 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
 }
 
 impl Cluster {
-    fn fail(&self, what: impl Into<String>, e: &kube::Error) -> ClusterError {
+    pub(crate) fn fail(&self, what: impl Into<String>, e: &kube::Error) -> ClusterError {
         ClusterError::Api { what: what.into(), url: self.url.clone(), message: describe(e) }
     }
 }
@@ -120,7 +120,7 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 

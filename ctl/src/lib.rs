@@ -7,12 +7,14 @@
 //!   [`metallb`], [`metallb_legacy`], [`deckhouse`], [`cilium`] and [`services`];
 //! - [`report`] and [`output`] render it;
 //! - [`status`] shows FerroLB's pools and the LoadBalancer Services, and checks that every
-//!   Service kept its addresses through a migration.
+//!   Service kept its addresses through a migration;
+//! - [`doctor`] checks an installed FerroLB and says what to do about each problem.
 
 pub mod cilium;
 pub mod cluster;
 pub mod convert;
 pub mod deckhouse;
+pub mod doctor;
 pub mod error;
 pub mod input;
 pub mod metallb;

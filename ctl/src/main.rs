@@ -1,7 +1,7 @@
 //! `ferrolbctl`: FerroLB's command line. `convert` turns MetalLB, Deckhouse and Cilium
 //! configuration (files or the live cluster) into FerroLB objects, with a report of every field;
 //! `status` shows FerroLB's pools and the LoadBalancer Services and checks that every Service
-//! kept its addresses through a migration.
+//! kept its addresses through a migration; `doctor` checks an installed FerroLB.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferrolb_ctl::cluster::{self, ReadOptions};
+use ferrolb_ctl::doctor;
 use ferrolb_ctl::input::{DocumentSource, FileSource};
 use ferrolb_ctl::output::{self, ReportFormat};
 use ferrolb_ctl::status::{self, AddressMap, StatusView};
@@ -56,6 +57,39 @@ enum Command {
     /// Talks to the announcer's gRPC API on its unix socket. Exit codes: 0 announced; 1 nobody
     /// announces the address; 2 the address is invalid or the announcer could not be reached.
     WhoOwns(WhoOwnsArgs),
+
+    /// Check an installed FerroLB: CRDs, the IPAM controller's Lease, the announcers' heartbeats,
+    /// pools, Services without an address, k3s ServiceLB, kube-proxy's strictARP, policies'
+    /// interfaces and externalTrafficPolicy: Local endpoints (docs/doctor.md explains each).
+    ///
+    /// Every finding is ok, warning or error, each problem with what to do about it. Exit codes:
+    /// 0 no error (warnings allowed); 1 at least one error; 2 the cluster could not be read.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    /// The namespace FerroLB is installed in (its controller's and announcers' Leases).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        default_value = "ferrolb-system",
+        env = "FERROLB_NAMESPACE"
+    )]
+    namespace: String,
+
+    /// Whether ferrolb-ipam serves Services without spec.loadBalancerClass (its --default-class).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          env = "FERROLB_DEFAULT_CLASS")]
+    default_class: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportArg::Text, env = "FERROLB_OUTPUT")]
+    output: ReportArg,
 }
 
 /// Arguments of `who-owns`.
@@ -237,6 +271,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert(args),
         Command::Status(args) => status(args),
         Command::WhoOwns(args) => who_owns(args),
+        Command::Doctor(args) => doctor(args),
     };
     match result {
         Ok(code) => code,
@@ -365,4 +400,18 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let snapshot = runtime()?.block_on(async {
+        let cluster = connect(&args.cluster).await?;
+        doctor::read::snapshot(&cluster, &args.namespace, args.default_class).await
+    })?;
+    let findings = doctor::diagnose(&snapshot, jiff::Timestamp::now(), &doctor::Thresholds::default());
+    let text = match args.output {
+        ReportArg::Text => doctor::render_text(&findings),
+        ReportArg::Json => doctor::render_json(&findings),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes()).context("writing stdout")?;
+    Ok(if doctor::has_errors(&findings) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

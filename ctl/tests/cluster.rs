@@ -2,7 +2,7 @@
 //! through the built binary where exit codes and output matter.
 
 mod common;
-use common::{crd, create_crds, text};
+use common::{crd, create_crds, seed, text};
 
 use std::path::Path;
 use std::process::Output;
@@ -12,8 +12,7 @@ use ferrolb_api::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec};
 use ferrolb_ctl::output;
 use ferrolb_ctl::{Options, SourceText, convert_texts};
 use kube::Client;
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::discovery::{Discovery, Scope};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_sim::{KubeSim, Options as SimOptions};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -131,29 +130,6 @@ async fn run(args: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-/// Creates each object through the API, then writes its `status` through the status
-/// subresource (a create ignores status, as on a real API server).
-async fn seed(client: &Client, docs: &[Value]) {
-    let discovery = Discovery::new(client.clone()).run().await.unwrap();
-    for doc in docs {
-        let (group, version) = doc["apiVersion"].as_str().unwrap().split_once('/').unwrap_or(("", "v1"));
-        let gvk = GroupVersionKind::gvk(group, version, doc["kind"].as_str().unwrap());
-        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("{gvk:?} not served"));
-        let api: Api<DynamicObject> = match (caps.scope, doc.pointer("/metadata/namespace")) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns.as_str().unwrap(), &ar),
-            _ => Api::all_with(client.clone(), &ar),
-        };
-        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
-        api.create(&PostParams::default(), &obj).await.unwrap();
-        if let Some(status) = doc.get("status") {
-            let name = doc["metadata"]["name"].as_str().unwrap();
-            api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
-                .await
-                .unwrap();
-        }
-    }
 }
 
 async fn metallb_cluster() -> (KubeSim, Client) {

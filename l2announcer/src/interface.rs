@@ -18,10 +18,7 @@
 
 use regex::{Regex, RegexBuilder};
 
-/// Prefixes of interface names excluded when a policy lists no `interfaces` (DESIGN.md §2); `lo` is
-/// excluded by exact name.
-pub const DEFAULT_EXCLUDED_PREFIXES: &[&str] =
-    &["veth", "cali", "flannel", "cni", "docker", "kube-ipvs", "lxc", "tunl", "vxlan", "cilium"];
+pub use ferrolb_api::names::interfaces::{DEFAULT_EXCLUDED_PREFIXES, excluded_by_default};
 
 /// Upper bound on the compiled size of one interface regex: a user's typo must not cost megabytes.
 const REGEX_SIZE_LIMIT: usize = 64 * 1024;
@@ -74,11 +71,6 @@ impl Interface {
     pub fn usable(&self, selector: &InterfaceSelector) -> bool {
         self.up && selector.selects(self)
     }
-}
-
-/// Whether `name` is on the default exclude list.
-pub fn excluded_by_default(name: &str) -> bool {
-    name == "lo" || DEFAULT_EXCLUDED_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// A policy's `spec.interfaces`, compiled.

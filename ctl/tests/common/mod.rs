@@ -3,7 +3,8 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::discovery::{Discovery, Scope};
 use serde_json::{Value, json};
 
 pub fn text(b: &[u8]) -> String {
@@ -47,5 +48,28 @@ pub async fn create_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for c in crds {
         api.create(&PostParams::default(), &c).await.unwrap();
+    }
+}
+
+/// Creates each object through the API, then writes its `status` through the status
+/// subresource (a create ignores status, as on a real API server).
+pub async fn seed(client: &Client, docs: &[Value]) {
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    for doc in docs {
+        let (group, version) = doc["apiVersion"].as_str().unwrap().split_once('/').unwrap_or(("", "v1"));
+        let gvk = GroupVersionKind::gvk(group, version, doc["kind"].as_str().unwrap());
+        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("{gvk:?} not served"));
+        let api: Api<DynamicObject> = match (caps.scope, doc.pointer("/metadata/namespace")) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns.as_str().unwrap(), &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+        if let Some(status) = doc.get("status") {
+            let name = doc["metadata"]["name"].as_str().unwrap();
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+                .await
+                .unwrap();
+        }
     }
 }
