@@ -115,22 +115,35 @@ pub mod conditions {
 
 /// Reasons of the `ferrolb.io/IPAMRequestSatisfied` condition (Cilium's, plus `partially_satisfied`).
 pub mod reasons {
+    /// Every address the Service asked for is assigned.
     pub const SATISFIED: &str = "satisfied";
+    /// Some of the addresses asked for (`ip-count`, dual-stack) are assigned, not all.
     pub const PARTIALLY_SATISFIED: &str = "partially_satisfied";
+    /// No pool exists for the Service's IP families.
     pub const NO_POOL: &str = "no_pool";
+    /// Pools exist, but none selects the Service (selectors, `ferrolb.io/pool`, `autoAssign: false`).
     pub const POOL_SELECTOR_MISMATCH: &str = "pool_selector_mismatch";
+    /// A requested address belongs to another Service.
     pub const ALREADY_ALLOCATED: &str = "already_allocated";
+    /// A requested address is held by a Service it may not be shared with (sharing key, ports, namespaces).
     pub const ALREADY_ALLOCATED_INCOMPATIBLE_SERVICE: &str = "already_allocated_incompatible_service";
+    /// The selected pools have no free address left.
     pub const OUT_OF_IPS: &str = "out_of_ips";
 }
 
 /// Reasons of Events FerroLB emits.
 pub mod events {
+    /// Normal, on a Service: addresses assigned (and from which pool).
     pub const IP_ALLOCATED: &str = "IPAllocated";
+    /// Normal, on a Service: addresses released (Service deleted, no longer served, or its pool gone).
     pub const IP_RELEASED: &str = "IPReleased";
+    /// Warning, on a Service: no address could be assigned; the message says why.
     pub const ALLOCATION_FAILED: &str = "AllocationFailed";
+    /// Normal, on a Service: a node took over announcing one of its addresses (names the node).
     pub const ANNOUNCING: &str = "Announcing";
+    /// On a Service: one of its addresses is announced by no node (Warning when no node is eligible); the message says why.
     pub const NOT_ANNOUNCING: &str = "NotAnnouncing";
+    /// Warning, on a Service: one of its FerroLB annotations cannot be parsed; the rest still apply.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 }
 

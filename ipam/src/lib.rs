@@ -6,6 +6,7 @@
 
 pub mod allocator;
 pub mod controller;
+pub mod metrics;
 pub mod pool;
 pub mod request;
 pub mod service;

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let namespace = args.common.namespace();
 
     let metrics = ferrolb_runtime::admin::install_metrics()?;
+    ferrolb_ipam::metrics::describe();
     let readiness = ferrolb_runtime::admin::Readiness::default();
     let (bound, _server) =
         ferrolb_runtime::admin::serve(args.common.metrics_addr, metrics, readiness.clone()).await?;

@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod interface;
 pub mod lease_state;
 pub mod liveness;
+pub mod metrics;
 pub mod peer;
 pub mod placement;
 pub mod policy;

@@ -56,7 +56,7 @@ fn address_lifetime(s: &str) -> Result<AddressLifetime, String> {
 
 /// FerroLB L2 announcer.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "ferrolb-announcer", version, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -233,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
     let client = args.common.client().await.context("building the Kubernetes client")?;
 
     let metrics = ferrolb_runtime::admin::install_metrics()?;
-    ferrolb_l2announcer::datapath::metric::describe();
+    ferrolb_l2announcer::metrics::describe();
     let readiness = ferrolb_runtime::admin::Readiness::default();
     let (bound, _server) =
         ferrolb_runtime::admin::serve(args.common.metrics_addr, metrics, readiness.clone()).await?;
@@ -275,5 +275,12 @@ mod tests {
         }
         let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
         assert_eq!(default.netlink_address_lifetime.0, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn version_names_the_binary_and_the_workspace_version() {
+        let error = Args::try_parse_from(["ferrolb-announcer", "--version"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(error.to_string(), format!("ferrolb-announcer {}\n", env!("CARGO_PKG_VERSION")));
     }
 }

@@ -190,11 +190,7 @@ struct Runner {
 
 impl Runner {
     async fn main(mut self, mut release_rx: mpsc::Receiver<oneshot::Sender<()>>) {
-        metrics::describe_counter!(
-            "ferrolb_leader_elections_total",
-            "Times this process became the leader of a Lease."
-        );
-        metrics::describe_gauge!("ferrolb_is_leader", "1 while this process leads the Lease, else 0.");
+        describe_metrics();
         // The series exists from the start, so "not leader" is visible rather than absent.
         metrics::gauge!("ferrolb_is_leader", "lease" => self.name.clone()).set(0.0);
         self.publisher.publish(&self.candidate);
@@ -444,6 +440,15 @@ pub fn new_lease(namespace: &str, name: &str, record: &LeaseRecord) -> Lease {
     lease
 }
 
+/// Registers the descriptions of the leader-election metrics with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "ferrolb_leader_elections_total",
+        "Times this process became the leader of a Lease, by lease."
+    );
+    metrics::describe_gauge!("ferrolb_is_leader", "1 while this process leads the Lease, else 0; by lease.");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,3 +497,4 @@ mod tests {
         assert!(!Leadership::default().is_leader_at(now));
     }
 }
+

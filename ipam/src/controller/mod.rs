@@ -353,14 +353,14 @@ impl Controller {
             services = ipam.service_count(),
             "leading: state rebuilt"
         );
-        metrics::gauge!("ferrolb_ipam_active").set(1.0);
+        metrics::gauge!(crate::metrics::ACTIVE).set(1.0);
         self.ipam = Some(ipam);
     }
 
     fn deactivate(&mut self) {
         if self.ipam.take().is_some() {
             tracing::info!("no longer leading: writes stopped");
-            metrics::gauge!("ferrolb_ipam_active").set(0.0);
+            metrics::gauge!(crate::metrics::ACTIVE).set(0.0);
         }
         self.queue.clear();
         self.pending.clear();
@@ -419,7 +419,7 @@ impl Controller {
             if let Some(out) = output
                 && !out.condition.status
             {
-                metrics::counter!("ferrolb_ipam_allocation_failures_total", "reason" => out.condition.reason.clone())
+                metrics::counter!(crate::metrics::ALLOCATION_FAILURES, "reason" => out.condition.reason.clone())
                     .increment(1);
             }
             let status = convert::service_status_apply(svc, output, &now);
@@ -431,7 +431,7 @@ impl Controller {
             let Some(pool) = self.pools.objects.get(&out.name) else { continue };
             for (kind, v) in [("total", out.total), ("used", out.used), ("available", out.available)] {
                 // f64 is exact to 2^53 addresses; beyond that a gauge is approximate anyway.
-                metrics::gauge!("ferrolb_ipam_pool_ips", "pool" => out.name.clone(), "kind" => kind)
+                metrics::gauge!(crate::metrics::POOL_IPS, "pool" => out.name.clone(), "kind" => kind)
                     .set(v as f64);
             }
             let status = convert::pool_status_apply(pool, &out, &now);
@@ -439,7 +439,7 @@ impl Controller {
         }
         for ev in changes.events {
             if ev.reason == event_reasons::IP_ALLOCATED {
-                metrics::counter!("ferrolb_ipam_allocations_total").increment(1);
+                metrics::counter!(crate::metrics::ALLOCATIONS).increment(1);
             }
             let now = Instant::now();
             let slot = (ev.service.clone(), ev.reason);
@@ -448,7 +448,7 @@ impl Controller {
                 .get(&slot)
                 .is_some_and(|t| now.duration_since(*t) < self.settings.event_interval)
             {
-                metrics::counter!("ferrolb_ipam_events_suppressed_total").increment(1);
+                metrics::counter!(crate::metrics::EVENTS_SUPPRESSED).increment(1);
                 continue;
             }
             self.last_event.insert(slot, now);
@@ -598,7 +598,7 @@ impl Controller {
 
 fn count<T, E>(verb: &'static str, resource: &'static str, r: &Result<T, E>) {
     let outcome = if r.is_ok() { "ok" } else { "error" };
-    metrics::counter!("ferrolb_api_requests_total", "verb" => verb, "resource" => resource, "outcome" => outcome).increment(1);
+    metrics::counter!(crate::metrics::API_REQUESTS, "verb" => verb, "resource" => resource, "outcome" => outcome).increment(1);
 }
 
 async fn list_all<K>(api: Api<K>) -> Result<Vec<K>, kube::Error>

@@ -543,7 +543,7 @@ pub async fn run(
         let now = Instant::now();
         wake = if me.ready { me.round(now).await } else { Some(now + Duration::from_millis(100)) };
         let took = now.elapsed();
-        metrics::histogram!("ferrolb_announcer_round_seconds").record(took.as_secs_f64());
+        metrics::histogram!(crate::metrics::ROUND_SECONDS).record(took.as_secs_f64());
         next_round_at = (took > Duration::from_millis(2)).then(|| Instant::now() + took);
         if me.shutting_down {
             let mine = me.leases_held_by_me();
@@ -625,7 +625,7 @@ impl Announcer {
     fn write_done(&mut self, done: WriteDone) {
         self.in_flight.remove(&done.name);
         let elapsed = done.started.elapsed();
-        metrics::histogram!("ferrolb_announcer_lease_write_seconds").record(elapsed.as_secs_f64());
+        metrics::histogram!(crate::metrics::LEASE_WRITE_SECONDS).record(elapsed.as_secs_f64());
         match done.result {
             Outcome::Deleted => {
                 self.overlay.remove(&done.name);
@@ -634,16 +634,16 @@ impl Announcer {
                 tracing::debug!(lease = %done.name, holder = ?record.holder(), ?elapsed, "lease written");
                 if let Some((node, mut notice)) = done.notify {
                     notice.lease_resource_version = record.resource_version.clone().unwrap_or_default();
-                    metrics::counter!("ferrolb_announcer_takeovers_total").increment(1);
+                    metrics::counter!(crate::metrics::TAKEOVERS).increment(1);
                     if let Some(hub) = &self.hub {
                         hub.notify_takeover(&node, notice);
                     }
                 }
                 if done.handover {
-                    metrics::counter!("ferrolb_announcer_handovers_total").increment(1);
+                    metrics::counter!(crate::metrics::HANDOVERS).increment(1);
                 }
                 if let Some(since) = done.free_since {
-                    metrics::histogram!("ferrolb_announcer_failover_seconds")
+                    metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
                         .record(since.elapsed().as_secs_f64());
                 }
                 self.overlay.insert(done.name, (done.pre_rv, *record));
@@ -852,8 +852,8 @@ impl Announcer {
         self.update_table(&plan, &leases);
         self.emit_events(&plan, &services, &nodes);
         self.publish_report(&own);
-        metrics::gauge!("ferrolb_announcer_addresses_answered").set(plan.answer.len() as f64);
-        metrics::gauge!("ferrolb_announcer_leases_held")
+        metrics::gauge!(crate::metrics::ADDRESSES_ANSWERED).set(plan.answer.len() as f64);
+        metrics::gauge!(crate::metrics::LEASES_HELD)
             .set(plan.addresses.iter().filter(|a| a.answering).count() as f64);
         wake
     }
@@ -917,11 +917,11 @@ impl Announcer {
             let _permit = slots.acquire_owned().await;
             let started = Instant::now();
             let result = if create {
-                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "create").increment(1);
+                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "create").increment(1);
                 let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
                 api.create(&pp, &new_lease(&namespace, &object)).await
             } else {
-                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "patch").increment(1);
+                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "patch").increment(1);
                 let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
                 api.patch(&name, &pp, &Patch::Merge(lease_patch(&object))).await
             };
@@ -969,7 +969,7 @@ impl Announcer {
                     preconditions: Some(Preconditions { resource_version: rv.clone(), uid: None }),
                     ..Default::default()
                 };
-                metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "delete").increment(1);
+                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "delete").increment(1);
                 let started = Instant::now();
                 let result = match api.delete(&name, &dp).await {
                     Ok(_) => {
@@ -1097,7 +1097,7 @@ impl Announcer {
                 secondary: None,
             };
             if self.events_tx.try_send((event, reference)).is_err() {
-                metrics::counter!("ferrolb_announcer_events_dropped_total").increment(1);
+                metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(1);
             }
         }
         if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
@@ -1183,7 +1183,7 @@ impl Announcer {
             let patch =
                 serde_json::json!({"metadata": {"annotations": {annotations::ANNOUNCER_STATE: text}}});
             let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-            metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "patch").increment(1);
+            metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "patch").increment(1);
             let result =
                 api.patch(&name, &pp, &Patch::Merge(&patch)).await.map(|_| text).map_err(|e| e.to_string());
             let _ = tx.send(result).await;
@@ -1221,7 +1221,7 @@ async fn publish_event(
         ..Default::default()
     };
     let api: Api<K8sEvent> = Api::namespaced(client.clone(), &namespace);
-    metrics::counter!("ferrolb_announcer_api_requests_total", "verb" => "create").increment(1);
+    metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "create").increment(1);
     api.create(&PostParams::default(), &object).await.map(|_| ())
 }
 

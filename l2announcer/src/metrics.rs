@@ -1,0 +1,55 @@
+//! The announcer's metrics: every name it records, described once, so `/metrics` carries a
+//! `# HELP` line for each and `docs/configuration.md` is generated from these descriptions (its
+//! drift test fails on a metric recorded but not described here).
+
+use crate::peer::{METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT};
+
+/// Duration of one decision round.
+pub const ROUND_SECONDS: &str = "ferrolb_announcer_round_seconds";
+/// Duration of one per-address Lease write.
+pub const LEASE_WRITE_SECONDS: &str = "ferrolb_announcer_lease_write_seconds";
+/// Addresses taken over from another holder.
+pub const TAKEOVERS: &str = "ferrolb_announcer_takeovers_total";
+/// Addresses handed over to a successor.
+pub const HANDOVERS: &str = "ferrolb_announcer_handovers_total";
+/// From an address losing its holder to this node's write taking it.
+pub const FAILOVER_SECONDS: &str = "ferrolb_announcer_failover_seconds";
+/// Addresses this node answers for now.
+pub const ADDRESSES_ANSWERED: &str = "ferrolb_announcer_addresses_answered";
+/// Per-address Leases naming this node.
+pub const LEASES_HELD: &str = "ferrolb_announcer_leases_held";
+/// Lease and Event writes, label `verb`.
+pub const API_REQUESTS: &str = "ferrolb_announcer_api_requests_total";
+/// Events dropped because the event queue was full.
+pub const EVENTS_DROPPED: &str = "ferrolb_announcer_events_dropped_total";
+
+/// Registers the descriptions with the installed recorder (datapath, peer channel and the
+/// runtime's Lease metrics included).
+pub fn describe() {
+    metrics::describe_histogram!(ROUND_SECONDS, metrics::Unit::Seconds, "Duration of one decision round.");
+    metrics::describe_histogram!(
+        LEASE_WRITE_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of one per-address Lease write."
+    );
+    metrics::describe_counter!(TAKEOVERS, "Addresses this node took over from another holder.");
+    metrics::describe_counter!(HANDOVERS, "Addresses this node handed over to a successor.");
+    metrics::describe_histogram!(
+        FAILOVER_SECONDS,
+        metrics::Unit::Seconds,
+        "From an address losing its holder to this node's Lease write taking it."
+    );
+    metrics::describe_gauge!(ADDRESSES_ANSWERED, "Addresses this node answers ARP/NDP for now.");
+    metrics::describe_gauge!(LEASES_HELD, "Per-address Leases naming this node.");
+    metrics::describe_counter!(API_REQUESTS, "Lease and Event writes to the Kubernetes API, by verb.");
+    metrics::describe_counter!(EVENTS_DROPPED, "Events dropped because the event queue was full.");
+    metrics::describe_histogram!(
+        METRIC_RTT,
+        metrics::Unit::Seconds,
+        "Peer heartbeat round-trip time, by peer."
+    );
+    metrics::describe_counter!(METRIC_REJECTED, "Peer messages rejected, by reason (auth, replay, ...).");
+    metrics::describe_gauge!(METRIC_PEERS_HEARD, "Peers whose heartbeats this node hears now.");
+    crate::datapath::metric::describe();
+    ferrolb_runtime::lease::describe_metrics();
+}
