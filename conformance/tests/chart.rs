@@ -598,9 +598,13 @@ fn notes_say_what_to_do_next() {
     let out = driver(&["notes", chart().to_str().unwrap(), "--namespace", NAMESPACE]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let notes = String::from_utf8_lossy(&out.stdout);
-    for want in
-        [&format!("kubectl -n {NAMESPACE} get lease ferrolb-ipam"), "kind: LoadBalancerIPPool", "7947"]
-    {
+    for want in [
+        &format!("ferrolbctl doctor -n {NAMESPACE}"),
+        &format!("kubectl -n {NAMESPACE} get lease ferrolb-ipam"),
+        "kind: LoadBalancerIPPool",
+        "7947",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ] {
         assert!(notes.contains(want), "NOTES.txt lacks {want:?}:\n{notes}");
     }
 }
