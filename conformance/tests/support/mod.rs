@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod helm;
 pub mod raw;
 
 use anyhow::{Context, Result, bail};
@@ -104,6 +105,23 @@ impl Harness {
 
     /// [`Harness::up_with`] on the given topology.
     pub fn up_on(name: &str, nodes: u8, announcer_args: &[&str], settled: bool, topology: Topology) -> Self {
+        Self::start(name, nodes, announcer_args, settled, topology, true)
+    }
+
+    /// A lab with kube-sim only (namespace `ferrolb-system` and the Node objects seeded): the test
+    /// starts FerroLB's processes itself.
+    pub fn up_api_only(name: &str, nodes: u8) -> Self {
+        Self::start(name, nodes, &[], false, Topology::Split, false)
+    }
+
+    fn start(
+        name: &str,
+        nodes: u8,
+        announcer_args: &[&str],
+        settled: bool,
+        topology: Topology,
+        ferrolb: bool,
+    ) -> Self {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = preflight();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -111,6 +129,8 @@ impl Harness {
         let lab = Lab::new(&prefix).expect("lab prefix");
         let lab_exe = dir.join("ferrolb-lab");
         let mut opts = ClusterOptions::with_bin_dir(&dir);
+        opts.ipam = ferrolb;
+        opts.announcers = ferrolb;
         opts.topology = topology;
         opts.announcer_args = announcer_args.iter().map(|s| s.to_string()).collect();
         opts.announcer_args.push("--log-format=text".into());

@@ -1,0 +1,394 @@
+//! The rendered chart runs: the chart (`helm/ferrolb`) is rendered with a pool and a policy for the
+//! lab, every object the API server would store is applied to kube-sim, and each binary is started
+//! exactly as the rendered Pod specs say (command, args with `$(VAR)` expansion, env including the
+//! downward-API values, the peer-key Secret mounted from what kube-sim stores, the socket directory
+//! as a host path), one Deployment replica per node network namespace and one DaemonSet pod per
+//! node. Each must pass its readiness and liveness probes, and a LoadBalancer Service must get an
+//! address from the chart's pool and be answered through it from the client. This catches drift
+//! between the chart and the binaries (a renamed flag, a missing env var, a wrong mount path).
+//!
+//! What a kubelet would add and this does not: the in-cluster service-account credentials (the
+//! processes get `KUBECONFIG` pointing at the lab's kube-sim instead), container isolation (the
+//! security contexts are checked by `chart.rs`), and objects kube-sim does not serve (workloads,
+//! RBAC, ServiceAccounts, the PodDisruptionBudget), which are listed and checked by kind.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrolb_lab::cluster::{self, SYSTEM_NAMESPACE};
+use ferrolb_lab::netns::NsRuntime;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+use support::*;
+
+/// Kinds the chart renders that kube-sim does not serve: checked by `chart.rs`, not applied here.
+const NOT_SERVED: &[&str] = &[
+    "Deployment",
+    "DaemonSet",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+
+#[test]
+fn the_rendered_chart_runs_against_kube_sim() {
+    let h = Harness::up_api_only("chart-runs", 3);
+    let values = std::env::temp_dir().join(format!("ferrolb-chart-runs-{}.yaml", std::process::id()));
+    std::fs::write(
+        &values,
+        format!(
+            "ipPools:\n  - name: lab\n    spec:\n      blocks:\n        - cidr: {POOL_V4}\n\
+             l2AnnouncementPolicies:\n  - name: lab\n    spec:\n      interfaces: [\"eth0\"]\n\
+             logFormat: text\n"
+        ),
+    )
+    .unwrap();
+    let objects =
+        helm::try_render(std::slice::from_ref(&values), &[]).unwrap_or_else(|e| panic!("render: {e}"));
+    let _ = std::fs::remove_file(&values);
+
+    // What the API server would store.
+    let mut workloads = Vec::new();
+    let mut skipped = BTreeSet::new();
+    for obj in &objects {
+        let kind = obj["kind"].as_str().unwrap().to_string();
+        if matches!(kind.as_str(), "Deployment" | "DaemonSet") {
+            workloads.push(obj.clone());
+        }
+        if NOT_SERVED.contains(&kind.as_str()) {
+            skipped.insert(kind);
+            continue;
+        }
+        apply(&h, obj.clone());
+    }
+    h.log(&format!("applied {} objects; not served by kube-sim: {skipped:?}", objects.len()));
+    assert_eq!(workloads.len(), 2, "the chart renders the ipam Deployment and the announcer DaemonSet");
+
+    let dir = std::env::temp_dir().join(format!("ferrolb-chart-runs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut pods = Pods { children: Vec::new(), dir: dir.clone() };
+    for w in &workloads {
+        let name = w["metadata"]["name"].as_str().unwrap();
+        match w["kind"].as_str().unwrap() {
+            "Deployment" => {
+                let replicas = w["spec"]["replicas"].as_u64().unwrap_or(1);
+                assert!(replicas >= 1 && replicas <= u64::from(h.nodes), "{replicas} replicas");
+                for i in 1..=replicas as u8 {
+                    // A pod has a network namespace of its own: each replica gets a node's.
+                    pods.start(&h, w, &format!("{name}-{i}"), i);
+                }
+            }
+            _ => {
+                for i in 1..=h.nodes {
+                    pods.start(&h, w, &format!("{name}-node{i}"), i);
+                }
+            }
+        }
+    }
+    for pod in &pods.children {
+        pods.wait_probes(pod, secs(30));
+    }
+    h.log(&format!("{} pods ready and live", pods.children.len()));
+
+    // The announcers found each other and report ready on their heartbeat Leases.
+    let start = Instant::now();
+    loop {
+        let ready = h.api("reading the heartbeat Leases", |c| async move {
+            let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(c, SYSTEM_NAMESPACE);
+            Ok(api
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .filter(|l| {
+                    l.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(ferrolb_api::names::annotations::ANNOUNCER_STATE))
+                        .and_then(|v| serde_json::from_str::<Value>(v).ok())
+                        .is_some_and(|v| v["ready"] == json!(true))
+                })
+                .count())
+        });
+        if ready == usize::from(h.nodes) {
+            break;
+        }
+        assert!(start.elapsed() < secs(30), "{ready} of {} announcers ready: {}", h.nodes, pods.logs());
+        std::thread::sleep(ms(100));
+    }
+
+    let ips = h.create_service("web", json!({}), 1);
+    let ip = ips[0];
+    // POOL_V4 is 198.51.100.128/25.
+    assert!(
+        matches!(ip, std::net::IpAddr::V4(v) if v.octets()[..3] == [198, 51, 100] && v.octets()[3] >= 128),
+        "{ip} is not from the chart's pool {POOL_V4}"
+    );
+    let holder = h.wait_any_holder("web", ip);
+    let answered = h.wait_http(ip, None, secs(10));
+    assert_eq!(answered, format!("node{holder}"), "{}", pods.logs());
+    h.log(&format!("{ip} from the chart's pool, held and answered by node{holder}"));
+}
+
+/// Creates `obj` in kube-sim (an object that already exists, such as the CRDs the lab applied, is
+/// compared by name only).
+fn apply(h: &Harness, obj: Value) {
+    let (group, version) = match obj["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), obj["apiVersion"].as_str().unwrap().to_string()),
+    };
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let what = format!("{kind} {}", obj["metadata"]["name"]);
+    h.api(&format!("applying {what}"), move |c| async move {
+        let gvk = GroupVersionKind::gvk(&group, &version, &kind);
+        let (ar, caps) = kube::discovery::pinned_kind(&c, &gvk).await?;
+        let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+            let ns = obj["metadata"]["namespace"].as_str().unwrap_or(SYSTEM_NAMESPACE).to_string();
+            Api::namespaced_with(c, &ns, &ar)
+        } else {
+            Api::all_with(c, &ar)
+        };
+        match api.create(&PostParams::default(), &serde_json::from_value(obj)?).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 && kind == "CustomResourceDefinition" => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    });
+}
+
+struct Pod {
+    name: String,
+    ns: String,
+    /// (path, port) of the readiness and liveness probes.
+    probes: Vec<(String, u16)>,
+    log: PathBuf,
+}
+
+/// The started processes; killed (and their files removed) on drop.
+struct Pods {
+    children: Vec<(Pod, Child)>,
+    dir: PathBuf,
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Pods {
+    /// Starts the first container of workload `w` as pod `pod` in node `node`'s network namespace,
+    /// as a kubelet would: volumes mounted (here: written under the pod's directory, and every
+    /// mount path in args and env rewritten to it), env resolved, `$(VAR)` expanded in args.
+    fn start(&mut self, h: &Harness, w: &Value, pod: &str, node: u8) {
+        let spec = &w["spec"]["template"]["spec"];
+        let c = &spec["containers"][0];
+        let root = self.dir.join(pod);
+        std::fs::create_dir_all(&root).unwrap();
+
+        // Volumes: name -> local directory.
+        let mut volumes: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for v in spec["volumes"].as_array().into_iter().flatten() {
+            let name = v["name"].as_str().unwrap().to_string();
+            let local = root.join(format!("vol-{name}"));
+            std::fs::create_dir_all(&local).unwrap();
+            if let Some(secret) = v.get("secret") {
+                write_secret(h, secret, &local);
+            } else if let Some(hp) = v.get("hostPath") {
+                assert_eq!(hp["type"], "DirectoryOrCreate", "hostPath {name}: {hp}");
+            } else {
+                panic!("volume {name} of a kind this test does not mount: {v}");
+            }
+            volumes.insert(name, local);
+        }
+        let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        for m in c["volumeMounts"].as_array().into_iter().flatten() {
+            let vol = m["name"].as_str().unwrap();
+            let local = volumes.get(vol).unwrap_or_else(|| panic!("mount of an undeclared volume {vol}"));
+            mounts.push((m["mountPath"].as_str().unwrap().to_string(), local.clone()));
+        }
+        let remap = |s: &str| -> String {
+            for (path, local) in &mounts {
+                if let Some(rest) = s.strip_prefix(path.as_str()) {
+                    return format!("{}{rest}", local.display());
+                }
+                if let Some(pos) = s.find(&format!("={path}")) {
+                    return format!("{}={}{}", &s[..pos], local.display(), &s[pos + 1 + path.len()..]);
+                }
+            }
+            s.to_string()
+        };
+
+        // Env, with the downward API.
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for e in c["env"].as_array().into_iter().flatten() {
+            let name = e["name"].as_str().unwrap().to_string();
+            let value = if let Some(v) = e["value"].as_str() {
+                v.to_string()
+            } else {
+                match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                    Some("metadata.namespace") => SYSTEM_NAMESPACE.to_string(),
+                    Some("metadata.name") => pod.to_string(),
+                    Some("spec.nodeName") => ferrolb_lab::Lab::node_name(node),
+                    other => panic!("env {name}: a source this test does not resolve: {other:?} in {e}"),
+                }
+            };
+            env.insert(name, remap(&value));
+        }
+        let expand = |s: &str| -> String {
+            let mut out = s.to_string();
+            for (k, v) in &env {
+                out = out.replace(&format!("$({k})"), v);
+            }
+            out
+        };
+
+        let command: Vec<String> =
+            c["command"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+        let exe_name = Path::new(&command[0]).file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            command[0] == exe_name || command[0] == format!("/usr/local/bin/{exe_name}"),
+            "command {:?}: the image has its binaries in /usr/local/bin",
+            command[0]
+        );
+        let exe = cluster::default_bin_dir().unwrap().join(&exe_name);
+        assert!(exe.is_file(), "the chart runs {exe_name}, which the workspace does not build");
+        let args: Vec<String> = command[1..]
+            .iter()
+            .map(String::as_str)
+            .chain(c["args"].as_array().into_iter().flatten().filter_map(|a| a.as_str()))
+            .map(|a| remap(&expand(a)))
+            .collect();
+
+        // The port of each probe (by number or by the container port's name).
+        let ports: BTreeMap<String, u16> = c["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["protocol"].as_str().unwrap_or("TCP") == "TCP")
+            .map(|p| {
+                (p["name"].as_str().unwrap_or("").to_string(), p["containerPort"].as_u64().unwrap() as u16)
+            })
+            .collect();
+        let mut probes = Vec::new();
+        for probe in ["readinessProbe", "livenessProbe"] {
+            let get = &c[probe]["httpGet"];
+            assert!(get.is_object(), "{pod}: no {probe} httpGet: {}", c[probe]);
+            let port = match &get["port"] {
+                Value::Number(n) => n.as_u64().unwrap() as u16,
+                Value::String(s) => {
+                    *ports.get(s).unwrap_or_else(|| panic!("{probe} names port {s}, not declared"))
+                }
+                other => panic!("{probe} port {other}"),
+            };
+            probes.push((get["path"].as_str().unwrap().to_string(), port));
+        }
+
+        let ns = h.lab.node_ns(node);
+        let log = root.join("log");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns]).arg(&exe).args(&args);
+        cmd.env_clear().envs(&env).env("KUBECONFIG", &h.info.kubeconfig);
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(root.join("log.err")).unwrap());
+        h.log(&format!("{pod} in {ns}: {exe_name} {}", args.join(" ")));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {pod}: {e}"));
+        self.children.push((Pod { name: pod.to_string(), ns, probes, log }, child));
+    }
+
+    /// Waits until every probe of `pod` answers 200.
+    fn wait_probes(&self, (pod, _): &(Pod, Child), timeout: Duration) {
+        let rt = NsRuntime::new(&pod.ns).unwrap();
+        let start = Instant::now();
+        for (path, port) in &pod.probes {
+            loop {
+                let (p, port) = (path.clone(), *port);
+                let status = rt.block_on(async move { http_status(port, &p).await }).unwrap();
+                if status == Some(200) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < timeout,
+                    "{}: GET {path} on port {port} gave {status:?} after {timeout:?}: {}",
+                    pod.name,
+                    self.logs()
+                );
+                std::thread::sleep(ms(100));
+            }
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.children
+            .iter()
+            .map(|(p, _)| {
+                let err = p.log.with_extension("err");
+                format!(
+                    "\n--- {} ---\n{}{}",
+                    p.name,
+                    cluster::log_tail(&p.log, 15),
+                    cluster::log_tail(&err, 15)
+                )
+            })
+            .collect()
+    }
+}
+
+/// Writes a Secret volume as a kubelet would: each item (or every key) of the Secret as stored in
+/// kube-sim, with the volume's mode.
+fn write_secret(h: &Harness, volume: &Value, dir: &Path) {
+    let name = volume["secretName"].as_str().unwrap().to_string();
+    let n = name.clone();
+    let secret: Secret = h.api(&format!("reading Secret {name}"), move |c| async move {
+        Ok(Api::<Secret>::namespaced(c, SYSTEM_NAMESPACE).get(&n).await?)
+    });
+    let data = secret.data.unwrap_or_default();
+    let mode = volume["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+    let items: Vec<(String, String)> = match volume["items"].as_array() {
+        Some(items) => items
+            .iter()
+            .map(|i| (i["key"].as_str().unwrap().into(), i["path"].as_str().unwrap().into()))
+            .collect(),
+        None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+    };
+    for (key, path) in items {
+        let bytes = data.get(&key).unwrap_or_else(|| panic!("Secret {name} has no key {key}"));
+        let file = dir.join(path);
+        std::fs::write(&file, &bytes.0).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// The status code of `GET path` on 127.0.0.1:`port` (in the calling runtime's namespace); `None`
+/// when nothing answers.
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(ms(500), tokio::net::TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .ok()?
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(ms(1000), s.read_to_end(&mut buf)).await.ok()?.ok()?;
+    let line = String::from_utf8_lossy(&buf);
+    line.split_whitespace().nth(1)?.parse().ok()
+}
