@@ -573,6 +573,13 @@ fn pools_and_policies_are_hooks_on_install_and_release_objects_on_upgrade() {
     };
     assert!(weight(pool) < weight(policy), "pools before policies");
 
+    for o in [pool, policy] {
+        assert_eq!(
+            o["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "uninstall keeps the pools"
+        );
+    }
+
     let upgrade = try_render(&RenderOpts { values, upgrade: true, ..Default::default() }).unwrap();
     for (kind, name) in [("LoadBalancerIPPool", "default"), ("L2AnnouncementPolicy", "default")] {
         let o = find(&upgrade, kind, name);
@@ -582,6 +589,46 @@ fn pools_and_policies_are_hooks_on_install_and_release_objects_on_upgrade() {
         assert_eq!(annotations["meta.helm.sh/release-name"], "ferrolb");
         assert_eq!(annotations["meta.helm.sh/release-namespace"], NAMESPACE);
         assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm");
+    }
+}
+
+/// An install into a cluster that already has the CRDs (a reinstall: the CRDs and the pools were
+/// kept) renders the pools and policies as release objects, so Helm adopts the kept ones instead of
+/// failing on a hook that creates an existing object. The cluster is kube-sim, whose discovery
+/// gives Helm its Capabilities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_are_release_objects_on_install_when_the_crds_exist() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, PostParams};
+    let sim = kube_sim::KubeSim::start(kube_sim::Options::default()).await.unwrap();
+    let client = sim.client().await.unwrap();
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let values = vec![chart().join("examples/metallb-l2.yaml")];
+
+    let (kc, v) = (kubeconfig.clone(), values.clone());
+    let without = tokio::task::spawn_blocking(move || {
+        try_render(&RenderOpts { values: v, kubeconfig: Some(&kc), ..Default::default() }).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        find(&without, "LoadBalancerIPPool", "default")["metadata"]["annotations"]["helm.sh/hook"],
+        "post-install"
+    );
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    for crd in ferrolb_api::crd::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let with = tokio::task::spawn_blocking(move || {
+        try_render(&RenderOpts { values, kubeconfig: Some(&kubeconfig), ..Default::default() }).unwrap()
+    })
+    .await
+    .unwrap();
+    for (kind, name) in [("LoadBalancerIPPool", "default"), ("L2AnnouncementPolicy", "default")] {
+        let annotations = &find(&with, kind, name)["metadata"]["annotations"];
+        assert!(annotations.get("helm.sh/hook").is_none(), "{kind}: a hook although the CRD exists");
+        assert_eq!(annotations["meta.helm.sh/release-name"], "ferrolb");
     }
 }
 
