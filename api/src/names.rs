@@ -111,6 +111,9 @@ pub mod conditions {
     pub const INVALID_SPEC: &str = "ferrolb.io/InvalidSpec";
     /// On a Service: whether its address request is satisfied.
     pub const IPAM_REQUEST_SATISFIED: &str = "ferrolb.io/IPAMRequestSatisfied";
+    /// On a Service: another controller keeps overwriting FerroLB's `status.loadBalancer`, and
+    /// FerroLB holds its writes for a while (the message names the other writer's field manager).
+    pub const STATUS_CONTESTED: &str = "ferrolb.io/StatusContested";
 }
 
 /// Reasons of the `ferrolb.io/IPAMRequestSatisfied` condition (Cilium's, plus `partially_satisfied`).
@@ -145,6 +148,9 @@ pub mod events {
     pub const NOT_ANNOUNCING: &str = "NotAnnouncing";
     /// Warning, on a Service: one of its FerroLB annotations cannot be parsed; the rest still apply.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+    /// Warning, on a Service: another controller keeps overwriting its `status.loadBalancer`;
+    /// FerroLB stops writing it for a while (names the other writer and for how long).
+    pub const STATUS_CONTESTED: &str = "StatusContested";
 }
 
 /// Name of the IPAM controller's leader-election Lease.

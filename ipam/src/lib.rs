@@ -5,6 +5,7 @@
 //! the exact rule of when an address stays with its Service.
 
 pub mod allocator;
+pub mod contest;
 pub mod controller;
 pub mod metrics;
 pub mod pool;

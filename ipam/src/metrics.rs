@@ -12,6 +12,8 @@ pub const ALLOCATION_FAILURES: &str = "ferrolb_ipam_allocation_failures_total";
 pub const EVENTS_SUPPRESSED: &str = "ferrolb_ipam_events_suppressed_total";
 /// Addresses per pool, labels `pool` and `kind` (`total`, `used`, `available`).
 pub const POOL_IPS: &str = "ferrolb_ipam_pool_ips";
+/// Holds of FerroLB's writes to a Service whose status another controller keeps overwriting.
+pub const STATUS_CONTESTS: &str = "ferrolb_ipam_status_contests_total";
 /// Kubernetes API writes and reads, labels `verb`, `resource`, `outcome` (`ok`, `error`).
 pub const API_REQUESTS: &str = "ferrolb_api_requests_total";
 
@@ -28,6 +30,10 @@ pub fn describe() {
         "Events not written because of the per-Service rate limit."
     );
     metrics::describe_gauge!(POOL_IPS, "Addresses of a pool, by kind: total, used, available.");
+    metrics::describe_counter!(
+        STATUS_CONTESTS,
+        "Holds of FerroLB's writes to a Service whose status another controller keeps overwriting."
+    );
     metrics::describe_counter!(API_REQUESTS, "Kubernetes API requests, by verb, resource and outcome.");
     ferrolb_runtime::lease::describe_metrics();
 }

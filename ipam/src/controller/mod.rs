@@ -12,6 +12,7 @@
 //!   `ferrolb.io/allocated-from-pool` annotation when it changes. One write per object at a time;
 //!   a newer desired state for an object being written waits and replaces any queued one.
 
+mod contested;
 mod convert;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -32,6 +33,7 @@ use tokio::time::Instant;
 
 pub use convert::{pool_input, service_input, service_key};
 
+use crate::contest::{ContestConfig, Contests, Hold};
 use crate::state::{Changes, EventType, Ipam, ServiceChange};
 use crate::{Config, ServiceKey};
 
@@ -53,6 +55,8 @@ pub struct Settings {
     pub event_interval: Duration,
     /// How long a starting replica waits to learn whether it leads before it lists (see `run`).
     pub leader_wait: Duration,
+    /// When to stop fighting another controller over a Service's status ([`crate::contest`]).
+    pub contest: ContestConfig,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             instance: "ferrolb-ipam".into(),
             event_interval: Duration::from_secs(10),
             leader_wait: Duration::from_secs(2),
+            contest: ContestConfig::default(),
         }
     }
 }
@@ -93,7 +98,16 @@ enum Work {
     Event { reference: Box<ObjectReference>, event: Box<kube::runtime::events::Event> },
 }
 
-type Done = (WorkKey, Result<(), kube::Error>);
+/// A write's result; for a Service status write that set the ingress, what it set.
+type Done = (WorkKey, Result<Option<Written>, kube::Error>);
+
+/// The ingress FerroLB last wrote to a Service, and the resourceVersion that write produced: a later
+/// version that shows other addresses was written by someone else.
+#[derive(Debug, Clone)]
+struct Written {
+    ips: std::collections::BTreeSet<String>,
+    resource_version: Option<u64>,
+}
 
 /// Collects a full listing during a (re-)list, then replaces the cache with it.
 struct Cache<K> {
@@ -151,6 +165,10 @@ struct Controller {
     event_seq: u64,
     last_event: HashMap<(ServiceKey, &'static str), Instant>,
     recorder: Arc<Recorder>,
+    /// What FerroLB last wrote to each Service's ingress (while leading).
+    written: HashMap<ServiceKey, Written>,
+    /// Services whose status another controller keeps overwriting.
+    contests: Contests,
 }
 
 /// Runs the controller until `shutdown` turns true or a watch ends for good.
@@ -177,6 +195,7 @@ pub async fn run(
         .map(|e| e.map(|e| Input::Service(Box::new(e))));
     let mut inputs = std::pin::pin!(futures::stream::select(pools, services));
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.instance.clone()) };
+    let settings_contest = settings.contest;
     let mut c = Controller {
         recorder: Arc::new(Recorder::new(client.clone(), reporter)),
         client,
@@ -196,6 +215,8 @@ pub async fn run(
         failed: HashSet::new(),
         event_seq: 0,
         last_event: HashMap::new(),
+        written: HashMap::new(),
+        contests: Contests::new(settings_contest),
     };
     loop {
         let retry = c.retry_at;
@@ -291,14 +312,20 @@ impl Controller {
                 self.resync();
             }
             watcher::Event::Apply(s) => {
+                if self.ipam.is_some() {
+                    self.check_contest(&s);
+                }
                 if let Some(ipam) = self.ipam.as_mut() {
                     ipam.apply_service(service_input(&s));
                 }
                 self.services.objects.insert(key(&s), s);
             }
             watcher::Event::Delete(s) => {
+                let k = service_key(&s);
+                self.written.remove(&k);
+                self.contests.forget(&k);
                 if let Some(ipam) = self.ipam.as_mut() {
-                    ipam.delete_service(&service_key(&s));
+                    ipam.delete_service(&k);
                 }
                 self.services.objects.remove(&key(&s));
             }
@@ -368,11 +395,25 @@ impl Controller {
         self.in_flight_work.clear();
         self.failed.clear();
         self.writes = FuturesUnordered::new();
+        self.written.clear();
+        self.contests.clear();
+        // A hold's wake-up must not delay leading again.
+        self.retry_at = None;
     }
 
     /// The backoff after failed writes is over: let the core emit those objects again (with
     /// whatever it wants now, which may differ from what failed).
     fn retry_failed(&mut self) {
+        let Some(ipam) = self.ipam.as_mut() else { return };
+        // Holds that ended: FerroLB writes those Services again.
+        let now = std::time::Instant::now();
+        for k in self.contests.expired(now) {
+            ipam.mark_service_unwritten(&k);
+        }
+        if let Some(next) = self.contests.next_expiry(now) {
+            let at = Instant::now() + next.saturating_duration_since(now);
+            self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
+        }
         let Some(ipam) = self.ipam.as_mut() else { return };
         for key in std::mem::take(&mut self.failed) {
             match key {
@@ -410,8 +451,16 @@ impl Controller {
         for change in changes.services {
             let (key, output) = match &change {
                 ServiceChange::Update { key, output, .. } => (key, Some(output)),
-                ServiceChange::Clear { key, .. } => (key, None),
+                ServiceChange::Clear { key, .. } => {
+                    self.contests.forget(key);
+                    self.written.remove(key);
+                    (key, None)
+                }
             };
+            if output.is_some() && self.contests.held_until(key, std::time::Instant::now()).is_some() {
+                // Held: the Service is written again when the hold ends.
+                continue;
+            }
             let Some(svc) = self.services.objects.get(&cache_key(Some(&key.namespace), Some(&key.name)))
             else {
                 continue;
@@ -452,30 +501,81 @@ impl Controller {
                 continue;
             }
             self.last_event.insert(slot, now);
-            let reference = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Service".into()),
-                name: Some(ev.service.name.clone()),
-                namespace: Some(ev.service.namespace.clone()),
-                uid: Some(ev.uid.clone()),
-                ..Default::default()
-            };
-            let event = kube::runtime::events::Event {
-                type_: match ev.event_type {
-                    EventType::Normal => kube::runtime::events::EventType::Normal,
-                    EventType::Warning => kube::runtime::events::EventType::Warning,
-                },
-                reason: ev.reason.to_string(),
-                note: Some(ev.message.chars().take(1024).collect()),
-                action: "Allocate".into(),
-                secondary: None,
-            };
-            self.event_seq += 1;
-            self.push(
-                WorkKey::Event(self.event_seq),
-                Work::Event { reference: Box::new(reference), event: Box::new(event) },
-            );
+            self.push_event(&ev.service, &ev.uid, ev.event_type, ev.reason, &ev.message);
         }
+    }
+
+    fn push_event(&mut self, service: &ServiceKey, uid: &str, type_: EventType, reason: &str, message: &str) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            name: Some(service.name.clone()),
+            namespace: Some(service.namespace.clone()),
+            uid: Some(uid.to_string()),
+            ..Default::default()
+        };
+        let event = kube::runtime::events::Event {
+            type_: match type_ {
+                EventType::Normal => kube::runtime::events::EventType::Normal,
+                EventType::Warning => kube::runtime::events::EventType::Warning,
+            },
+            reason: reason.to_string(),
+            note: Some(message.chars().take(1024).collect()),
+            action: "Allocate".into(),
+            secondary: None,
+        };
+        self.event_seq += 1;
+        self.push(
+            WorkKey::Event(self.event_seq),
+            Work::Event { reference: Box::new(reference), event: Box::new(event) },
+        );
+    }
+
+    /// A Service event while leading: if it shows other addresses than FerroLB last wrote, in a
+    /// later version, written by another field manager, count an overwrite; start a hold when the
+    /// contest rule says so.
+    fn check_contest(&mut self, s: &Service) {
+        let key = service_key(s);
+        let Some(ours) = self.written.get(&key) else { return };
+        let version = s.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        if let (Some(seen), Some(wrote)) = (version, ours.resource_version)
+            && seen <= wrote
+        {
+            return;
+        }
+        if contested::ingress_ips(s) == ours.ips {
+            return;
+        }
+        // Without another owner of status.loadBalancer the change is no other controller's.
+        let Some(writer) = contested::status_writer(s, FIELD_MANAGER) else { return };
+        if let Some(hold) = self.contests.overwritten(&key, &writer, std::time::Instant::now()) {
+            self.start_hold(s, &key, &hold);
+        }
+    }
+
+    /// Reports a hold (log, Warning Event, condition) and writes nothing else to the Service until
+    /// it ends.
+    fn start_hold(&mut self, s: &Service, key: &ServiceKey, hold: &Hold) {
+        let secs = hold.duration.as_secs();
+        tracing::warn!(service = %key, writer = %hold.writer, hold_s = secs, round = hold.round,
+            "another controller keeps overwriting this Service's status.loadBalancer; holding FerroLB's writes");
+        metrics::counter!(crate::metrics::STATUS_CONTESTS).increment(1);
+        let message = format!(
+            "status.loadBalancer of this Service is also written by {:?}, which keeps replacing FerroLB's \
+             addresses; FerroLB stops writing it for {secs} s (hold {}). Let one load balancer serve the \
+             Service: a loadBalancerClass, or stop the other one (docs/migration.md).",
+            hold.writer, hold.round
+        );
+        let uid = s.metadata.uid.clone().unwrap_or_default();
+        self.push_event(key, &uid, EventType::Warning, event_reasons::STATUS_CONTESTED, &message);
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let status = contested::contested_apply(s, &message, &now);
+        // Replaces whatever write of this Service was still queued.
+        self.push(
+            WorkKey::Service(key.clone()),
+            Work::Service { key: key.clone(), status, annotation: None },
+        );
+        self.retry_after(hold.duration);
     }
 
     fn push(&mut self, key: WorkKey, work: Work) {
@@ -531,17 +631,27 @@ impl Controller {
                     let apply = PatchParams::apply(FIELD_MANAGER).force();
                     let r = api.patch_status(&svc.name, &apply, &Patch::Apply(&status)).await;
                     count("patch", "services/status", &r);
+                    let written = |s: &Service| {
+                        contested::applied_ips(&status).map(|ips| Written {
+                            ips,
+                            resource_version: s
+                                .metadata
+                                .resource_version
+                                .as_deref()
+                                .and_then(|v| v.parse().ok()),
+                        })
+                    };
                     match (r, annotation) {
-                        (Ok(_), Some(a)) => {
+                        (Ok(s), Some(a)) => {
                             let pp = PatchParams {
                                 field_manager: Some(FIELD_MANAGER.into()),
                                 ..Default::default()
                             };
                             let r = api.patch(&svc.name, &pp, &Patch::Merge(&a)).await;
                             count("patch", "services", &r);
-                            r.map(drop)
+                            r.map(|after| written(&after).or_else(|| written(&s)))
                         }
-                        (r, _) => r.map(drop),
+                        (r, _) => r.map(|s| written(&s)),
                     }
                 }
                 Work::Pool { name, status } => {
@@ -554,24 +664,32 @@ impl Controller {
                         )
                         .await;
                     count("patch", "loadbalancerippools/status", &r);
-                    r.map(drop)
+                    r.map(|_| None)
                 }
                 Work::Event { reference, event } => {
                     let r = recorder.publish(&event, &reference).await;
                     count("create", "events", &r);
-                    r
+                    r.map(|()| None)
                 }
             };
             (key, result)
         })
     }
 
-    fn write_done(&mut self, key: WorkKey, result: Result<(), kube::Error>) {
+    fn write_done(&mut self, key: WorkKey, result: Result<Option<Written>, kube::Error>) {
         self.in_flight.remove(&key);
         self.in_flight_work.remove(&key);
-        let Err(e) = result else {
-            self.retry_backoff = Duration::from_millis(500);
-            return;
+        let e = match result {
+            Ok(written) => {
+                if let (WorkKey::Service(k), Some(w)) = (&key, written)
+                    && self.ipam.is_some()
+                {
+                    self.written.insert(k.clone(), w);
+                }
+                self.retry_backoff = Duration::from_millis(500);
+                return;
+            }
+            Err(e) => e,
         };
         let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
         // A conflict means the object changed under us; the watch brings the new version at
