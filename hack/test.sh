@@ -32,3 +32,4 @@ FERROLB_HELM_PYTHON="$(hack/helm-venv.sh)"; export FERROLB_HELM_PYTHON
 
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked
+hack/image.sh check  # the container image: static binaries, layout, user, podman run (docs/image.md)
