@@ -210,7 +210,11 @@ async fn each_fault_gives_its_finding() {
         let name = d["metadata"]["name"].as_str().unwrap();
         !matches!(
             (d["kind"].as_str().unwrap(), name),
-            ("Lease", _) | ("ConfigMap", _) | ("EndpointSlice", _) | ("LoadBalancerIPPool", _)
+            ("Lease", _)
+                | ("ConfigMap", _)
+                | ("EndpointSlice", _)
+                | ("LoadBalancerIPPool", _)
+                | ("Service", "web")
         )
     });
     docs.extend([
@@ -237,7 +241,14 @@ async fn each_fault_gives_its_finding() {
             "note": "out_of_ips: pool prod has no free IPv4 address", "action": "Allocate",
             "reportingController": "ferrolb.io/ipam", "reportingInstance": "ferrolb-ipam-6d8f-abcde",
             "regarding": {"apiVersion": "v1", "kind": "Service", "namespace": "shop", "name": "queued"}}),
-        // k3s ServiceLB serves web too.
+        // k3s ServiceLB serves web too, and the controller noticed its writes being overwritten.
+        {
+            let mut web = service("web", None, "Cluster");
+            web["status"] = json!({"conditions": [{"type": conditions::STATUS_CONTESTED, "status": "True",
+                "reason": "OtherWriter", "lastTransitionTime": ago(20),
+                "message": "field manager \"svclb\" overwrote status.loadBalancer 3 times; holding writes for 40s"}]});
+            web
+        },
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "svclb-web-0a1b2c3d-q8x7z",
             "namespace": "kube-system", "labels": {"app": "svclb-web-0a1b2c3d",
             "svccontroller.k3s.cattle.io/svcname": "web", "svccontroller.k3s.cattle.io/svcnamespace": "shop"}},
@@ -263,6 +274,7 @@ async fn each_fault_gives_its_finding() {
             ("pools", "warning", "LoadBalancerIPPool prod"),
             ("pools", "error", "LoadBalancerIPPool late"),
             ("services", "error", "Service shop/queued"),
+            ("services", "error", "Service shop/web"),
             ("servicelb", "error", "Service shop/web"),
             ("kube-proxy", "error", "ConfigMap kube-system/kube-proxy"),
             ("interfaces", "error", "L2AnnouncementPolicy typo"),
@@ -294,7 +306,7 @@ async fn each_fault_gives_its_finding() {
         "{t}"
     );
     assert!(t.contains("\n                         what to do: set `ipvs: {strictARP: true}`"), "{t}");
-    assert!(t.ends_with(" ok, 3 warning(s), 8 error(s)\n"), "{t}");
+    assert!(t.ends_with(" ok, 3 warning(s), 9 error(s)\n"), "{t}");
 
     // In the wrong namespace the controller's Lease is not found.
     let out = doctor(&sim, &["-o", "json"]).await;

@@ -350,7 +350,7 @@ pub fn pools(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             Check::Pools,
             "LoadBalancerIPPools",
             "no pool: no Service can get an address",
-            "create a LoadBalancerIPPool with the addresses FerroLB may hand out (see docs/configuration.md)",
+            "create a LoadBalancerIPPool with the addresses FerroLB may hand out (see docs/ipam.md)",
         )];
     }
     let mut pools: Vec<_> = pools.iter().collect();
@@ -503,6 +503,27 @@ pub fn services(s: &Snapshot) -> Vec<Finding> {
         let subject = format!("Service {}", service_key(svc));
         let cond = condition(service_conditions(svc), conditions::IPAM_REQUEST_SATISFIED);
         let event = last_warning(s, svc).map(|e| format!("; last Warning Event {e}")).unwrap_or_default();
+        let contested =
+            condition(service_conditions(svc), conditions::STATUS_CONTESTED).filter(|c| c.status == "True");
+        if let Some(c) = contested {
+            out.push(Finding::error(
+                Check::Services,
+                subject,
+                format!(
+                    "another controller keeps overwriting its status.loadBalancer, so FerroLB stopped writing it \
+                     for a while ({}): {}{event}",
+                    conditions::STATUS_CONTESTED,
+                    c.message
+                ),
+                format!(
+                    "find the other controller by the field manager the message names (k3s ServiceLB, MetalLB, a \
+                     cloud provider...) and disable it, or recreate the Service with spec.loadBalancerClass: {} so \
+                     that only FerroLB serves it",
+                    names::LOAD_BALANCER_CLASS
+                ),
+            ));
+            continue;
+        }
         let ips = ingress_ips(svc);
         if !ips.is_empty() {
             if let Some(c) = cond.filter(|c| c.reason == reasons::PARTIALLY_SATISFIED) {

@@ -292,6 +292,18 @@ fn services_without_an_address_say_why() {
 }
 
 #[test]
+fn services_whose_status_another_controller_contests() {
+    let mut s = healthy();
+    s.services[0].status.as_mut().unwrap().conditions.as_mut().unwrap().push(from(json!({
+        "type": conditions::STATUS_CONTESTED, "status": "True", "reason": "OtherWriter",
+        "message": "field manager \"svclb\" overwrote status.loadBalancer 3 times; holding writes for 40s",
+        "lastTransitionTime": ago(5)})));
+    let f = one(&s, Check::Services);
+    assert_eq!((f.severity, f.subject.as_str()), (Severity::Error, "Service shop/web"));
+    assert!(f.message.contains("field manager \"svclb\""), "{f:#?}");
+}
+
+#[test]
 fn servicelb_fighting_for_the_same_services() {
     let mut s = healthy();
     s.servicelb_pods = vec![from::<Pod>(
