@@ -126,12 +126,13 @@ grep -qx 'ferrolb:x:65532:' "$rootfs/etc/group" || fail "/etc/group has no group
 for binary in "${binaries[@]}"; do
     path=$rootfs/usr/local/bin/$binary
     [ -f "$path" ] && [ -x "$path" ] || fail "/usr/local/bin/$binary is missing or not executable"
-    headers=$(readelf -lW "$path")
-    if grep -q 'Requesting program interpreter' <<<"$headers" ||
-        readelf -dW "$path" | grep -q '(NEEDED)'; then
+    headers=$(readelf -lW "$path") || fail "readelf cannot read /usr/local/bin/$binary"
+    dynamic=$(readelf -dW "$path") || fail "readelf cannot read /usr/local/bin/$binary"
+    if grep -q 'Requesting program interpreter' <<<"$headers" || grep -q '(NEEDED)' <<<"$dynamic"; then
         fail "/usr/local/bin/$binary is dynamically linked"
     fi
-    printed=$(chroot --userspec=65532:65532 "$rootfs" "/usr/local/bin/$binary" --version)
+    printed=$(chroot --userspec=65532:65532 "$rootfs" "/usr/local/bin/$binary" --version) ||
+        fail "$binary --version failed in the image's root file system"
     [ "$printed" = "$binary $version" ] || fail "$binary --version printed '$printed'"
 done
 
@@ -140,7 +141,8 @@ done
 # (The kubeconfig carries a CA: without one kube wants the system's roots, which the image lacks.)
 printf '127.0.0.1 localhost ferrolb-image-check.invalid\n' >"$rootfs/etc/hosts"
 ca=$(openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ferrolb-image-check \
-    -keyout /dev/null -days 1 2>/dev/null | base64 -w 0)
+    -keyout /dev/null -days 1 2>"$scratch/openssl.log" | base64 -w 0) ||
+    fail "openssl could not make a test CA: $(cat "$scratch/openssl.log")"
 cat >"$rootfs/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -157,6 +159,6 @@ grep -qi 'connection refused' <<<"$looked_up" ||
 # PATH as the chart's `command` finds it. crun refuses this machine's hybrid cgroups and the
 # sandbox's hard rlimits are below podman's defaults: runc, and limits the sandbox allows.
 ran=$("${podman[@]}" run --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --rm \
-    --network none "$image" ferrolb-announcer --version)
+    --network none "$image" ferrolb-announcer --version) || fail "podman run of $image failed"
 [ "$ran" = "ferrolb-announcer $version" ] || fail "podman run printed '$ran'"
 echo "hack/image.sh: check passed: ${binaries[*]} static in /usr/local/bin, user 65532:65532, podman run ok"
