@@ -36,6 +36,8 @@ use serde_json::{Value, json};
 
 /// The kubeconfig of an existing cluster to run against.
 pub const KUBECONFIG_ENV: &str = "FERROLB_CONFORMANCE_KUBECONFIG";
+/// The kubeconfig context to use (default: the current context).
+pub const CONTEXT_ENV: &str = "FERROLB_CONFORMANCE_CONTEXT";
 /// The IPv4 range (a /24 or larger prefix) the scenarios' pools are carved from.
 pub const RANGE_ENV: &str = "FERROLB_CONFORMANCE_RANGE";
 /// On every namespace and pool the suite creates: the run's id.
@@ -78,11 +80,18 @@ impl Cluster {
         }
     }
 
-    /// An existing cluster, by its kubeconfig (its current context).
+    /// An existing cluster, by its kubeconfig (the context of `FERROLB_CONFORMANCE_CONTEXT`, else
+    /// the current one).
     pub async fn connect(kubeconfig: &Path) -> Self {
-        let client = kube_sim::client_from_kubeconfig(kubeconfig)
-            .await
-            .unwrap_or_else(|e| panic!("cannot use kubeconfig {}: {e:#}", kubeconfig.display()));
+        use kube::config::{KubeConfigOptions, Kubeconfig};
+        let fail = |e: &dyn std::fmt::Display| -> ! {
+            panic!("cannot use kubeconfig {}: {e}", kubeconfig.display())
+        };
+        let options =
+            KubeConfigOptions { context: std::env::var(CONTEXT_ENV).ok(), ..KubeConfigOptions::default() };
+        let kc = Kubeconfig::read_from(kubeconfig).unwrap_or_else(|e| fail(&e));
+        let config = kube::Config::from_custom_kubeconfig(kc, &options).await.unwrap_or_else(|e| fail(&e));
+        let client = Client::try_from(config).unwrap_or_else(|e| fail(&e));
         let cluster = Self { client, kubeconfig: kubeconfig.to_path_buf(), own: None };
         cluster.preflight().await;
         cluster
