@@ -2,6 +2,7 @@
 //! custom resources, the names FerroLB shares with users (annotations, labels, conditions, Event
 //! reasons), and parsers for the user-facing strings those carry.
 
+pub mod class;
 pub mod crd;
 pub mod names;
 pub mod policy;
@@ -11,6 +12,7 @@ pub mod rbac;
 pub mod selector;
 pub mod service;
 
+pub use class::{ClassError, ServedClasses, parse_class_list};
 pub use policy::{L2AnnouncementPolicy, L2AnnouncementPolicySpec, L2AnnouncementPolicyStatus};
 pub use pool::{
     AllowFirstLastIps, IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus,
