@@ -122,9 +122,12 @@ pub mod reasons {
     pub const SATISFIED: &str = "satisfied";
     /// Some of the addresses asked for (`ip-count`, dual-stack) are assigned, not all.
     pub const PARTIALLY_SATISFIED: &str = "partially_satisfied";
-    /// No pool exists for the Service's IP families.
+    /// No enabled pool with addresses of the Service's IP families selects it (no pool at all, selectors
+    /// that do not match, named pools missing, disabled or in conflict), or a requested address lies in
+    /// no pool.
     pub const NO_POOL: &str = "no_pool";
-    /// Pools exist, but none selects the Service (selectors, `ferrolb.io/pool`, `autoAssign: false`).
+    /// A requested address lies in a pool that does not select the Service, or that is not one of the
+    /// pools it names.
     pub const POOL_SELECTOR_MISMATCH: &str = "pool_selector_mismatch";
     /// A requested address belongs to another Service.
     pub const ALREADY_ALLOCATED: &str = "already_allocated";
