@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use ferrolb_api::ServedClasses;
 use ferrolb_ipam::Config;
 use ferrolb_ipam::controller::{self, Settings};
 use ferrolb_runtime::cli::{CommonArgs, ElectionArgs};
@@ -15,9 +16,15 @@ struct Args {
     common: CommonArgs,
     #[command(flatten)]
     election: ElectionArgs,
-    /// Serve Services without `spec.loadBalancerClass` (as well as class `ferrolb.io/l2`).
+    /// Serve Services without `spec.loadBalancerClass` (as well as the classes served).
     #[arg(long, env = "FERROLB_DEFAULT_CLASS", default_value_t = true, action = clap::ArgAction::Set)]
     default_class: bool,
+    /// Load-balancer classes served besides `ferrolb.io/l2` (always served), comma separated, e.g.
+    /// `ingress,io.cilium/l2-announcer`: Services of these classes are taken over as they are.
+    /// Services of other classes are never written to.
+    #[arg(long, env = "FERROLB_LOAD_BALANCER_CLASSES", value_name = "CLASSES", default_value = "",
+          value_parser = ferrolb_api::parse_class_list)]
+    load_balancer_classes: std::collections::BTreeSet<String>,
     /// Honour MetalLB, Cilium and Deckhouse Service annotations (`ferrolb.io/*` wins where both are set).
     #[arg(long, env = "FERROLB_COMPAT_ANNOTATIONS", default_value_t = true, action = clap::ArgAction::Set)]
     compat_annotations: bool,
@@ -78,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let settings = Settings {
         ipam: Config {
-            default_class: args.default_class,
+            classes: ServedClasses::new(args.default_class, args.load_balancer_classes.clone()),
             compat_annotations: args.compat_annotations,
             ipv4: args.ipv4,
             ipv6: args.ipv6,
@@ -87,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         instance: identity,
         ..Settings::default()
     };
+    tracing::info!(classes = %settings.ipam.classes, "serving Services of these load-balancer classes");
     let controller = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
 
     shutdown_signal().await;

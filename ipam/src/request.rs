@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ferrolb_api::Family;
-use ferrolb_api::names::LOAD_BALANCER_CLASS;
 use ferrolb_api::names::annotations::{self as ann, compat};
 use ferrolb_api::range::{parse_ip, parse_ip_list};
+use ferrolb_api::{Family, ServedClasses};
 
 use crate::service::{IpFamilyPolicy, ServiceInput};
 use crate::sharing::{CrossNamespace, SharingProfile};
@@ -19,8 +18,8 @@ pub const MAX_IP_COUNT: u32 = 64;
 /// Controller settings that change how Services are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Serve Services without `spec.loadBalancerClass` (`--default-class`).
-    pub default_class: bool,
+    /// The load-balancer classes served (`--default-class`, `--load-balancer-classes`).
+    pub classes: ServedClasses,
     /// Honour MetalLB, Cilium and Deckhouse annotations (`--compat-annotations`).
     pub compat_annotations: bool,
     /// Address families the cluster has, for Services that do not say (as Cilium's
@@ -31,19 +30,15 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { default_class: true, compat_annotations: true, ipv4: true, ipv6: true }
+        Self { classes: ServedClasses::default(), compat_annotations: true, ipv4: true, ipv6: true }
     }
 }
 
 impl Config {
-    /// Whether FerroLB serves this Service: `type: LoadBalancer` with class `ferrolb.io/l2`, or
-    /// with no class when `default_class` is on.
+    /// Whether FerroLB serves this Service: `type: LoadBalancer` of a served class
+    /// ([`ServedClasses::serves`]).
     pub fn serves(&self, svc: &ServiceInput) -> bool {
-        svc.service_type == "LoadBalancer"
-            && match svc.load_balancer_class.as_deref() {
-                None => self.default_class,
-                Some(class) => class == LOAD_BALANCER_CLASS,
-            }
+        svc.service_type == "LoadBalancer" && self.classes.serves(svc.load_balancer_class.as_deref())
     }
 }
 
@@ -237,15 +232,19 @@ mod tests {
         let c = Config::default();
         assert!(c.serves(&svc()));
         let mut s = svc();
-        s.load_balancer_class = Some(LOAD_BALANCER_CLASS.into());
+        s.load_balancer_class = Some(ferrolb_api::names::LOAD_BALANCER_CLASS.into());
         assert!(c.serves(&s));
         s.load_balancer_class = Some("io.cilium/l2-announcer".into());
         assert!(!c.serves(&s));
-        let no_default = Config { default_class: false, ..Config::default() };
+        let no_default =
+            Config { classes: ServedClasses::new(false, ["io.cilium/l2-announcer"]), ..Config::default() };
         assert!(!no_default.serves(&svc()));
+        assert!(no_default.serves(&s), "an added class is served");
         let mut cluster_ip = svc();
         cluster_ip.service_type = "ClusterIP".into();
         assert!(!c.serves(&cluster_ip));
+        cluster_ip.load_balancer_class = Some("io.cilium/l2-announcer".into());
+        assert!(!no_default.serves(&cluster_ip), "a served class does not make a ClusterIP Service ours");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ferrolb_api::names::{annotations, conditions};
-use ferrolb_api::{Family, LoadBalancerIPPool};
+use ferrolb_api::{Family, LoadBalancerIPPool, ServedClasses};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{Value, json};
@@ -135,9 +135,14 @@ fn condition_json(
 /// A served Service always gets the ingress list, empty when nothing is assigned: forced, so a
 /// released address disappears even when another manager (MetalLB before a migration) co-owns
 /// the list with the same value. A Service no longer served (`output` None) gets an empty
-/// ingress too, unless it now belongs to another load-balancer class (that implementation's
-/// list is not ours to clear); the condition is dropped by owning no condition.
-pub fn service_status_apply(svc: &Service, output: Option<&ServiceStatusOutput>, now: &str) -> Value {
+/// ingress too, unless it now belongs to a load-balancer class not in `classes` (that
+/// implementation's list is not ours to clear); the condition is dropped by owning no condition.
+pub fn service_status_apply(
+    svc: &Service,
+    output: Option<&ServiceStatusOutput>,
+    classes: &ServedClasses,
+    now: &str,
+) -> Value {
     let mut status = json!({});
     match output {
         Some(out) => {
@@ -159,7 +164,7 @@ pub fn service_status_apply(svc: &Service, output: Option<&ServiceStatusOutput>,
         }
         None => {
             let class = svc.spec.as_ref().and_then(|s| s.load_balancer_class.as_deref());
-            if class.is_none_or(|c| c == ferrolb_api::names::LOAD_BALANCER_CLASS) {
+            if class.is_none() || classes.serves(class) {
                 status["loadBalancer"] = json!({"ingress": []});
             }
         }
@@ -234,6 +239,7 @@ mod tests {
 
     #[test]
     fn status_body_keeps_transition_time_when_status_is_unchanged() {
+        let classes = ServedClasses::default();
         let s = svc(json!({"metadata": {"name": "web", "namespace": "prod"},
             "status": {"conditions": [{"type": "ferrolb.io/IPAMRequestSatisfied", "status": "True", "reason": "satisfied",
                 "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}));
@@ -242,7 +248,7 @@ mod tests {
             pools: vec!["lab".into()],
             condition: ConditionView::new(true, "satisfied", "1 of 1 assigned"),
         };
-        let body = service_status_apply(&s, Some(&out), "2026-11-21T00:00:00Z");
+        let body = service_status_apply(&s, Some(&out), &classes, "2026-11-21T00:00:00Z");
         assert_eq!(
             body["status"]["loadBalancer"]["ingress"],
             json!([{"ip": "198.51.100.130", "ipMode": "VIP"}])
@@ -253,16 +259,25 @@ mod tests {
             pools: vec![],
             condition: ConditionView::new(false, "no_pool", "x"),
         };
-        let body = service_status_apply(&s, Some(&failed), "2026-11-21T00:00:00Z");
+        let body = service_status_apply(&s, Some(&failed), &classes, "2026-11-21T00:00:00Z");
         assert_eq!(body["status"]["loadBalancer"], json!({"ingress": []}), "a released address must go");
         assert_eq!(body["status"]["conditions"][0]["lastTransitionTime"], "2026-11-21T00:00:00Z");
-        assert_eq!(service_status_apply(&s, None, "now")["status"], json!({"loadBalancer": {"ingress": []}}));
+        assert_eq!(
+            service_status_apply(&s, None, &classes, "now")["status"],
+            json!({"loadBalancer": {"ingress": []}})
+        );
         let other =
             svc(json!({"metadata": {"name": "o"}, "spec": {"loadBalancerClass": "example.com/other"}}));
         assert_eq!(
-            service_status_apply(&other, None, "now")["status"],
+            service_status_apply(&other, None, &classes, "now")["status"],
             json!({}),
             "another class's ingress is left alone"
+        );
+        let served_other = ServedClasses::new(true, ["example.com/other"]);
+        assert_eq!(
+            service_status_apply(&other, None, &served_other, "now")["status"],
+            json!({"loadBalancer": {"ingress": []}}),
+            "a served class's ingress is FerroLB's to clear"
         );
     }
 

@@ -471,7 +471,7 @@ impl Controller {
                 metrics::counter!(crate::metrics::ALLOCATION_FAILURES, "reason" => out.condition.reason.clone())
                     .increment(1);
             }
-            let status = convert::service_status_apply(svc, output, &now);
+            let status = convert::service_status_apply(svc, output, &self.settings.ipam.classes, &now);
             let annotation =
                 convert::pool_annotation_patch(svc, output.and_then(|o| o.allocated_from_pool()));
             self.push(WorkKey::Service(key.clone()), Work::Service { key: key.clone(), status, annotation });

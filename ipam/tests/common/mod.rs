@@ -73,10 +73,15 @@ pub struct Controller {
 
 impl Controller {
     pub fn start(client: kube::Client, leader: bool) -> Self {
+        Self::start_with(client, leader, Settings::default())
+    }
+
+    /// [`Controller::start`] with `settings` (Events are never rate-limited).
+    pub fn start_with(client: kube::Client, leader: bool, settings: Settings) -> Self {
         let (leader_tx, leader_rx) = watch::channel(leader);
         let (synced_tx, synced_rx) = watch::channel(false);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let settings = Settings { event_interval: Duration::from_millis(0), ..Settings::default() };
+        let settings = Settings { event_interval: Duration::from_millis(0), ..settings };
         let task = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
         Self { leader: leader_tx, synced: synced_rx, shutdown: shutdown_tx, task }
     }
