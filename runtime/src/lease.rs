@@ -497,4 +497,3 @@ mod tests {
         assert!(!Leadership::default().is_leader_at(now));
     }
 }
-
