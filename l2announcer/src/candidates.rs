@@ -236,8 +236,8 @@ fn check(
 mod tests {
     use super::*;
     use crate::policy::tests::{labels, match_labels, policy, svc};
-    use ferrolb_api::L2AnnouncementPolicySpec;
     use ferrolb_api::names::labels as keys;
+    use ferrolb_api::{L2AnnouncementPolicySpec, ServedClasses};
 
     fn ready(name: &str, node_labels: &[(&str, &str)], ifaces: Vec<Interface>) -> NodeState {
         NodeState {
@@ -258,7 +258,7 @@ mod tests {
         )]);
         let mut s = svc("default", "web", &["198.51.100.130"]);
         s.external_traffic_policy = TrafficPolicy::Local;
-        let ann = &policies.announcements(&[s], &[], true)[0];
+        let ann = &policies.announcements(&[s], &[], &ServedClasses::default())[0];
         let yes = [("l2", "yes")];
         let eth0 = || vec![Interface::device("eth0"), Interface::device("eth1")];
         let mut unavailable = ready("e-unavailable", &yes, eth0());
@@ -328,7 +328,11 @@ mod tests {
     #[test]
     fn readiness_is_ignored_only_when_no_node_is_ready() {
         let policies = Policies::compile(&[policy("p", L2AnnouncementPolicySpec::default())]);
-        let ann = &policies.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], true)[0];
+        let ann = &policies.announcements(
+            &[svc("default", "web", &["198.51.100.130"])],
+            &[],
+            &ServedClasses::default(),
+        )[0];
         let mut a = ready("a", &[], vec![Interface::device("eth0")]);
         a.node.not_ready = true;
         let b = ready("b", &[], vec![Interface::device("eth0")]);
@@ -349,7 +353,11 @@ mod tests {
     #[test]
     fn cluster_policy_ignores_endpoints_and_why_none_explains() {
         let policies = Policies::compile(&[policy("p", L2AnnouncementPolicySpec::default())]);
-        let ann = &policies.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], true)[0];
+        let ann = &policies.announcements(
+            &[svc("default", "web", &["198.51.100.130"])],
+            &[],
+            &ServedClasses::default(),
+        )[0];
         let c = candidates_for(
             &policies,
             ann,

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ferrolb_api::ServedClasses;
 use ferrolb_api::names::leases;
 use ferrolb_runtime::election::LeaseRecord;
 use jiff::Timestamp;
@@ -38,8 +39,8 @@ pub struct EngineConfig {
     pub me: String,
     pub lease: LeaseConfig,
     pub liveness: LivenessConfig,
-    /// Whether Services without a `loadBalancerClass` are ours.
-    pub default_class: bool,
+    /// The load-balancer classes served (with or without Services that have no class).
+    pub classes: ServedClasses,
 }
 
 /// Everything one decision round looks at.
@@ -143,7 +144,7 @@ impl Engine {
     pub fn decide(&mut self, view: &View<'_>, now: Instant, wall: Timestamp) -> Plan {
         let cfg = self.cfg.clone();
         let me = cfg.me.as_str();
-        let anns = view.policies.announcements(view.services, view.pools, cfg.default_class);
+        let anns = view.policies.announcements(view.services, view.pools, &cfg.classes);
         let liveness_of = |node: &str| {
             view.liveness.get(node).map_or(Liveness::Dead { since: now }, |p| {
                 p.liveness_seen_by(node, now, &cfg.liveness, view.api_stable_since)
@@ -387,7 +388,7 @@ mod tests {
                 peer_timeout: Duration::from_millis(500),
                 ack_timeout: Duration::from_millis(400),
             },
-            default_class: true,
+            classes: ServedClasses::default(),
         }
     }
 
@@ -528,6 +529,41 @@ mod tests {
         for engine in engines.values_mut() {
             assert!(engine.decide(&world.view(), t0 + Duration::from_millis(300), wall()).writes.is_empty());
         }
+    }
+
+    /// A Service of a class not served gets no Lease and no answer, on any node; serving the
+    /// class (`--load-balancer-classes`) makes it announced like any other.
+    #[test]
+    fn only_served_classes_get_leases() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2"];
+        let mut ingress = svc("ingress", &["198.51.100.140"]);
+        ingress.load_balancer_class = Some("ingress".into());
+        let mut foreign = svc("foreign", &["198.51.100.141"]);
+        foreign.load_balancer_class = Some("example.com/other".into());
+        let plain = svc("plain", &["198.51.100.142"]);
+        let mut world = World::new(&nodes, vec![ingress, foreign, plain], t0);
+        let answering = converge(&mut world, &mut engines(&nodes), t0);
+        let ips = |m: &BTreeMap<IpAddr, String>| m.keys().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(ips(&answering), ["198.51.100.142"], "only the class-less Service by default");
+        assert_eq!(world.leases.len(), 1, "{:?}", world.leases.keys());
+
+        let mut world = World::new(&nodes, world.services.iter().map(|s| (**s).clone()).collect(), t0);
+        let mut serving: BTreeMap<String, Engine> = nodes
+            .iter()
+            .map(|n| {
+                let cfg = EngineConfig { classes: ServedClasses::new(true, ["ingress"]), ..cfg(n) };
+                (n.to_string(), Engine::new(cfg))
+            })
+            .collect();
+        let answering = converge(&mut world, &mut serving, t0);
+        assert_eq!(ips(&answering), ["198.51.100.140", "198.51.100.142"]);
+        assert!(
+            world.leases.keys().all(|l| !l.contains("foreign")),
+            "a Lease for the foreign class: {:?}",
+            world.leases.keys()
+        );
+        assert_eq!(world.leases.len(), 2, "{:?}", world.leases.keys());
     }
 
     #[test]

@@ -144,9 +144,16 @@ struct Args {
           value_parser = duration)]
     shutdown_grace: Duration,
 
-    /// Announce Services without `spec.loadBalancerClass` (as well as class `ferrolb.io/l2`).
+    /// Announce Services without `spec.loadBalancerClass` (as well as the classes served).
     #[arg(long, env = "FERROLB_DEFAULT_CLASS", default_value_t = true, action = clap::ArgAction::Set)]
     default_class: bool,
+
+    /// Load-balancer classes served besides `ferrolb.io/l2` (always served), comma separated, e.g.
+    /// `ingress,io.cilium/l2-announcer`; give ferrolb-ipam the same list. Services of other
+    /// classes are never announced and get no Lease.
+    #[arg(long, env = "FERROLB_LOAD_BALANCER_CLASSES", value_name = "CLASSES", default_value = "",
+          value_parser = ferrolb_api::parse_class_list)]
+    load_balancer_classes: std::collections::BTreeSet<String>,
 
     /// Lease writes in flight at once.
     #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 32)]
@@ -208,7 +215,10 @@ impl Args {
                     heartbeat_lease_duration: self.heartbeat_lease_duration,
                 },
                 liveness,
-                default_class: self.default_class,
+                classes: ferrolb_api::ServedClasses::new(
+                    self.default_class,
+                    self.load_balancer_classes.clone(),
+                ),
             },
             node,
             namespace: self.common.namespace(),

@@ -18,16 +18,16 @@
 //!   condition) and **not used at all**: applying the valid half of a broken policy could announce
 //!   on nodes or interfaces the user meant to exclude.
 //!
-//! Services of another `spec.loadBalancerClass` are ignored, and so are Services without a class
-//! when the default class is off (the same rule as the IPAM controller's).
+//! Services of a `spec.loadBalancerClass` not served ([`ServedClasses`], the IPAM controller's
+//! rule too) are ignored, and so are Services without a class when the default class is off.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use ferrolb_api::names::{LOAD_BALANCER_CLASS, labels};
-use ferrolb_api::{IpRange, L2AnnouncementPolicySpec, Selector};
+use ferrolb_api::names::labels;
+use ferrolb_api::{IpRange, L2AnnouncementPolicySpec, Selector, ServedClasses};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::interface::{Interface, InterfaceSelector};
@@ -90,12 +90,9 @@ impl ServiceInput {
         annotation.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
-    /// Whether FerroLB serves this Service's class.
-    pub fn has_our_class(&self, default_class: bool) -> bool {
-        match self.load_balancer_class.as_deref() {
-            None => default_class,
-            Some(class) => class == LOAD_BALANCER_CLASS,
-        }
+    /// Whether FerroLB serves this Service's class (the rule shared with the IPAM controller).
+    pub fn has_served_class(&self, classes: &ServedClasses) -> bool {
+        classes.serves(self.load_balancer_class.as_deref())
     }
 }
 
@@ -311,10 +308,10 @@ impl Policies {
         &self,
         services: &[S],
         pools: &[PoolInput],
-        default_class: bool,
+        classes: &ServedClasses,
     ) -> Vec<Announcement> {
         let mut out: BTreeMap<AddressKey, Announcement> = BTreeMap::new();
-        for svc in services.iter().map(Borrow::borrow).filter(|s| s.has_our_class(default_class)) {
+        for svc in services.iter().map(Borrow::borrow).filter(|s| s.has_served_class(classes)) {
             let selecting: Vec<usize> =
                 (0..self.list.len()).filter(|&i| self.list[i].selects_service(svc)).collect();
             if selecting.is_empty() {
@@ -384,6 +381,7 @@ fn pool_of<'p>(svc: &ServiceInput, address: IpAddr, pools: &'p [PoolInput]) -> O
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use ferrolb_api::names::LOAD_BALANCER_CLASS;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use proptest::prelude::*;
 
@@ -434,10 +432,13 @@ pub(crate) mod tests {
         ours.load_balancer_class = Some(LOAD_BALANCER_CLASS.into());
         let all = [fake, real, other_class, ours];
         assert_eq!(
-            keys(&p.announcements(&all, &[], true)),
+            keys(&p.announcements(&all, &[], &ServedClasses::default())),
             ["prod/ours 198.51.100.133", "prod/web 198.51.100.131"]
         );
-        assert_eq!(keys(&p.announcements(&all, &[], false)), ["prod/ours 198.51.100.133"]);
+        assert_eq!(
+            keys(&p.announcements(&all, &[], &ServedClasses::new(false, [] as [&str; 0]))),
+            ["prod/ours 198.51.100.133"]
+        );
 
         let by_class = Policies::compile(&[policy(
             "l2",
@@ -446,7 +447,72 @@ pub(crate) mod tests {
                 ..Default::default()
             },
         )]);
-        assert_eq!(keys(&by_class.announcements(&all, &[], true)), ["prod/ours 198.51.100.133"]);
+        assert_eq!(
+            keys(&by_class.announcements(&all, &[], &ServedClasses::default())),
+            ["prod/ours 198.51.100.133"]
+        );
+    }
+
+    /// A class added with `--load-balancer-classes` is announced as it is, and a policy selecting
+    /// `ferrolb.io/load-balancer-class: ingress` announces exactly that class's Services (the
+    /// converted Deckhouse class); a class not served is announced by no policy, even one that
+    /// selects it by name.
+    #[test]
+    fn added_classes_are_announced_and_policies_select_them_by_class() {
+        let mut ingress = svc("prod", "ingress", &["198.51.100.140"]);
+        ingress.load_balancer_class = Some("ingress".into());
+        let plain = svc("prod", "plain", &["198.51.100.141"]);
+        let mut l2 = svc("prod", "l2", &["198.51.100.142"]);
+        l2.load_balancer_class = Some(LOAD_BALANCER_CLASS.into());
+        let mut foreign = svc("prod", "foreign", &["198.51.100.143"]);
+        foreign.load_balancer_class = Some("example.com/lb".into());
+        let all = [ingress, plain, l2, foreign];
+
+        let by_class = Policies::compile(&[policy(
+            "ingress",
+            L2AnnouncementPolicySpec {
+                service_selector: match_labels(&[(labels::LOAD_BALANCER_CLASS, "ingress")]),
+                ..Default::default()
+            },
+        )]);
+        let every = Policies::compile(&[policy("all", L2AnnouncementPolicySpec::default())]);
+        let served = ServedClasses::new(true, ["ingress"]);
+        assert_eq!(keys(&by_class.announcements(&all, &[], &served)), ["prod/ingress 198.51.100.140"]);
+        assert_eq!(
+            keys(&every.announcements(&all, &[], &served)),
+            ["prod/ingress 198.51.100.140", "prod/l2 198.51.100.142", "prod/plain 198.51.100.141"]
+        );
+        // Not served: no policy announces it, not even one that names the class.
+        assert!(by_class.announcements(&all, &[], &ServedClasses::default()).is_empty());
+        let foreign_policy = Policies::compile(&[policy(
+            "foreign",
+            L2AnnouncementPolicySpec {
+                service_selector: match_labels(&[(labels::LOAD_BALANCER_CLASS, "example.com/lb")]),
+                ..Default::default()
+            },
+        )]);
+        assert!(foreign_policy.announcements(&all, &[], &served).is_empty());
+
+        // An isDefault Deckhouse class converts to a selector that also takes class-less
+        // Services: the pseudo-label is absent for them.
+        let default_class = Policies::compile(&[policy(
+            "ingress-default",
+            L2AnnouncementPolicySpec {
+                service_selector: Some(LabelSelector {
+                    match_labels: None,
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: labels::LOAD_BALANCER_CLASS.into(),
+                        operator: "NotIn".into(),
+                        values: Some(vec![LOAD_BALANCER_CLASS.into()]),
+                    }]),
+                }),
+                ..Default::default()
+            },
+        )]);
+        assert_eq!(
+            keys(&default_class.announcements(&all, &[], &served)),
+            ["prod/ingress 198.51.100.140", "prod/plain 198.51.100.141"]
+        );
     }
 
     #[test]
@@ -454,13 +520,13 @@ pub(crate) mod tests {
         let mut s = svc("default", "web", &["198.51.100.130"]);
         s.external_ips = vec!["203.0.113.5".parse().unwrap(), "198.51.100.130".parse().unwrap()];
         let default = Policies::compile(&[policy("d", L2AnnouncementPolicySpec::default())]);
-        let anns = default.announcements(std::slice::from_ref(&s), &[], true);
+        let anns = default.announcements(std::slice::from_ref(&s), &[], &ServedClasses::default());
         assert_eq!(keys(&anns), ["default/web 198.51.100.130"]);
         let ext_only = Policies::compile(&[policy(
             "e",
             L2AnnouncementPolicySpec { load_balancer_ips: false, external_ips: true, ..Default::default() },
         )]);
-        let anns = ext_only.announcements(std::slice::from_ref(&s), &[], true);
+        let anns = ext_only.announcements(std::slice::from_ref(&s), &[], &ServedClasses::default());
         assert_eq!(keys(&anns), ["default/web 198.51.100.130", "default/web 203.0.113.5"]);
         assert_eq!(anns[0].source, AddressSource::LoadBalancer, "listed in both: counts as ingress");
         assert_eq!(anns[1].source, AddressSource::External);
@@ -492,7 +558,7 @@ pub(crate) mod tests {
         s.allocated_from_pool = ServiceInput::parse_pools("public, internal");
         s.external_ips = vec!["203.0.113.9".parse().unwrap()];
         assert_eq!(
-            keys(&p.announcements(std::slice::from_ref(&s), &pools, true)),
+            keys(&p.announcements(std::slice::from_ref(&s), &pools, &ServedClasses::default())),
             ["default/web 198.51.100.130", "default/web 203.0.113.9"],
             "the v6 address is from the internal pool; external IPs are not restricted by pool"
         );
@@ -501,7 +567,10 @@ pub(crate) mod tests {
         moved.allocated_from_pool = vec!["public".into()];
         // No annotation: unknown pool, not selected by a pool selector.
         let unknown = svc("default", "unknown", &["198.51.100.140"]);
-        assert_eq!(keys(&p.announcements(&[moved, unknown], &pools, true)), ["default/moved 192.0.2.1"]);
+        assert_eq!(
+            keys(&p.announcements(&[moved, unknown], &pools, &ServedClasses::default())),
+            ["default/moved 192.0.2.1"]
+        );
     }
 
     #[test]
@@ -532,7 +601,8 @@ pub(crate) mod tests {
                 },
             ),
         ]);
-        let anns = p.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], true);
+        let anns =
+            p.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], &ServedClasses::default());
         assert_eq!(anns[0].policies, [0, 1]);
         let ifaces = [Interface::device("eth0"), Interface::device("eth1"), Interface::device("eth2")];
         let names = |n: &NodeInput| {
@@ -548,7 +618,8 @@ pub(crate) mod tests {
             policy("x", L2AnnouncementPolicySpec { interfaces: vec!["eth0".into()], ..Default::default() }),
             policy("y", L2AnnouncementPolicySpec { interfaces: vec!["eth1".into()], ..Default::default() }),
         ]);
-        let anns = both.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], true);
+        let anns =
+            both.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], &ServedClasses::default());
         let got: Vec<_> =
             both.interfaces_for(&anns[0], &node("n", &[]), &ifaces).iter().map(|i| i.name.as_str()).collect();
         assert_eq!(got, ["eth0", "eth1"]);
@@ -589,7 +660,8 @@ pub(crate) mod tests {
             errs[1]
         );
         assert_eq!(p.errors_of("ok").count(), 0);
-        let anns = p.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], true);
+        let anns =
+            p.announcements(&[svc("default", "web", &["198.51.100.130"])], &[], &ServedClasses::default());
         assert_eq!(anns[0].policies, [0], "only the valid policy selects");
     }
 
