@@ -700,6 +700,7 @@ rejects! {
     schema_rejects_a_bad_toleration_effect: "announcer:\n  tolerations: [{key: a, operator: Exists, effect: Never}]\n" => "effect";
     schema_rejects_extra_args_that_are_not_flags: "ipam:\n  extraArgs: [\"rm -rf\"]\n" => "/ipam/extraArgs/0";
     schema_rejects_a_ratio_above_one: "metrics:\n  prometheusRule:\n    enabled: true\n    poolAvailableRatio: 2\n" => "poolAvailableRatio";
+    schema_rejects_a_malformed_load_balancer_class: "loadBalancerClasses: [\"not a class\"]\n" => "/loadBalancerClasses/0";
     template_rejects_a_grace_period_shorter_than_the_hand_over: "announcer:\n  shutdownGraceSeconds: 20\n  terminationGracePeriodSeconds: 21\n" => "terminationGracePeriodSeconds (21) must be at least";
 }
 
@@ -881,4 +882,17 @@ fn rendered_rbac_equals_api_rbac() {
     let off = temp_values("rbac:\n  create: false\n");
     let objects = render(&[off]);
     assert!(of_kind(&objects, "ClusterRole").is_empty() && of_kind(&objects, "Role").is_empty());
+}
+
+/// `loadBalancerClasses` reaches both binaries as one `--load-balancer-classes` comma list; an
+/// empty list passes no flag (the binaries' default: no class and `ferrolb.io/l2`).
+#[test]
+fn load_balancer_classes_reach_both_binaries() {
+    let default = render(&[]);
+    let all = render(&[all_features()]);
+    for (kind, name) in [("Deployment", "ferrolb-ipam"), ("DaemonSet", "ferrolb-announcer")] {
+        let a = args(find(&default, kind, name));
+        assert!(!a.iter().any(|a| a.starts_with("--load-balancer-classes")), "{name}: {a:?}");
+        assert_eq!(flag(find(&all, kind, name), "--load-balancer-classes"), "ingress,io.cilium/l2-announcer");
+    }
 }
