@@ -303,7 +303,7 @@ fn ipam_deployment_is_highly_available_and_restricted() {
     assert_eq!(d["spec"]["replicas"], 2);
     let pod = &d["spec"]["template"]["spec"];
     let c = container(d);
-    assert_eq!(c["command"], json!(["ferrolb-ipam"]));
+    assert_eq!(c["command"], json!(["/usr/local/bin/ferrolb-ipam"]));
     let term = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
     assert_eq!(term["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname");
     assert_eq!(term["podAffinityTerm"]["labelSelector"]["matchLabels"], d["spec"]["selector"]["matchLabels"]);
@@ -346,7 +346,7 @@ fn announcer_daemonset_has_host_network_two_capabilities_and_the_peer_key() {
     let ds = find(&objects, "DaemonSet", "ferrolb-announcer");
     let pod = &ds["spec"]["template"]["spec"];
     let c = container(ds);
-    assert_eq!(c["command"], json!(["ferrolb-announcer"]));
+    assert_eq!(c["command"], json!(["/usr/local/bin/ferrolb-announcer"]));
     assert_eq!(pod["hostNetwork"], true);
     assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
     assert_eq!(
@@ -685,7 +685,8 @@ rejects! {
     schema_rejects_a_duration_without_unit: "ipam:\n  leaderElection:\n    leaseDuration: \"15\"\n" => "/ipam/leaderElection/leaseDuration";
     schema_rejects_a_fractional_heartbeat_lease: "announcer:\n  heartbeat:\n    leaseDuration: 1500ms\n" => "/announcer/heartbeat/leaseDuration";
     schema_rejects_a_port_out_of_range: "announcer:\n  peer:\n    port: 70000\n" => "/announcer/peer/port";
-    schema_rejects_zero_replicas: "ipam:\n  replicas: 0\n" => "/ipam/replicas";
+    schema_rejects_negative_replicas: "ipam:\n  replicas: -1\n" => "/ipam/replicas";
+    schema_rejects_a_string_for_announcer_enabled: "announcer:\n  enabled: \"no\"\n" => "/announcer/enabled";
     schema_rejects_a_bad_anti_affinity: "ipam:\n  podAntiAffinity: always\n" => "/ipam/podAntiAffinity";
     schema_rejects_a_bad_digest: "image:\n  digest: latest\n" => "/image/digest";
     schema_rejects_a_bad_pull_policy: "image:\n  pullPolicy: Sometimes\n" => "/image/pullPolicy";
@@ -895,4 +896,27 @@ fn load_balancer_classes_reach_both_binaries() {
         assert!(!a.iter().any(|a| a.starts_with("--load-balancer-classes")), "{name}: {a:?}");
         assert_eq!(flag(find(&all, kind, name), "--load-balancer-classes"), "ingress,io.cilium/l2-announcer");
     }
+}
+
+/// A migration's first step: installed with everything FerroLB needs, serving nothing (no ipam
+/// replica, no announcer), and NOTES says so and how to start.
+#[test]
+fn installed_but_not_serving_for_a_migration() {
+    let values = temp_values("ipam:\n  replicas: 0\nannouncer:\n  enabled: false\n");
+    let objects = render(std::slice::from_ref(&values));
+    assert!(of_kind(&objects, "DaemonSet").is_empty(), "{:?}", summary(&objects));
+    assert!(of_kind(&objects, "PodDisruptionBudget").is_empty(), "{:?}", summary(&objects));
+    assert_eq!(find(&objects, "Deployment", "ferrolb-ipam")["spec"]["replicas"], 0);
+    for kind in ["CustomResourceDefinition", "ClusterRole", "Secret", "ServiceAccount"] {
+        assert!(!of_kind(&objects, kind).is_empty(), "{kind} is still installed");
+    }
+    let notes = driver(&["notes", &chart().display().to_string(), "-f", &values.display().to_string()]);
+    let text = String::from_utf8_lossy(&notes.stdout);
+    assert!(
+        text.contains("NOT SERVING YET")
+            && text.contains("--set ipam.replicas=2 --set announcer.enabled=true"),
+        "{text}"
+    );
+    let default_notes = driver(&["notes", &chart().display().to_string()]);
+    assert!(!String::from_utf8_lossy(&default_notes.stdout).contains("NOT SERVING"));
 }
