@@ -141,3 +141,10 @@ fn cluster_flags_are_checked_before_anything_is_read() {
     let out = run(&["status", "--save", "a.json", "--compare", "b.json"], None);
     assert_eq!(out.status.code(), Some(2), "--save and --compare exclude each other");
 }
+
+#[test]
+fn version_names_the_binary_and_the_workspace_version() {
+    let out = run(&["--version"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), format!("ferrolbctl {}\n", env!("CARGO_PKG_VERSION")));
+}

@@ -105,3 +105,10 @@ fn bad_flags_exit_with_a_message() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn version_names_the_binary_and_the_workspace_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-ipam")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("ferrolb-ipam {}\n", env!("CARGO_PKG_VERSION")));
+}
