@@ -13,6 +13,9 @@ use crate::error::InputError;
 use crate::input::Document;
 use crate::obj::{Obj, short};
 
+/// The load-balancer class Cilium's L2 announcements serve (as well as Services without a class).
+pub const L2_ANNOUNCER_CLASS: &str = "io.cilium/l2-announcer";
+
 /// `CiliumLoadBalancerIPPool`.
 pub fn pool(doc: &Document, cx: &mut Context) -> Result<(), InputError> {
     let (subject, _) = crate::convert::subject_of(doc, "CiliumLoadBalancerIPPool");
@@ -116,6 +119,8 @@ pub fn pool(doc: &Document, cx: &mut Context) -> Result<(), InputError> {
     }
     report_unknown(&spec, &mut cx.report);
     report_unknown(&root, &mut cx.report);
+    // Cilium's LB-IPAM and L2 announcer serve this class besides Services without one.
+    cx.serve_class(L2_ANNOUNCER_CLASS, &subject);
 
     cx.pools.push(PoolDraft {
         subject,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use ferrolb_api::range::ParsedBlock;
 use ferrolb_api::{
     IpBlock, IpRange, L2AnnouncementPolicy, L2AnnouncementPolicySpec, LoadBalancerIPPool,
-    LoadBalancerIPPoolSpec,
+    LoadBalancerIPPoolSpec, ServedClasses,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde_json::Value;
@@ -19,7 +19,7 @@ use crate::error::{InputError, InputErrors};
 use crate::input::Document;
 use crate::names::{MAX_NAME, MAX_POOL_NAME, Namer, POOL_NAME_LABEL};
 use crate::obj::{Obj, field_error};
-use crate::report::{Rename, Report, Subject};
+use crate::report::{Rename, Report, ServedClass, Subject};
 use crate::{cilium, deckhouse, metallb, metallb_legacy, services};
 
 /// Conversion options (the command line's flags that change the result).
@@ -43,6 +43,8 @@ pub struct Conversion {
     pub policies: Vec<L2AnnouncementPolicy>,
     /// JSON merge patches for Services (`null` removes an annotation), ordered by namespace/name.
     pub service_patches: Vec<Value>,
+    /// The load-balancer classes FerroLB must serve for the migration (`ferrolb-values.yaml`).
+    pub classes: ServedClasses,
     pub report: Report,
 }
 
@@ -95,9 +97,26 @@ pub struct Context {
     pub namespaces_complete: bool,
     /// MetalLB pools and advertisements from every MetalLB-shaped source, lowered together.
     pub metallb: metallb::Set,
+    /// Load-balancer classes the sources served, each with the first source that did: FerroLB
+    /// must serve them too, so their Services are taken over as they are.
+    pub classes: BTreeMap<String, String>,
 }
 
 impl Context {
+    /// Records that a source served Services of `class` (the report says `subject` did).
+    pub fn serve_class(&mut self, class: &str, subject: &Subject) {
+        if class != ferrolb_api::names::LOAD_BALANCER_CLASS {
+            self.classes
+                .entry(class.to_string())
+                .or_insert_with(|| format!("{} ({})", subject.object, subject.origin));
+        }
+    }
+
+    /// The classes to serve: the defaults plus every class a source served.
+    pub fn served(&self) -> ServedClasses {
+        ServedClasses::new(true, self.classes.keys().cloned())
+    }
+
     /// Records an error and goes on: all errors are reported in one run.
     pub fn fail(&mut self, e: InputError) {
         self.errors.push(e);
@@ -137,7 +156,8 @@ pub fn convert(docs: &[Document], opts: &Options) -> Result<Conversion, InputErr
     name_objects(&mut cx);
     check_overlaps(&mut cx);
 
-    let patches = services::convert(&service_docs, &cx.pools, opts, &mut cx.report, &mut cx.errors);
+    let served = cx.served();
+    let patches = services::convert(&service_docs, &cx.pools, &served, opts, &mut cx.report, &mut cx.errors);
 
     if !cx.errors.is_empty() {
         return Err(InputErrors(cx.errors));
@@ -497,6 +517,11 @@ fn finish(mut cx: Context, service_patches: Vec<Value>) -> Conversion {
     cx.report.summary.pools = pools.len();
     cx.report.summary.policies = policies.len();
     cx.report.summary.service_patches = service_patches.len();
+    cx.report.served_classes = cx
+        .classes
+        .iter()
+        .map(|(class, why)| ServedClass { class: class.clone(), why: why.clone() })
+        .collect();
     cx.report.count();
-    Conversion { pools, policies, service_patches, report: cx.report }
+    Conversion { pools, policies, service_patches, classes: cx.served(), report: cx.report }
 }

@@ -112,11 +112,16 @@ pub fn module_config(doc: &Document, cx: &mut Context) -> Result<(), InputError>
         }
     }
     if let Some(class) = s.str("loadBalancerClass")? {
-        cx.report.not_converted(
+        cx.serve_class(class, &subject);
+        cx.report.approximate(
             &subject,
             "spec.settings.loadBalancerClass",
-            format!("Deckhouse's load-balancer class {class:?}; FerroLB serves Services with class ferrolb.io/l2 or without a class"),
-            "see the MetalLoadBalancerClass entries for Services that use a class",
+            Some(format!("loadBalancerClasses: [{class}]")),
+            format!(
+                "Services of class {class:?} are served as they are (ferrolb-values.yaml); Deckhouse's MetalLB served only \
+                 this class, FerroLB also serves Services without a class"
+            ),
+            "if another load balancer serves the Services without a class, set defaultClass: false (--default-class=false)",
         );
     }
     report_unknown(&s, &mut cx.report);
@@ -179,17 +184,15 @@ pub fn load_balancer_class(doc: &Document, cx: &mut Context) -> Result<(), Input
     } else if spec.has("isDefault") {
         cx.report.exact(&subject, "spec.isDefault", None, "false: only Services naming the class use it");
     }
-    cx.report.approximate(
+    cx.serve_class(&name, &subject);
+    cx.report.exact(
         &subject,
         "(loadBalancerClass)",
-        Some(format!("LoadBalancerIPPool {name} spec.serviceSelectors[0]")),
+        Some(format!("LoadBalancerIPPool {name} spec.serviceSelectors[0], loadBalancerClasses: [{name}]")),
         format!(
-            "Services with spec.loadBalancerClass {name:?} chose this class in Deckhouse; the pool selects them by the \
-             {LOAD_BALANCER_CLASS} pseudo-label, but FerroLB only serves Services without a class or with ferrolb.io/l2"
-        ),
-        format!(
-            "list Services with loadBalancerClass {name:?}; the field cannot be changed on a Service: recreate them with \
-             ferrolb.io/l2 (and ferrolb.io/ips set to their current address), or keep Deckhouse serving them"
+            "Services with spec.loadBalancerClass {name:?} chose this class in Deckhouse; FerroLB serves the class \
+             (ferrolb-values.yaml), the pool selects them by the {LOAD_BALANCER_CLASS} pseudo-label and the policy \
+             announces the pool's addresses from the class's nodes, so they are taken over as they are"
         ),
     );
 

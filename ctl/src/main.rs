@@ -152,8 +152,9 @@ struct ConvertArgs {
     metallb_config: (String, String),
 
     /// Where to write: a directory (existing, or a path ending in `/`) receives ferrolb.yaml,
-    /// service-patches.yaml and report.txt/report.json; any other path receives the manifests
-    /// (and patches), with the report on stderr. Default: manifests on stdout, report on stderr.
+    /// ferrolb-values.yaml (the chart's loadBalancerClasses), service-patches.yaml and
+    /// report.txt/report.json; any other path receives the manifests (and patches), with the
+    /// report on stderr. Default: manifests on stdout, report on stderr.
     #[arg(short = 'o', long, value_name = "DIR|FILE", env = "FERROLB_OUTPUT")]
     output: Option<PathBuf>,
 

@@ -57,6 +57,28 @@ pub fn stream(c: &Conversion) -> String {
     out
 }
 
+/// Chart values with the load-balancer classes the migration needs (`loadBalancerClasses`),
+/// with the equivalent flags in a comment.
+pub fn values(c: &Conversion) -> String {
+    let extra: Vec<&str> = c.classes.extra().collect();
+    let mut out = String::from(
+        "# FerroLB chart values written by `ferrolbctl convert`: the load-balancer classes FerroLB must serve\n\
+         # besides ferrolb.io/l2 (always served) and Services without a class, so that Services of these\n\
+         # classes are taken over as they are. Pass with `helm install -f ferrolb-values.yaml`, or give both\n\
+         # ferrolb-ipam and ferrolb-announcer the flag:\n",
+    );
+    if extra.is_empty() {
+        out.push_str("#   (none needed)\nloadBalancerClasses: []\n");
+    } else {
+        let _ = writeln!(out, "#   --load-balancer-classes={}", extra.join(","));
+        out.push_str("loadBalancerClasses:\n");
+        for class in extra {
+            let _ = writeln!(out, "  - {class}");
+        }
+    }
+    out
+}
+
 /// The report in the chosen format.
 pub fn report(c: &Conversion, format: ReportFormat) -> String {
     match format {
@@ -65,8 +87,8 @@ pub fn report(c: &Conversion, format: ReportFormat) -> String {
     }
 }
 
-/// Writes `ferrolb.yaml`, `service-patches.yaml` (when there are patches) and `report.txt` or
-/// `report.json` into `dir`, creating it. Returns the paths written.
+/// Writes `ferrolb.yaml`, `ferrolb-values.yaml`, `service-patches.yaml` (when there are patches)
+/// and `report.txt` or `report.json` into `dir`, creating it. Returns the paths written.
 pub fn write_dir(c: &Conversion, dir: &Path, format: ReportFormat) -> std::io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
@@ -77,6 +99,7 @@ pub fn write_dir(c: &Conversion, dir: &Path, format: ReportFormat) -> std::io::R
         Ok(())
     };
     put("ferrolb.yaml", manifests(c))?;
+    put("ferrolb-values.yaml", values(c))?;
     if !c.service_patches.is_empty() {
         put("service-patches.yaml", service_patches(c))?;
     }

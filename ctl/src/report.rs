@@ -94,10 +94,33 @@ pub struct Summary {
     pub service_patches: usize,
 }
 
+/// A load-balancer class the converted configuration serves (besides `ferrolb.io/l2`), and why:
+/// the chart value `loadBalancerClasses` and the flag `--load-balancer-classes` list these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedClass {
+    pub class: String,
+    /// The source object that served it (`MetalLoadBalancerClass ingress (file#1)`).
+    pub why: String,
+}
+
+/// A `spec.loadBalancerClass` in use by the LoadBalancer Services of the inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClassInUse {
+    /// `None`: Services without a class.
+    pub class: Option<String>,
+    pub services: usize,
+    /// Whether FerroLB, configured as the output says, serves them.
+    pub served: bool,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub summary: Summary,
+    /// Classes to serve besides `ferrolb.io/l2` (`ferrolb-values.yaml`).
+    pub served_classes: Vec<ServedClass>,
+    /// Every class the input Services use, and whether it will be served.
+    pub classes_in_use: Vec<ClassInUse>,
     pub renames: Vec<Rename>,
     pub entries: Vec<Entry>,
 }
@@ -211,6 +234,36 @@ impl Report {
         );
         if self.needs_attention() {
             let _ = writeln!(out, "attention: review every 'approximate' and 'not converted' entry below");
+        }
+        if self.served_classes.is_empty() {
+            let _ = writeln!(
+                out,
+                "load-balancer classes: no class and ferrolb.io/l2 (the defaults; loadBalancerClasses: [])"
+            );
+        } else {
+            let list: Vec<&str> = self.served_classes.iter().map(|c| c.class.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "load-balancer classes: no class, ferrolb.io/l2 and {} (chart value loadBalancerClasses, flag \
+                 --load-balancer-classes={} of ferrolb-ipam and ferrolb-announcer; see ferrolb-values.yaml)",
+                list.join(", "),
+                list.join(",")
+            );
+            for c in &self.served_classes {
+                let _ = writeln!(out, "  {}: served by {}", c.class, c.why);
+            }
+        }
+        if !self.classes_in_use.is_empty() {
+            let _ = writeln!(out, "classes of the LoadBalancer Services:");
+            for c in &self.classes_in_use {
+                let _ = writeln!(
+                    out,
+                    "  {:<28}{} Service(s), {}",
+                    c.class.as_deref().unwrap_or("(no class)"),
+                    c.services,
+                    if c.served { "served" } else { "not served: FerroLB leaves them alone" }
+                );
+            }
         }
         if !self.renames.is_empty() {
             let _ = writeln!(out, "\nrenamed:");

@@ -8,14 +8,14 @@ use std::net::IpAddr;
 
 use ferrolb_api::names::annotations::{self as ann, compat};
 use ferrolb_api::names::{self, labels};
-use ferrolb_api::{AllowFirstLastIps, IpRange, Selector};
+use ferrolb_api::{AllowFirstLastIps, IpRange, Selector, ServedClasses};
 use serde_json::{Map, Value, json};
 
 use crate::convert::{Family, Options, PoolDraft, subject_of};
 use crate::error::InputError;
 use crate::input::Document;
 use crate::obj::Obj;
-use crate::report::{Report, Subject};
+use crate::report::{ClassInUse, Report, Subject};
 
 /// Old annotation keys by the FerroLB key they mean, preferred spelling first.
 const ALIASES: &[(&str, &[&str])] = &[
@@ -48,22 +48,40 @@ const LB_PREFIXES: &[&str] = &[
     "network.deckhouse.io/",
 ];
 
-/// Checks and (optionally) rewrites every Service; returns the merge patches, ordered.
+/// Cilium's BGP class: its addresses were advertised over BGP, which FerroLB does not do.
+pub const CILIUM_BGP_CLASS: &str = "io.cilium/bgp-control-plane";
+
+/// Checks and (optionally) rewrites every Service; returns the merge patches, ordered. `served`
+/// is the class set the output configures; the report lists every class in use against it.
 pub fn convert(
     docs: &[&Document],
     pools: &[PoolDraft],
+    served: &ServedClasses,
     opts: &Options,
     report: &mut Report,
     errors: &mut Vec<InputError>,
 ) -> Vec<Value> {
     let mut patches = Vec::new();
+    let mut in_use: BTreeMap<Option<String>, usize> = BTreeMap::new();
     for doc in docs {
-        match service(doc, pools, opts, report) {
-            Ok(Some(p)) => patches.push(p),
+        match service(doc, pools, served, opts, report) {
+            Ok(Some((class, p))) => {
+                *in_use.entry(class).or_default() += 1;
+                if let Some(p) = p {
+                    patches.push(p);
+                }
+            }
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
     }
+    report.classes_in_use = in_use
+        .into_iter()
+        .map(|(class, services)| {
+            let served = served.serves(class.as_deref());
+            ClassInUse { class, services, served }
+        })
+        .collect();
     let key = |p: &Value| {
         let get = |k: &str| p.pointer(k).and_then(Value::as_str).unwrap_or_default().to_string();
         (get("/metadata/namespace"), get("/metadata/name"))
@@ -72,12 +90,15 @@ pub fn convert(
     patches
 }
 
+/// One Service: `None` when it is not of type LoadBalancer, else its class and its patch.
+#[allow(clippy::type_complexity)]
 fn service(
     doc: &Document,
     pools: &[PoolDraft],
+    served: &ServedClasses,
     opts: &Options,
     report: &mut Report,
-) -> Result<Option<Value>, InputError> {
+) -> Result<Option<(Option<String>, Option<Value>)>, InputError> {
     let (subject, name) = subject_of(doc, "Service");
     let mut root = Obj::new(&doc.value, "", &subject)?;
     let mut meta =
@@ -94,15 +115,56 @@ fn service(
         return Ok(None);
     }
     let class = spec.str("loadBalancerClass")?;
+    let has_ingress = doc
+        .value
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let is_served = served.serves(class);
     match class {
-        Some(c) if c != names::LOAD_BALANCER_CLASS => report.approximate(
+        Some(c) if c == names::LOAD_BALANCER_CLASS => {
+            report.exact(&subject, "spec.loadBalancerClass", None, "FerroLB's own class")
+        }
+        Some(c) if is_served => report.exact(
+            &subject,
+            "spec.loadBalancerClass",
+            Some(format!("loadBalancerClasses: [{c}]")),
+            format!(
+                "class {c:?} is served as it is: the converted configuration serves it (ferrolb-values.yaml), so the \
+                 Service keeps its class and is not recreated"
+            ),
+        ),
+        Some(c) if c == CILIUM_BGP_CLASS => report.approximate(
             &subject,
             "spec.loadBalancerClass",
             None,
-            format!("class {c:?}: FerroLB serves only Services without a class or with {:?}, and leaves this one alone", names::LOAD_BALANCER_CLASS),
-            "spec.loadBalancerClass cannot be changed: recreate the Service with the FerroLB class (and ferrolb.io/ips set to its current address), or keep its old load balancer",
+            format!("class {c:?}: Cilium advertised this Service over BGP, which FerroLB does not do; FerroLB leaves it alone"),
+            "keep Cilium's LB-IPAM and BGP control plane for Services of this class, or add the class to loadBalancerClasses \
+             and a policy to announce them over ARP/NDP instead",
         ),
-        Some(_) => report.exact(&subject, "spec.loadBalancerClass", None, "FerroLB's own class"),
+        Some(c) if has_ingress => report.approximate(
+            &subject,
+            "spec.loadBalancerClass",
+            None,
+            format!("class {c:?}: no converted source served this class, so FerroLB leaves the Service alone"),
+            format!(
+                "if the old load balancer served it, add its configuration to the inputs (or add {c:?} to loadBalancerClasses \
+                 and a pool holding its address); if another load balancer serves it, nothing needs doing"
+            ),
+        ),
+        Some(c) => report.exact(
+            &subject,
+            "spec.loadBalancerClass",
+            None,
+            format!("class {c:?}: no converted source served it and FerroLB leaves it alone, as they did"),
+        ),
+        None if !is_served => report.approximate(
+            &subject,
+            "spec.loadBalancerClass",
+            None,
+            "no class, and the converted configuration does not serve Services without a class",
+            "set defaultClass: true (--default-class) if FerroLB must serve it",
+        ),
         None => {}
     }
     if let Some(ip) = spec.str("loadBalancerIP")? {
@@ -216,7 +278,7 @@ fn service(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    for (i, ing) in ingress.iter().enumerate() {
+    for (i, ing) in ingress.iter().enumerate().filter(|_| is_served) {
         let field = format!("status.loadBalancer.ingress[{i}].ip");
         let Some(text) = ing.get("ip").and_then(Value::as_str) else { continue };
         let Ok(ip) = text.parse::<IpAddr>() else {
@@ -232,16 +294,20 @@ fn service(
         check_address(&subject, &field, ip, pools, &pseudo, report);
     }
 
+    let class = class.map(str::to_string);
     if patch.is_empty() {
-        return Ok(None);
+        return Ok(Some((class, None)));
     }
     let annotations: Map<String, Value> =
         patch.into_iter().map(|(k, v)| (k, v.map_or(Value::Null, Value::String))).collect();
-    Ok(Some(json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": { "name": name, "namespace": namespace, "annotations": annotations },
-    })))
+    Ok(Some((
+        class,
+        Some(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": name, "namespace": namespace, "annotations": annotations },
+        })),
+    )))
 }
 
 /// The FerroLB value of an old annotation: pool names go through the rename map. The note says

@@ -1,6 +1,7 @@
 //! Snapshot tests over the fixture directories `tests/convert/{pass,fail}/<case>/`:
 //! `input/` holds the source files; `args` optional flags (`--rewrite-annotations`).
-//! A pass case compares `expected.yaml`, `expected-report.txt` and `expected-report.json`;
+//! A pass case compares `expected.yaml`, `expected-values.yaml`, `expected-report.txt` and
+//! `expected-report.json`;
 //! a fail case compares `expected-error.txt`. `FERROLB_BLESS=1` rewrites the expectations.
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ fn pass_cases() {
         let conv = convert_texts(&inputs(&case), &options(&case))
             .unwrap_or_else(|e| panic!("{}: conversion failed:\n{e}", case.display()));
         compare(&case, "expected.yaml", &output::stream(&conv), &mut failures);
+        compare(&case, "expected-values.yaml", &output::values(&conv), &mut failures);
         compare(&case, "expected-report.txt", &output::report(&conv, ReportFormat::Text), &mut failures);
         compare(&case, "expected-report.json", &output::report(&conv, ReportFormat::Json), &mut failures);
     }

@@ -5,8 +5,10 @@
 //! find every Service at exactly its old address (0 changes), and a new Service must get an
 //! address nobody holds.
 //!
-//! Setups: MetalLB's custom resources, MetalLB's legacy ConfigMap, Cilium's LB-IPAM and
-//! Deckhouse's `metallb` ModuleConfig (settings version 1). The Services' addresses are the ones
+//! Setups: MetalLB's custom resources, MetalLB's legacy ConfigMap, Cilium's LB-IPAM (with and
+//! without Services of class `io.cilium/l2-announcer`), Deckhouse's `metallb` ModuleConfig
+//! (settings version 1) and Deckhouse's `MetalLoadBalancerClass`es with Services naming them. The
+//! controller serves the classes the conversion report says to serve (`ferrolb-values.yaml`). The Services' addresses are the ones
 //! the old implementation could have given them, deliberately not the lowest free ones, with
 //! shared addresses, explicit requests, pool annotations, IPv6 and dual-stack.
 
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrolb_api::names::{annotations, conditions};
-use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
+use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool, ServedClasses};
 use ferrolb_ipam::controller::{self, Settings};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -934,6 +936,171 @@ status: {loadBalancer: {ingress: [{ip: 192.0.2.78}]}}
     stop_controller(c).await;
 }
 
+/// Cilium's L2 announcements with Services that name Cilium's class `io.cilium/l2-announcer`
+/// (one with a requested address, one dual-stack) beside a class-less one: the class is served
+/// as it is, so every address stays and no Service is recreated.
+const CILIUM_CLASSES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: lan}
+spec:
+  blocks:
+  - {start: 198.51.100.128, stop: 198.51.100.191}
+  - {start: "2001:db8:100::1000", stop: "2001:db8:100::10ff"}
+---
+apiVersion: cilium.io/v2alpha1
+kind: CiliumL2AnnouncementPolicy
+metadata: {name: lan}
+spec:
+  interfaces: ["^eth0$"]
+  loadBalancerIPs: true
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {type: LoadBalancer, loadBalancerClass: io.cilium/l2-announcer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.140}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop, annotations: {lbipam.cilium.io/ips: 198.51.100.150}}
+spec: {type: LoadBalancer, loadBalancerClass: io.cilium/l2-announcer, ports: [{port: 443}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.150}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dual, namespace: shop}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: io.cilium/l2-announcer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  ports: [{port: 80}]
+status: {loadBalancer: {ingress: [{ip: 198.51.100.131}, {ip: "2001:db8:100::1007"}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain, namespace: shop}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.133}]}}
+"#;
+
+/// The Deckhouse seed's example: class `ingress` (its own addresses, announced from its nodes) and
+/// a Service naming it with three addresses (`l2-load-balancer-external-ips-count`), beside an
+/// `isDefault` class that also takes Services without a class.
+const DECKHOUSE_CLASSES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: frontend}
+---
+apiVersion: network.deckhouse.io/v1alpha1
+kind: MetalLoadBalancerClass
+metadata: {name: ingress}
+spec:
+  type: L2
+  addressPool: [198.51.100.100-198.51.100.150]
+  nodeSelector: {node-role.kubernetes.io/loadbalancer: ""}
+---
+apiVersion: network.deckhouse.io/v1alpha1
+kind: MetalLoadBalancerClass
+metadata: {name: general}
+spec:
+  isDefault: true
+  type: L2
+  addressPool: [203.0.113.0/28]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+  namespace: frontend
+  annotations: {network.deckhouse.io/l2-load-balancer-external-ips-count: "3"}
+spec: {type: LoadBalancer, loadBalancerClass: ingress, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.104}, {ip: 198.51.100.100}, {ip: 198.51.100.111}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain, namespace: frontend}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 203.0.113.5}]}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cilium_l2_announcer_class_keeps_every_address() {
+    let report = round_trip(Setup {
+        crds: vec![
+            crd("cilium.io", "CiliumLoadBalancerIPPool", "ciliumloadbalancerippools", "Cluster", &["v2"]),
+            crd(
+                "cilium.io",
+                "CiliumL2AnnouncementPolicy",
+                "ciliuml2announcementpolicies",
+                "Cluster",
+                &["v2alpha1"],
+            ),
+        ],
+        sources: CILIUM_CLASSES,
+        field_manager: "cilium-operator-generic",
+        outputs: (1, 1, 0),
+        new_service: ("shop", "brand-new", Some("198.51.100.128")),
+    })
+    .await;
+    assert_eq!(served_classes(&report), ["io.cilium/l2-announcer"]);
+    assert_class_entries_exact(&report, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deckhouse_classes_keep_every_address() {
+    let report = round_trip(Setup {
+        crds: vec![crd(
+            "network.deckhouse.io",
+            "MetalLoadBalancerClass",
+            "metalloadbalancerclasses",
+            "Cluster",
+            &["v1alpha1"],
+        )],
+        sources: DECKHOUSE_CLASSES,
+        field_manager: "metallb-controller",
+        outputs: (2, 2, 0),
+        // Without a class: the isDefault class's pool, never the ingress class's.
+        new_service: ("frontend", "brand-new", Some("203.0.113.0")),
+    })
+    .await;
+    assert_eq!(
+        served_classes(&report),
+        ["general", "ingress"],
+        "each class is served, the isDefault one too"
+    );
+    assert_class_entries_exact(&report, 1);
+}
+
+/// The classes the report says to serve besides `ferrolb.io/l2` (`ferrolb-values.yaml`).
+fn served_classes(report: &Value) -> Vec<String> {
+    report["served_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every Service's `spec.loadBalancerClass` entry is exact (served as it is), `n` of them.
+fn assert_class_entries_exact(report: &Value, n: usize) {
+    let entries: Vec<&Value> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["field"] == "spec.loadBalancerClass")
+        .collect();
+    assert_eq!(entries.len(), n, "{report:#}");
+    for e in entries {
+        assert_eq!(e["status"], "exact", "{e:#}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The round trip.
 
@@ -958,7 +1125,7 @@ async fn round_trip(setup: Setup) -> Value {
     // 4. FerroLB's IPAM controller takes over; every Service is satisfied; nothing moved, not
     //    even for a moment.
     let tracker = Tracker::start(m.client.clone());
-    let c = start_controller(m.client.clone());
+    let c = start_controller_serving(m.client.clone(), ServedClasses::new(true, served_classes(&report)));
     let keys: Vec<String> = before.keys().cloned().collect();
     let now = all_satisfied(&m.client, &keys).await;
     for (key, ips) in &before {
@@ -1182,10 +1349,16 @@ struct Controller {
 
 /// FerroLB's IPAM controller, in-process, leading from the start.
 fn start_controller(client: Client) -> Controller {
+    start_controller_serving(client, ServedClasses::default())
+}
+
+/// [`start_controller`] serving `classes` (`--load-balancer-classes`).
+fn start_controller_serving(client: Client, classes: ServedClasses) -> Controller {
     let (leader_tx, leader_rx) = watch::channel(true);
     let (synced_tx, _synced_rx) = watch::channel(false);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let settings = Settings { event_interval: Duration::from_millis(0), ..Settings::default() };
+    let mut settings = Settings { event_interval: Duration::from_millis(0), ..Settings::default() };
+    settings.ipam.classes = classes;
     let task = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
     Controller { shutdown: shutdown_tx, _leader: leader_tx, task }
 }
