@@ -5,23 +5,18 @@
 //! (`hack/test.sh` exports its Python as `FERROLB_HELM_PYTHON`). Without the venv every test here
 //! fails, saying how to make one: nothing is skipped.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ferrolb_api::rbac::{self, Component, Grant, Scope};
 use serde_json::{Value, json};
+use support::helm::{chart, driver, repo};
 
 const NAMESPACE: &str = "lb-system";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
-}
-
-fn chart() -> PathBuf {
-    repo().join("helm/ferrolb")
-}
 
 fn all_features() -> PathBuf {
     chart().join("ci/all-features-values.yaml")
@@ -35,33 +30,6 @@ fn examples() -> Vec<PathBuf> {
         .collect();
     out.sort();
     assert!(!out.is_empty(), "no example values files");
-    out
-}
-
-/// The venv's Python: `FERROLB_HELM_PYTHON`, else `.venv-helm/bin/python`. Panics when neither is
-/// there.
-fn python() -> PathBuf {
-    let path = std::env::var_os("FERROLB_HELM_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv-helm/bin/python"));
-    assert!(
-        path.is_file(),
-        "the Helm chart checks need the venv with helm-python-sdk and kubernetes-validate, and {} does \
-         not exist: run `hack/helm-venv.sh` (hack/test.sh does) and export FERROLB_HELM_PYTHON=$(hack/helm-venv.sh)",
-        path.display()
-    );
-    path
-}
-
-fn driver(args: &[&str]) -> Output {
-    let out = Command::new(python())
-        .arg(repo().join("hack/helm.py"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running hack/helm.py {args:?}: {e}"));
-    // The driver imports the SDK lazily: a broken venv shows up as a traceback, never as a pass.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("ModuleNotFoundError"), "the helm venv is incomplete: {stderr}");
     out
 }
 

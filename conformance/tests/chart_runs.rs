@@ -101,31 +101,7 @@ fn the_rendered_chart_runs_against_kube_sim() {
     h.log(&format!("{} pods ready and live", pods.children.len()));
 
     // The announcers found each other and report ready on their heartbeat Leases.
-    let start = Instant::now();
-    loop {
-        let ready = h.api("reading the heartbeat Leases", |c| async move {
-            let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(c, SYSTEM_NAMESPACE);
-            Ok(api
-                .list(&Default::default())
-                .await?
-                .items
-                .iter()
-                .filter(|l| {
-                    l.metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(ferrolb_api::names::annotations::ANNOUNCER_STATE))
-                        .and_then(|v| serde_json::from_str::<Value>(v).ok())
-                        .is_some_and(|v| v["ready"] == json!(true))
-                })
-                .count())
-        });
-        if ready == usize::from(h.nodes) {
-            break;
-        }
-        assert!(start.elapsed() < secs(30), "{ready} of {} announcers ready: {}", h.nodes, pods.logs());
-        std::thread::sleep(ms(100));
-    }
+    h.wait_announcers_ready();
 
     let ips = h.create_service("web", json!({}), 1);
     let ip = ips[0];

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 pub const NAMESPACE: &str = "ferrolb-system";
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
 }
 
 pub fn chart() -> PathBuf {
@@ -38,6 +38,7 @@ pub fn driver(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("running hack/helm.py {args:?}: {e}"));
+    // The driver imports the SDK lazily: a broken venv shows up as a traceback, never as a pass.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("ModuleNotFoundError"), "the helm venv is incomplete: {stderr}");
     out

@@ -171,7 +171,7 @@ impl Harness {
     /// `ferrolb.io/announcer-state` annotation, so every scenario starts from a settled cluster
     /// (Services created earlier are placed on whichever announcer is ready first, and spread only
     /// after `--handover-settle`).
-    fn wait_announcers_ready(&self) {
+    pub fn wait_announcers_ready(&self) {
         let start = Instant::now();
         loop {
             let ready = self.api("reading the heartbeat Leases", |c| async move {
