@@ -105,19 +105,26 @@ impl Harness {
 
     /// [`Harness::up_with`] on the given topology.
     pub fn up_on(name: &str, nodes: u8, announcer_args: &[&str], settled: bool, topology: Topology) -> Self {
-        Self::start(name, nodes, announcer_args, settled, topology, true)
+        Self::start(name, nodes, announcer_args, &[], settled, topology, true)
+    }
+
+    /// [`Harness::up`] with `args` given to `ferrolb-ipam` and to every announcer (flags both
+    /// binaries take, such as `--load-balancer-classes`).
+    pub fn up_both(name: &str, nodes: u8, args: &[&str]) -> Self {
+        Self::start(name, nodes, args, args, true, Topology::Split, true)
     }
 
     /// A lab with kube-sim only (namespace `ferrolb-system` and the Node objects seeded): the test
     /// starts FerroLB's processes itself.
     pub fn up_api_only(name: &str, nodes: u8) -> Self {
-        Self::start(name, nodes, &[], false, Topology::Split, false)
+        Self::start(name, nodes, &[], &[], false, Topology::Split, false)
     }
 
     fn start(
         name: &str,
         nodes: u8,
         announcer_args: &[&str],
+        ipam_args: &[&str],
         settled: bool,
         topology: Topology,
         ferrolb: bool,
@@ -134,6 +141,7 @@ impl Harness {
         opts.topology = topology;
         opts.announcer_args = announcer_args.iter().map(|s| s.to_string()).collect();
         opts.announcer_args.push("--log-format=text".into());
+        opts.ipam_args.extend(ipam_args.iter().map(|s| s.to_string()));
         opts.rust_log = Some("info,ferrolb_l2announcer=debug".into());
         let t = Instant::now();
         let state = cluster::up_cluster(&lab, nodes, &lab_exe, &opts).unwrap_or_else(|e| {
@@ -248,6 +256,18 @@ impl Harness {
             "metadata": {"name": name}, "spec": spec,
         });
         self.create_cr("L2AnnouncementPolicy", "l2announcementpolicies", obj);
+    }
+
+    /// Creates a FerroLB object (`LoadBalancerIPPool` or `L2AnnouncementPolicy`) as written, e.g.
+    /// by `ferrolbctl convert`.
+    pub fn create_ferrolb_object(&self, obj: Value) {
+        match obj["kind"].as_str() {
+            Some("LoadBalancerIPPool") => self.create_cr("LoadBalancerIPPool", "loadbalancerippools", obj),
+            Some("L2AnnouncementPolicy") => {
+                self.create_cr("L2AnnouncementPolicy", "l2announcementpolicies", obj)
+            }
+            other => panic!("[{}] not a FerroLB object kind: {other:?}", self.name),
+        }
     }
 
     fn create_cr(&self, kind: &'static str, plural: &'static str, obj: Value) {
