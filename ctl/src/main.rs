@@ -87,6 +87,12 @@ struct DoctorArgs {
           env = "FERROLB_DEFAULT_CLASS")]
     default_class: bool,
 
+    /// The classes ferrolb-ipam serves besides ferrolb.io/l2 (its --load-balancer-classes),
+    /// comma separated.
+    #[arg(long, value_name = "CLASSES", default_value = "", value_parser = ferrolb_api::parse_class_list,
+          env = "FERROLB_LOAD_BALANCER_CLASSES")]
+    load_balancer_classes: std::collections::BTreeSet<String>,
+
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportArg::Text, env = "FERROLB_OUTPUT")]
     output: ReportArg,
@@ -406,7 +412,13 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let snapshot = runtime()?.block_on(async {
         let cluster = connect(&args.cluster).await?;
-        doctor::read::snapshot(&cluster, &args.namespace, args.default_class).await
+        doctor::read::snapshot(
+            &cluster,
+            &args.namespace,
+            args.default_class,
+            args.load_balancer_classes.clone(),
+        )
+        .await
     })?;
     let findings = doctor::diagnose(&snapshot, jiff::Timestamp::now(), &doctor::Thresholds::default());
     let text = match args.output {

@@ -422,17 +422,13 @@ pub fn pools(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
 // ---------------------------------------------------------------------------------------------
 // services
 
-/// Whether FerroLB serves this LoadBalancer Service (DESIGN.md §2: class `ferrolb.io/l2`, and no
-/// class unless `--default-class=false`).
+/// Whether FerroLB serves this LoadBalancer Service: the controller's rule
+/// ([`ferrolb_api::ServedClasses`]) with the classes it was told to serve.
 pub(super) fn served(s: &Snapshot, svc: &Service) -> bool {
     let spec = svc.spec.as_ref();
-    if spec.and_then(|s| s.type_.as_deref()) != Some("LoadBalancer") {
-        return false;
-    }
-    match spec.and_then(|s| s.load_balancer_class.as_deref()) {
-        None => s.default_class,
-        Some(class) => class == names::LOAD_BALANCER_CLASS,
-    }
+    spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+        && ferrolb_api::ServedClasses::new(s.default_class, s.load_balancer_classes.iter().cloned())
+            .serves(spec.and_then(|s| s.load_balancer_class.as_deref()))
 }
 
 fn ingress_ips(svc: &Service) -> Vec<String> {

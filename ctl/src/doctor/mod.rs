@@ -140,6 +140,8 @@ pub struct Snapshot {
     pub namespace: String,
     /// Whether `ferrolb-ipam` serves Services without a class (its `--default-class`).
     pub default_class: bool,
+    /// The classes `ferrolb-ipam` serves besides `ferrolb.io/l2` (its `--load-balancer-classes`).
+    pub load_balancer_classes: std::collections::BTreeSet<String>,
     /// FerroLB's CRDs as installed (those of [`ferrolb_api::crd::all`] that exist).
     pub crds: Vec<CustomResourceDefinition>,
     /// The IPAM controller's Lease, when it exists.

@@ -19,15 +19,21 @@ use super::Snapshot;
 use super::checks::{SERVICELB_SVCNAME_LABEL, served};
 use crate::cluster::{Cluster, ClusterError, is_not_found};
 
-/// Every object the checks need. `namespace` is FerroLB's; `default_class` mirrors
-/// `ferrolb-ipam --default-class`.
+/// Every object the checks need. `namespace` is FerroLB's; `default_class` and
+/// `load_balancer_classes` mirror `ferrolb-ipam --default-class` and `--load-balancer-classes`.
 pub async fn snapshot(
     cluster: &Cluster,
     namespace: &str,
     default_class: bool,
+    load_balancer_classes: std::collections::BTreeSet<String>,
 ) -> Result<Snapshot, ClusterError> {
     let client = &cluster.client;
-    let mut s = Snapshot { namespace: namespace.to_owned(), default_class, ..Snapshot::default() };
+    let mut s = Snapshot {
+        namespace: namespace.to_owned(),
+        default_class,
+        load_balancer_classes,
+        ..Snapshot::default()
+    };
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for want in ferrolb_api::crd::all() {

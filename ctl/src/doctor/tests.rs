@@ -289,6 +289,15 @@ fn services_without_an_address_say_why() {
     // With --default-class=false, Services without a class are not FerroLB's.
     s.default_class = false;
     assert!(problems(&s, Check::Services).is_empty());
+
+    // A Service of another class is FerroLB's only when --load-balancer-classes names the class.
+    let mut s = healthy();
+    let mut ingress = svc("ingress", None);
+    ingress.spec.as_mut().unwrap().load_balancer_class = Some("ingress".into());
+    s.services.push(ingress);
+    assert!(problems(&s, Check::Services).is_empty(), "class ingress is not served by default");
+    s.load_balancer_classes.insert("ingress".into());
+    assert_eq!(problems(&s, Check::Services).len(), 1, "served: its missing address is a problem");
 }
 
 #[test]
