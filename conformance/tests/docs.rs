@@ -135,8 +135,8 @@ fn help(exe: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    // One line per flag description is what the terminal width would give; clap wraps at 100
-    // columns without a terminal, which is stable.
+    // Without a terminal clap does not wrap, so the text does not depend on who runs the test;
+    // trailing blanks are dropped so the Markdown has none.
     text.lines().map(|l| l.trim_end().to_string() + "\n").collect()
 }
 

@@ -108,13 +108,7 @@ impl Finding {
         message: impl Into<String>,
         action: impl Into<String>,
     ) -> Self {
-        Self {
-            check,
-            severity: Severity::Warning,
-            subject: subject.into(),
-            message: message.into(),
-            action: Some(action.into()),
-        }
+        Self::problem(Severity::Warning, check, subject.into(), message.into(), action.into())
     }
 
     fn error(
@@ -123,13 +117,11 @@ impl Finding {
         message: impl Into<String>,
         action: impl Into<String>,
     ) -> Self {
-        Self {
-            check,
-            severity: Severity::Error,
-            subject: subject.into(),
-            message: message.into(),
-            action: Some(action.into()),
-        }
+        Self::problem(Severity::Error, check, subject.into(), message.into(), action.into())
+    }
+
+    fn problem(severity: Severity, check: Check, subject: String, message: String, action: String) -> Self {
+        Self { check, severity, subject, message, action: Some(action) }
     }
 }
 

@@ -410,17 +410,15 @@ impl Controller {
         for k in self.contests.expired(now) {
             ipam.mark_service_unwritten(&k);
         }
-        if let Some(next) = self.contests.next_expiry(now) {
-            let at = Instant::now() + next.saturating_duration_since(now);
-            self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
-        }
-        let Some(ipam) = self.ipam.as_mut() else { return };
         for key in std::mem::take(&mut self.failed) {
             match key {
                 WorkKey::Service(k) => ipam.mark_service_unwritten(&k),
                 WorkKey::Pool(name) => ipam.mark_pool_unwritten(&name),
                 WorkKey::Event(_) => {}
             }
+        }
+        if let Some(next) = self.contests.next_expiry(now) {
+            self.retry_after(next.saturating_duration_since(now));
         }
     }
 
