@@ -152,6 +152,26 @@ pub fn quorum_acked_until(
     sends.get(need.checked_sub(1)?).map(|t| *t + ack_timeout)
 }
 
+/// How many heartbeat Lease writes the cluster makes per heartbeat retry period at most, once it has
+/// more announcers than this (see [`heartbeat_write_period`]).
+pub const HEARTBEAT_WRITES_PER_PERIOD: usize = 10;
+
+/// How often an announcer writes its heartbeat Lease in a cluster of `announcers` (this one counted),
+/// given the retry period T, when the peer channel runs: T up to [`HEARTBEAT_WRITES_PER_PERIOD`]
+/// announcers, then T × ⌈announcers / 10⌉, so the cluster writes at most about 10 heartbeats per T
+/// and each announcer's Lease watch carries about 10 renewals per T whatever the cluster size
+/// (every renewal reaches every announcer: one a second from each of 100 nodes was 10,000 watch events
+/// a second for the API server to send). Between writes the announcer checks its claim by reading
+/// its Lease every T ([`ferrolb_runtime::election::Candidate::set_write_period`]), so its own
+/// standing is judged as often as before; what grows is how long the others consider a node's
+/// heartbeat Lease valid after its last write (the lease duration + this period − T), which decides
+/// only when the peer channel cannot (two announcers, a majority gone at once, a node cut off from
+/// the API server only). Node death is detected by the peer channel in the same time at any size.
+pub fn heartbeat_write_period(announcers: usize, retry_period: Duration) -> Duration {
+    let factor = announcers.div_ceil(HEARTBEAT_WRITES_PER_PERIOD).max(1);
+    retry_period.saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX))
+}
+
 /// How many peers watch each node's heartbeats (its *monitors*). With at most this many peers every
 /// announcer watches every other one; past it each watches a fixed few, so a node's heartbeat cost
 /// stays flat in the cluster size.
@@ -530,6 +550,21 @@ mod quorum_tests {
 
     const P: Duration = Duration::from_millis(500);
     const A: Duration = Duration::from_millis(400);
+
+    #[test]
+    fn heartbeat_writes_stay_about_ten_per_period_at_any_size() {
+        let t = Duration::from_secs(1);
+        assert_eq!(heartbeat_write_period(0, t), t);
+        assert_eq!(heartbeat_write_period(3, t), t);
+        assert_eq!(heartbeat_write_period(10, t), t, "small clusters are as before");
+        assert_eq!(heartbeat_write_period(11, t), 2 * t);
+        assert_eq!(heartbeat_write_period(20, t), 2 * t);
+        assert_eq!(heartbeat_write_period(100, t), 10 * t);
+        for n in 1..=1000usize {
+            let per_period = n as f64 * t.as_secs_f64() / heartbeat_write_period(n, t).as_secs_f64();
+            assert!(per_period <= HEARTBEAT_WRITES_PER_PERIOD as f64, "{n} announcers: {per_period}");
+        }
+    }
 
     #[test]
     fn monitors_follow_on_the_ring_and_cover_small_clusters() {

@@ -14,6 +14,15 @@
 //!   sighting before taking over, so the holder has stepped down first.
 //! - Every write carries the resourceVersion it was decided on: two candidates that both decide to take an
 //!   expired lease cannot both succeed.
+//!
+//! **Write period** ([`Candidate::set_write_period`]): a holder may renew by writing less often than it
+//! checks. Between writes it reads the Lease every `retry_period`; a read that returns exactly its own
+//! last write (same resourceVersion) proves nobody took the Lease and the API server answers, and keeps
+//! the claim for `renew_deadline` from when that read was sent, but never past the deadline of the last
+//! write. Each write then carries a `leaseDurationSeconds` longer by `write_period - retry_period`, so
+//! the others' wait still exceeds the holder's claim. Reads reach no watcher: a node heartbeat renewed
+//! by a write every few seconds and checked by a read every second costs each watching announcer a few
+//! events per second instead of one per node per second.
 
 use std::time::{Duration, Instant};
 
@@ -222,9 +231,14 @@ pub enum WriteFailure {
 pub struct Candidate {
     cfg: ElectionConfig,
     observed: Option<Observed>,
-    /// When we decided the last write that the API server confirmed and that names us holder: our
-    /// claim runs `renew_deadline` from here. `None` while we do not hold the lease.
-    renewed_at: Option<Instant>,
+    /// How often the holder writes a renewal (at least `retry_period`).
+    write_period: Duration,
+    /// When we decided the last write that the API server confirmed and that names us holder, and how
+    /// long a claim that write gave (`renew_deadline` plus the write period's extra). `None` while we do
+    /// not hold the lease.
+    renewed: Option<(Instant, Duration)>,
+    /// When we sent the latest read that returned our own last write unchanged (or decided that write).
+    confirmed_at: Option<Instant>,
     /// When we decided the write now in flight.
     pending_since: Option<Instant>,
     next_attempt: Option<Instant>,
@@ -233,7 +247,51 @@ pub struct Candidate {
 impl Candidate {
     /// A participant that has seen nothing yet and holds nothing.
     pub fn new(cfg: ElectionConfig) -> Self {
-        Candidate { cfg, observed: None, renewed_at: None, pending_since: None, next_attempt: None }
+        let write_period = cfg.retry_period;
+        Candidate {
+            cfg,
+            observed: None,
+            write_period,
+            renewed: None,
+            confirmed_at: None,
+            pending_since: None,
+            next_attempt: None,
+        }
+    }
+
+    /// Renew by writing every `period` (clamped to at least `retry_period`) and by reading in between;
+    /// see the module docs. Takes effect from the next write; the claim of a write already made keeps
+    /// the length that write gave it.
+    pub fn set_write_period(&mut self, period: Duration) {
+        self.write_period = period.max(self.cfg.retry_period);
+    }
+
+    /// The current write period.
+    pub fn write_period(&self) -> Duration {
+        self.write_period
+    }
+
+    /// How much longer than configured the next write's lease duration and claim are.
+    fn extra(&self) -> Duration {
+        self.write_period - self.cfg.retry_period
+    }
+
+    /// The configuration a write made now carries: lease duration and renew deadline lengthened by
+    /// the write period's extra.
+    fn write_cfg(&self) -> ElectionConfig {
+        let extra = self.extra();
+        ElectionConfig {
+            lease_duration: self.cfg.lease_duration + extra,
+            renew_deadline: self.cfg.renew_deadline + extra,
+            ..self.cfg.clone()
+        }
+    }
+
+    /// Whether the next round renews by writing (`true` also while we hold nothing): a write is due
+    /// half a retry period before the write period has passed since the last one, so with the default
+    /// write period every round writes.
+    pub fn renewal_due(&self, now: Instant) -> bool {
+        self.renewed.is_none_or(|(at, _)| now + self.cfg.retry_period / 2 >= at + self.write_period)
     }
 
     /// The configuration this candidate runs with.
@@ -256,24 +314,46 @@ impl Candidate {
     ///
     /// A write action is remembered as in flight: report its outcome with [`Candidate::written`].
     pub fn decide(&mut self, observed: Option<&LeaseRecord>, now: Instant, wall: Timestamp) -> Action {
+        self.decide_read(observed, now, now, wall)
+    }
+
+    /// [`Candidate::decide`] for a read sent at `sent` and answered at `now`: a read that confirms our
+    /// claim without a write counts from when it was sent (the API server's answer reflects some moment
+    /// after that), while other holders' records count from when we saw them (`now`).
+    pub fn decide_read(
+        &mut self,
+        observed: Option<&LeaseRecord>,
+        sent: Instant,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Action {
         let me = self.cfg.identity.clone();
         let Some(record) = observed else {
             // No lease: nobody holds it, whatever we believed.
             self.observed = None;
-            self.renewed_at = None;
-            return self.write(Action::Create(LeaseRecord::acquired(None, &self.cfg, wall)), now);
+            self.renewed = None;
+            return self.write(Action::Create(LeaseRecord::acquired(None, &self.write_cfg(), wall)), now);
         };
+        let own_last_write = self.renewed.is_some() && self.observed.as_ref().is_some_and(|o| o.record == *record);
         let observation = Observed::note(self.observed.take(), record.clone(), now);
         let claim = observation.claim(self.cfg.lease_duration);
         self.observed = Some(observation);
 
         if claim.holder.as_deref() == Some(me.as_str()) {
+            if own_last_write && !self.renewal_due(now) {
+                // Our own last write, unchanged: nobody took the lease and the API server answered.
+                // The claim moves on without a write (bounded by that write's own deadline).
+                self.confirmed_at = Some(self.confirmed_at.map_or(sent, |t| t.max(sent)));
+                let next = now + self.cfg.retry_period;
+                self.next_attempt = Some(next);
+                return Action::Wait(next);
+            }
             // Ours (or ours before a restart): renew. The compare-and-swap guarantees nobody took it
             // since this read, so this is safe even when our own claim already expired.
-            return self.write(Action::Update(record.renewed(&self.cfg, wall)), now);
+            return self.write(Action::Update(record.renewed(&self.write_cfg(), wall)), now);
         }
         // Someone else's, or nobody's: whatever we believed, we do not lead now.
-        self.renewed_at = None;
+        self.renewed = None;
         if claim.is_current(now) {
             // Wake up exactly when it expires if that is sooner than the next period, so a standby
             // takes over no later than lease_duration after it last saw the lease change.
@@ -281,7 +361,7 @@ impl Candidate {
             self.next_attempt = Some(next);
             return Action::Wait(next);
         }
-        self.write(Action::Update(LeaseRecord::acquired(Some(record), &self.cfg, wall)), now)
+        self.write(Action::Update(LeaseRecord::acquired(Some(record), &self.write_cfg(), wall)), now)
     }
 
     fn write(&mut self, action: Action, now: Instant) -> Action {
@@ -305,9 +385,15 @@ impl Candidate {
             // The claim runs from when we decided the write, which is before the API server committed
             // it and so before any other candidate could have started counting from it.
             let from = decided_at.unwrap_or(now);
-            self.renewed_at = Some(self.renewed_at.map_or(from, |t| t.max(from)));
+            let length = self.cfg.renew_deadline + self.extra();
+            // The latest write decides (its lease duration is what the others count from).
+            self.renewed = Some(match self.renewed {
+                Some((at, l)) if at > from => (at, l),
+                _ => (from, length),
+            });
+            self.confirmed_at = Some(self.confirmed_at.map_or(from, |t| t.max(from)));
         } else {
-            self.renewed_at = None;
+            self.renewed = None;
         }
     }
 
@@ -326,7 +412,7 @@ impl Candidate {
 
     /// Stops leading at once (for shutdown); the lease itself is given up with [`Candidate::release`].
     pub fn step_down(&mut self) {
-        self.renewed_at = None;
+        self.renewed = None;
     }
 
     /// Steps down and, when the freshly read `observed` record names us, returns the record that gives
@@ -358,8 +444,12 @@ impl Candidate {
     /// since (a restart, or a write whose answer we lost) is shown as already expired, until renewed.
     pub fn claim(&self) -> Claim {
         let me = &self.cfg.identity;
-        if let Some(renewed_at) = self.renewed_at {
-            return Claim { holder: Some(me.clone()), expiry: renewed_at + self.cfg.renew_deadline };
+        if let Some((at, length)) = self.renewed {
+            // `renew_deadline` from the latest confirmation (a write or a read of that write), never
+            // past what the last write itself gave.
+            let confirmed = self.confirmed_at.map_or(at, |c| c.max(at));
+            let expiry = (confirmed + self.cfg.renew_deadline).min(at + length);
+            return Claim { holder: Some(me.clone()), expiry };
         }
         match &self.observed {
             Some(o) if o.record.holder() == Some(me.as_str()) => {
@@ -531,6 +621,71 @@ mod tests {
         a.written(Err(WriteFailure::Other), t4);
         assert!(a.is_leader(t2 + Duration::from_millis(9_999)));
         assert!(!a.is_leader(t2 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_longer_write_period_renews_by_reading_between_writes() {
+        // cfg: lease 15 s, renew deadline 10 s, retry 2 s; writes every 8 s (extra 6 s).
+        let t0 = Instant::now();
+        let mut a = Candidate::new(cfg("a"));
+        a.set_write_period(Duration::from_secs(8));
+        let Action::Create(rec) = a.decide(None, t0, wall()) else { panic!() };
+        assert_eq!(rec.lease_duration, Some(Duration::from_secs(21)), "the others wait 15 + 6 s");
+        a.written(Ok(&with_rv(rec, 1)), t0);
+        assert_eq!(a.claim().expiry, t0 + Duration::from_secs(10));
+        // Reads of our own write, sent at 2, 4, 6 s: no write, the claim runs 10 s from each read...
+        for s in [2, 4, 6] {
+            let sent = t0 + Duration::from_secs(s);
+            let mine = a.observed().unwrap().record.clone();
+            let now = sent + Duration::from_millis(5);
+            assert_eq!(a.decide_read(Some(&mine), sent, now, wall()), Action::Wait(now + Duration::from_secs(2)));
+            assert_eq!(a.claim().expiry, sent + Duration::from_secs(10));
+        }
+        // ...and a write is due at 7 s (half a retry period early).
+        let t7 = t0 + Duration::from_secs(7);
+        assert!(a.renewal_due(t7));
+        let mine = a.observed().unwrap().record.clone();
+        let Action::Update(renew) = a.decide(Some(&mine), t7, wall()) else { panic!("expected a write") };
+        assert_eq!(renew.lease_duration, Some(Duration::from_secs(21)));
+        a.written(Ok(&with_rv(renew, 2)), t7);
+        assert_eq!(a.claim().expiry, t7 + Duration::from_secs(10));
+    }
+
+    #[test]
+    fn reads_never_stretch_a_claim_past_its_write_and_a_changed_record_is_written() {
+        let t0 = Instant::now();
+        let mut a = Candidate::new(cfg("a"));
+        a.set_write_period(Duration::from_secs(8));
+        let Action::Create(rec) = a.decide(None, t0, wall()) else { panic!() };
+        a.written(Ok(&with_rv(rec, 1)), t0);
+        let mine = a.observed().unwrap().record.clone();
+        // A read sent at 6.5 s (writes failing since) would give 16.5 s; the write gave 10 + 6 s.
+        let sent = t0 + Duration::from_millis(6_500);
+        assert!(!a.renewal_due(sent));
+        a.decide_read(Some(&mine), sent, sent, wall());
+        assert_eq!(a.claim().expiry, t0 + Duration::from_secs(16));
+        // Someone else changed the object (an annotation): the record differs, so we write.
+        let mut changed = mine.clone();
+        changed.resource_version = Some("7".into());
+        let t3 = t0 + Duration::from_secs(3);
+        let mut b = Candidate::new(cfg("a"));
+        b.set_write_period(Duration::from_secs(8));
+        let Action::Create(rec) = b.decide(None, t0, wall()) else { panic!() };
+        b.written(Ok(&with_rv(rec, 1)), t0);
+        assert!(matches!(b.decide(Some(&changed), t3, wall()), Action::Update(_)));
+    }
+
+    #[test]
+    fn the_default_write_period_writes_every_round() {
+        let t0 = Instant::now();
+        let mut a = Candidate::new(cfg("a"));
+        let Action::Create(rec) = a.decide(None, t0, wall()) else { panic!() };
+        a.written(Ok(&with_rv(rec, 1)), t0);
+        let t2 = a.next_attempt(t0);
+        assert!(a.renewal_due(t2));
+        let mine = a.observed().unwrap().record.clone();
+        let Action::Update(renew) = a.decide(Some(&mine), t2, wall()) else { panic!("expected a write") };
+        assert_eq!(renew.lease_duration, Some(Duration::from_secs(15)));
     }
 
     #[test]

@@ -59,7 +59,21 @@ pub struct LeaderElector {
     identity: String,
     rx: watch::Receiver<Leadership>,
     release_tx: mpsc::Sender<oneshot::Sender<()>>,
+    write_period: WritePeriod,
     task: JoinHandle<()>,
+}
+
+/// Sets how often a running [`LeaderElector`] renews by writing ([`Candidate::set_write_period`]);
+/// cheap to clone, usable after the elector is gone (then it does nothing).
+#[derive(Debug, Clone)]
+pub struct WritePeriod(std::sync::Arc<watch::Sender<Duration>>);
+
+impl WritePeriod {
+    /// Renew by writing every `period` and by reading every retry period in between; the retry
+    /// period (the default) writes every time. Takes effect from the elector's next round.
+    pub fn set(&self, period: Duration) {
+        self.0.send_if_modified(|p| std::mem::replace(p, period) != period);
+    }
 }
 
 impl LeaderElector {
@@ -75,6 +89,8 @@ impl LeaderElector {
         let (tx, rx) = watch::channel(Leadership::default());
         let (release_tx, release_rx) = mpsc::channel(1);
         let identity = cfg.identity.clone();
+        let (write_period, write_period_rx) = watch::channel(cfg.retry_period);
+        let write_period = WritePeriod(std::sync::Arc::new(write_period));
         let publisher = Publisher { tx, lease: lease_name.to_owned(), identity: identity.clone() };
         let runner = Runner {
             api: Api::namespaced(client, namespace),
@@ -84,9 +100,15 @@ impl LeaderElector {
             publisher,
             last_read: None,
             own_write: None,
+            write_period: write_period_rx,
         };
         let task = tokio::spawn(runner.main(release_rx));
-        LeaderElector { identity, rx, release_tx, task }
+        LeaderElector { identity, rx, release_tx, write_period, task }
+    }
+
+    /// The handle that sets this elector's write period.
+    pub fn write_period(&self) -> WritePeriod {
+        self.write_period.clone()
     }
 
     /// A receiver of leadership changes; `rx.borrow().leader` says whether we lead now.
@@ -186,6 +208,8 @@ struct Runner {
     /// someone else wrote since, so the next renewal is decided on it without a GET. If someone did
     /// write, the update conflicts (409) and the round after reads again.
     own_write: Option<Lease>,
+    /// The write period asked for by [`LeaderElector::set_write_period`].
+    write_period: watch::Receiver<Duration>,
 }
 
 impl Runner {
@@ -217,7 +241,11 @@ impl Runner {
         let timeout = self.candidate.config().renew_deadline;
         let pp = PostParams::default();
         loop {
-            let own_write = self.own_write.take();
+            self.candidate.set_write_period(*self.write_period.borrow_and_update());
+            let sent = Instant::now();
+            // Our last write stands in for a read only when a write follows: a round that renews by
+            // reading must ask the API server.
+            let own_write = self.own_write.take().filter(|_| self.candidate.renewal_due(sent));
             let reused = own_write.is_some();
             let read = match own_write {
                 Some(lease) => Some(Ok(Some(lease))),
@@ -230,7 +258,12 @@ impl Runner {
                 Some(Ok(lease)) => {
                     let record = lease.as_ref().map(record_of);
                     self.last_read = lease;
-                    self.candidate.decide(record.as_ref(), now, Timestamp::now())
+                    let action = self.candidate.decide_read(record.as_ref(), sent, now, Timestamp::now());
+                    if matches!(action, Action::Wait(_)) && self.candidate.is_leader(now) {
+                        // Confirmed by this read: still our write, reusable for the next renewal.
+                        self.own_write.clone_from(&self.last_read);
+                    }
+                    action
                 }
                 Some(Err(error)) => {
                     tracing::warn!(lease = %self.name, %error, "reading the lease failed; retrying");

@@ -43,8 +43,8 @@ impl Server {
 
 #[derive(Debug)]
 enum Op {
-    /// A read sent; `Some` once the server answered (with the state at that moment).
-    Read(Option<Option<LeaseRecord>>),
+    /// A read sent at the given time; `Some` once the server answered (with the state at that moment).
+    Read(Instant, Option<Option<LeaseRecord>>),
     /// A write sent; `Some` once the server processed it.
     Write(Action, Option<Result<LeaseRecord, WriteFailure>>),
 }
@@ -105,8 +105,10 @@ fn config(id: usize) -> impl Strategy<Value = ElectionConfig> {
     })
 }
 
-fn configs() -> impl Strategy<Value = Vec<ElectionConfig>> {
-    (2usize..=3).prop_flat_map(|n| (0..n).map(config).collect::<Vec<_>>())
+/// Each participant with the multiple of its retry period at which it writes renewals (reading in
+/// between): 1 is the default.
+fn configs() -> impl Strategy<Value = Vec<(ElectionConfig, u32)>> {
+    (2usize..=3).prop_flat_map(|n| (0..n).map(|i| (config(i), 1u32..=4)).collect::<Vec<_>>())
 }
 
 struct World {
@@ -118,15 +120,19 @@ struct World {
 }
 
 impl World {
-    fn new(cfgs: &[ElectionConfig]) -> World {
+    fn new(cfgs: &[(ElectionConfig, u32)]) -> World {
         World {
             base: Instant::now(),
             ms: 0,
             server: Server::default(),
             nodes: cfgs
                 .iter()
-                .map(|c| Node {
-                    candidate: Candidate::new(c.clone()),
+                .map(|(c, writes_every)| Node {
+                    candidate: {
+                        let mut candidate = Candidate::new(c.clone());
+                        candidate.set_write_period(c.retry_period * *writes_every);
+                        candidate
+                    },
                     op: None,
                     crashed: false,
                     released: false,
@@ -158,19 +164,19 @@ impl World {
             Event::StartRead(i) => {
                 let node = &mut self.nodes[i];
                 if !node.crashed && !node.released && node.op.is_none() {
-                    node.op = Some(Op::Read(None));
+                    node.op = Some(Op::Read(now, None));
                 }
             }
             Event::ServeRead(i) => {
-                if let Some(Op::Read(answer @ None)) = &mut self.nodes[i].op {
+                if let Some(Op::Read(_, answer @ None)) = &mut self.nodes[i].op {
                     *answer = Some(self.server.record.clone());
                 }
             }
             Event::DeliverRead(i) => {
                 let node = &mut self.nodes[i];
-                if let Some(Op::Read(Some(answer))) = &node.op {
-                    let answer = answer.clone();
-                    node.op = match node.candidate.decide(answer.as_ref(), now, wall) {
+                if let Some(Op::Read(sent, Some(answer))) = &node.op {
+                    let (sent, answer) = (*sent, answer.clone());
+                    node.op = match node.candidate.decide_read(answer.as_ref(), sent, now, wall) {
                         Action::Wait(until) => {
                             assert!(until >= now && until <= now + node.candidate.config().retry_period);
                             None
@@ -181,7 +187,7 @@ impl World {
             }
             Event::FailRead(i) => {
                 let node = &mut self.nodes[i];
-                if let Some(Op::Read(_)) = node.op {
+                if let Some(Op::Read(..)) = node.op {
                     node.op = None;
                     node.candidate.read_failed(now);
                 }
@@ -274,17 +280,20 @@ impl World {
                     let result = result.unwrap_or_else(|| self.server.apply(&action));
                     node.candidate.written(result.as_ref().map_err(|e| *e), now);
                 }
-                Some(Op::Read(_)) => {
+                Some(Op::Read(..)) => {
                     node.candidate.read_failed(now);
                 }
                 None => {}
             }
         }
-        let max = |f: fn(&ElectionConfig) -> Duration| {
-            self.nodes.iter().map(|n| f(n.candidate.config())).max().expect("nodes")
-        };
-        let rp = max(|c| c.retry_period);
-        let ld = max(|c| Duration::from_secs(c.lease_duration_seconds() as u64));
+        let max = |f: fn(&Node) -> Duration| self.nodes.iter().map(f).max().expect("nodes");
+        let rp = max(|n| n.candidate.config().retry_period);
+        // What a write carries: the lease duration lengthened by the write period's extra.
+        let ld = max(|n| {
+            let c = n.candidate.config();
+            let written = c.lease_duration + (n.candidate.write_period() - c.retry_period);
+            Duration::from_secs(written.as_secs() + u64::from(written.subsec_nanos() > 0))
+        });
         now + rp + ld + rp
     }
 

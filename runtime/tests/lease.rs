@@ -338,3 +338,58 @@ async fn a_leader_renews_with_one_request_and_survives_a_foreign_write() -> anyh
     assert_eq!(holder(&client, "renewals").await?.as_deref(), Some("a"));
     Ok(())
 }
+
+/// A holder that writes every fifth round renews by reading in between: its Lease changes about once
+/// per write period (what every watcher of the Lease receives), its claim stays continuous, the Lease
+/// carries the longer duration the others must wait, and an API server that stops answering still
+/// ends the claim within the renew deadline, not the write period.
+#[tokio::test]
+async fn a_longer_write_period_writes_less_and_still_steps_down_in_time() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+
+    let (sim, client) = sim().await?;
+    let admin = sim.admin().await?;
+    let a = LeaderElector::spawn(client.clone(), NS, "paced", cfg("a"));
+    let write_period = RETRY_PERIOD * 5;
+    a.write_period().set(write_period);
+    let rx = a.leadership();
+    assert!(wait_until(&rx, Duration::from_secs(2), |l| l.leader).await, "never acquired");
+
+    let api = Api::<Lease>::namespaced(client.clone(), NS);
+    let config = watcher::Config::default().fields("metadata.name=paced");
+    let versions = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = versions.clone();
+    let watch = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, config));
+        while let Some(Ok(event)) = events.next().await {
+            if let watcher::Event::Apply(lease) = event {
+                seen.lock().unwrap().insert(lease.metadata.resource_version.unwrap_or_default());
+            }
+        }
+    });
+    // Continuous leadership for 3 s while writes happen about once a second.
+    let window = Duration::from_secs(3);
+    let start = Instant::now();
+    while start.elapsed() < window {
+        assert!(rx.borrow().is_leader_at(Instant::now()), "leadership lapsed between writes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    watch.abort();
+    let writes = versions.lock().unwrap().len();
+    // Every round writing would be 15 in 3 s; one write per period is 3, plus the first one.
+    assert!((2..=5).contains(&writes), "{writes} writes in {window:?}");
+    let spec = Api::<Lease>::namespaced(client.clone(), NS).get("paced").await?.spec.expect("spec");
+    // 1 s + (1 s - 200 ms), rounded up.
+    assert_eq!(spec.lease_duration_seconds, Some(2));
+
+    admin.pause(PauseMode::Hang).await?;
+    let paused_at = Instant::now();
+    assert!(
+        wait_until(&rx, RENEW_DEADLINE + Duration::from_millis(150), |l| !l.leader).await,
+        "kept leading for longer than the renew deadline without the API server"
+    );
+    assert!(paused_at.elapsed() >= RENEW_DEADLINE - RETRY_PERIOD - Duration::from_millis(100));
+    admin.resume().await?;
+    Ok(())
+}

@@ -35,7 +35,7 @@ use ferrolb_proto::server::{AnnouncerService, SharedTable, new_epoch, serve_unix
 use ferrolb_proto::table::{Announcement as TableEntry, AnnouncementTable};
 use ferrolb_runtime::admin::Readiness;
 use ferrolb_runtime::election::{ElectionConfig, LeaseRecord, Observed};
-use ferrolb_runtime::lease::{LeaderElector, apply_record, record_of};
+use ferrolb_runtime::lease::{LeaderElector, WritePeriod, apply_record, record_of};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -53,7 +53,7 @@ use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
 use crate::datapath::{AnnounceSchedule, Link, LinkEvent, Netlink, RtNetlink};
 use crate::engine::{Engine, EngineConfig, LeaseWrite, Plan, View};
 use crate::lease_state::LeaseObject;
-use crate::liveness::{PeerLiveness, SelfLiveness, api_peer_ready};
+use crate::liveness::{PeerLiveness, SelfLiveness, api_peer_ready, heartbeat_write_period};
 use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
 use crate::policy::{AddressKey, Policies, ServiceInput, ServiceKey};
 use crate::report::Report;
@@ -293,6 +293,8 @@ struct Announcer {
     table: SharedTable,
     hub: Option<PeerHub>,
     leadership: tokio::sync::watch::Receiver<ferrolb_runtime::lease::Leadership>,
+    /// Sets how often the heartbeat Lease is written ([`crate::liveness::heartbeat_write_period`]).
+    heartbeat_writes: WritePeriod,
     writes_tx: mpsc::Sender<WriteDone>,
     write_slots: Arc<Semaphore>,
     in_flight: HashSet<String>,
@@ -448,6 +450,7 @@ pub async fn run(
         table,
         hub,
         leadership: leadership.clone(),
+        heartbeat_writes: elector.write_period(),
         writes_tx,
         in_flight: HashSet::new(),
         overlay: HashMap::new(),
@@ -770,6 +773,13 @@ impl Announcer {
         if let Some(hub) = &self.hub {
             hub.set_peers(peers);
         }
+        // Node death is the peer channel's to detect; without it the heartbeat Lease is the only
+        // signal and keeps its configured pace.
+        let retry = self.settings.heartbeat.retry_period;
+        self.heartbeat_writes.set(match &self.hub {
+            Some(_) => heartbeat_write_period(nodes.iter().filter(|n| n.announcer.is_some()).count(), retry),
+            None => retry,
+        });
 
         let leases = self.address_leases();
         // A notice applies while this node's view of the Lease is the very version the takeover
