@@ -13,6 +13,9 @@
 //! P = peer timeout (`--peer-timeout`, missed heartbeats × interval), A = peer ack timeout
 //! (`--peer-ack-timeout`, A ≤ P), S = acquire stagger (`--acquire-stagger`), H = hand-over settle time
 //! (`--handover-settle`), W = one watch event or peer message delivery. All times are local monotonic.
+//! With more than 10 announcers a node writes its heartbeat Lease only every T_w = T × ⌈N / 10⌉ and
+//! confirms its claim by reading every T in between; each write then carries D + T_w − T, which the
+//! Lease-only rules below wait for instead of D (docs/l2-failover.md, "Heartbeat write pace").
 //!
 //! A node decides, for each address, from the Lease it just read ([`AddressLease::decide`]):
 //! 1. **The Lease names this node.** It answers ([`Decision::Hold`]) unless, checked in this order:

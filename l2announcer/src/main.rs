@@ -121,8 +121,9 @@ struct Args {
           value_parser = duration)]
     heartbeat_renew_deadline: Duration,
 
-    /// Interval of heartbeat Lease renewals: the announcers' steady-state API writes are
-    /// nodes / this period.
+    /// Interval of heartbeat Lease renewals. With the peer channel and more than 10 announcers, the
+    /// Lease is written every ⌈announcers / 10⌉ periods and read in between, so the cluster writes
+    /// about 10 heartbeats per period whatever its size.
     #[arg(long, env = "FERROLB_HEARTBEAT_RETRY_PERIOD", value_name = "DURATION", default_value = "1s",
           value_parser = duration)]
     heartbeat_retry_period: Duration,
