@@ -21,8 +21,9 @@
 //! dynamic table, replaces an `:authority` that h2 would reject with `localhost` (what grpc-go
 //! sends), and encodes the block again with literal fields only. Because no block it emits adds
 //! to h2's dynamic table, h2's decoder never needs the client's table, so every block is re-encoded,
-//! not only those that change. A valid `:authority` is kept as it is. The bytes h2 sends back are
-//! not touched. [`NormalizeAuthority`] is that rewriter over a socket, for tonic's `incoming`.
+//! not only those that change. A valid `:authority` is kept as it is, and a field the client sent
+//! never-indexed stays out of every table (nothing is indexed). The bytes h2 sends back are not
+//! touched. [`NormalizeAuthority`] is that rewriter over a socket, for tonic's `incoming`.
 //!
 //! A block that cannot be decoded, or frames that break HTTP/2's header-block rules, end the
 //! connection with an I/O error: h2 would have closed it with a connection error for the same bytes.
