@@ -29,6 +29,8 @@ fi
 
 # The Helm chart checks (conformance/tests/chart.rs) run Helm 4 and kubernetes-validate from a venv.
 FERROLB_HELM_PYTHON="$(hack/helm-venv.sh)"; export FERROLB_HELM_PYTHON
+# The foreign-client test (proto/tests/foreign_client.rs) runs Google's grpcio from a venv.
+FERROLB_GRPC_PYTHON="$(hack/grpc-venv.sh)"; export FERROLB_GRPC_PYTHON
 
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked

@@ -70,13 +70,46 @@ pub fn parse_filter(filter: Option<&v1::ListFilter>) -> Result<Filter, InvalidAr
             ));
         }
     };
-    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    Ok(Filter {
-        node: non_empty(&filter.node),
-        namespace: non_empty(&filter.namespace),
-        family,
-        only_local: filter.only_local,
-    })
+    // A name Kubernetes would refuse can match nothing: say so instead of answering an empty list,
+    // so that a typo (`Node-A`, a namespace with a `/`) is not taken for "nothing announced".
+    let node = (!filter.node.is_empty()).then(|| filter.node.clone());
+    if let Some(node) = &node
+        && !is_dns_subdomain(node)
+    {
+        return Err(InvalidArgument::new(
+            "filter.node",
+            node,
+            "is not a Kubernetes node name (a lowercase RFC 1123 subdomain: at most 253 of a-z, 0-9, '-' \
+             and '.', starting and ending with a letter or digit)",
+        ));
+    }
+    let namespace = (!filter.namespace.is_empty()).then(|| filter.namespace.clone());
+    if let Some(namespace) = &namespace
+        && !is_dns_label(namespace)
+    {
+        return Err(InvalidArgument::new(
+            "filter.namespace",
+            namespace,
+            "is not a Kubernetes namespace name (a lowercase RFC 1123 label: at most 63 of a-z, 0-9 and \
+             '-', starting and ending with a letter or digit)",
+        ));
+    }
+    Ok(Filter { node, namespace, family, only_local: filter.only_local })
+}
+
+/// A lowercase RFC 1123 label, as Kubernetes checks namespace names.
+fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// A lowercase RFC 1123 subdomain, as Kubernetes checks node names.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// The wire form of a family.
@@ -153,6 +186,36 @@ mod tests {
         assert!(parse_interface("interface", "a-very-long-name0").is_err());
         assert!(parse_interface("interface", "eth0:1").is_err());
         assert!(parse_interface("interface", "").is_err());
+    }
+
+    #[test]
+    fn filter_names_that_kubernetes_would_refuse_are_invalid() {
+        let filter = |node: &str, namespace: &str| v1::ListFilter {
+            node: node.into(),
+            namespace: namespace.into(),
+            ..Default::default()
+        };
+        for node in ["node-a", "worker-1.example.org", "a", &"a".repeat(63)] {
+            assert_eq!(parse_filter(Some(&filter(node, ""))).unwrap().node.as_deref(), Some(node));
+        }
+        for node in
+            ["Node-A", "-node", "node-", "node_a", "a..b", ".a", "node a", &format!("{}.a", "a".repeat(253))]
+        {
+            let error = parse_filter(Some(&filter(node, ""))).unwrap_err();
+            assert_eq!((error.field.as_str(), error.value.as_str()), ("filter.node", node));
+            assert!(error.reason.starts_with("is not a Kubernetes node name"), "{error}");
+        }
+        for namespace in ["default", "kube-system", "a1"] {
+            assert_eq!(
+                parse_filter(Some(&filter("", namespace))).unwrap().namespace.as_deref(),
+                Some(namespace)
+            );
+        }
+        for namespace in ["Default", "prod.eu", "ns/x", "-a", &"a".repeat(64)] {
+            let error = parse_filter(Some(&filter("", namespace))).unwrap_err();
+            assert_eq!((error.field.as_str(), error.value.as_str()), ("filter.namespace", namespace));
+            assert!(error.reason.starts_with("is not a Kubernetes namespace name"), "{error}");
+        }
     }
 
     #[test]

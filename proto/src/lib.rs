@@ -7,8 +7,11 @@
 //! - [`watch`] and [`mirror`]: the two ends of `WatchAnnouncements` without I/O (what the server
 //!   sends next; a client's copy and its resume point).
 //! - [`server`]: the tonic service over a [`server::SharedTable`], served on a unix socket.
+//! - [`authority`]: why and how that socket accepts clients that send the socket path as
+//!   `:authority` (grpcio, grpc-java).
 //! - [`client`]: connecting to that socket.
 
+pub mod authority;
 pub mod client;
 pub mod convert;
 pub mod mirror;

@@ -11,10 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::authority::NormalizeAuthority;
 use crate::convert::{
     InvalidArgument, announcement_to_proto, parse_filter, parse_interface, parse_ip, report_to_proto,
 };
@@ -400,7 +402,12 @@ pub async fn serve_unix_listener(
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(service.into_server())
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal);
+        // Through the `:authority` rewriter: without it h2 resets every request of grpcio, grpc-java
+        // and older grpcurl, which name the socket path there (see `crate::authority`).
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map(|accepted| accepted.map(NormalizeAuthority::new)),
+            signal,
+        );
     let grace_over = async {
         if on_signal.await.is_err() {
             // The server ended without a shutdown: its own result decides.

@@ -516,3 +516,165 @@ async fn an_open_health_watch_does_not_hold_up_shutdown() {
     announcer.stop().await;
     assert!(started.elapsed() < ferrolb_proto::server::SHUTDOWN_GRACE + Duration::from_secs(2));
 }
+
+/// Every request field the server checks, over the socket: `INVALID_ARGUMENT`, with a message that
+/// starts with the field and the value.
+#[tokio::test]
+async fn every_invalid_argument_names_its_field_and_value() {
+    let announcer = Announcer::start(table()).await;
+    let mut client = announcer.client().await;
+    let filter = |node: &str, namespace: &str, family: i32| {
+        Some(v1::ListFilter { node: node.into(), namespace: namespace.into(), family, only_local: false })
+    };
+    let report = |ip: &str, interface: &str, ok: bool, error: &str| v1::ReportRequest {
+        ip: ip.into(),
+        interface: interface.into(),
+        ok,
+        error_message: error.into(),
+        revision: 0,
+    };
+    let get_owner = [
+        ("", r#"ip: "" is empty"#),
+        ("198.51.100.300", r#"ip: "198.51.100.300" is not"#),
+        ("fe80::1%eth0", r#"ip: "fe80::1%eth0" is not"#),
+        ("198.51.100.0/24", r#"ip: "198.51.100.0/24" is not"#),
+    ];
+    let filters = [
+        (filter("", "", 3), r#"filter.family: "3" is not an address family"#),
+        (filter("", "", -1), r#"filter.family: "-1" is not an address family"#),
+        (filter("Node-A", "", 0), r#"filter.node: "Node-A" is not a Kubernetes node name"#),
+        (filter("", "prod/x", 0), r#"filter.namespace: "prod/x" is not a Kubernetes namespace name"#),
+    ];
+    let reports = [
+        (report("", "eth0", true, ""), r#"ip: "" is empty"#),
+        (report("nope", "eth0", true, ""), r#"ip: "nope" is not"#),
+        (report("198.51.100.128", "", true, ""), r#"interface: "" is empty"#),
+        (
+            report("198.51.100.128", "a-very-long-name0", true, ""),
+            r#"interface: "a-very-long-name0" is longer"#,
+        ),
+        (report("198.51.100.128", "eth0:1", true, ""), r#"interface: "eth0:1" is not"#),
+        (report("198.51.100.128", "..", true, ""), r#"interface: ".." is not"#),
+        (
+            report("198.51.100.128", "eth0", true, "oops"),
+            r#"error_message: "oops" must be empty when ok is true"#,
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for (ip, expected) in get_owner {
+        failures.push((client.get_owner(v1::GetOwnerRequest { ip: ip.into() }).await.unwrap_err(), expected));
+    }
+    for (filter, expected) in filters {
+        failures.push((
+            client.list_announcements(v1::ListRequest { filter: filter.clone() }).await.unwrap_err(),
+            expected,
+        ));
+        let watch = v1::WatchRequest { filter, ..Default::default() };
+        failures.push((client.watch_announcements(watch).await.unwrap_err(), expected));
+    }
+    let no_epoch = v1::WatchRequest { from_revision: 2, epoch: 0, filter: None };
+    failures.push((
+        client.watch_announcements(no_epoch).await.unwrap_err(),
+        r#"epoch: "0" is required with from_revision 2"#,
+    ));
+    for (request, expected) in reports {
+        failures.push((client.report_programmed(request).await.unwrap_err(), expected));
+    }
+    for (status, expected) in failures {
+        assert_eq!(status.code(), Code::InvalidArgument, "{expected}: {status:?}");
+        assert!(
+            status.message().starts_with(expected),
+            "{:?} should start with {expected:?}",
+            status.message()
+        );
+    }
+    assert!(
+        !announcer.table.read().is_programmed(ip("198.51.100.128"), "eth0"),
+        "nothing invalid was recorded"
+    );
+    announcer.stop().await;
+}
+
+/// A channel to `path` whose streams get `window` bytes of HTTP/2 flow-control window: a stream
+/// that is never read stops the server's writes to it after that much.
+async fn channel_with_window(path: &Path, window: u32) -> Channel {
+    let socket = path.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://announcer.ferrolb.local")
+        .initial_stream_window_size(window)
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move { tokio::net::UnixStream::connect(socket).await.map(hyper_util::rt::TokioIo::new) }
+        }))
+        .await
+        .unwrap()
+}
+
+/// A watcher that never reads fills its bounded buffer and stops there: the announcer's writes and
+/// the other watchers (on their own connection or on the stalled one's) go on at once, and the
+/// stalled watcher, once it reads again, is told to resync and gets a snapshot.
+#[tokio::test]
+async fn a_watcher_that_never_reads_delays_no_other_watcher() {
+    const CHANGES: u64 = 600;
+    let announcer = Announcer::start(table().with_log_capacity(64)).await;
+    let shared = channel_with_window(&announcer.path, 1024).await;
+    let mut stalled = AnnouncerClient::new(shared.clone())
+        .watch_announcements(v1::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut same_connection = AnnouncerClient::new(shared)
+        .watch_announcements(v1::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut own_connection =
+        announcer.client().await.watch_announcements(v1::WatchRequest::default()).await.unwrap().into_inner();
+    let (mut same_mirror, mut own_mirror) = (AnnouncementMirror::new(None), AnnouncementMirror::new(None));
+    follow_until(&mut same_connection, &mut same_mirror, 3).await;
+    follow_until(&mut own_connection, &mut own_mirror, 3).await;
+
+    let mut latencies = Vec::new();
+    for n in 0..CHANGES {
+        let started = std::time::Instant::now();
+        let revision =
+            announcer.table.apply(web(&format!("198.51.{}.{}", 101 + n / 250, n % 250), "node-b")).unwrap();
+        for (stream, mirror) in
+            [(&mut same_connection, &mut same_mirror), (&mut own_connection, &mut own_mirror)]
+        {
+            let change = next(stream).await;
+            assert_eq!((kind(&change), change.revision), (v1::ChangeKind::Added, revision));
+            mirror.apply(change).unwrap();
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort_unstable();
+    let (median, worst) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    eprintln!(
+        "{CHANGES} changes beside a stalled watcher: delivery to both live watchers median {median:?}, worst {worst:?}"
+    );
+    assert!(worst < Duration::from_secs(1), "worst {worst:?}");
+
+    // The stalled watcher reads again: what was buffered for it, then a resync.
+    let current = announcer.table.read().revision();
+    let mut mirror = AnnouncementMirror::new(None);
+    let mut resync = None;
+    while mirror.revision() < current || mirror.in_snapshot() {
+        let change = next(&mut stalled).await;
+        if kind(&change) == v1::ChangeKind::SnapshotStart
+            && change.resync_reason != i32::from(v1::ResyncReason::Initial)
+        {
+            resync = Some((v1::ResyncReason::try_from(change.resync_reason).unwrap(), change.revision));
+        }
+        mirror.apply(change).unwrap();
+    }
+    assert_eq!(
+        resync,
+        Some((v1::ResyncReason::Compacted, current)),
+        "the stalled watcher fell behind the log"
+    );
+    assert_eq!(mirror.announcements().count(), 3 + CHANGES as usize);
+    assert_eq!(mirror.announcements().collect::<Vec<_>>(), own_mirror.announcements().collect::<Vec<_>>());
+    drop((stalled, same_connection, own_connection));
+    announcer.stop().await;
+}
