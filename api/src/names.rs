@@ -154,6 +154,10 @@ pub mod events {
     /// Warning, on a Service: another controller keeps overwriting its `status.loadBalancer`;
     /// FerroLB stops writing it for a while (names the other writer and for how long).
     pub const STATUS_CONTESTED: &str = "StatusContested";
+    /// Warning, on a Service (`--datapath delegate`): the node's CNI agent reported that it failed
+    /// to program one of its addresses, or did not report within `--delegate-report-timeout`; no
+    /// gratuitous ARP/NA goes out for it until the agent reports it programmed.
+    pub const PROGRAMMING_FAILED: &str = "ProgrammingFailed";
 }
 
 /// Name of the IPAM controller's leader-election Lease.

@@ -8,8 +8,10 @@
 //! - [`report`] and [`output`] render it;
 //! - [`status`] shows FerroLB's pools and the LoadBalancer Services, and checks that every
 //!   Service kept its addresses through a migration;
-//! - [`doctor`] checks an installed FerroLB and says what to do about each problem.
+//! - [`doctor`] checks an installed FerroLB and says what to do about each problem;
+//! - [`announcements`] renders an announcer's `ListAnnouncements` answer.
 
+pub mod announcements;
 pub mod cilium;
 pub mod cluster;
 pub mod convert;

@@ -54,9 +54,18 @@ enum Command {
     /// Ask this node's announcer who announces an address: the Service(s), the holding node, since
     /// when, on which interfaces, and what a delegate-mode CNI agent reported.
     ///
-    /// Talks to the announcer's gRPC API on its unix socket. Exit codes: 0 announced; 1 nobody
+    /// Talks to the announcer's gRPC API on its unix socket (--socket), or on TCP with mutual TLS
+    /// (--grpc-addr with --tls-cert, --tls-key and --tls-ca). Exit codes: 0 announced; 1 nobody
     /// announces the address; 2 the address is invalid or the announcer could not be reached.
     WhoOwns(WhoOwnsArgs),
+
+    /// List what an announcer knows is announced: every address, its Service(s), the holding node,
+    /// since when, on which interfaces, and (delegate mode, this node's addresses) whether the CNI
+    /// agent programmed it.
+    ///
+    /// Talks to the announcer's gRPC API like who-owns. Exit codes: 0 listed; 2 a bad filter or
+    /// the announcer could not be reached.
+    Announcements(AnnouncementsArgs),
 
     /// Check an installed FerroLB: CRDs, the IPAM controller's Lease, the announcers' heartbeats,
     /// pools, Services without an address, k3s ServiceLB, kube-proxy's strictARP, policies'
@@ -103,12 +112,95 @@ struct DoctorArgs {
 struct WhoOwnsArgs {
     /// The address (IPv4 or IPv6).
     ip: String,
-    /// The announcer's socket.
-    #[arg(long, default_value = ferrolb_proto::server::DEFAULT_SOCKET_PATH, value_name = "PATH")]
-    socket: PathBuf,
+    #[command(flatten)]
+    announcer: AnnouncerArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Arguments of `announcements`.
+#[derive(Debug, clap::Args)]
+struct AnnouncementsArgs {
+    #[command(flatten)]
+    announcer: AnnouncerArgs,
+    /// Only addresses held by this node.
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
+    /// Only addresses with a Service in this namespace.
+    #[arg(long = "service-namespace", value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Only addresses of this family.
+    #[arg(long, value_enum)]
+    family: Option<FamilyArg>,
+    /// Only addresses held by the announcer's own node.
+    #[arg(long)]
+    local: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
+    output: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FamilyArg {
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+/// Where the announcer's gRPC API is: its unix socket, or its TCP endpoint with mutual TLS.
+#[derive(Debug, clap::Args)]
+struct AnnouncerArgs {
+    /// The announcer's unix socket.
+    #[arg(long, default_value = ferrolb_proto::server::DEFAULT_SOCKET_PATH, value_name = "PATH",
+          conflicts_with = "grpc_addr")]
+    socket: PathBuf,
+    /// The announcer's TCP endpoint (its --grpc-listen), instead of the socket; needs --tls-cert,
+    /// --tls-key and --tls-ca (the announcer serves TCP with mutual TLS only).
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["tls_cert", "tls_key", "tls_ca"])]
+    grpc_addr: Option<String>,
+    /// With --grpc-addr: this client's certificate (PEM), signed by the announcer's --grpc-client-ca.
+    #[arg(long, value_name = "PATH", requires = "grpc_addr")]
+    tls_cert: Option<PathBuf>,
+    /// With --grpc-addr: this client's private key (PEM).
+    #[arg(long, value_name = "PATH", requires = "grpc_addr")]
+    tls_key: Option<PathBuf>,
+    /// With --grpc-addr: the CA (PEM) the announcer's certificate must chain to.
+    #[arg(long, value_name = "PATH", requires = "grpc_addr")]
+    tls_ca: Option<PathBuf>,
+    /// With --grpc-addr: the name the announcer's certificate must carry (default: HOST).
+    #[arg(long, value_name = "NAME", requires = "grpc_addr")]
+    tls_server_name: Option<String>,
+}
+
+impl AnnouncerArgs {
+    async fn connect(&self) -> anyhow::Result<ferrolb_proto::AnnouncerClient<tonic::transport::Channel>> {
+        let channel = match (&self.grpc_addr, &self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(addr), Some(cert), Some(key), Some(ca)) => {
+                let files = ferrolb_proto::tls::ClientTlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    ca: ca.clone(),
+                    server_name: self.tls_server_name.clone(),
+                };
+                let tls = ferrolb_proto::tls::client_tls_config(&files)?;
+                ferrolb_proto::tcp_channel(addr, tls)
+                    .await
+                    .with_context(|| format!("cannot reach the announcer at {addr}"))?
+            }
+            // clap requires the three files with --grpc-addr.
+            (Some(addr), ..) => anyhow::bail!("--grpc-addr {addr} needs --tls-cert, --tls-key and --tls-ca"),
+            (None, ..) => ferrolb_proto::unix_channel(&self.socket)
+                .await
+                .with_context(|| format!("cannot reach the announcer at {}", self.socket.display()))?,
+        };
+        Ok(ferrolb_proto::AnnouncerClient::new(channel))
+    }
 }
 
 /// How to reach the cluster.
@@ -221,9 +313,7 @@ fn parse_namespaced(s: &str) -> Result<(String, String), String> {
 fn who_owns(args: WhoOwnsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let mut client = ferrolb_proto::client::connect_unix(&args.socket)
-            .await
-            .with_context(|| format!("cannot reach the announcer at {}", args.socket.display()))?;
+        let mut client = args.announcer.connect().await?;
         let request = ferrolb_proto::v1::GetOwnerRequest { ip: args.ip.clone() };
         let owner = match client.get_owner(request).await {
             Ok(r) => r.into_inner(),
@@ -272,12 +362,43 @@ fn who_owns(args: WhoOwnsArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn announcements(args: AnnouncementsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut client = args.announcer.connect().await?;
+        let family = match args.family {
+            None => ferrolb_proto::v1::AddressFamily::Unspecified,
+            Some(FamilyArg::Ipv4) => ferrolb_proto::v1::AddressFamily::Ipv4,
+            Some(FamilyArg::Ipv6) => ferrolb_proto::v1::AddressFamily::Ipv6,
+        };
+        let filter = ferrolb_proto::v1::ListFilter {
+            node: args.node.unwrap_or_default(),
+            namespace: args.namespace.unwrap_or_default(),
+            family: family.into(),
+            only_local: args.local,
+        };
+        let list = client
+            .list_announcements(ferrolb_proto::v1::ListRequest { filter: Some(filter) })
+            .await
+            .map_err(|status| anyhow::anyhow!("listing announcements: {}", status.message()))?
+            .into_inner();
+        match args.output {
+            ListFormat::Table => print!("{}", ferrolb_ctl::announcements::to_text(&list)),
+            ListFormat::Json => {
+                println!("{}", serde_json::to_string_pretty(&ferrolb_ctl::announcements::to_json(&list))?)
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => convert(args),
         Command::Status(args) => status(args),
         Command::WhoOwns(args) => who_owns(args),
+        Command::Announcements(args) => announcements(args),
         Command::Doctor(args) => doctor(args),
     };
     match result {

@@ -188,7 +188,7 @@ impl StatusView {
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0; N];
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {

@@ -13,11 +13,14 @@
 //! - [`lease_state`]: per-(Service, address) Lease decisions (acquire, hold, hand over, stand down,
 //!   wait), the failover rules and the worst-case double-announcement window;
 //! - [`engine`]: all of the above for one node's whole view, one round at a time: a plan of what to
-//!   answer and which Leases to write.
+//!   answer and which Leases to write;
+//! - [`delegate`]: with `--datapath delegate`, when the CNI agent's reports allow gratuitous packets
+//!   and when a failed or missing report becomes a warning.
 
 pub mod adapter;
 pub mod candidates;
 pub mod datapath;
+pub mod delegate;
 pub mod engine;
 pub mod fuzzing;
 pub mod interface;

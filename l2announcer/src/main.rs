@@ -2,17 +2,18 @@
 //! ARP/NDP for it, and answers for the addresses this node holds.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ferrolb_l2announcer::adapter::{self, Mode, Settings};
+use ferrolb_l2announcer::adapter::{self, GrpcTcp, Mode, Settings};
 use ferrolb_l2announcer::datapath::AnnounceSchedule;
 use ferrolb_l2announcer::engine::EngineConfig;
 use ferrolb_l2announcer::lease_state::LeaseConfig;
 use ferrolb_l2announcer::liveness::LivenessConfig;
 use ferrolb_l2announcer::peer::{PeerConfig, PeerKey};
+use ferrolb_proto::tls::ServerTlsFiles;
 use ferrolb_runtime::cli::CommonArgs;
 use ferrolb_runtime::election::ElectionConfig;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,31 @@ struct Args {
     #[arg(long, env = "FERROLB_GRPC_SOCKET", value_name = "PATH",
           default_value = ferrolb_proto::server::DEFAULT_SOCKET_PATH)]
     grpc_socket: String,
+
+    /// Also serve the gRPC API on TCP at this address:port, with mutual TLS only: needs
+    /// --grpc-tls-cert, --grpc-tls-key and --grpc-client-ca (plaintext TCP is refused at startup).
+    #[arg(long, env = "FERROLB_GRPC_LISTEN", value_name = "ADDR:PORT")]
+    grpc_listen: Option<SocketAddr>,
+
+    /// With --grpc-listen: the server's certificate chain (PEM, leaf first).
+    #[arg(long, env = "FERROLB_GRPC_TLS_CERT", value_name = "PATH")]
+    grpc_tls_cert: Option<PathBuf>,
+
+    /// With --grpc-listen: the server's private key (PEM).
+    #[arg(long, env = "FERROLB_GRPC_TLS_KEY", value_name = "PATH")]
+    grpc_tls_key: Option<PathBuf>,
+
+    /// With --grpc-listen: the CA certificates (PEM) client certificates must chain to; clients
+    /// without such a certificate are refused during the TLS handshake.
+    #[arg(long, env = "FERROLB_GRPC_CLIENT_CA", value_name = "PATH")]
+    grpc_client_ca: Option<PathBuf>,
+
+    /// With `--datapath delegate`: how long an address this node starts to answer for waits for the
+    /// CNI agent's ReportProgrammed before a Warning Event (ProgrammingFailed) and the failure
+    /// metric say so. No gratuitous ARP/NA goes out before an ok report.
+    #[arg(long, env = "FERROLB_DELEGATE_REPORT_TIMEOUT", value_name = "DURATION", default_value = "5s",
+          value_parser = duration)]
+    delegate_report_timeout: Duration,
 
     /// Where the peer channel listens (heartbeats between announcers). Peers are dialled at their
     /// Node's InternalIP with the port they report. `none`: no peer channel (liveness from heartbeat
@@ -161,6 +187,39 @@ struct Args {
     write_concurrency: usize,
 }
 
+/// `--grpc-listen` with its TLS files: TCP is served with mutual TLS or not at all.
+fn grpc_tcp(
+    listen: Option<SocketAddr>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    client_ca: Option<&Path>,
+) -> anyhow::Result<Option<GrpcTcp>> {
+    let flags = [("--grpc-tls-cert", cert), ("--grpc-tls-key", key), ("--grpc-client-ca", client_ca)];
+    let Some(listen) = listen else {
+        let given: Vec<&str> = flags.iter().filter(|(_, v)| v.is_some()).map(|(f, _)| *f).collect();
+        if !given.is_empty() {
+            bail!("{} given without --grpc-listen: nothing would use them", given.join(", "));
+        }
+        return Ok(None);
+    };
+    let (Some(cert), Some(key), Some(client_ca)) = (cert, key, client_ca) else {
+        let missing: Vec<&str> = flags.iter().filter(|(_, v)| v.is_none()).map(|(f, _)| *f).collect();
+        bail!(
+            "--grpc-listen {listen}: plaintext gRPC over TCP is refused; the API is served on TCP with \
+             mutual TLS only: missing {}",
+            missing.join(", ")
+        );
+    };
+    let files = ServerTlsFiles {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        client_ca: client_ca.to_path_buf(),
+    };
+    let tls =
+        ferrolb_proto::tls::server_tls_config(&files).with_context(|| format!("--grpc-listen {listen}"))?;
+    Ok(Some(GrpcTcp { listen, tls }))
+}
+
 impl Args {
     fn settings(&self) -> anyhow::Result<Settings> {
         let node = self
@@ -228,6 +287,13 @@ impl Args {
             netlink_address_lifetime: self.netlink_address_lifetime.0,
             schedule: AnnounceSchedule::default(),
             grpc_socket: (self.grpc_socket != "none").then(|| PathBuf::from(&self.grpc_socket)),
+            grpc_tcp: grpc_tcp(
+                self.grpc_listen,
+                self.grpc_tls_cert.as_deref(),
+                self.grpc_tls_key.as_deref(),
+                self.grpc_client_ca.as_deref(),
+            )?,
+            delegate_report_timeout: self.delegate_report_timeout,
             peer,
             write_concurrency: self.write_concurrency.max(1),
             event_interval: Duration::from_secs(10),
@@ -286,6 +352,22 @@ mod tests {
         }
         let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
         assert_eq!(default.netlink_address_lifetime.0, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn tcp_without_all_three_tls_files_is_refused() {
+        let listen = Some("127.0.0.1:7948".parse().unwrap());
+        let file = Some(Path::new("/nonexistent/server.pem"));
+        let error = grpc_tcp(listen, None, None, None).unwrap_err().to_string();
+        assert!(error.contains("plaintext gRPC over TCP is refused"), "{error}");
+        assert!(error.contains("missing --grpc-tls-cert, --grpc-tls-key, --grpc-client-ca"), "{error}");
+        let error = grpc_tcp(listen, file, file, None).unwrap_err().to_string();
+        assert!(error.ends_with("missing --grpc-client-ca"), "{error}");
+        let error = grpc_tcp(None, file, None, None).unwrap_err().to_string();
+        assert!(error.contains("--grpc-tls-cert given without --grpc-listen"), "{error}");
+        assert!(grpc_tcp(None, None, None, None).unwrap().is_none());
+        let error = format!("{:#}", grpc_tcp(listen, file, file, file).unwrap_err());
+        assert!(error.contains("--grpc-tls-cert /nonexistent/server.pem: cannot read"), "{error}");
     }
 
     #[test]

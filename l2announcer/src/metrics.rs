@@ -22,6 +22,13 @@ pub const LEASES_HELD: &str = "ferrolb_announcer_leases_held";
 pub const API_REQUESTS: &str = "ferrolb_announcer_api_requests_total";
 /// Events dropped because the event queue was full.
 pub const EVENTS_DROPPED: &str = "ferrolb_announcer_events_dropped_total";
+/// Delegate mode: addresses the CNI agent failed to program or did not report in time, label
+/// `reason` (`reported`, `timeout`).
+pub const DELEGATE_FAILURES: &str = "ferrolb_announcer_delegate_failures_total";
+/// Delegate mode: addresses held whose programming failed or timed out now.
+pub const DELEGATE_UNPROGRAMMED: &str = "ferrolb_announcer_delegate_unprogrammed_addresses";
+/// Open WatchAnnouncements streams of the gRPC API (CNI agents following the table).
+pub const GRPC_WATCHERS: &str = "ferrolb_announcer_grpc_watch_streams";
 
 /// Registers the descriptions with the installed recorder (datapath, peer channel and the
 /// runtime's Lease metrics included).
@@ -43,6 +50,18 @@ pub fn describe() {
     metrics::describe_gauge!(LEASES_HELD, "Per-address Leases naming this node.");
     metrics::describe_counter!(API_REQUESTS, "Lease and Event writes to the Kubernetes API, by verb.");
     metrics::describe_counter!(EVENTS_DROPPED, "Events dropped because the event queue was full.");
+    metrics::describe_counter!(
+        DELEGATE_FAILURES,
+        "Delegate mode: (address, interface) pairs the CNI agent failed to program (reason reported) or did not report within --delegate-report-timeout (reason timeout)."
+    );
+    metrics::describe_gauge!(
+        DELEGATE_UNPROGRAMMED,
+        "Delegate mode: addresses held whose programming failed or timed out now (no gratuitous ARP/NA sent)."
+    );
+    metrics::describe_gauge!(
+        GRPC_WATCHERS,
+        "Open WatchAnnouncements streams of the gRPC API: CNI agents following the table (0 in delegate mode: nothing is programmed)."
+    );
     metrics::describe_histogram!(
         METRIC_RTT,
         metrics::Unit::Seconds,

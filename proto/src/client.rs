@@ -1,10 +1,11 @@
-//! Clients for the announcer's unix socket, for CNI agents and `ferrolbctl`.
+//! Clients for the announcer API over its unix socket or its TCP endpoint (mutual TLS), for CNI
+//! agents and `ferrolbctl`.
 
 use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Uri};
 
 use crate::v1::announcer_client::AnnouncerClient;
 
@@ -47,4 +48,28 @@ pub async fn unix_channel(path: impl AsRef<Path>) -> Result<Channel, ConnectErro
 /// [`DEFAULT_SOCKET_PATH`](crate::server::DEFAULT_SOCKET_PATH)).
 pub async fn connect_unix(path: impl AsRef<Path>) -> Result<AnnouncerClient<Channel>, ConnectError> {
     Ok(AnnouncerClient::new(unix_channel(path).await?))
+}
+
+/// The announcer's TCP endpoint could not be reached (or refused this client's certificate).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the announcer at {addr}: {}", root_cause(source))]
+pub struct TcpConnectError {
+    /// The address dialled (`host:port`).
+    pub addr: String,
+    /// The transport's error.
+    #[source]
+    pub source: tonic::transport::Error,
+}
+
+/// A gRPC channel to the announcer's TCP endpoint `addr` (`host:port`), with mutual TLS from `tls`
+/// ([`crate::tls::client_tls_config`]). The announcer serves TCP with mutual TLS only.
+pub async fn tcp_channel(addr: &str, tls: ClientTlsConfig) -> Result<Channel, TcpConnectError> {
+    let error = |source| TcpConnectError { addr: addr.to_owned(), source };
+    Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(error)?
+        .tls_config(tls)
+        .map_err(error)?
+        .connect()
+        .await
+        .map_err(error)
 }

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use crate::table::{Change, ChangeKind, Entry, Family, Filter, ProgrammingReport};
+use crate::table::{
+    Change, ChangeKind, Entry, Family, Filter, Programming, ProgrammingReport, ProgrammingState,
+};
 use crate::v1;
 
 /// A request field that cannot be understood. Shown to the client as `INVALID_ARGUMENT` with a
@@ -136,7 +138,22 @@ pub fn announcement_to_proto(entry: &Entry, local_node: &str) -> v1::Announcemen
         interfaces: announcement.interfaces.clone(),
         local: announcement.node == local_node,
         revision: entry.revision,
+        programming_state: v1::ProgrammingState::Unspecified.into(),
+        programming_message: String::new(),
     }
+}
+
+/// Fills the programming state of an announcement (ListAnnouncements, GetOwner).
+pub fn set_programming(announcement: &mut v1::Announcement, programming: Option<&Programming>) {
+    let Some(programming) = programming else { return };
+    let state = match programming.state {
+        ProgrammingState::Pending => v1::ProgrammingState::Pending,
+        ProgrammingState::Programmed => v1::ProgrammingState::Programmed,
+        ProgrammingState::Failed => v1::ProgrammingState::Failed,
+        ProgrammingState::TimedOut => v1::ProgrammingState::TimedOut,
+    };
+    announcement.programming_state = state.into();
+    announcement.programming_message = programming.message.clone();
 }
 
 /// The wire form of a programming report.

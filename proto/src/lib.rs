@@ -6,10 +6,11 @@
 //! - [`table`]: the pure, revisioned announcement table the announcer writes and the API reads.
 //! - [`watch`] and [`mirror`]: the two ends of `WatchAnnouncements` without I/O (what the server
 //!   sends next; a client's copy and its resume point).
-//! - [`server`]: the tonic service over a [`server::SharedTable`], served on a unix socket.
-//! - [`authority`]: why and how that socket accepts clients that send the socket path as
+//! - [`server`]: the tonic service over a [`server::SharedTable`], served on a unix socket and on
+//!   TCP with mutual TLS ([`tls`]), with the health service and server reflection.
+//! - [`authority`]: why and how the unix socket accepts clients that send the socket path as
 //!   `:authority` (grpcio, grpc-java).
-//! - [`client`]: connecting to that socket.
+//! - [`client`]: connecting to either.
 
 pub mod authority;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod convert;
 pub mod mirror;
 pub mod server;
 pub mod table;
+pub mod tls;
 pub mod watch;
 
 /// `ferrolb.v1`: the announcer API (messages, `announcer_client`, `announcer_server`), generated
@@ -27,9 +29,14 @@ pub mod v1 {
     tonic::include_proto!("ferrolb.v1");
 }
 
-pub use client::{ConnectError, connect_unix, unix_channel};
+/// The encoded `FileDescriptorSet` of `ferrolb.v1` (with its imports), for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ferrolb_v1_descriptor.bin"));
+
+pub use client::{ConnectError, TcpConnectError, connect_unix, tcp_channel, unix_channel};
 pub use mirror::{AnnouncementMirror, Delta};
 pub use server::{AnnouncerService, DEFAULT_SOCKET_PATH, ServeError, SharedTable, serve_unix};
-pub use table::{Announcement, AnnouncementTable, Filter, ProgrammingReport, ServiceRef};
+pub use table::{
+    Announcement, AnnouncementTable, Filter, Programming, ProgrammingReport, ProgrammingState, ServiceRef,
+};
 pub use v1::announcer_client::AnnouncerClient;
 pub use v1::announcer_server::AnnouncerServer;

@@ -3,22 +3,25 @@
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Connected, TcpIncoming};
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use crate::authority::NormalizeAuthority;
 use crate::convert::{
     InvalidArgument, announcement_to_proto, parse_filter, parse_interface, parse_ip, report_to_proto,
+    set_programming,
 };
 use crate::table::{Announcement, AnnouncementTable, ProgrammingReport, ReportOutcome};
 use crate::v1;
@@ -53,6 +56,8 @@ struct Shared {
     table: RwLock<AnnouncementTable>,
     revision: watch::Sender<u64>,
     reports: broadcast::Sender<ProgrammingReport>,
+    /// Open WatchAnnouncements streams: CNI agents follow the table with one each.
+    watchers: watch::Sender<usize>,
 }
 
 impl SharedTable {
@@ -63,7 +68,8 @@ impl SharedTable {
     pub fn new(table: AnnouncementTable) -> Self {
         let (revision, _) = watch::channel(table.revision());
         let (reports, _) = broadcast::channel(Self::REPORT_BUFFER);
-        Self { inner: Arc::new(Shared { table: RwLock::new(table), revision, reports }) }
+        let (watchers, _) = watch::channel(0);
+        Self { inner: Arc::new(Shared { table: RwLock::new(table), revision, reports, watchers }) }
     }
 
     /// Reads the table. Do not hold the guard across an `.await`.
@@ -105,6 +111,28 @@ impl SharedTable {
     /// gratuitous packets when one says ok, and records failures in events and metrics).
     pub fn subscribe_reports(&self) -> broadcast::Receiver<ProgrammingReport> {
         self.inner.reports.subscribe()
+    }
+
+    /// How many WatchAnnouncements streams are open, as a channel that changes with it (delegate
+    /// mode: none means no CNI agent follows the table, so nothing gets programmed).
+    pub fn subscribe_watchers(&self) -> watch::Receiver<usize> {
+        self.inner.watchers.subscribe()
+    }
+
+    /// Counts one open watch stream until the guard is dropped.
+    fn watching(&self) -> WatchGuard {
+        self.inner.watchers.send_modify(|n| *n += 1);
+        WatchGuard(self.clone())
+    }
+}
+
+/// One open watch stream, counted in [`SharedTable::subscribe_watchers`] while it lives.
+#[derive(Debug)]
+struct WatchGuard(SharedTable);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.inner.watchers.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -148,6 +176,7 @@ impl AnnouncerService {
         sender: mpsc::Sender<Result<v1::Change, Status>>,
         shutdown: CancellationToken,
     ) {
+        let _counted = table.watching();
         let mut revisions = table.subscribe_revisions();
         loop {
             // Seen before reading, so that a change made while we send wakes the next round.
@@ -181,8 +210,10 @@ impl Announcer for AnnouncerService {
         let Some(entry) = table.get(ip) else {
             return Err(Status::not_found(format!("no node announces {ip}")));
         };
+        let mut announcement = announcement_to_proto(entry, table.local_node());
+        set_programming(&mut announcement, table.programming(ip));
         Ok(Response::new(v1::Owner {
-            announcement: Some(announcement_to_proto(entry, table.local_node())),
+            announcement: Some(announcement),
             programming: table.reports(ip).map(report_to_proto).collect(),
         }))
     }
@@ -198,7 +229,11 @@ impl Announcer for AnnouncerService {
             announcements: snapshot
                 .entries
                 .iter()
-                .map(|entry| announcement_to_proto(entry, table.local_node()))
+                .map(|entry| {
+                    let mut announcement = announcement_to_proto(entry, table.local_node());
+                    set_programming(&mut announcement, table.programming(entry.announcement.ip));
+                    announcement
+                })
                 .collect(),
             revision: snapshot.revision,
             epoch: snapshot.epoch,
@@ -378,15 +413,88 @@ fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
 /// end at once; this bounds the others (a client watching the health service, a stuck peer).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The API's full name, as the health service and reflection know it.
+pub const SERVICE_NAME: &str = "ferrolb.v1.Announcer";
+
 /// Serves the announcer API and the standard gRPC health service (`grpc.health.v1.Health`, both
 /// `""` and `ferrolb.v1.Announcer` SERVING) on `listener` until `shutdown` completes; then reports
 /// NOT_SERVING, ends the watch streams and waits for the open requests, at most
-/// [`SHUTDOWN_GRACE`].
+/// [`SHUTDOWN_GRACE`]. Server reflection (`grpc.reflection.v1` and `v1alpha`) is served too.
 pub async fn serve_unix_listener(
     listener: UnixListener,
     service: AnnouncerService,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    // Through the `:authority` rewriter: without it h2 resets every request of grpcio, grpc-java and
+    // older grpcurl, which name the socket path there (see `crate::authority`).
+    let incoming = UnixListenerStream::new(listener).map(|accepted| accepted.map(NormalizeAuthority::new));
+    serve_incoming(Server::builder(), incoming, service, shutdown).await
+}
+
+/// Binds the TCP listener of `--grpc-listen`. Must run inside a tokio runtime.
+pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, TcpServeError> {
+    let bind = || {
+        let socket = std::net::TcpListener::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        TcpListener::from_std(socket)
+    };
+    bind().map_err(|source| TcpServeError::Bind { addr, source })
+}
+
+/// Like [`serve_unix_listener`], on a TCP `listener`, and only with mutual TLS: `tls` (from
+/// [`crate::tls::server_tls_config`]) requires a client certificate that chains to its client CA.
+/// There is no plaintext TCP: anyone who reaches the port could otherwise report addresses
+/// programmed or read the node's announcements.
+pub async fn serve_tcp_listener(
+    listener: TcpListener,
+    tls: ServerTlsConfig,
+    service: AnnouncerService,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TcpServeError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|source| TcpServeError::Bind { addr: SocketAddr::from(([0, 0, 0, 0], 0)), source })?;
+    let builder =
+        Server::builder().tls_config(tls).map_err(|source| TcpServeError::Transport { addr, source })?;
+    serve_incoming(builder, TcpIncoming::from(listener), service, shutdown)
+        .await
+        .map_err(|source| TcpServeError::Transport { addr, source })
+}
+
+/// Why the API could not be served on TCP.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server on {addr}: {source}")]
+    Transport {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: tonic::transport::Error,
+    },
+}
+
+/// The services every transport serves: the API, health and reflection, with the shutdown
+/// sequence of [`serve_unix_listener`].
+async fn serve_incoming<I, IO, IE>(
+    builder: Server,
+    incoming: I,
+    service: AnnouncerService,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    I: futures::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AnnouncerServer<AnnouncerService>>().await;
     let stop_watches = CancellationToken::new();
@@ -399,15 +507,24 @@ pub async fn serve_unix_listener(
         stop_watches.cancel();
         let _ = signalled.send(());
     };
-    let server = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(service.into_server())
-        // Through the `:authority` rewriter: without it h2 resets every request of grpcio, grpc-java
-        // and older grpcurl, which name the socket path there (see `crate::authority`).
-        .serve_with_incoming_shutdown(
-            UnixListenerStream::new(listener).map(|accepted| accepted.map(NormalizeAuthority::new)),
-            signal,
-        );
+    let mut routes = tonic::service::Routes::new(health_service).add_service(service.into_server());
+    // Reflection is a convenience (grpcurl, grpcui): a descriptor set that fails to load is logged,
+    // not fatal. It lists the API, health and itself; the peer channel shares the descriptor set
+    // but is not served here.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(SERVICE_NAME)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    match (reflection().build_v1(), reflection().build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+        (Err(error), _) | (_, Err(error)) => tracing::warn!(%error, "server reflection not served"),
+    }
+    let server = builder.serve_with_incoming_shutdown(routes.prepare(), incoming, signal);
     let grace_over = async {
         if on_signal.await.is_err() {
             // The server ended without a shutdown: its own result decides.

@@ -224,6 +224,30 @@ pub enum ReportOutcome {
     },
 }
 
+/// Delegate mode: where the local CNI agent stands with an address the local node holds, as the
+/// announcer decides it (its report timeout lives there). Kept beside the revisioned state: setting
+/// it never bumps the revision, so that the report that changes it never makes itself stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Programming {
+    /// The state.
+    pub state: ProgrammingState,
+    /// Why, for `Failed` and `TimedOut`; empty otherwise.
+    pub message: String,
+}
+
+/// See [`Programming`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProgrammingState {
+    /// Programmed on every interface the address is announced on.
+    Programmed,
+    /// Waiting for the agent's report on at least one interface.
+    Pending,
+    /// No report in time on at least one interface.
+    TimedOut,
+    /// The agent reported a failure on at least one interface.
+    Failed,
+}
+
 /// One entry of the change log: the state of one address before and after one revision.
 #[derive(Clone, Debug)]
 struct LogEntry {
@@ -246,6 +270,7 @@ pub struct AnnouncementTable {
     /// resume from. The log holds exactly the revisions after it, one entry each.
     compacted_through: u64,
     reports: BTreeMap<IpAddr, BTreeMap<String, ProgrammingReport>>,
+    programming: BTreeMap<IpAddr, Programming>,
 }
 
 impl AnnouncementTable {
@@ -261,6 +286,7 @@ impl AnnouncementTable {
             log_capacity: DEFAULT_LOG_CAPACITY,
             compacted_through: 0,
             reports: BTreeMap::new(),
+            programming: BTreeMap::new(),
         }
     }
 
@@ -319,6 +345,7 @@ impl AnnouncementTable {
         }
         if before.as_ref().is_some_and(|entry| entry.announcement.node != announcement.node) {
             self.reports.remove(&ip);
+            self.programming.remove(&ip);
         }
         self.revision += 1;
         let after = Entry { announcement, revision: self.revision };
@@ -332,6 +359,7 @@ impl AnnouncementTable {
     pub fn remove(&mut self, ip: IpAddr) -> Option<u64> {
         let before = self.entries.remove(&ip)?;
         self.reports.remove(&ip);
+        self.programming.remove(&ip);
         self.revision += 1;
         self.push_log(LogEntry { revision: self.revision, before: Some(before), after: None });
         Some(self.revision)
@@ -429,6 +457,25 @@ impl AnnouncementTable {
             .get(&ip)
             .and_then(|by_interface| by_interface.get(interface))
             .is_some_and(|report| report.ok && report.revision == entry.revision)
+    }
+
+    /// Sets (or with `None` clears) the programming state of `ip`, which must be announced by the
+    /// local node; otherwise nothing is recorded. The revision does not move.
+    pub fn set_programming(&mut self, ip: IpAddr, programming: Option<Programming>) {
+        let local = self.entries.get(&ip).is_some_and(|entry| entry.announcement.node == self.local_node);
+        match programming.filter(|_| local) {
+            Some(programming) => {
+                self.programming.insert(ip, programming);
+            }
+            None => {
+                self.programming.remove(&ip);
+            }
+        }
+    }
+
+    /// The programming state of `ip`, when the announcer set one.
+    pub fn programming(&self, ip: IpAddr) -> Option<&Programming> {
+        self.programming.get(&ip)
     }
 
     fn push_log(&mut self, entry: LogEntry) {
@@ -610,5 +657,26 @@ mod tests {
 
         table.apply(held("198.51.100.128", "node-b"));
         assert_eq!(table.reports(ip("198.51.100.128")).count(), 0, "a new holder starts with no reports");
+    }
+
+    #[test]
+    fn programming_state_is_kept_beside_the_revision_for_local_addresses_only() {
+        let mut table = AnnouncementTable::new("node-a", 1);
+        let failed = Programming { state: ProgrammingState::Failed, message: "eth0: no route".into() };
+        table.set_programming(ip("198.51.100.128"), Some(failed.clone()));
+        assert_eq!(table.programming(ip("198.51.100.128")), None, "not announced: nothing recorded");
+        table.apply(held("198.51.100.128", "node-a"));
+        table.apply(held("198.51.100.129", "node-b"));
+        table.set_programming(ip("198.51.100.129"), Some(failed.clone()));
+        assert_eq!(table.programming(ip("198.51.100.129")), None, "another node's address");
+        table.set_programming(ip("198.51.100.128"), Some(failed.clone()));
+        assert_eq!(table.revision(), 2, "setting the state moves no revision");
+        assert_eq!(table.programming(ip("198.51.100.128")), Some(&failed));
+        table.apply(held("198.51.100.128", "node-b"));
+        assert_eq!(table.programming(ip("198.51.100.128")), None, "a new holder starts without one");
+        table.apply(held("198.51.100.128", "node-a"));
+        table.set_programming(ip("198.51.100.128"), Some(failed));
+        table.remove(ip("198.51.100.128"));
+        assert_eq!(table.programming(ip("198.51.100.128")), None);
     }
 }

@@ -17,9 +17,11 @@ use tokio::task::JoinHandle;
 use crate::Error;
 
 /// Whether the binary is ready to serve; shared between the code that knows and the `/readyz` handler.
-/// Starts not ready. Clones share the same flag.
+/// Starts not ready. Clones share the same flag. A detail (a degraded state that does not make the
+/// binary unready, such as no CNI agent following a delegate-mode announcer) is appended to the
+/// `/readyz` body either way.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<AtomicBool>, Arc<Mutex<Option<String>>>);
 
 impl Readiness {
     /// A new flag, not ready.
@@ -35,6 +37,16 @@ impl Readiness {
     /// What `/readyz` answers now.
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+
+    /// Sets (or with `None` clears) the detail line `/readyz` adds to its body.
+    pub fn set_detail(&self, detail: Option<String>) {
+        *self.1.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = detail;
+    }
+
+    /// The detail line, if any.
+    pub fn detail(&self) -> Option<String> {
+        self.1.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 }
 
@@ -105,12 +117,17 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let (status, mut body) = if state.readiness.is_ready() {
+        (StatusCode::OK, "ready\n".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
+    };
+    if let Some(detail) = state.readiness.detail() {
+        body.push_str(&detail);
+        body.push('\n');
     }
+    (status, body)
 }
 
 #[cfg(test)]
@@ -146,6 +163,9 @@ mod tests {
         assert_eq!(get(addr, "/readyz").await.0, 503);
         readiness.set_ready(true);
         assert_eq!(get(addr, "/readyz").await, (200, "ready\n".into()));
+        readiness.set_detail(Some("no agent".into()));
+        assert_eq!(get(addr, "/readyz").await, (200, "ready\nno agent\n".into()));
+        readiness.set_detail(None);
         readiness.set_ready(false);
         assert_eq!(get(addr, "/readyz").await.0, 503);
 

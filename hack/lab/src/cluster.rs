@@ -366,9 +366,11 @@ pub fn announcer_argv(lab: &Lab, info: &ClusterInfo, exe: &Path, i: u8) -> Resul
         format!("{}:{PEER_PORT}", Lab::node_v4(i)),
         "--peer-key-file".into(),
         path_str(&info.peer_key_file)?,
-        "--datapath".into(),
-        "responder".into(),
     ];
+    // The lab's nodes answer with the responder unless a test picks another datapath.
+    if !info.announcer_args.iter().any(|a| a == "--datapath" || a.starts_with("--datapath=")) {
+        argv.extend(["--datapath".into(), "responder".into()]);
+    }
     argv.extend(info.announcer_args.iter().cloned());
     Ok(argv)
 }

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferrolb_api::names::{annotations, conditions, events as reasons, leases as lease_names};
 use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
-use ferrolb_proto::server::{AnnouncerService, SharedTable, new_epoch, serve_unix};
+use ferrolb_proto::server::{
+    AnnouncerService, SharedTable, bind_tcp, new_epoch, serve_tcp_listener, serve_unix,
+};
 use ferrolb_proto::table::{Announcement as TableEntry, AnnouncementTable};
 use ferrolb_runtime::admin::Readiness;
 use ferrolb_runtime::election::{ElectionConfig, LeaseRecord, Observed};
@@ -51,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
 use crate::datapath::{AnnounceSchedule, Link, LinkEvent, Netlink, RtNetlink};
+use crate::delegate::{self as delegation, DelegateTracker};
 use crate::engine::{Engine, EngineConfig, LeaseWrite, Plan, View};
 use crate::lease_state::LeaseObject;
 use crate::liveness::{PeerLiveness, SelfLiveness, api_peer_ready, heartbeat_write_period};
@@ -105,6 +108,11 @@ pub struct Settings {
     pub schedule: AnnounceSchedule,
     /// Where to serve the gRPC API (`None`: not served).
     pub grpc_socket: Option<PathBuf>,
+    /// Where to serve the gRPC API on TCP, always with mutual TLS (`None`: not served).
+    pub grpc_tcp: Option<GrpcTcp>,
+    /// `--delegate-report-timeout`: how long a held address waits for the CNI agent's report before
+    /// it is a warning.
+    pub delegate_report_timeout: Duration,
     /// The peer channel (`None`: liveness from heartbeat Leases only).
     pub peer: Option<PeerConfig>,
     /// Lease writes in flight at once.
@@ -113,6 +121,14 @@ pub struct Settings {
     pub event_interval: Duration,
     /// Longest time SIGTERM waits for the successors to take over.
     pub shutdown_grace: Duration,
+}
+
+/// The gRPC API's TCP listener: an address and the mutual TLS configuration (checked at startup,
+/// see [`ferrolb_proto::tls::server_tls_config`]).
+#[derive(Debug, Clone)]
+pub struct GrpcTcp {
+    pub listen: SocketAddr,
+    pub tls: tonic::transport::ServerTlsConfig,
 }
 
 /// Errors that stop the announcer (everything else is logged and retried).
@@ -124,6 +140,8 @@ pub enum Error {
     Peer(#[from] crate::peer::PeerError),
     #[error("gRPC socket: {0}")]
     Grpc(#[from] ferrolb_proto::server::ServeError),
+    #[error("gRPC over TCP: {0}")]
+    GrpcTcp(#[from] ferrolb_proto::server::TcpServeError),
 }
 
 /// The watch caches. Services, EndpointSlices and per-address Leases number in the thousands: of
@@ -326,6 +344,9 @@ struct Announcer {
     /// Since when this node has reached the API server without interruption (its heartbeat claim
     /// current), for the cut-off rule.
     api_since: Option<Instant>,
+    /// `--datapath delegate`: the CNI agent's programming of what this node answers for.
+    delegate: Option<DelegateTracker>,
+    readiness: Readiness,
 }
 
 /// Runs the announcer until `shutdown` is cancelled and the hand-over is done.
@@ -378,7 +399,28 @@ pub async fn run(
         }
         None => None,
     };
+    let grpc_tcp_task = match &settings.grpc_tcp {
+        Some(tcp) => {
+            // Bound here so that a taken port stops the announcer at startup.
+            let listener = bind_tcp(tcp.listen)?;
+            tracing::info!(addr = %tcp.listen, "serving the gRPC API on TCP with mutual TLS");
+            let (service, tls, stop) =
+                (AnnouncerService::new(table.clone()), tcp.tls.clone(), grpc_stop.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = serve_tcp_listener(listener, tls, service, stop.cancelled_owned()).await {
+                    tracing::error!(%error, "gRPC server on TCP failed");
+                }
+            }))
+        }
+        None => None,
+    };
     let mut reports = table.subscribe_reports();
+    let mut watchers = table.subscribe_watchers();
+    let delegate =
+        (settings.datapath == Mode::Delegate).then(|| DelegateTracker::new(settings.delegate_report_timeout));
+    if delegate.is_some() {
+        readiness.set_detail(delegation::agent_detail(0));
+    }
 
     let elector = LeaderElector::spawn(
         client.clone(),
@@ -472,6 +514,8 @@ pub async fn run(
         ready: false,
         shutting_down: false,
         api_since: None,
+        delegate,
+        readiness: readiness.clone(),
     };
     me.links = std::mem::take(&mut links);
     let peer_settle = me.settings.engine.liveness.peer_timeout;
@@ -501,10 +545,10 @@ pub async fn run(
                     Err(error) => tracing::warn!(%error, "publishing this node's report failed; retrying"),
                 }
             }
-            Ok(report) = reports.recv() => {
-                if report.ok {
-                    me.driver.agent_programmed(report.ip, &report.interface);
-                }
+            Ok(report) = reports.recv() => me.agent_report(&report),
+            Ok(()) = watchers.changed() => {
+                let open = *watchers.borrow_and_update();
+                me.watchers_changed(open);
             }
             changed = leader_rx.changed(), if !elector_gone => {
                 if changed.is_err() {
@@ -564,7 +608,7 @@ pub async fn run(
     me.table.update(|t| t.reset(Vec::new()));
     elector.release().await;
     grpc_stop.cancel();
-    if let Some(task) = grpc_task {
+    for task in [grpc_task, grpc_tcp_task].into_iter().flatten() {
         let _ = task.await;
     }
     tracing::info!("stopped");
@@ -860,6 +904,9 @@ impl Announcer {
             self.write_policy_status(&policies);
         }
         self.update_table(&plan, &leases);
+        if let Some(at) = self.sync_delegate(now) {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
         self.emit_events(&plan, &services, &nodes);
         self.publish_report(&own);
         metrics::gauge!(crate::metrics::ADDRESSES_ANSWERED).set(plan.answer.len() as f64);
@@ -1076,13 +1123,31 @@ impl Announcer {
         }
         self.why_none = why_now;
         for (key, type_, reason, note) in events {
+            self.send_event(&key, type_, reason, note, now);
+        }
+        if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
+            let interval = self.settings.event_interval;
+            self.last_event.retain(|_, t| now < *t + interval);
+        }
+    }
+
+    /// Queues one Event about `key`'s Service.
+    fn send_event(
+        &mut self,
+        key: &AddressKey,
+        type_: EventType,
+        reason: &'static str,
+        note: String,
+        now: Instant,
+    ) {
+        {
             // Warnings repeat while the cause lasts and are limited per (address, reason); the
             // Normal Events mark changes of this node's own answering and all go out (so they need
             // no entry here: 10,000 addresses taken over would otherwise keep 10,000 entries).
             if type_ == EventType::Warning {
                 let slot = (key.clone(), reason);
                 if self.last_event.get(&slot).is_some_and(|t| now < *t + self.settings.event_interval) {
-                    continue;
+                    return;
                 }
                 self.last_event.insert(slot, now);
             }
@@ -1110,9 +1175,99 @@ impl Announcer {
                 metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(1);
             }
         }
-        if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
-            let interval = self.settings.event_interval;
-            self.last_event.retain(|_, t| now < *t + interval);
+    }
+
+    /// Delegate mode: the pairs this node answers for, as the table shows them to the agent, go to
+    /// the tracker; overdue reports become warnings; the table shows each address's state. Returns
+    /// when the next report falls overdue.
+    fn sync_delegate(&mut self, now: Instant) -> Option<Instant> {
+        let tracker = self.delegate.as_mut()?;
+        let held: Vec<(delegation::Pair, u64)> = {
+            let table = self.table.read();
+            let filter = ferrolb_proto::Filter { only_local: true, ..Default::default() };
+            table
+                .snapshot(&filter)
+                .entries
+                .iter()
+                .flat_map(|entry| {
+                    let ip = entry.announcement.ip;
+                    entry.announcement.interfaces.iter().map(move |i| ((ip, i.clone()), entry.revision))
+                })
+                .collect()
+        };
+        tracker.set_held(held, now);
+        let actions = tracker.expire(now);
+        let next = tracker.next_deadline();
+        self.delegate_actions(actions, now);
+        next
+    }
+
+    /// A programming report the table accepted.
+    fn agent_report(&mut self, report: &ferrolb_proto::ProgrammingReport) {
+        let Some(tracker) = self.delegate.as_mut() else { return };
+        let actions =
+            tracker.report(report.ip, &report.interface, report.ok, &report.error_message, report.revision);
+        self.delegate_actions(actions, Instant::now());
+    }
+
+    /// Carries out the tracker's decisions, then shows its states in the table and the gauge.
+    fn delegate_actions(&mut self, actions: Vec<delegation::Action>, now: Instant) {
+        for action in actions {
+            match action {
+                delegation::Action::Announce { ip, interface } => {
+                    self.driver.agent_programmed(ip, &interface)
+                }
+                delegation::Action::Warn { ip, interface, failure } => {
+                    metrics::counter!(crate::metrics::DELEGATE_FAILURES, "reason" => failure.metric_label())
+                        .increment(1);
+                    let note = failure.message(ip, &interface);
+                    tracing::warn!(%ip, %interface, "{note}");
+                    let services = self
+                        .table
+                        .read()
+                        .get(ip)
+                        .map(|e| e.announcement.services.clone())
+                        .unwrap_or_default();
+                    for service in services {
+                        let key = AddressKey::new(ServiceKey::new(&service.namespace, &service.name), ip);
+                        self.send_event(
+                            &key,
+                            EventType::Warning,
+                            reasons::PROGRAMMING_FAILED,
+                            note.clone(),
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+        let Some(tracker) = &self.delegate else { return };
+        let states = tracker.programming();
+        metrics::gauge!(crate::metrics::DELEGATE_UNPROGRAMMED).set(tracker.unprogrammed() as f64);
+        self.table.update(|table| {
+            let local: Vec<IpAddr> = table
+                .snapshot(&ferrolb_proto::Filter { only_local: true, ..Default::default() })
+                .entries
+                .iter()
+                .map(|e| e.announcement.ip)
+                .collect();
+            for ip in local {
+                table.set_programming(ip, states.get(&ip).cloned());
+            }
+        });
+    }
+
+    /// The count of WatchAnnouncements streams changed.
+    fn watchers_changed(&mut self, open: usize) {
+        metrics::gauge!(crate::metrics::GRPC_WATCHERS).set(open as f64);
+        if self.delegate.is_some() {
+            let detail = delegation::agent_detail(open);
+            if detail.is_some() {
+                tracing::warn!("delegate mode: no CNI agent follows the announcement table");
+            } else {
+                tracing::info!(streams = open, "delegate mode: a CNI agent follows the announcement table");
+            }
+            self.readiness.set_detail(detail);
         }
     }
 
