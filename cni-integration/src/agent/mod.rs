@@ -70,6 +70,8 @@ struct Agent {
     reporter: Option<Client>,
     held: Held,
     synced: bool,
+    /// Whether the last round removed everything because the announcer was unreachable too long.
+    fenced: bool,
     reported: Reported,
     readiness: Readiness,
 }
@@ -90,6 +92,7 @@ pub async fn run(
         reporter: None,
         held: Held::new(),
         synced: false,
+        fenced: false,
         reported: Reported::new(),
         readiness,
     };
@@ -168,15 +171,15 @@ impl Agent {
             return true;
         };
         let fenced = down_for.is_some_and(|down| down >= self.config.fence_after);
-        if fenced && self.synced {
+        if fenced && !self.fenced {
             tracing::warn!(down_for = ?down_for, fence_after = ?self.config.fence_after,
                 "the announcer is unreachable: removing this agent's addresses until it answers again");
             ::metrics::counter!(metrics::FENCES).increment(1);
-            // Until a new snapshot arrives the agent does not know what the node holds.
-            self.synced = false;
-            self.held.clear();
+            // The announcer keeps the ok reports it took; once it answers again, the re-added
+            // addresses are reported afresh. The held set stays: the watch resumes from it.
             self.reported.clear();
         }
+        self.fenced = fenced;
         let started = std::time::Instant::now();
         let clean = self.program(&desired, down_for.is_none()).await;
         ::metrics::histogram!(metrics::RECONCILE_SECONDS).record(started.elapsed().as_secs_f64());

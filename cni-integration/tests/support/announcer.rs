@@ -2,6 +2,8 @@
 //! temporary directory, which a test can stop and start again on the same path, with the same table
 //! (the gRPC server restarted) or a new one (the announcer process restarted: a new epoch).
 
+#![allow(dead_code)]
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
