@@ -137,6 +137,7 @@ async fn the_agent_programs_held_addresses_removes_lost_ones_and_reports() {
     );
 
     // The node loses one address, gains another, and stops holding the foreign one.
+    let changed = Instant::now();
     table.apply(held("198.51.100.200", OTHER)).unwrap();
     table.apply(held("198.51.100.202", LOCAL)).unwrap();
     table.remove(ip("198.51.100.77")).unwrap();
@@ -144,7 +145,9 @@ async fn the_agent_programs_held_addresses_removes_lost_ones_and_reports() {
         !has(&ns, "198.51.100.200/32") && has(&ns, "198.51.100.202/32")
     })
     .await;
+    let in_kernel = changed.elapsed();
     wait_until("the new address is reported", &ns, &agent, || programmed("198.51.100.202")).await;
+    eprintln!("table change -> kernel {in_kernel:?}, -> report accepted {:?}", changed.elapsed());
     assert!(has(&ns, "198.51.100.77/32"), "an address the agent did not add stays when released");
     assert!(has(&ns, "2001:db8:100::77/128"));
 
@@ -166,25 +169,30 @@ async fn the_agent_programs_held_addresses_removes_lost_ones_and_reports() {
     table.remove(ip("198.51.100.202")).unwrap();
     table.apply(held("198.51.100.203", LOCAL)).unwrap();
     assert!(has(&ns, "198.51.100.202/32"), "nothing removed it yet:\n{first_log}");
+    let restarting = Instant::now();
     let agent = Agent::start(&ns, &announcer.path);
     wait_until("the restarted agent reconciles", &ns, &agent, || {
         !has(&ns, "198.51.100.202/32") && has(&ns, "198.51.100.203/32") && has(&ns, "2001:db8:100::1000/128")
     })
     .await;
+    eprintln!("agent start -> reconciled {:?}", restarting.elapsed());
     wait_until("and reports", &ns, &agent, || programmed("198.51.100.203")).await;
     assert!(has(&ns, "198.51.100.77/32") && has(&ns, "2001:db8:100::77/128"), "foreign addresses stay");
 
     // The announcer goes away: after --fence-after the agent withdraws its addresses (another
     // node takes them over), and programs them again when the announcer is back.
+    let stopping = Instant::now();
     let stopped = announcer.stop().await;
     wait_until("the agent fences", &ns, &agent, || {
         !has(&ns, "198.51.100.203/32") && !has(&ns, "2001:db8:100::1000/128")
     })
     .await;
+    eprintln!("announcer stopped -> addresses withdrawn {:?} (--fence-after 1s)", stopping.elapsed());
     assert!(has(&ns, "198.51.100.77/32") && has(&ns, "2001:db8:100::77/128"), "foreign addresses stay");
     // The table kept the agent's earlier ok reports; the ones that matter now are new.
     let mut reports = stopped.table.subscribe_reports();
     let announcer = stopped.restart(None).await;
+    let back = Instant::now();
     wait_until("the agent programs again", &ns, &agent, || {
         has(&ns, "198.51.100.203/32") && has(&ns, "2001:db8:100::1000/128")
     })
@@ -200,6 +208,7 @@ async fn the_agent_programs_held_addresses_removes_lost_ones_and_reports() {
     .await
     .unwrap_or_else(|_| panic!("no new report for 198.51.100.203; agent log:\n{}", agent.log()));
     assert!(report.ok && report.interface == "eth0", "{report:?}");
+    eprintln!("announcer back -> programmed and reported again {:?}", back.elapsed());
     let metrics = scrape(&NsRuntime::new(&ns.name).unwrap()).await;
     assert!(metrics.contains("ferrolb_nic_agent_fences_total 1"), "{metrics}");
     drop(agent);
