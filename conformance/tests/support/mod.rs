@@ -549,6 +549,91 @@ impl Harness {
         kube_sim::AdminClient::new(self.client.clone())
     }
 
+    /// Sets or removes `node.kubernetes.io/exclude-from-external-load-balancers` on node `node`: a
+    /// holder that gets it hands its addresses over while alive (placement is sticky, so this is
+    /// how a test moves an address to a chosen node).
+    pub fn exclude_node(&self, node: u8, excluded: bool) {
+        let name = Lab::node_name(node);
+        let value = if excluded { json!("true") } else { Value::Null };
+        self.api("labelling a Node", move |c| async move {
+            let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(c);
+            let patch = json!({"metadata": {"labels": {"node.kubernetes.io/exclude-from-external-load-balancers": value}}});
+            api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+            Ok(())
+        });
+    }
+
+    /// Starts `ferrolb-nic-agent` in node `node`'s namespace with `args` (see
+    /// [`cluster::start_nic_agent`]); fails loudly when the binary is missing or the agent exits at
+    /// once. Returns its PID.
+    pub fn start_agent(&self, node: u8, args: &[&str]) -> u32 {
+        let dir = cluster::default_bin_dir().expect("locating the target directory");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let pid = cluster::start_nic_agent(&self.lab, node, &dir, &args).unwrap_or_else(|e| {
+            panic!(
+                "[{}] cannot start ferrolb-nic-agent on node{node}: {e:#}\nbuild it with \
+                 `cargo build -p ferrolb-cni` (`cargo test --workspace --all-targets` builds it too)",
+                self.name
+            )
+        });
+        std::thread::sleep(ms(200));
+        assert!(
+            ferrolb_lab::pid_alive(pid),
+            "[{}] ferrolb-nic-agent on node{node} exited at start; its log:\n{}",
+            self.name,
+            self.agent_log(node)
+        );
+        pid
+    }
+
+    /// The last lines of node `node`'s agent log.
+    pub fn agent_log(&self, node: u8) -> String {
+        let role = cluster::nic_agent_role(node);
+        cluster::log_tail(&self.lab.log_dir().join(format!("{role}.log")), 30)
+    }
+
+    /// Every address on every interface of node `node`, as `(interface, address)`.
+    pub fn node_addresses(&self, node: u8) -> Vec<(String, IpAddr)> {
+        let out = ip_json(&["-n", &self.lab.node_ns(node), "-j", "address", "show"]);
+        let mut v = Vec::new();
+        for link in out.as_array().into_iter().flatten() {
+            let dev = link["ifname"].as_str().unwrap_or_default().to_string();
+            for a in link["addr_info"].as_array().into_iter().flatten() {
+                if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
+                    v.push((dev.clone(), ip));
+                }
+            }
+        }
+        v
+    }
+
+    /// The nodes that have `ip` on any interface (`ip address` in each node's namespace).
+    pub fn nodes_with_address(&self, ip: IpAddr) -> Vec<u8> {
+        (1..=self.nodes).filter(|n| self.node_addresses(*n).iter().any(|(_, a)| *a == ip)).collect()
+    }
+
+    /// Waits until `ip` is configured on exactly the nodes `want` (on any interface) and nowhere
+    /// else; returns how long that took. Panics with every node's addresses.
+    pub fn wait_address_on(&self, ip: IpAddr, want: &[u8], timeout: Duration, what: &str) -> Duration {
+        let start = Instant::now();
+        loop {
+            let on = self.nodes_with_address(ip);
+            if on == want {
+                return start.elapsed();
+            }
+            if start.elapsed() > timeout {
+                let all: Vec<String> =
+                    (1..=self.nodes).map(|n| format!("node{n}: {:?}", self.node_addresses(n))).collect();
+                panic!(
+                    "[{}] {what}: {ip} is on nodes {on:?} after {timeout:?}, wanted exactly {want:?}\n  {}",
+                    self.name,
+                    all.join("\n  ")
+                );
+            }
+            std::thread::sleep(ms(20));
+        }
+    }
+
     /// Asserts every announcer still runs.
     pub fn assert_announcers_running(&self) {
         for i in 1..=self.nodes {

@@ -36,6 +36,8 @@ pub const KUBE_SIM: Binary = Binary { name: "kube-sim", package: "kube-sim" };
 pub const IPAM: Binary = Binary { name: "ferrolb-ipam", package: "ferrolb-ipam" };
 pub const ANNOUNCER: Binary = Binary { name: "ferrolb-announcer", package: "ferrolb-l2announcer" };
 pub const LAB: Binary = Binary { name: "ferrolb-lab", package: "ferrolb-lab" };
+/// The reference CNI agent; tests start it next to announcers in `--datapath delegate`.
+pub const NIC_AGENT: Binary = Binary { name: "ferrolb-nic-agent", package: "ferrolb-cni" };
 
 /// Where the cluster's binaries are looked up: next to the running executable (`target/debug` or
 /// `target/release`); for a test or bench binary (`target/<profile>/deps/...`) the directory above.
@@ -211,6 +213,11 @@ pub fn announcer_role(node: u8) -> String {
 }
 pub const IPAM_ROLE: &str = "ipam";
 pub const KUBE_SIM_ROLE: &str = "kube-sim";
+
+/// Role name of node `node`'s `ferrolb-nic-agent` in the state file.
+pub fn nic_agent_role(node: u8) -> String {
+    format!("nic-agent-node{node}")
+}
 
 /// The announcer's gRPC socket for a node.
 pub fn announcer_socket(lab: &Lab, node: u8) -> PathBuf {
@@ -522,6 +529,22 @@ pub fn restart_process(lab: &Lab, role: &str) -> Result<u32> {
         let _ = std::fs::rename(&old.log, old.log.with_extension(format!("{n}.log")));
     }
     spawn_in_ns_env(lab, &mut state, role, &old.namespace, &old.argv, &old.env)
+}
+
+/// Starts `ferrolb-nic-agent` (from `bin_dir`) in node `node`'s namespace, next to its announcer,
+/// with `args` (at least `--interface`); on the announcer's socket unless `args` names
+/// `--grpc-addr`, metrics on `127.0.0.1:9092`. Recorded as [`nic_agent_role`], so `down` stops it
+/// and [`signal_process`] / [`restart_process`] reach it. Returns its PID.
+pub fn start_nic_agent(lab: &Lab, node: u8, bin_dir: &Path, args: &[String]) -> Result<u32> {
+    let exe = find_binary(bin_dir, NIC_AGENT)?;
+    let mut state = load_state(lab)?;
+    let mut argv = vec![path_str(&exe)?, "--metrics-addr".into(), "127.0.0.1:9092".into()];
+    if !args.iter().any(|a| a == "--grpc-addr" || a.starts_with("--grpc-addr=")) {
+        argv.extend(["--socket".into(), path_str(&announcer_socket(lab, node))?]);
+    }
+    argv.extend(args.iter().cloned());
+    let env = cluster_env(Some("info,ferrolb_cni=debug"));
+    spawn_in_ns_env(lab, &mut state, &nic_agent_role(node), &lab.node_ns(node), &argv, &env)
 }
 
 /// `ip link set dev <dev> up|down` in node `node`'s namespace (`eth0`: the LAN, `mgmt0`: the API).
