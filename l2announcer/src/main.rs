@@ -185,6 +185,22 @@ struct Args {
     /// Lease writes in flight at once.
     #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 32)]
     write_concurrency: usize,
+
+    /// How often preflight checks again for kube-proxy in IPVS mode without strictARP, no
+    /// kube-proxy, and policies that select none of this node's interfaces (Warning Events on the
+    /// Node, the ferrolb_announcer_preflight_failed gauge). It also runs once at startup.
+    #[arg(long, env = "FERROLB_PREFLIGHT_INTERVAL", value_name = "DURATION", default_value = "1m",
+          value_parser = preflight_interval)]
+    preflight_interval: Duration,
+}
+
+/// `--preflight-interval`: at least a second, so a typo cannot turn it into a tight loop of API reads.
+fn preflight_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than 1s"));
+    }
+    Ok(d)
 }
 
 /// `--grpc-listen` with its TLS files: TCP is served with mutual TLS or not at all.
@@ -298,6 +314,7 @@ impl Args {
             write_concurrency: self.write_concurrency.max(1),
             event_interval: Duration::from_secs(10),
             shutdown_grace: self.shutdown_grace,
+            preflight_interval: self.preflight_interval,
         })
     }
 }
