@@ -313,7 +313,7 @@ pub fn evaluate(s: &Signals) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(ipvs_strict_arp(s));
     out.extend(kube_proxy_missing(s));
-    out.extend(interfaces(s));
+    out.extend(interface_findings(s.policies.as_deref().unwrap_or_default(), &s.interfaces));
     out
 }
 
@@ -440,9 +440,9 @@ fn kube_proxy_missing(s: &Signals) -> Option<Finding> {
     })
 }
 
-fn interfaces(s: &Signals) -> Vec<Finding> {
-    let Some(policies) = &s.policies else { return Vec::new() };
-    let seen = if s.interfaces.is_empty() { "none".to_owned() } else { s.interfaces.join(", ") };
+/// The `interfaces` check alone: `policies` select the node, `interfaces` are its interface names.
+pub fn interface_findings(policies: &[PolicyInterfaces], interfaces: &[String]) -> Vec<Finding> {
+    let seen = if interfaces.is_empty() { "none".to_owned() } else { interfaces.join(", ") };
     policies
         .iter()
         .filter(|p| p.selected.is_empty())
