@@ -324,8 +324,8 @@ fn ipvs_strict_arp(s: &Signals) -> Option<Finding> {
     let mut action = Vec::new();
     let mut unreadable = None;
     let mut configured_strict = false;
-    match s.cluster.kube_proxy_config.present() {
-        Some(Some(text)) => match KubeProxyConfig::parse(text) {
+    if let Some(Some(text)) = s.cluster.kube_proxy_config.present() {
+        match KubeProxyConfig::parse(text) {
             Ok(c) if c.mode() == "ipvs" && !c.strict_arp() => {
                 why.push(format!("{CONFIGMAP} says mode ipvs without ipvs.strictARP: true"));
                 action.push(
@@ -336,8 +336,7 @@ fn ipvs_strict_arp(s: &Signals) -> Option<Finding> {
             }
             Ok(c) => configured_strict = c.mode() == "ipvs",
             Err(e) => unreadable = Some(e),
-        },
-        _ => {}
+        }
     }
     if let Some(e) = s.embedded.as_ref().filter(|e| !e.disabled)
         && e.arg("proxy-mode") == Some("ipvs")

@@ -372,6 +372,17 @@ mod tests {
     }
 
     #[test]
+    fn preflight_interval_is_at_least_a_second() {
+        let parse = |v: &str| Args::try_parse_from(["ferrolb-announcer", "--preflight-interval", v]);
+        assert_eq!(parse("30s").unwrap().preflight_interval, Duration::from_secs(30));
+        for bad in ["0s", "500ms", "often"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
+        assert_eq!(default.preflight_interval, Duration::from_secs(60));
+    }
+
+    #[test]
     fn tcp_without_all_three_tls_files_is_refused() {
         let listen = Some("127.0.0.1:7948".parse().unwrap());
         let file = Some(Path::new("/nonexistent/server.pem"));

@@ -116,16 +116,16 @@ mod tests {
         let ipvs = finding(Check::IpvsStrictArp, "ipvs");
         let o = m.observe(vec![ipvs.clone()], t0);
         assert_eq!((o.post.len(), o.new.len(), o.resolved.len()), (1, 1, 0));
-        assert_eq!(o.failed[&Check::IpvsStrictArp], true);
-        assert_eq!(o.failed[&Check::KubeProxyMissing], false);
+        assert!(o.failed[&Check::IpvsStrictArp]);
+        assert!(!o.failed[&Check::KubeProxyMissing]);
         assert_eq!(o.failed.len(), Check::ALL.len(), "every check has a gauge value");
         for minutes in [1, 30, 59] {
             let o = m.observe(vec![ipvs.clone()], t0 + Duration::from_secs(60 * minutes));
             assert!(o.post.is_empty() && o.new.is_empty(), "minute {minutes}: {o:?}");
-            assert_eq!(o.failed[&Check::IpvsStrictArp], true);
+            assert!(o.failed[&Check::IpvsStrictArp]);
         }
         let o = m.observe(vec![ipvs.clone()], t0 + Duration::from_secs(3600));
-        assert_eq!(o.post, [ipvs.clone()], "posted again after an hour");
+        assert_eq!(o.post, std::slice::from_ref(&ipvs), "posted again after an hour");
         assert!(o.new.is_empty(), "but not logged again");
         let o = m.observe(vec![ipvs.clone()], t0 + Duration::from_secs(3700));
         assert!(o.post.is_empty(), "the hour counts from the last post");

@@ -702,11 +702,11 @@ fn kube_proxy_summary(s: &Snapshot, nodes: &[(String, Option<preflight::Embedded
         .filter_map(|(_, e)| e.as_ref().filter(|e| !e.disabled).map(|e| e.distribution))
         .collect();
     let config = s.kube_proxy.as_ref().and_then(|cm| cm.data.as_ref()?.get(preflight::KUBE_PROXY_CONFIG_KEY));
-    if let Some(text) = config {
-        if let Ok(c) = preflight::KubeProxyConfig::parse(text) {
-            let detail = if c.mode() == "ipvs" { " with strictARP" } else { "" };
-            return format!("mode {}{detail}", c.mode());
-        }
+    if let Some(text) = config
+        && let Ok(c) = preflight::KubeProxyConfig::parse(text)
+    {
+        let detail = if c.mode() == "ipvs" { " with strictARP" } else { "" };
+        return format!("mode {}{detail}", c.mode());
     }
     if s.kube_proxy.is_some() {
         return "no config.conf key: kube-proxy runs with its defaults".into();
