@@ -188,8 +188,10 @@ struct Args {
 
     /// How often preflight checks again for kube-proxy in IPVS mode without strictARP, no
     /// kube-proxy, and policies that select none of this node's interfaces (Warning Events on the
-    /// Node, the ferrolb_announcer_preflight_failed gauge). It also runs once at startup.
-    #[arg(long, env = "FERROLB_PREFLIGHT_INTERVAL", value_name = "DURATION", default_value = "1m",
+    /// Node, the ferrolb_announcer_preflight_failed gauge). It also runs once at startup. Each
+    /// pass makes three GETs in kube-system, so the cluster's preflight reads are 3 x nodes per
+    /// interval.
+    #[arg(long, env = "FERROLB_PREFLIGHT_INTERVAL", value_name = "DURATION", default_value = "5m",
           value_parser = preflight_interval)]
     preflight_interval: Duration,
 }
@@ -379,7 +381,7 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
-        assert_eq!(default.preflight_interval, Duration::from_secs(60));
+        assert_eq!(default.preflight_interval, Duration::from_secs(300));
     }
 
     #[test]
