@@ -186,11 +186,11 @@ struct Args {
     #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 32)]
     write_concurrency: usize,
 
-    /// How often preflight checks again for kube-proxy in IPVS mode without strictARP, no
-    /// kube-proxy, and policies that select none of this node's interfaces (Warning Events on the
-    /// Node, the ferrolb_announcer_preflight_failed gauge). It also runs once at startup. Each
-    /// pass makes three GETs in kube-system, so the cluster's preflight reads are 3 x nodes per
-    /// interval.
+    /// How often preflight reads kube-proxy's and Cilium's configuration in kube-system again
+    /// (three GETs by name, so 3 x nodes reads per interval in the cluster). Its checks (kube-proxy
+    /// in IPVS mode without strictARP, no kube-proxy, policies that select none of this node's
+    /// interfaces; Warning Events on the Node, the ferrolb_announcer_preflight_failed gauge) run at
+    /// startup and every 5s with what the node and the watch caches show.
     #[arg(long, env = "FERROLB_PREFLIGHT_INTERVAL", value_name = "DURATION", default_value = "5m",
           value_parser = preflight_interval)]
     preflight_interval: Duration,

@@ -1,7 +1,7 @@
-//! Preflight's adapter: reads the signals ([`ferrolb_api::preflight`]) every `interval`, from the
-//! API (kube-proxy's ConfigMap and DaemonSet and Cilium's ConfigMap in `kube-system`, by name),
-//! from the watch caches (this Node, the policies) and from the node (links over netlink, two
-//! sysctls under `/proc/sys`), and carries out what [`Memory`] says: Warning Events on the Node,
+//! Preflight's adapter: reads the signals ([`ferrolb_api::preflight`]) from the API every
+//! `interval` (kube-proxy's ConfigMap and DaemonSet and Cilium's ConfigMap in `kube-system`, by
+//! name), and every few seconds from the watch caches (this Node, the policies) and from the node
+//! (links over netlink, two sysctls under `/proc/sys`), and carries out what [`Memory`] says: Warning Events on the Node,
 //! one log line per new or resolved finding, and the gauge `ferrolb_announcer_preflight_failed`.
 //! It decides nothing and never stops the announcer: a failed read leaves the checks that need it
 //! silent, and is logged when its error changes.
@@ -32,6 +32,10 @@ use crate::preflight::{Memory, policy_interfaces};
 /// A finding that lasts is posted again this often (Events live an hour by default).
 const REPEAT: Duration = Duration::from_secs(3600);
 
+/// How often the node-local signals and the caches are looked at again: cheap (a netlink dump, two
+/// small files, the caches), and a new policy or a new `kube-ipvs0` shows within seconds.
+const LOCAL_TICK: Duration = Duration::from_secs(5);
+
 /// Where the node's sysctls are read.
 const PROC_SYS_CONF_ALL: &str = "/proc/sys/net/ipv4/conf/all";
 
@@ -47,12 +51,21 @@ pub(super) struct Preflight {
 }
 
 impl Preflight {
-    /// Checks now, then every `interval`, until `stop`.
+    /// Checks now, then again every [`LOCAL_TICK`] with what the node and the watch caches show
+    /// (links, sysctls, this Node, the policies: no API request), reading kube-system again every
+    /// `interval`, until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let mut memory = Memory::new(REPEAT);
         let mut read_errors: BTreeMap<&'static str, String> = BTreeMap::new();
+        let mut cluster = None;
+        let mut read_at = Instant::now();
         loop {
-            let signals = self.signals(&mut read_errors).await;
+            if cluster.is_none() || read_at.elapsed() >= self.interval {
+                cluster = Some(self.cluster_signals(&mut read_errors).await);
+                read_at = Instant::now();
+            }
+            let cluster = cluster.clone().unwrap_or_default();
+            let signals = self.signals(cluster, &mut read_errors).await;
             let outcome = memory.observe(preflight::evaluate(&signals), Instant::now());
             for (check, failed) in &outcome.failed {
                 metrics::gauge!(crate::metrics::PREFLIGHT_FAILED, "check" => check.name()).set(if *failed {
@@ -72,12 +85,13 @@ impl Preflight {
             }
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
+                () = tokio::time::sleep(LOCAL_TICK.min(self.interval)) => {}
             }
         }
     }
 
-    async fn signals(&self, errors: &mut BTreeMap<&'static str, String>) -> Signals {
+    /// The kube-system reads.
+    async fn cluster_signals(&self, errors: &mut BTreeMap<&'static str, String>) -> ClusterSignals {
         let configmaps: Api<ConfigMap> = Api::namespaced(self.client.clone(), KUBE_SYSTEM);
         let daemonsets: Api<DaemonSet> = Api::namespaced(self.client.clone(), KUBE_SYSTEM);
         let (kube_proxy, daemonset, cilium) = tokio::join!(
@@ -86,14 +100,17 @@ impl Preflight {
             configmaps.get_opt(preflight::CILIUM_CONFIG_NAME),
         );
         let key = |cm: ConfigMap, key: &str| cm.data.and_then(|mut d| d.remove(key));
-        let cluster = ClusterSignals {
+        ClusterSignals {
             kube_proxy_config: read(errors, "ConfigMap kube-system/kube-proxy", kube_proxy)
                 .map(|cm| key(cm, preflight::KUBE_PROXY_CONFIG_KEY)),
             kube_proxy_daemonset: read(errors, "DaemonSet kube-system/kube-proxy", daemonset).map(|_| ()),
             cilium_kube_proxy_replacement: read(errors, "ConfigMap kube-system/cilium-config", cilium)
                 .map(|cm| key(cm, preflight::CILIUM_KPR_KEY)),
-        };
+        }
+    }
 
+    /// `cluster` with what this node and the watch caches show now.
+    async fn signals(&self, cluster: ClusterSignals, errors: &mut BTreeMap<&'static str, String>) -> Signals {
         let node = self.nodes.state().into_iter().find(|n| n.name_any() == self.node);
         let embedded = node
             .as_ref()
