@@ -7,6 +7,7 @@ pub mod crd;
 pub mod names;
 pub mod policy;
 pub mod pool;
+pub mod preflight;
 pub mod range;
 pub mod rbac;
 pub mod selector;

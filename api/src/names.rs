@@ -158,6 +158,15 @@ pub mod events {
     /// to program one of its addresses, or did not report within `--delegate-report-timeout`; no
     /// gratuitous ARP/NA goes out for it until the agent reports it programmed.
     pub const PROGRAMMING_FAILED: &str = "ProgrammingFailed";
+    /// Warning, on a Node: kube-proxy runs in IPVS mode without strictARP, so every node answers
+    /// ARP for every LoadBalancer address (check `ipvs-strict-arp`, see `preflight`).
+    pub const PREFLIGHT_IPVS_STRICT_ARP: &str = "PreflightIPVSStrictARP";
+    /// Warning, on a Node: neither kube-proxy nor a replacement was found (check
+    /// `kube-proxy-missing`).
+    pub const PREFLIGHT_KUBE_PROXY_MISSING: &str = "PreflightKubeProxyMissing";
+    /// Warning, on a Node: an L2AnnouncementPolicy selects the node but none of its interfaces
+    /// (check `interfaces`).
+    pub const PREFLIGHT_NO_INTERFACE: &str = "PreflightNoInterface";
 }
 
 /// Name of the IPAM controller's leader-election Lease.

@@ -12,10 +12,13 @@
 //!   L2AnnouncementPolicies, pools and the Leases of its namespace; creates, patches and deletes the
 //!   per-address Leases; renews its heartbeat Lease through the same election code (get, create,
 //!   update) and patches its report annotation onto it; patches a policy's `status`; creates
-//!   `events.k8s.io/v1` Events directly (never patches them).
+//!   `events.k8s.io/v1` Events directly (never patches them); preflight (`l2announcer/src/adapter/
+//!   preflight.rs`) gets the ConfigMaps `kube-proxy` and `cilium-config` and the DaemonSet
+//!   `kube-proxy` of `kube-system`, by name.
 //!
-//! Leases are written only in FerroLB's own namespace, so they are granted there only (a Role). No
-//! rule uses a wildcard, and nothing reads Secrets.
+//! Leases are written only in FerroLB's own namespace, so they are granted there only (a Role). The
+//! preflight reads are granted in `kube-system` only, on those names only (a Role there with
+//! `resourceNames`). No rule uses a wildcard, and nothing reads Secrets.
 
 /// Where a rule applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +27,9 @@ pub enum Scope {
     Cluster,
     /// Only the namespace FerroLB is installed in (Role + RoleBinding).
     ReleaseNamespace,
+    /// Only `kube-system` (Role + RoleBinding there, named `<component>-kube-system`): reading the
+    /// configuration of kube-proxy and of Cilium.
+    KubeSystem,
 }
 
 /// One permission: these verbs on these resources of one API group.
@@ -35,6 +41,8 @@ pub struct Rule {
     pub api_group: &'static str,
     /// Resources, subresources written as `resource/subresource` (`services/status`).
     pub resources: &'static [&'static str],
+    /// Object names the rule is limited to (RBAC's `resourceNames`); empty: every object.
+    pub resource_names: &'static [&'static str],
     /// Verbs, as RBAC names them (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
     pub verbs: &'static [&'static str],
 }
@@ -48,20 +56,30 @@ pub struct Component {
     pub rules: &'static [Rule],
 }
 
-/// One granted (scope, group, resource, verb), the unit two rule lists are compared in.
-pub type Grant = (Scope, String, String, String);
+/// One granted (scope, group, resource, object name (`""`: any), verb), the unit two rule lists are
+/// compared in.
+pub type Grant = (Scope, String, String, String, String);
 
 impl Component {
-    /// Every (scope, group, resource, verb) the rules grant, sorted and without repeats.
+    /// Every (scope, group, resource, object name, verb) the rules grant, sorted and without repeats.
     pub fn grants(&self) -> Vec<Grant> {
         let mut out: Vec<Grant> = self
             .rules
             .iter()
             .flat_map(|r| {
+                let names: &[&str] = if r.resource_names.is_empty() { &[""] } else { r.resource_names };
                 r.resources.iter().flat_map(move |res| {
-                    r.verbs
-                        .iter()
-                        .map(move |v| (r.scope, r.api_group.to_owned(), (*res).to_owned(), (*v).to_owned()))
+                    names.iter().flat_map(move |name| {
+                        r.verbs.iter().map(move |v| {
+                            (
+                                r.scope,
+                                r.api_group.to_owned(),
+                                (*res).to_owned(),
+                                (*name).to_owned(),
+                                (*v).to_owned(),
+                            )
+                        })
+                    })
                 })
             })
             .collect();
@@ -89,31 +107,42 @@ pub const IPAM: Component = Component {
             scope: Scope::Cluster,
             api_group: crate::names::GROUP,
             resources: &["loadbalancerippools"],
+            resource_names: &[],
             verbs: &["list", "watch"],
         },
         Rule {
             scope: Scope::Cluster,
             api_group: crate::names::GROUP,
             resources: &["loadbalancerippools/status"],
+            resource_names: &[],
             verbs: &["patch"],
         },
         Rule {
             scope: Scope::Cluster,
             api_group: "",
             resources: &["services"],
+            resource_names: &[],
             verbs: &["list", "watch", "patch"],
         },
-        Rule { scope: Scope::Cluster, api_group: "", resources: &["services/status"], verbs: &["patch"] },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: "",
+            resources: &["services/status"],
+            resource_names: &[],
+            verbs: &["patch"],
+        },
         Rule {
             scope: Scope::Cluster,
             api_group: "events.k8s.io",
             resources: &["events"],
+            resource_names: &[],
             verbs: &["create", "patch"],
         },
         Rule {
             scope: Scope::ReleaseNamespace,
             api_group: "coordination.k8s.io",
             resources: &["leases"],
+            resource_names: &[],
             verbs: &["get", "create", "update"],
         },
     ],
@@ -127,37 +156,57 @@ pub const ANNOUNCER: Component = Component {
             scope: Scope::Cluster,
             api_group: "",
             resources: &["nodes", "services"],
+            resource_names: &[],
             verbs: &["list", "watch"],
         },
         Rule {
             scope: Scope::Cluster,
             api_group: "discovery.k8s.io",
             resources: &["endpointslices"],
+            resource_names: &[],
             verbs: &["list", "watch"],
         },
         Rule {
             scope: Scope::Cluster,
             api_group: crate::names::GROUP,
             resources: &["l2announcementpolicies", "loadbalancerippools"],
+            resource_names: &[],
             verbs: &["list", "watch"],
         },
         Rule {
             scope: Scope::Cluster,
             api_group: crate::names::GROUP,
             resources: &["l2announcementpolicies/status"],
+            resource_names: &[],
             verbs: &["patch"],
         },
         Rule {
             scope: Scope::Cluster,
             api_group: "events.k8s.io",
             resources: &["events"],
+            resource_names: &[],
             verbs: &["create"],
         },
         Rule {
             scope: Scope::ReleaseNamespace,
             api_group: "coordination.k8s.io",
             resources: &["leases"],
+            resource_names: &[],
             verbs: &["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+        Rule {
+            scope: Scope::KubeSystem,
+            api_group: "",
+            resources: &["configmaps"],
+            resource_names: &[crate::preflight::KUBE_PROXY_NAME, crate::preflight::CILIUM_CONFIG_NAME],
+            verbs: &["get"],
+        },
+        Rule {
+            scope: Scope::KubeSystem,
+            api_group: "apps",
+            resources: &["daemonsets"],
+            resource_names: &[crate::preflight::KUBE_PROXY_NAME],
+            verbs: &["get"],
         },
     ],
 };
@@ -172,13 +221,20 @@ mod tests {
     #[test]
     fn no_wildcards_no_secrets_leases_only_in_the_namespace() {
         for c in COMPONENTS {
-            for (scope, group, resource, verb) in c.grants() {
+            for (scope, group, resource, name, verb) in c.grants() {
                 assert!(
                     !group.contains('*') && !resource.contains('*') && verb != "*",
                     "{}: wildcard",
                     c.name
                 );
                 assert_ne!(resource, "secrets", "{}: Secrets", c.name);
+                if scope == Scope::KubeSystem {
+                    assert!(
+                        !name.is_empty() && verb == "get",
+                        "{}: kube-system beyond getting by name",
+                        c.name
+                    );
+                }
                 if resource == "leases" {
                     assert_eq!(scope, Scope::ReleaseNamespace, "{}: Leases outside the namespace", c.name);
                 }

@@ -207,8 +207,10 @@ fn default_render_has_every_part_and_nothing_optional() {
         "Deployment/ferrolb-ipam",
         "PodDisruptionBudget/ferrolb-ipam",
         "Role/ferrolb-announcer",
+        "Role/ferrolb-announcer-kube-system",
         "Role/ferrolb-ipam",
         "RoleBinding/ferrolb-announcer",
+        "RoleBinding/ferrolb-announcer-kube-system",
         "RoleBinding/ferrolb-ipam",
         "Secret/ferrolb-peer-key",
         "Service/ferrolb-announcer-metrics",
@@ -220,8 +222,11 @@ fn default_render_has_every_part_and_nothing_optional() {
     for o in &objects {
         let namespaced = !["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"]
             .contains(&o["kind"].as_str().unwrap());
+        // The announcer's preflight reads kube-proxy's and Cilium's configuration where they live.
+        let kube_system = o["metadata"]["name"].as_str().unwrap().ends_with("-kube-system");
         if namespaced {
-            assert_eq!(o["metadata"]["namespace"], NAMESPACE, "{}", o["metadata"]["name"]);
+            let want = if kube_system { "kube-system" } else { NAMESPACE };
+            assert_eq!(o["metadata"]["namespace"], want, "{}", o["metadata"]["name"]);
         }
         assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/instance"], "ferrolb");
         assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm");
@@ -798,16 +803,28 @@ async fn peer_key_secret_is_kept_on_upgrade() {
 // ---------------------------------------------------------------------------------------------
 // RBAC
 
-/// The (scope, group, resource, verb) grants of the rendered Roles and ClusterRoles of a component,
-/// checking the bindings on the way.
+/// The (scope, group, resource, object name, verb) grants of the rendered Roles and ClusterRoles of a
+/// component, checking the bindings on the way. The kube-system Role exists only for components
+/// with rules there.
 fn rendered_grants(objects: &[Value], c: &Component) -> Vec<Grant> {
-    let name = format!("ferrolb-{}", c.name);
     let sa = format!("ferrolb-{}", c.name);
     let mut out = BTreeSet::new();
     for (role_kind, binding_kind, scope) in [
         ("ClusterRole", "ClusterRoleBinding", Scope::Cluster),
         ("Role", "RoleBinding", Scope::ReleaseNamespace),
+        ("Role", "RoleBinding", Scope::KubeSystem),
     ] {
+        let name = match scope {
+            Scope::KubeSystem => format!("ferrolb-{}-kube-system", c.name),
+            _ => format!("ferrolb-{}", c.name),
+        };
+        if scope == Scope::KubeSystem && !c.rules.iter().any(|r| r.scope == scope) {
+            assert!(
+                of_kind(objects, role_kind).iter().all(|r| r["metadata"]["name"] != name.as_str()),
+                "{name}: a kube-system Role without rules for it"
+            );
+            continue;
+        }
         let role = find(objects, role_kind, &name);
         let binding = find(objects, binding_kind, &name);
         assert_eq!(
@@ -818,16 +835,24 @@ fn rendered_grants(objects: &[Value], c: &Component) -> Vec<Grant> {
             binding["subjects"],
             json!([{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
         );
-        if scope == Scope::ReleaseNamespace {
-            assert_eq!(role["metadata"]["namespace"], NAMESPACE);
-            assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+        let namespace = match scope {
+            Scope::Cluster => None,
+            Scope::ReleaseNamespace => Some(NAMESPACE),
+            Scope::KubeSystem => Some("kube-system"),
+        };
+        if let Some(ns) = namespace {
+            assert_eq!(role["metadata"]["namespace"], ns);
+            assert_eq!(binding["metadata"]["namespace"], ns);
         }
         for rule in role["rules"].as_array().unwrap() {
-            assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none());
+            assert!(rule.get("nonResourceURLs").is_none());
+            let names = rule.get("resourceNames").map_or_else(|| vec![String::new()], strings);
             for g in strings(&rule["apiGroups"]) {
                 for r in strings(&rule["resources"]) {
-                    for v in strings(&rule["verbs"]) {
-                        out.insert((scope, g.clone(), r.clone(), v));
+                    for n in &names {
+                        for v in strings(&rule["verbs"]) {
+                            out.insert((scope, g.clone(), r.clone(), n.clone(), v));
+                        }
                     }
                 }
             }

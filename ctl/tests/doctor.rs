@@ -349,7 +349,93 @@ async fn a_cluster_without_ferrolb_is_told_to_install_it() {
             ("crds", "error", "CRD loadbalancerippools.ferrolb.io"),
             ("controller", "error", "Lease ferrolb-system/ferrolb-ipam"),
             ("announcers", "error", "Node node1"),
+            ("kube-proxy", "warning", "kube-proxy"),
         ]),
         "{v:#}"
     );
+}
+
+fn k3s_node(name: &str, args: &[&str]) -> Value {
+    let mut n = node(name);
+    n["metadata"]["annotations"] = json!({"k3s.io/node-args": serde_json::to_string(args).unwrap()});
+    n
+}
+
+/// Healthy, but without the kube-proxy ConfigMap and with `nodes` instead of plain ones.
+fn healthy_with(nodes: Vec<Value>) -> Vec<Value> {
+    let mut docs: Vec<Value> = healthy("ferrolb-system")
+        .into_iter()
+        .filter(|d| d["kind"] != "Node" && d["kind"] != "ConfigMap")
+        .collect();
+    docs.extend(nodes);
+    docs
+}
+
+/// The announcers' preflight checks, as doctor reads their signals from the API: k3s's kube-proxy
+/// arguments on the Node objects, Cilium's replacement, a policy that selects no interface on one
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_checks_from_the_api() {
+    // k3s, IPVS without strictARP on node1 only.
+    let sim = cluster(
+        &healthy_with(vec![
+            k3s_node("node1", &["server", "--kube-proxy-arg", "proxy-mode=ipvs"]),
+            k3s_node(
+                "node2",
+                &["agent", "--kube-proxy-arg=proxy-mode=ipvs", "--kube-proxy-arg=ipvs-strict-arp=true"],
+            ),
+        ]),
+        true,
+    )
+    .await;
+    let out = doctor(&sim, &["-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(problems(&v), set(&[("kube-proxy", "error", "Node node1")]), "{v:#}");
+    let out = doctor(&sim, &[]).await;
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("ERROR    kube-proxy      Node node1: kube-proxy runs in IPVS mode without strictARP"),
+        "{t}"
+    );
+    assert!(t.contains("--kube-proxy-arg=ipvs-strict-arp=true"), "the action says the k3s flag: {t}");
+
+    // No kube-proxy, Cilium without the replacement, and a policy only node1 can serve.
+    let mut docs = healthy_with(vec![node("node1"), node("node2")]);
+    docs.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+        "data": {"kube-proxy-replacement": "false"}}));
+    docs.retain(|d| d["kind"] != "L2AnnouncementPolicy");
+    docs.push(policy("second-nic", &["eth1"]));
+    let sim = cluster(&docs, true).await;
+    let out = doctor(&sim, &["-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "warnings only: {}", text(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(
+        problems(&v),
+        set(&[
+            ("kube-proxy", "warning", "kube-proxy"),
+            ("interfaces", "warning", "L2AnnouncementPolicy second-nic"),
+        ]),
+        "{v:#}"
+    );
+    let findings = v["findings"].as_array().unwrap();
+    let message = |check: &str| {
+        findings.iter().find(|f| f["check"] == check).unwrap()["message"].as_str().unwrap().to_owned()
+    };
+    assert!(message("kube-proxy").contains("cilium-config says kube-proxy-replacement: false"), "{v:#}");
+    assert!(
+        message("interfaces").starts_with("node2: L2AnnouncementPolicy second-nic selects this node"),
+        "{v:#}"
+    );
+
+    // Cilium replaces kube-proxy: nothing to say about kube-proxy.
+    let client = sim.client().await.unwrap();
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "kube-system");
+    let patch = json!({"data": {"kube-proxy-replacement": "true"}});
+    api.patch("cilium-config", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let v = json_of(&doctor(&sim, &["-o", "json"]).await);
+    assert_eq!(problems(&v), set(&[("interfaces", "warning", "L2AnnouncementPolicy second-nic")]), "{v:#}");
 }

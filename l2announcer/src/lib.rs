@@ -15,7 +15,9 @@
 //! - [`engine`]: all of the above for one node's whole view, one round at a time: a plan of what to
 //!   answer and which Leases to write;
 //! - [`delegate`]: with `--datapath delegate`, when the CNI agent's reports allow gratuitous packets
-//!   and when a failed or missing report becomes a warning.
+//!   and when a failed or missing report becomes a warning;
+//! - [`preflight`]: what this node's policies select for the shared preflight checks
+//!   ([`ferrolb_api::preflight`]), and which findings to log and post as Events.
 
 pub mod adapter;
 pub mod candidates;
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod peer;
 pub mod placement;
 pub mod policy;
+pub mod preflight;
 pub mod report;
 
 pub use candidates::{

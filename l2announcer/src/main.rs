@@ -185,6 +185,24 @@ struct Args {
     /// Lease writes in flight at once.
     #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 32)]
     write_concurrency: usize,
+
+    /// How often preflight reads kube-proxy's and Cilium's configuration in kube-system again
+    /// (three GETs by name, so 3 x nodes reads per interval in the cluster). Its checks (kube-proxy
+    /// in IPVS mode without strictARP, no kube-proxy, policies that select none of this node's
+    /// interfaces; Warning Events on the Node, the ferrolb_announcer_preflight_failed gauge) run at
+    /// startup and every 5s with what the node and the watch caches show.
+    #[arg(long, env = "FERROLB_PREFLIGHT_INTERVAL", value_name = "DURATION", default_value = "5m",
+          value_parser = preflight_interval)]
+    preflight_interval: Duration,
+}
+
+/// `--preflight-interval`: at least a second, so a typo cannot turn it into a tight loop of API reads.
+fn preflight_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than 1s"));
+    }
+    Ok(d)
 }
 
 /// `--grpc-listen` with its TLS files: TCP is served with mutual TLS or not at all.
@@ -298,6 +316,7 @@ impl Args {
             write_concurrency: self.write_concurrency.max(1),
             event_interval: Duration::from_secs(10),
             shutdown_grace: self.shutdown_grace,
+            preflight_interval: self.preflight_interval,
         })
     }
 }
@@ -352,6 +371,17 @@ mod tests {
         }
         let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
         assert_eq!(default.netlink_address_lifetime.0, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn preflight_interval_is_at_least_a_second() {
+        let parse = |v: &str| Args::try_parse_from(["ferrolb-announcer", "--preflight-interval", v]);
+        assert_eq!(parse("30s").unwrap().preflight_interval, Duration::from_secs(30));
+        for bad in ["0s", "500ms", "often"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let default = Args::try_parse_from(["ferrolb-announcer"]).unwrap();
+        assert_eq!(default.preflight_interval, Duration::from_secs(300));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub const DELEGATE_FAILURES: &str = "ferrolb_announcer_delegate_failures_total";
 pub const DELEGATE_UNPROGRAMMED: &str = "ferrolb_announcer_delegate_unprogrammed_addresses";
 /// Open WatchAnnouncements streams of the gRPC API (CNI agents following the table).
 pub const GRPC_WATCHERS: &str = "ferrolb_announcer_grpc_watch_streams";
+/// Preflight: 1 while a check finds a problem on this node, else 0; label `check`.
+pub const PREFLIGHT_FAILED: &str = "ferrolb_announcer_preflight_failed";
 
 /// Registers the descriptions with the installed recorder (datapath, peer channel and the
 /// runtime's Lease metrics included).
@@ -61,6 +63,10 @@ pub fn describe() {
     metrics::describe_gauge!(
         GRPC_WATCHERS,
         "Open WatchAnnouncements streams of the gRPC API: CNI agents following the table (0 in delegate mode: nothing is programmed)."
+    );
+    metrics::describe_gauge!(
+        PREFLIGHT_FAILED,
+        "Preflight: 1 while the check (label check: ipvs-strict-arp, kube-proxy-missing, interfaces) finds a problem on this node, else 0; each problem is also a Warning Event on the Node."
     );
     metrics::describe_histogram!(
         METRIC_RTT,

@@ -4,15 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ferrolb_api::names::{self, annotations, conditions, labels, reasons, taints};
-use ferrolb_api::{L2AnnouncementPolicy, Selector};
+use ferrolb_api::{L2AnnouncementPolicy, Selector, preflight};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt as _;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::{Check, Finding, Snapshot, Thresholds};
+use super::{Check, Finding, Severity, Snapshot, Thresholds};
 
 /// Label k3s ServiceLB puts on its pods: the Service's name.
 pub const SERVICELB_SVCNAME_LABEL: &str = "svccontroller.k3s.cattle.io/svcname";
@@ -627,64 +627,100 @@ pub fn servicelb(s: &Snapshot) -> Vec<Finding> {
 // ---------------------------------------------------------------------------------------------
 // kube-proxy
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KubeProxyConfig {
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default)]
-    ipvs: Option<IpvsConfig>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IpvsConfig {
-    #[serde(default, rename = "strictARP")]
-    strict_arp: Option<bool>,
-}
-
-pub fn kube_proxy(s: &Snapshot) -> Vec<Finding> {
-    let subject = "ConfigMap kube-system/kube-proxy";
-    let Some(cm) = &s.kube_proxy else {
-        return vec![Finding::ok(
-            Check::KubeProxy,
-            subject,
-            "not present (k3s runs kube-proxy inside its own process; in IPVS mode pass \
-             --kube-proxy-arg=ipvs-strict-arp=true)",
-        )];
-    };
-    let Some(text) = cm.data.as_ref().and_then(|d| d.get("config.conf")) else {
-        return vec![Finding::ok(
-            Check::KubeProxy,
-            subject,
-            "no config.conf key: kube-proxy runs with its defaults",
-        )];
-    };
-    let config: KubeProxyConfig = match serde_saphyr::from_str(text) {
-        Ok(c) => c,
-        Err(e) => {
-            return vec![Finding::warning(
-                Check::KubeProxy,
-                subject,
-                format!("config.conf is not a readable KubeProxyConfiguration: {e}"),
-                "check it with `kubectl -n kube-system get configmap kube-proxy -o yaml`",
-            )];
-        }
-    };
-    let mode = config.mode.as_deref().filter(|m| !m.is_empty()).unwrap_or("iptables");
-    let strict = config.ipvs.and_then(|i| i.strict_arp).unwrap_or(false);
-    if mode == "ipvs" && !strict {
-        return vec![Finding::error(
-            Check::KubeProxy,
-            subject,
-            "kube-proxy runs in IPVS mode without ipvs.strictARP: it puts every LoadBalancer address on \
-             kube-ipvs0 on every node, and every node answers ARP for it, not only FerroLB's holder",
-            "set `ipvs: {strictARP: true}` in config.conf (`kubectl -n kube-system edit configmap kube-proxy`), \
-             then restart kube-proxy (`kubectl -n kube-system rollout restart daemonset kube-proxy`)",
-        )];
+/// The cluster-wide preflight signals, as `doctor` read them (it stops on failed reads, so every
+/// one is present or absent).
+fn cluster_signals(s: &Snapshot) -> preflight::ClusterSignals {
+    let read = |present: bool| if present { preflight::Read::Present(()) } else { preflight::Read::Absent };
+    let key = |cm: &ConfigMap, key: &str| cm.data.as_ref().and_then(|d| d.get(key)).cloned();
+    preflight::ClusterSignals {
+        kube_proxy_config: read(s.kube_proxy.is_some())
+            .map(|()| s.kube_proxy.as_ref().and_then(|cm| key(cm, preflight::KUBE_PROXY_CONFIG_KEY))),
+        kube_proxy_daemonset: read(s.kube_proxy_daemonset.is_some()),
+        cilium_kube_proxy_replacement: read(s.cilium_config.is_some())
+            .map(|()| s.cilium_config.as_ref().and_then(|cm| key(cm, preflight::CILIUM_KPR_KEY))),
     }
-    let detail = if mode == "ipvs" { " with strictARP" } else { "" };
-    vec![Finding::ok(Check::KubeProxy, subject, format!("mode {mode}{detail}"))]
+}
+
+/// The announcers' kube-proxy checks (`ferrolb_api::preflight`), for every node from what the API
+/// shows (the node-local signals, `kube-ipvs0` and the sysctls, only the announcers see): findings
+/// that several nodes share are one, naming the nodes unless it is all of them.
+pub fn kube_proxy(s: &Snapshot) -> Vec<Finding> {
+    let cluster = cluster_signals(s);
+    let configmap = "ConfigMap kube-system/kube-proxy";
+    let cluster_subject = if s.kube_proxy.is_some() { configmap } else { "kube-proxy" };
+    let mut nodes: Vec<(String, Option<preflight::EmbeddedKubeProxy>)> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name_any(),
+                n.metadata.annotations.as_ref().and_then(preflight::EmbeddedKubeProxy::from_annotations),
+            )
+        })
+        .collect();
+    if nodes.is_empty() {
+        nodes.push((String::new(), None));
+    }
+    let mut grouped: BTreeMap<(preflight::Check, String), (preflight::Finding, Vec<String>)> =
+        BTreeMap::new();
+    for (node, embedded) in &nodes {
+        let signals =
+            preflight::Signals { cluster: cluster.clone(), embedded: embedded.clone(), ..Default::default() };
+        for f in preflight::evaluate(&signals) {
+            grouped
+                .entry((f.check, f.message.clone()))
+                .or_insert_with(|| (f, Vec::new()))
+                .1
+                .push(node.clone());
+        }
+    }
+    let mut out: Vec<Finding> = grouped
+        .into_values()
+        .map(|(f, on)| {
+            let subject = if on.len() == nodes.len() {
+                cluster_subject.to_owned()
+            } else {
+                format!("Node {}", on.join(", "))
+            };
+            let severity = match f.severity {
+                preflight::Severity::Warning => Severity::Warning,
+                preflight::Severity::Error => Severity::Error,
+            };
+            Finding::problem(severity, Check::KubeProxy, subject, f.message, f.action)
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(Finding::ok(Check::KubeProxy, cluster_subject, kube_proxy_summary(s, &nodes)));
+    }
+    out
+}
+
+/// What the kube-proxy check saw when it found nothing wrong.
+fn kube_proxy_summary(s: &Snapshot, nodes: &[(String, Option<preflight::EmbeddedKubeProxy>)]) -> String {
+    let embedded: Vec<&str> = nodes
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().filter(|e| !e.disabled).map(|e| e.distribution))
+        .collect();
+    let config = s.kube_proxy.as_ref().and_then(|cm| cm.data.as_ref()?.get(preflight::KUBE_PROXY_CONFIG_KEY));
+    if let Some(text) = config
+        && let Ok(c) = preflight::KubeProxyConfig::parse(text)
+    {
+        let detail = if c.mode() == "ipvs" { " with strictARP" } else { "" };
+        return format!("mode {}{detail}", c.mode());
+    }
+    if s.kube_proxy.is_some() {
+        return "no config.conf key: kube-proxy runs with its defaults".into();
+    }
+    if let Some(distribution) = embedded.first() {
+        return format!(
+            "kube-proxy runs inside {distribution} on {} node(s) (no IPVS without strictARP in their arguments;              the announcers also check kube-ipvs0 and the arp sysctls on each node)",
+            embedded.len()
+        );
+    }
+    if s.kube_proxy_daemonset.is_some() {
+        return "DaemonSet kube-system/kube-proxy runs with no ConfigMap".into();
+    }
+    "Cilium replaces kube-proxy (cilium-config: kube-proxy-replacement)".into()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -829,12 +865,36 @@ fn interfaces_of(s: &Snapshot, nodes: &[&Node], p: &L2AnnouncementPolicy) -> Fin
             "bring the links up, or select other interfaces",
         );
     }
+    // The announcers' own check, node by node: a node the policy selects where it selects nothing.
+    let mut nowhere = Vec::new();
+    let mut action = String::new();
+    for (node, ifaces) in &reports {
+        let names: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
+        let here = preflight::PolicyInterfaces {
+            policy: name.clone(),
+            patterns: p.spec.interfaces.clone(),
+            selected: names.iter().filter(|i| selects(i)).cloned().collect(),
+        };
+        for f in preflight::interface_findings(std::slice::from_ref(&here), &names) {
+            nowhere.push(format!("{node}: {}", f.message));
+            action = f.action;
+        }
+    }
+    let mut problems = nowhere;
+    let mut actions = Vec::new();
+    if !problems.is_empty() {
+        actions.push(action);
+    }
     if !unused.is_empty() {
+        problems.push(format!("interfaces {unused:?} match nothing on any node (a typo?)"));
+        actions.push(format!("remove or fix those entries ({edit})"));
+    }
+    if !problems.is_empty() {
         return Finding::warning(
             Check::Interfaces,
             subject,
-            format!("interfaces {unused:?} match nothing on any node (a typo?); it announces on {on}"),
-            format!("remove or fix those entries ({edit})"),
+            format!("{}; it announces on {on}", problems.join("; ")),
+            actions.join("; "),
         );
     }
     Finding::ok(Check::Interfaces, subject, format!("announces on {on}"))

@@ -58,7 +58,8 @@ pub enum Check {
     Services,
     /// k3s ServiceLB serving the same Services.
     Servicelb,
-    /// kube-proxy in IPVS mode without strictARP.
+    /// The announcers' kube-proxy preflight checks: kube-proxy in IPVS mode without strictARP, and
+    /// no kube-proxy nor a replacement.
     KubeProxy,
     /// L2AnnouncementPolicies whose interfaces match nothing on the nodes.
     Interfaces,
@@ -157,6 +158,10 @@ pub struct Snapshot {
     pub servicelb_pods: Vec<Pod>,
     /// ConfigMap `kube-system/kube-proxy`, when it exists.
     pub kube_proxy: Option<ConfigMap>,
+    /// DaemonSet `kube-system/kube-proxy`, when it exists.
+    pub kube_proxy_daemonset: Option<DaemonSet>,
+    /// ConfigMap `kube-system/cilium-config`, when it exists.
+    pub cilium_config: Option<ConfigMap>,
 }
 
 /// Limits the checks use.

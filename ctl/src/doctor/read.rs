@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool, names};
+use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool, names, preflight};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
@@ -115,13 +115,14 @@ pub async fn snapshot(
     }
 
     let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
-    s.servicelb_daemonsets =
+    let kube_system_daemonsets =
         list(cluster, &daemonsets, &ListParams::default(), "listing daemonsets in namespace kube-system")
             .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d.name_any().starts_with("svclb-"))
-            .collect();
+            .unwrap_or_default();
+    s.kube_proxy_daemonset =
+        kube_system_daemonsets.iter().find(|d| d.name_any() == preflight::KUBE_PROXY_NAME).cloned();
+    s.servicelb_daemonsets =
+        kube_system_daemonsets.into_iter().filter(|d| d.name_any().starts_with("svclb-")).collect();
     s.servicelb_pods =
         list_all::<Pod>(cluster, client, &ListParams::default().labels(SERVICELB_SVCNAME_LABEL))
             .await?
@@ -130,6 +131,13 @@ pub async fn snapshot(
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
     s.kube_proxy =
         get(cluster, &configmaps, "kube-proxy", "reading ConfigMap kube-system/kube-proxy".into()).await?;
+    s.cilium_config = get(
+        cluster,
+        &configmaps,
+        preflight::CILIUM_CONFIG_NAME,
+        "reading ConfigMap kube-system/cilium-config".into(),
+    )
+    .await?;
     Ok(s)
 }
 

@@ -349,8 +349,52 @@ fn kube_proxy_ipvs_without_strict_arp() {
     assert!(problems(&s, Check::KubeProxy).is_empty());
     s.kube_proxy = Some(cm("mode: \"\"\nipvs: {strictARP: false}\n"));
     assert!(problems(&s, Check::KubeProxy).is_empty(), "the default mode is iptables");
+}
+
+fn k3s_node(name: &str, args: &[&str]) -> Node {
+    let mut n = node(name);
+    n.metadata.annotations =
+        Some([("k3s.io/node-args".to_string(), serde_json::to_string(args).unwrap())].into());
+    n
+}
+
+#[test]
+fn kube_proxy_checks_are_the_announcers_preflight() {
+    let mut s = healthy();
+    // No kube-proxy anywhere: the announcers' warning, once for all nodes.
     s.kube_proxy = None;
+    let f = one(&s, Check::KubeProxy);
+    assert_eq!((f.severity, f.subject.as_str()), (Severity::Warning, "kube-proxy"));
+    assert!(f.message.starts_with("no kube-proxy found"), "{}", f.message);
+
+    // A DaemonSet, or Cilium's replacement, is enough.
+    s.kube_proxy_daemonset =
+        Some(from(json!({"metadata": {"name": "kube-proxy", "namespace": "kube-system"}})));
     assert!(problems(&s, Check::KubeProxy).is_empty());
+    s.kube_proxy_daemonset = None;
+    s.cilium_config = Some(from(json!({"metadata": {"name": "cilium-config", "namespace": "kube-system"},
+        "data": {"kube-proxy-replacement": "true"}})));
+    let ok = run(&s).into_iter().find(|f| f.check == Check::KubeProxy).unwrap();
+    assert_eq!(ok.severity, Severity::Ok);
+    assert!(ok.message.starts_with("Cilium replaces kube-proxy"), "{}", ok.message);
+    s.cilium_config = None;
+
+    // k3s embeds kube-proxy; in IPVS mode without strictARP on one node, that node is named.
+    s.nodes = vec![
+        k3s_node("node1", &["server", "--kube-proxy-arg", "proxy-mode=ipvs"]),
+        k3s_node("node2", &["agent"]),
+    ];
+    let f = one(&s, Check::KubeProxy);
+    assert_eq!((f.severity, f.subject.as_str()), (Severity::Error, "Node node1"));
+    assert!(f.message.contains("k3s arguments say --kube-proxy-arg proxy-mode=ipvs"), "{}", f.message);
+    s.nodes = vec![k3s_node("node1", &["server"]), k3s_node("node2", &["agent"])];
+    let ok = run(&s).into_iter().find(|f| f.check == Check::KubeProxy).unwrap();
+    assert_eq!(ok.severity, Severity::Ok);
+    assert!(ok.message.starts_with("kube-proxy runs inside k3s on 2 node(s)"), "{}", ok.message);
+    // ... unless it was disabled there.
+    s.nodes = vec![k3s_node("node1", &["server", "--disable-kube-proxy"]), k3s_node("node2", &["agent"])];
+    let f = one(&s, Check::KubeProxy);
+    assert_eq!((f.severity, f.subject.as_str()), (Severity::Warning, "Node node1"));
 }
 
 #[test]
@@ -374,8 +418,23 @@ fn policies_whose_interfaces_match_nothing() {
     assert_eq!(f.severity, Severity::Warning);
     assert_eq!(
         f.message,
-        "interfaces [\"bond0\"] match nothing on any node (a typo?); it announces on node1: eth1"
+        "node2: L2AnnouncementPolicy partly selects this node and lists interfaces [\"eth1\", \"bond0\"], which \
+         match no eligible interface here, so this node never announces for it (interfaces here: eth0); \
+         interfaces [\"bond0\"] match nothing on any node (a typo?); it announces on node1: eth1"
     );
+    assert!(f.action.as_deref().unwrap().contains("spec.nodeSelector"), "{f:?}");
+
+    // Every regex matches somewhere, but one node the policy selects has none of them: the
+    // announcers' own check, node by node.
+    s.policies = Some(vec![policy("eth1-only", &["eth1"])]);
+    let f = one(&s, Check::Interfaces);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.message.starts_with("node2: L2AnnouncementPolicy eth1-only selects this node"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.ends_with("; it announces on node1: eth1"), "{}", f.message);
 
     // No list: the default exclusions apply.
     s.heartbeats = vec![heartbeat("node1", &[("flannel.1", true), ("cni0", true)]), heartbeat("node2", &[])];

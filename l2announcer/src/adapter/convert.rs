@@ -169,7 +169,14 @@ pub fn service_entry(svc: &Service) -> Option<ServiceEntry> {
 /// taint (real Nodes carry image lists of many kilobytes).
 pub fn strip_node(node: &mut Node) {
     node.metadata.managed_fields = None;
-    node.metadata.annotations = None;
+    // Only the arguments of k3s or RKE2, which embed kube-proxy (read by preflight).
+    node.metadata.annotations = node.metadata.annotations.take().map(|mut a| {
+        a.retain(|k, _| ferrolb_api::preflight::NODE_ARGS_ANNOTATIONS.iter().any(|(key, _)| k == key));
+        a
+    });
+    if node.metadata.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+        node.metadata.annotations = None;
+    }
     let out_of_service: Vec<_> = node
         .spec
         .take()
@@ -267,7 +274,15 @@ mod tests {
             }),
         };
         let mut stripped = node.clone();
+        stripped.metadata.annotations = Some(
+            [("k3s.io/node-args", "[\"server\"]"), ("flannel.alpha.coreos.com/public-ip", "192.0.2.1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        );
         strip_node(&mut stripped);
+        let kept: Vec<&String> = stripped.metadata.annotations.iter().flatten().map(|(k, _)| k).collect();
+        assert_eq!(kept, ["k3s.io/node-args"], "only the arguments preflight reads are kept");
         assert_eq!(node_input(&stripped), node_input(&node));
         assert_eq!(internal_ips(&stripped), internal_ips(&node));
         assert!(node_input(&node).network_unavailable);

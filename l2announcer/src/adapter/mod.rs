@@ -18,10 +18,13 @@
 //! - SIGTERM (the `shutdown` token): this node reports itself not ready, hands every Lease it holds to
 //!   its successor (stopping to answer just before each write), waits until none names it (bounded by
 //!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
+//! - Preflight ([`preflight`]) runs beside the loop once the caches are listed, every
+//!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
 
 pub mod cache;
 pub mod convert;
 pub mod datapath;
+mod preflight;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -121,6 +124,8 @@ pub struct Settings {
     pub event_interval: Duration,
     /// Longest time SIGTERM waits for the successors to take over.
     pub shutdown_grace: Duration,
+    /// How often preflight checks this node and the cluster's kube-proxy again.
+    pub preflight_interval: Duration,
 }
 
 /// The gRPC API's TCP listener: an address and the mutual TLS configuration (checked at startup,
@@ -477,6 +482,19 @@ pub async fn run(
             })
             .await;
     });
+    let preflight_stop = CancellationToken::new();
+    tokio::spawn(
+        preflight::Preflight {
+            client: client.clone(),
+            node: settings.node.clone(),
+            nodes: stores.nodes.clone(),
+            policies: stores.policies.clone(),
+            netlink: netlink.clone(),
+            events: events_tx.clone(),
+            interval: settings.preflight_interval,
+        }
+        .run(preflight_stop.clone()),
+    );
     let (writes_tx, mut writes_rx) = mpsc::channel(1024);
     let (publish_tx, mut publish_rx) = mpsc::channel(4);
     let (policy_tx, mut policy_rx) = mpsc::channel(64);
@@ -604,6 +622,7 @@ pub async fn run(
         }
     }
     readiness.set_ready(false);
+    preflight_stop.cancel();
     me.driver.clear().await;
     me.table.update(|t| t.reset(Vec::new()));
     elector.release().await;
