@@ -36,6 +36,8 @@ pub const KUBE_SIM: Binary = Binary { name: "kube-sim", package: "kube-sim" };
 pub const IPAM: Binary = Binary { name: "ferrolb-ipam", package: "ferrolb-ipam" };
 pub const ANNOUNCER: Binary = Binary { name: "ferrolb-announcer", package: "ferrolb-l2announcer" };
 pub const LAB: Binary = Binary { name: "ferrolb-lab", package: "ferrolb-lab" };
+/// The reference CNI-side agent (`cni-integration/`), run beside an announcer in `delegate` mode.
+pub const NIC_AGENT: Binary = Binary { name: "ferrolb-nic-agent", package: "ferrolb-cni" };
 
 /// Where the cluster's binaries are looked up: next to the running executable (`target/debug` or
 /// `target/release`); for a test or bench binary (`target/<profile>/deps/...`) the directory above.
