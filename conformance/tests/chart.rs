@@ -108,10 +108,9 @@ fn container(workload: &Value) -> &Value {
 /// The container `name` of a workload.
 fn named_container<'a>(workload: &'a Value, name: &str) -> &'a Value {
     let containers = workload["spec"]["template"]["spec"]["containers"].as_array().unwrap();
-    containers
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no container {name} in {:?}", containers.iter().map(|c| &c["name"]).collect::<Vec<_>>()))
+    containers.iter().find(|c| c["name"] == name).unwrap_or_else(|| {
+        panic!("no container {name} in {:?}", containers.iter().map(|c| &c["name"]).collect::<Vec<_>>())
+    })
 }
 
 /// The value of `--flag=value` in one container's arguments.
@@ -463,10 +462,9 @@ fn every_flag_the_chart_passes_exists() {
             for c in w["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
                 let command = c["command"][0].as_str().unwrap();
                 let name = Path::new(command).file_name().unwrap().to_str().unwrap();
-                let bin: Binary = *binaries
-                    .iter()
-                    .find(|b| b.name == name)
-                    .unwrap_or_else(|| panic!("container {} runs {command}, not a FerroLB binary", c["name"]));
+                let bin: Binary = *binaries.iter().find(|b| b.name == name).unwrap_or_else(|| {
+                    panic!("container {} runs {command}, not a FerroLB binary", c["name"])
+                });
                 let exe = cluster::find_binary(&dir, bin).unwrap_or_else(|e| panic!("{e:#}"));
                 let help = Command::new(&exe).arg("--help").output().unwrap();
                 let help = String::from_utf8_lossy(&help.stdout);
@@ -991,7 +989,7 @@ fn nic_agent_runs_beside_the_announcer_on_its_socket_with_net_admin_only() {
         "announcer:\n  datapath: delegate\nnicAgent:\n  enabled: true\n  interface: enp1s0\n  fenceAfter: 2s\n\
          metrics:\n  serviceMonitor:\n    enabled: true\n  podMonitor:\n    enabled: true\n",
     );
-    let objects = render(&[values]);
+    let objects = render(std::slice::from_ref(&values));
     let ds = find(&objects, "DaemonSet", "ferrolb-announcer");
     let pod = &ds["spec"]["template"]["spec"];
     assert_eq!(pod["hostNetwork"], true, "the agent programs the node's interface");
@@ -1026,16 +1024,36 @@ fn nic_agent_runs_beside_the_announcer_on_its_socket_with_net_admin_only() {
     // Probes and metrics on its own port, which --metrics-addr binds.
     let port = agent["ports"][0]["containerPort"].as_u64().unwrap();
     assert_eq!(container_flag(agent, "--metrics-addr"), format!("0.0.0.0:{port}"));
-    assert_eq!(agent["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": agent["ports"][0]["name"]}));
-    assert_eq!(agent["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": agent["ports"][0]["name"]}));
+    assert_eq!(
+        agent["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": agent["ports"][0]["name"]})
+    );
+    assert_eq!(
+        agent["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": agent["ports"][0]["name"]})
+    );
     let service = find(&objects, "Service", "ferrolb-announcer-metrics");
     assert!(
-        service["spec"]["ports"].as_array().unwrap().iter().any(|p| p["port"] == port && p["targetPort"] == agent["ports"][0]["name"]),
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == port && p["targetPort"] == agent["ports"][0]["name"]),
         "{}",
         service["spec"]["ports"]
     );
     let endpoints = &find(&objects, "ServiceMonitor", "ferrolb-announcer")["spec"]["endpoints"];
-    assert!(endpoints.as_array().unwrap().iter().any(|e| e["port"] == agent["ports"][0]["name"]), "{endpoints}");
+    assert!(
+        endpoints.as_array().unwrap().iter().any(|e| e["port"] == agent["ports"][0]["name"]),
+        "{endpoints}"
+    );
     let pod_endpoints = &find(&objects, "PodMonitor", "ferrolb-announcer")["spec"]["podMetricsEndpoints"];
-    assert!(pod_endpoints.as_array().unwrap().iter().any(|e| e["port"] == agent["ports"][0]["name"]), "{pod_endpoints}");
+    assert!(
+        pod_endpoints.as_array().unwrap().iter().any(|e| e["port"] == agent["ports"][0]["name"]),
+        "{pod_endpoints}"
+    );
+
+    let notes = driver(&["notes", &chart().display().to_string(), "-f", &values.display().to_string()]);
+    let notes = String::from_utf8_lossy(&notes.stdout);
+    assert!(notes.contains("ferrolb-nic-agent") && notes.contains("enp1s0"), "{notes}");
 }
