@@ -49,14 +49,14 @@ target_dir=${CARGO_TARGET_DIR:-target}
 bin_dir=$target_dir/$target/image
 out=$target_dir/container
 archive=$out/ferrolb-image.tar
-binaries=(ferrolb-ipam ferrolb-announcer ferrolbctl)
+binaries=(ferrolb-ipam ferrolb-announcer ferrolb-nic-agent ferrolbctl)
 podman=(podman --root "$out/storage" --runroot "$out/run" --storage-driver vfs --cgroup-manager cgroupfs)
 
 # Static binaries: glibc's libc.a (no musl target is installed here). The explicit --target keeps
 # RUSTFLAGS off build scripts and proc macros, which cannot be static.
 started=$(date +%s)
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --profile image --target "$target" \
-    -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-ctl --bins
+    -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-cni -p ferrolb-ctl --bins
 echo "hack/image.sh: static build took $(($(date +%s) - started)) s"
 
 started=$(date +%s)

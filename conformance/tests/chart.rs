@@ -105,6 +105,23 @@ fn container(workload: &Value) -> &Value {
     &containers[0]
 }
 
+/// The container `name` of a workload.
+fn named_container<'a>(workload: &'a Value, name: &str) -> &'a Value {
+    let containers = workload["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    containers.iter().find(|c| c["name"] == name).unwrap_or_else(|| {
+        panic!("no container {name} in {:?}", containers.iter().map(|c| &c["name"]).collect::<Vec<_>>())
+    })
+}
+
+/// The value of `--flag=value` in one container's arguments.
+fn container_flag(c: &Value, name: &str) -> String {
+    let prefix = format!("{name}=");
+    strings(&c["args"])
+        .iter()
+        .find_map(|a| a.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {name} in {}", c["args"]))
+}
+
 fn args(workload: &Value) -> Vec<String> {
     container(workload)["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
 }
@@ -432,32 +449,45 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// Every `--flag` the chart passes is one the binary accepts (its `--help`), when the binaries are
-/// built (`cargo test --workspace --all-targets` builds them; missing ones fail the test).
+/// Every `--flag` the chart passes, in every container of every workload, with the defaults, every
+/// optional feature and each example, is one the container's binary accepts (its `--help`), when
+/// the binaries are built (`cargo test --workspace --all-targets` builds them; missing ones fail the
+/// test).
 #[test]
 fn every_flag_the_chart_passes_exists() {
-    let dir = ferrolb_lab::cluster::default_bin_dir().unwrap();
-    for values in [vec![], vec![all_features()]] {
+    use ferrolb_lab::cluster::{self, Binary};
+    let dir = cluster::default_bin_dir().unwrap();
+    let binaries = [cluster::IPAM, cluster::ANNOUNCER, cluster::NIC_AGENT];
+    let mut sets = vec![vec![], vec![all_features()]];
+    sets.extend(examples().into_iter().map(|e| vec![e]));
+    let mut checked = BTreeSet::new();
+    for values in sets {
         let objects = render(&values);
-        for (kind, name, bin) in [
-            ("Deployment", "ferrolb-ipam", ferrolb_lab::cluster::IPAM),
-            ("DaemonSet", "ferrolb-announcer", ferrolb_lab::cluster::ANNOUNCER),
-        ] {
-            let exe = ferrolb_lab::cluster::find_binary(&dir, bin).unwrap_or_else(|e| panic!("{e:#}"));
-            let help = Command::new(&exe).arg("--help").output().unwrap();
-            let help = String::from_utf8_lossy(&help.stdout);
-            for a in args(find(&objects, kind, name)) {
-                let f = a.split('=').next().unwrap();
-                assert!(
-                    help.contains(&format!("{f} "))
-                        || help.contains(&format!("{f}\n"))
-                        || help.contains(&format!("{f} <")),
-                    "{} has no flag {f} (chart arg {a})",
-                    bin.name
-                );
+        for w in objects.iter().filter(|o| o["kind"] == "Deployment" || o["kind"] == "DaemonSet") {
+            for c in w["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
+                let command = c["command"][0].as_str().unwrap();
+                let name = Path::new(command).file_name().unwrap().to_str().unwrap();
+                let bin: Binary = *binaries.iter().find(|b| b.name == name).unwrap_or_else(|| {
+                    panic!("container {} runs {command}, not a FerroLB binary", c["name"])
+                });
+                let exe = cluster::find_binary(&dir, bin).unwrap_or_else(|e| panic!("{e:#}"));
+                let help = Command::new(&exe).arg("--help").output().unwrap();
+                let help = String::from_utf8_lossy(&help.stdout);
+                for a in strings(&c["args"]) {
+                    let f = a.split('=').next().unwrap();
+                    assert!(
+                        help.contains(&format!("{f} "))
+                            || help.contains(&format!("{f}\n"))
+                            || help.contains(&format!("{f} <")),
+                        "{} has no flag {f} (chart arg {a}, values {values:?})",
+                        bin.name
+                    );
+                }
+                checked.insert(bin.name);
             }
         }
     }
+    assert_eq!(checked.len(), binaries.len(), "only {checked:?} ran in some rendering");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,6 +706,14 @@ rejects! {
     schema_rejects_a_ratio_above_one: "metrics:\n  prometheusRule:\n    enabled: true\n    poolAvailableRatio: 2\n" => "poolAvailableRatio";
     schema_rejects_a_malformed_load_balancer_class: "loadBalancerClasses: [\"not a class\"]\n" => "/loadBalancerClasses/0";
     template_rejects_a_grace_period_shorter_than_the_hand_over: "announcer:\n  shutdownGraceSeconds: 20\n  terminationGracePeriodSeconds: 21\n" => "terminationGracePeriodSeconds (21) must be at least";
+    template_rejects_grpc_over_tcp_without_a_tls_secret: "announcer:\n  grpcTcp:\n    enabled: true\n" => "announcer.grpcTcp.enabled needs announcer.grpcTcp.tls.secretName";
+    template_rejects_the_nic_agent_beside_another_datapath: "nicAgent:\n  enabled: true\n  interface: eth0\n" => "nicAgent.enabled needs announcer.datapath delegate, not responder";
+    template_rejects_the_nic_agent_without_an_interface: "announcer:\n  datapath: delegate\nnicAgent:\n  enabled: true\n" => "nicAgent.enabled needs nicAgent.interface";
+    template_rejects_the_nic_agent_without_the_socket: "announcer:\n  datapath: delegate\n  grpcEnabled: false\nnicAgent:\n  enabled: true\n  interface: eth0\n" => "nicAgent.enabled needs announcer.grpcEnabled";
+    template_rejects_two_listeners_on_one_host_port: "announcer:\n  grpcTcp:\n    enabled: true\n    port: 7947\n    tls:\n      secretName: s\n" => "announcer.peer.port and announcer.grpcTcp.port are both 7947";
+    template_rejects_the_nic_agent_on_the_announcers_metrics_port: "announcer:\n  datapath: delegate\nnicAgent:\n  enabled: true\n  interface: eth0\n  metricsPort: 7948\n" => "announcer.metricsPort and nicAgent.metricsPort are both 7948";
+    schema_rejects_an_interface_name_past_15_characters: "nicAgent:\n  interface: enp0s31f6-too-long\n" => "/nicAgent/interface";
+    schema_rejects_an_unknown_tls_key: "announcer:\n  grpcTcp:\n    tls:\n      caKey: ca.crt\n" => "caKey";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -912,4 +950,135 @@ fn installed_but_not_serving_for_a_migration() {
     );
     let default_notes = driver(&["notes", &chart().display().to_string()]);
     assert!(!String::from_utf8_lossy(&default_notes.stdout).contains("NOT SERVING"));
+}
+
+/// `announcer.grpcTcp`: the API on TCP with mutual TLS, every TLS file from the Secret, mounted
+/// read-only, each flag pointing at its file; the default serves the socket only.
+#[test]
+fn grpc_over_tcp_is_mutual_tls_from_a_read_only_secret() {
+    let default = find(&render(&[]), "DaemonSet", "ferrolb-announcer").clone();
+    let a = args(&default);
+    for f in ["--grpc-listen", "--grpc-tls-cert", "--grpc-tls-key", "--grpc-client-ca"] {
+        assert!(!a.iter().any(|x| x.starts_with(f)), "default passes {f}: {a:?}");
+    }
+
+    let objects = render(&[all_features()]);
+    let ds = find(&objects, "DaemonSet", "ferrolb-announcer");
+    let c = named_container(ds, "announcer");
+    assert_eq!(container_flag(c, "--grpc-listen"), "[::]:7949");
+    let ports = c["ports"].as_array().unwrap();
+    assert!(
+        ports.iter().any(|p| p["name"] == "grpc" && p["containerPort"] == 7949 && p["protocol"] == "TCP"),
+        "{ports:?}"
+    );
+    let volumes = ds["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let volume = volumes
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "ferrolb-grpc-tls")
+        .expect("a volume of the TLS Secret");
+    assert_eq!(volume["secret"]["defaultMode"], 0o400);
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the TLS volume mounted");
+    assert_eq!(mount["readOnly"], true);
+    let dir = mount["mountPath"].as_str().unwrap();
+    // Each flag names the file of the Secret key the values chose.
+    let items = volume["secret"]["items"].as_array().unwrap();
+    for (flag_name, key) in [
+        ("--grpc-tls-cert", "server.pem"),
+        ("--grpc-tls-key", "server-key.pem"),
+        ("--grpc-client-ca", "clients-ca.pem"),
+    ] {
+        let item = items.iter().find(|i| i["key"] == key).unwrap_or_else(|| panic!("no item for {key}"));
+        assert_eq!(container_flag(c, flag_name), format!("{dir}/{}", item["path"].as_str().unwrap()));
+    }
+    assert_eq!(items.len(), 3);
+}
+
+/// `nicAgent`: ferrolb-nic-agent as a second container of the announcer's pods, on the same host
+/// network and socket, with NET_ADMIN only; its metrics beside the announcer's.
+#[test]
+fn nic_agent_runs_beside_the_announcer_on_its_socket_with_net_admin_only() {
+    assert_eq!(
+        find(&render(&[]), "DaemonSet", "ferrolb-announcer")["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "no agent by default"
+    );
+    let values = temp_values(
+        "announcer:\n  datapath: delegate\nnicAgent:\n  enabled: true\n  interface: enp1s0\n  fenceAfter: 2s\n\
+         metrics:\n  serviceMonitor:\n    enabled: true\n  podMonitor:\n    enabled: true\n",
+    );
+    let objects = render(std::slice::from_ref(&values));
+    let ds = find(&objects, "DaemonSet", "ferrolb-announcer");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true, "the agent programs the node's interface");
+    let announcer = named_container(ds, "announcer");
+    let agent = named_container(ds, "nic-agent");
+    assert_eq!(container_flag(announcer, "--datapath"), "delegate");
+    assert_eq!(agent["command"], json!(["/usr/local/bin/ferrolb-nic-agent"]));
+    assert_eq!(agent["image"], announcer["image"]);
+    assert_eq!(container_flag(agent, "--interface"), "enp1s0");
+    assert_eq!(container_flag(agent, "--fence-after"), "2s");
+
+    // The socket the announcer serves is the one the agent dials, through the same volume.
+    let socket = container_flag(announcer, "--grpc-socket");
+    assert_eq!(container_flag(agent, "--socket"), socket);
+    let mount_of = |c: &Value| -> (String, String) {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| socket.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+            .map(|m| (m["name"].as_str().unwrap().to_owned(), m["mountPath"].as_str().unwrap().to_owned()))
+            .unwrap_or_else(|| panic!("{} does not mount the socket's directory", c["name"]))
+    };
+    assert_eq!(mount_of(agent), mount_of(announcer));
+
+    let sc = &agent["securityContext"];
+    assert_eq!(sc["capabilities"], json!({"drop": ["ALL"], "add": ["NET_ADMIN"]}));
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["runAsUser"], announcer["securityContext"]["runAsUser"]);
+
+    // Probes and metrics on its own port, which --metrics-addr binds.
+    let port = agent["ports"][0]["containerPort"].as_u64().unwrap();
+    assert_eq!(container_flag(agent, "--metrics-addr"), format!("0.0.0.0:{port}"));
+    assert_eq!(
+        agent["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": agent["ports"][0]["name"]})
+    );
+    assert_eq!(
+        agent["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": agent["ports"][0]["name"]})
+    );
+    let service = find(&objects, "Service", "ferrolb-announcer-metrics");
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == port && p["targetPort"] == agent["ports"][0]["name"]),
+        "{}",
+        service["spec"]["ports"]
+    );
+    let endpoints = &find(&objects, "ServiceMonitor", "ferrolb-announcer")["spec"]["endpoints"];
+    assert!(
+        endpoints.as_array().unwrap().iter().any(|e| e["port"] == agent["ports"][0]["name"]),
+        "{endpoints}"
+    );
+    let pod_endpoints = &find(&objects, "PodMonitor", "ferrolb-announcer")["spec"]["podMetricsEndpoints"];
+    assert!(
+        pod_endpoints.as_array().unwrap().iter().any(|e| e["port"] == agent["ports"][0]["name"]),
+        "{pod_endpoints}"
+    );
+
+    let notes = driver(&["notes", &chart().display().to_string(), "-f", &values.display().to_string()]);
+    let notes = String::from_utf8_lossy(&notes.stdout);
+    assert!(notes.contains("ferrolb-nic-agent") && notes.contains("enp1s0"), "{notes}");
 }

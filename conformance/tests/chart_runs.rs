@@ -41,14 +41,91 @@ const NOT_SERVED: &[&str] = &[
 
 #[test]
 fn the_rendered_chart_runs_against_kube_sim() {
-    let h = Harness::up_api_only("chart-runs", 3);
-    let values = std::env::temp_dir().join(format!("ferrolb-chart-runs-{}.yaml", std::process::id()));
+    let run = run_rendered_chart("chart-runs", "");
+    assert_eq!(run.pods.children.len(), 2 + 3, "two ipam replicas and one announcer per node");
+}
+
+/// With `nicAgent.enabled` and `announcer.datapath: delegate`, each announcer pod runs the rendered
+/// `ferrolb-nic-agent` beside it on the same socket volume: the holder's agent puts the address on
+/// the interface (marked with protocol 102, the agent's), the kernel answers for it, and no other
+/// node has it.
+#[test]
+fn the_rendered_chart_with_the_nic_agent_runs_against_kube_sim() {
+    let run = run_rendered_chart(
+        "chart-nic",
+        "announcer:\n  datapath: delegate\nnicAgent:\n  enabled: true\n  interface: eth0\n",
+    );
+    assert_eq!(run.pods.children.len(), 2 + 3 * 2, "two ipam replicas, an announcer and an agent per node");
+    let ip = run.ip.to_string();
+    for node in 1..=run.h.nodes {
+        let ns = run.h.lab.node_ns(node);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "ip", "-o", "address", "show", "dev", "eth0"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line =
+            text.lines().find(|l| l.split_whitespace().any(|w| w.split('/').next() == Some(ip.as_str())));
+        // The agent counts the addresses that carry its mark (IFA_PROTO 102, which iproute2 6.1
+        // does not print): exactly the held one on the holder, none elsewhere.
+        let programmed = run.agent_gauge(node, "ferrolb_nic_agent_addresses_programmed");
+        if node == run.holder {
+            let line = line.unwrap_or_else(|| {
+                panic!("node{node} holds {ip} but eth0 lacks it:\n{text}{}", run.pods.logs())
+            });
+            assert!(
+                line.contains(" proto 102") || !line.contains(" proto "),
+                "not the agent's address: {line}"
+            );
+            assert_eq!(programmed, 1.0, "node{node}'s agent: addresses with its mark");
+        } else {
+            assert!(line.is_none(), "node{node} does not hold {ip} but has it: {line:?}");
+            assert_eq!(programmed, 0.0, "node{node}'s agent: addresses with its mark");
+        }
+    }
+    run.h.log(&format!("{ip} on node{}'s eth0 with the agent's mark, on no other node", run.holder));
+}
+
+/// The harness, the started pods, and the first Service's address and holder.
+struct ChartRun {
+    h: Harness,
+    pods: Pods,
+    ip: std::net::IpAddr,
+    holder: u8,
+}
+
+impl ChartRun {
+    /// A gauge from the `/metrics` of node `node`'s NIC agent (the port its container declares).
+    fn agent_gauge(&self, node: u8, name: &str) -> f64 {
+        let (pod, _) = self
+            .pods
+            .children
+            .iter()
+            .find(|(p, _)| p.name.ends_with(&format!("-node{node}-nic-agent")))
+            .unwrap_or_else(|| panic!("no NIC agent on node{node}"));
+        let port = pod.probes[0].1;
+        let rt = NsRuntime::new(&pod.ns).unwrap();
+        let body = rt.block_on(async move { http_body(port, "/metrics").await }).unwrap();
+        let body = body.unwrap_or_else(|| panic!("{}: no answer on /metrics", pod.name));
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: no {name} in\n{body}", pod.name))
+    }
+}
+
+/// Renders the chart with a pool and a policy for the lab plus `extra` values, applies what
+/// kube-sim serves, starts every container of every workload as its Pod spec says, waits for
+/// every probe, then creates a Service and checks that its holder answers it from the client.
+fn run_rendered_chart(name: &str, extra: &str) -> ChartRun {
+    let h = Harness::up_api_only(name, 3);
+    let values = std::env::temp_dir().join(format!("ferrolb-{name}-{}.yaml", std::process::id()));
     std::fs::write(
         &values,
         format!(
             "ipPools:\n  - name: lab\n    spec:\n      blocks:\n        - cidr: {POOL_V4}\n\
              l2AnnouncementPolicies:\n  - name: lab\n    spec:\n      interfaces: [\"eth0\"]\n\
-             logFormat: text\n"
+             logFormat: text\n{extra}"
         ),
     )
     .unwrap();
@@ -73,7 +150,7 @@ fn the_rendered_chart_runs_against_kube_sim() {
     h.log(&format!("applied {} objects; not served by kube-sim: {skipped:?}", objects.len()));
     assert_eq!(workloads.len(), 2, "the chart renders the ipam Deployment and the announcer DaemonSet");
 
-    let dir = std::env::temp_dir().join(format!("ferrolb-chart-runs-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ferrolb-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut pods = Pods { children: Vec::new(), dir: dir.clone() };
@@ -98,7 +175,7 @@ fn the_rendered_chart_runs_against_kube_sim() {
     for pod in &pods.children {
         pods.wait_probes(pod, secs(30));
     }
-    h.log(&format!("{} pods ready and live", pods.children.len()));
+    h.log(&format!("{} containers ready and live", pods.children.len()));
 
     // The announcers found each other and report ready on their heartbeat Leases.
     h.wait_announcers_ready();
@@ -114,6 +191,7 @@ fn the_rendered_chart_runs_against_kube_sim() {
     let answered = h.wait_http(ip, None, secs(10));
     assert_eq!(answered, format!("node{holder}"), "{}", pods.logs());
     h.log(&format!("{ip} from the chart's pool, held and answered by node{holder}"));
+    ChartRun { h, pods, ip, holder }
 }
 
 /// Creates `obj` in kube-sim (an object that already exists, such as the CRDs the lab applied, is
@@ -167,12 +245,24 @@ impl Drop for Pods {
 }
 
 impl Pods {
-    /// Starts the first container of workload `w` as pod `pod` in node `node`'s network namespace,
-    /// as a kubelet would: volumes mounted (here: written under the pod's directory, and every
-    /// mount path in args and env rewritten to it), env resolved, `$(VAR)` expanded in args.
+    /// Starts every container of workload `w` as pod `pod` in node `node`'s network namespace, as a
+    /// kubelet would: volumes mounted (here: written under the pod's directory, shared by its
+    /// containers, and every mount path in args and env rewritten to it), env resolved, `$(VAR)`
+    /// expanded in args.
     fn start(&mut self, h: &Harness, w: &Value, pod: &str, node: u8) {
+        let containers = w["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        for (i, c) in containers.iter().enumerate() {
+            // The first container keeps the pod's name, so the logs read as before.
+            let name =
+                if i == 0 { pod.to_string() } else { format!("{pod}-{}", c["name"].as_str().unwrap()) };
+            self.start_container(h, w, c, pod, &name, node);
+        }
+    }
+
+    /// Starts container `c` of pod `pod` as `label` (its logs are `<label>.log` in the pod's
+    /// directory).
+    fn start_container(&mut self, h: &Harness, w: &Value, c: &Value, pod: &str, label: &str, node: u8) {
         let spec = &w["spec"]["template"]["spec"];
-        let c = &spec["containers"][0];
         let root = self.dir.join(pod);
         std::fs::create_dir_all(&root).unwrap();
 
@@ -263,7 +353,7 @@ impl Pods {
         let mut probes = Vec::new();
         for probe in ["readinessProbe", "livenessProbe"] {
             let get = &c[probe]["httpGet"];
-            assert!(get.is_object(), "{pod}: no {probe} httpGet: {}", c[probe]);
+            assert!(get.is_object(), "{label}: no {probe} httpGet: {}", c[probe]);
             let port = match &get["port"] {
                 Value::Number(n) => n.as_u64().unwrap() as u16,
                 Value::String(s) => {
@@ -275,7 +365,7 @@ impl Pods {
         }
 
         let ns = h.lab.node_ns(node);
-        let log = root.join("log");
+        let log = root.join(format!("{label}.log"));
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns]).arg(&exe).args(&args);
         cmd.env_clear().envs(&env).env("KUBECONFIG", &h.info.kubeconfig);
@@ -284,10 +374,10 @@ impl Pods {
         }
         cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(root.join("log.err")).unwrap());
-        h.log(&format!("{pod} in {ns}: {exe_name} {}", args.join(" ")));
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {pod}: {e}"));
-        self.children.push((Pod { name: pod.to_string(), ns, probes, log }, child));
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
+        h.log(&format!("{label} in {ns}: {exe_name} {}", args.join(" ")));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {label}: {e}"));
+        self.children.push((Pod { name: label.to_string(), ns, probes, log }, child));
     }
 
     /// Waits until every probe of `pod` answers 200.
@@ -352,6 +442,21 @@ fn write_secret(h: &Harness, volume: &Value, dir: &Path) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
     }
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (in the calling runtime's namespace); `None` when
+/// nothing answers.
+async fn http_body(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(ms(500), tokio::net::TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .ok()?
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(ms(1000), s.read_to_end(&mut buf)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
 }
 
 /// The status code of `GET path` on 127.0.0.1:`port` (in the calling runtime's namespace); `None`

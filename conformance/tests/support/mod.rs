@@ -60,11 +60,11 @@ fn preflight() -> PathBuf {
         "iproute2's `ip` is needed by the lab and could not be run: {ip:?}"
     );
     let dir = cluster::default_bin_dir().expect("locating the target directory");
-    for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB] {
+    for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB, cluster::NIC_AGENT] {
         if let Err(e) = cluster::find_binary(&dir, b) {
             panic!(
                 "{e:#}\nThe suite runs the workspace's binaries; build them all with \
-                 `cargo build -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab` \
+                 `cargo build -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab -p ferrolb-cni` \
                  (`cargo test --workspace --all-targets` builds them too)."
             );
         }
