@@ -67,8 +67,8 @@ pub(super) struct Inner {
     pub(super) epoch: u64,
     /// The origin of the `sent_at` clock.
     start: Instant,
-    /// The last seq signed (the next message gets one more).
-    seq: AtomicU64,
+    /// Per recipient, the last seq signed for it (the next message to it gets one more).
+    seqs: Mutex<HashMap<String, u64>>,
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     runtime: tokio::runtime::Handle,
@@ -223,7 +223,7 @@ impl PeerHub {
         let inner = Arc::new(Inner {
             epoch: random_epoch(),
             start: Instant::now(),
-            seq: AtomicU64::new(0),
+            seqs: Mutex::new(HashMap::new()),
             local_addr,
             shutdown: shutdown.clone(),
             runtime: tokio::runtime::Handle::current(),
@@ -427,8 +427,17 @@ impl PeerHub {
 
 impl Inner {
     /// The next seq (from 1 on).
-    pub(super) fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    ///
+    /// One counter per recipient: a receiver judges replays by the seqs of the messages addressed to
+    /// it (the recipient is signed), and those then come densely, a few per interval, so the replay
+    /// window covers seconds of reordering. With one counter for everything, a node broadcasting to a
+    /// hundred peers spent the window within an interval, and an ack delayed by a busy scheduler was
+    /// refused as a replay, which made the peer miss acks and broadcast silences in turn.
+    pub(super) fn next_seq(&self, to: &str) -> u64 {
+        let mut seqs = lock(&self.seqs);
+        let seq = seqs.entry(to.to_owned()).or_insert(0);
+        *seq += 1;
+        *seq
     }
 
     fn key(&self) -> Option<&super::PeerKey> {
@@ -573,7 +582,7 @@ impl Inner {
         let mut ack = v1::HeartbeatAck {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
-            seq: self.next_seq(),
+            seq: self.next_seq(&hb.node),
             to: hb.node.clone(),
             mac: Vec::new(),
             heartbeat_epoch: hb.epoch,
@@ -589,7 +598,7 @@ impl Inner {
         let mut ack = v1::TakeoverAck {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
-            seq: self.next_seq(),
+            seq: self.next_seq(&notice.node),
             to: notice.node.clone(),
             mac: Vec::new(),
             notice_epoch: notice.epoch,
@@ -687,7 +696,7 @@ impl Inner {
     /// The datagram of the next heartbeat to `peer`, sent at `sent`; also returns its seq and
     /// `sent_at`, which its ack must echo.
     fn heartbeat_datagram(&self, peer: &str, sent: Instant) -> (Vec<u8>, u64, u64) {
-        let seq = self.next_seq();
+        let seq = self.next_seq(peer);
         let sent_at = u64::try_from(sent.duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
         // Each lock in its own statement: a guard in the message's initializer would live until its
         // end, and `silences` takes the same lock.
@@ -762,7 +771,7 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + TAKEOVER_DEADLINE;
         let mut last = SendFailure::new("not sent", "");
         for attempt in 0..=TAKEOVER_BACKOFF.len() {
-            let seq = self.next_seq();
+            let seq = self.next_seq(&peer);
             let mut notice = v1::TakeoverNotice {
                 node: self.cfg.node.clone(),
                 epoch: self.epoch,
