@@ -334,7 +334,8 @@ impl Candidate {
             self.renewed = None;
             return self.write(Action::Create(LeaseRecord::acquired(None, &self.write_cfg(), wall)), now);
         };
-        let own_last_write = self.renewed.is_some() && self.observed.as_ref().is_some_and(|o| o.record == *record);
+        let own_last_write =
+            self.renewed.is_some() && self.observed.as_ref().is_some_and(|o| o.record == *record);
         let observation = Observed::note(self.observed.take(), record.clone(), now);
         let claim = observation.claim(self.cfg.lease_duration);
         self.observed = Some(observation);
@@ -638,7 +639,10 @@ mod tests {
             let sent = t0 + Duration::from_secs(s);
             let mine = a.observed().unwrap().record.clone();
             let now = sent + Duration::from_millis(5);
-            assert_eq!(a.decide_read(Some(&mine), sent, now, wall()), Action::Wait(now + Duration::from_secs(2)));
+            assert_eq!(
+                a.decide_read(Some(&mine), sent, now, wall()),
+                Action::Wait(now + Duration::from_secs(2))
+            );
             assert_eq!(a.claim().expiry, sent + Duration::from_secs(10));
         }
         // ...and a write is due at 7 s (half a retry period early).

@@ -9,8 +9,9 @@
 //!
 //! **Replay window** ([`ReplayGuard`]): per sender node and epoch, a seq is accepted once, and only
 //! if it is above the highest accepted one or within [`REPLAY_WINDOW`] below it and not seen yet (a
-//! sender's heartbeats, acks and takeover notices share one counter and travel concurrently, so they
-//! may arrive slightly out of order; strictly "greater than the last" would drop the slower one).
+//! sender's heartbeats, acks and takeover notices to one recipient share one counter and travel
+//! concurrently, so they may arrive slightly out of order; strictly "greater than the last" would
+//! drop the slower one). The counter is per recipient, so the window is about messages to us only.
 
 use std::collections::HashMap;
 

@@ -67,12 +67,15 @@ pub(super) struct Inner {
     pub(super) epoch: u64,
     /// The origin of the `sent_at` clock.
     start: Instant,
-    /// The last seq signed (the next message gets one more).
-    seq: AtomicU64,
+    /// Per recipient, the last seq signed for it (the next message to it gets one more).
+    seqs: Mutex<HashMap<String, u64>>,
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     runtime: tokio::runtime::Handle,
     events: mpsc::Sender<PeerEvent>,
+    /// Woken when whom we send heartbeats to may have changed (the ring, or a broadcast starting):
+    /// the sender tasks of peers we do not send to sleep on it instead of ticking.
+    sending_changed: tokio::sync::Notify,
     /// One guard for everything received: requests and acks.
     replay: Mutex<ReplayGuard>,
     state: Mutex<State>,
@@ -96,6 +99,10 @@ struct State {
     /// Who watches whom ([`crate::liveness::monitors`]), from the member list of the last
     /// [`PeerHub::set_peers`].
     ring: Ring,
+    /// Per member we watch: since when (its heartbeats are expected from then on, so its silence
+    /// counts from then: while announcers join, the ring changes and a new monitor has not heard
+    /// its new member yet; reporting that as a silence made every node broadcast at once).
+    watched_since: HashMap<String, Instant>,
     /// Until when our heartbeats go to every peer, not only our monitors: while we report a
     /// silence, and a few intervals after, so that every node can count the reports.
     broadcast_until: Option<Instant>,
@@ -118,6 +125,8 @@ struct State {
 /// The monitor sets of the current members.
 #[derive(Debug, Default)]
 struct Ring {
+    /// Every member, this node included, sorted.
+    members: Vec<String>,
     /// Each member's monitors.
     monitors: HashMap<String, Vec<String>>,
     /// The members whose monitor this node is (whose heartbeats it expects).
@@ -132,7 +141,7 @@ impl Ring {
         let monitors: HashMap<String, Vec<String>> =
             members.iter().map(|m| (m.clone(), crate::liveness::monitors(&members, m))).collect();
         let watched = members.iter().filter(|m| monitors[*m].iter().any(|x| x == me)).cloned().collect();
-        Self { monitors, watched }
+        Self { members, monitors, watched }
     }
 
     fn monitors_of(&self, node: &str) -> &[String] {
@@ -214,11 +223,12 @@ impl PeerHub {
         let inner = Arc::new(Inner {
             epoch: random_epoch(),
             start: Instant::now(),
-            seq: AtomicU64::new(0),
+            seqs: Mutex::new(HashMap::new()),
             local_addr,
             shutdown: shutdown.clone(),
             runtime: tokio::runtime::Handle::current(),
             events,
+            sending_changed: tokio::sync::Notify::new(),
             replay: Mutex::new(ReplayGuard::new()),
             state: Mutex::new(State::default()),
             peers: Mutex::new(BTreeMap::new()),
@@ -276,8 +286,25 @@ impl PeerHub {
             }
             keep
         });
-        lock(&inner.state).ring =
-            Ring::new(&inner.cfg.node, peers.keys().filter(|p| **p != inner.cfg.node).cloned());
+        {
+            // Called every decision round: the ring is rebuilt only when the members changed.
+            let mut st = lock(&inner.state);
+            let mut members: Vec<&str> =
+                peers.keys().map(String::as_str).chain(std::iter::once(inner.cfg.node.as_str())).collect();
+            members.sort_unstable();
+            members.dedup();
+            if !st.ring.members.iter().map(String::as_str).eq(members.iter().copied()) {
+                st.ring = Ring::new(&inner.cfg.node, peers.keys().filter(|p| **p != inner.cfg.node).cloned());
+                let now = Instant::now();
+                let State { ring, watched_since, .. } = &mut *st;
+                watched_since.retain(|n, _| ring.watched.contains(n));
+                for n in &ring.watched {
+                    watched_since.entry(n.clone()).or_insert(now);
+                }
+                drop(st);
+                inner.sending_changed.notify_waiters();
+            }
+        }
         for (node, addr) in peers {
             if node == inner.cfg.node || links.contains_key(&node) {
                 continue;
@@ -400,8 +427,17 @@ impl PeerHub {
 
 impl Inner {
     /// The next seq (from 1 on).
-    pub(super) fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    ///
+    /// One counter per recipient: a receiver judges replays by the seqs of the messages addressed to
+    /// it (the recipient is signed), and those then come densely, a few per interval, so the replay
+    /// window covers seconds of reordering. With one counter for everything, a node broadcasting to a
+    /// hundred peers spent the window within an interval, and an ack delayed by a busy scheduler was
+    /// refused as a replay, which made the peer miss acks and broadcast silences in turn.
+    pub(super) fn next_seq(&self, to: &str) -> u64 {
+        let mut seqs = lock(&self.seqs);
+        let seq = seqs.entry(to.to_owned()).or_insert(0);
+        *seq += 1;
+        *seq
     }
 
     fn key(&self) -> Option<&super::PeerKey> {
@@ -489,7 +525,8 @@ impl Inner {
     /// ([`State::observing_since`]); `None` while we are not.
     fn own_silence_since(&self, st: &State, node: &str) -> Option<Instant> {
         let observing = st.observing_since?;
-        Some(st.heard.get(node).map_or(self.start, |h| h.at).max(observing))
+        let expected = st.watched_since.get(node).copied().unwrap_or(observing);
+        Some(st.heard.get(node).map_or(self.start, |h| h.at).max(observing).max(expected))
     }
 
     /// Updates [`State::observing_since`] at `now` from the acknowledgements of our heartbeats.
@@ -545,7 +582,7 @@ impl Inner {
         let mut ack = v1::HeartbeatAck {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
-            seq: self.next_seq(),
+            seq: self.next_seq(&hb.node),
             to: hb.node.clone(),
             mac: Vec::new(),
             heartbeat_epoch: hb.epoch,
@@ -561,7 +598,7 @@ impl Inner {
         let mut ack = v1::TakeoverAck {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
-            seq: self.next_seq(),
+            seq: self.next_seq(&notice.node),
             to: notice.node.clone(),
             mac: Vec::new(),
             notice_epoch: notice.epoch,
@@ -610,7 +647,15 @@ impl Inner {
             self.observe_connectivity(&mut st, now);
         }
         if !self.silences("", now).is_empty() {
-            lock(&self.state).broadcast_until = Some(now + self.cfg.interval * 3);
+            let started = {
+                let mut st = lock(&self.state);
+                let was = st.broadcast_until.is_some_and(|t| now < t);
+                st.broadcast_until = Some(now + self.cfg.interval * 3);
+                !was
+            };
+            if started {
+                self.sending_changed.notify_waiters();
+            }
         }
         let peers: Vec<String> = lock(&self.peers).keys().cloned().collect();
         for node in peers {
@@ -651,7 +696,7 @@ impl Inner {
     /// The datagram of the next heartbeat to `peer`, sent at `sent`; also returns its seq and
     /// `sent_at`, which its ack must echo.
     fn heartbeat_datagram(&self, peer: &str, sent: Instant) -> (Vec<u8>, u64, u64) {
-        let seq = self.next_seq();
+        let seq = self.next_seq(peer);
         let sent_at = u64::try_from(sent.duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
         // Each lock in its own statement: a guard in the message's initializer would live until its
         // end, and `silences` takes the same lock.
@@ -726,7 +771,7 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + TAKEOVER_DEADLINE;
         let mut last = SendFailure::new("not sent", "");
         for attempt in 0..=TAKEOVER_BACKOFF.len() {
-            let seq = self.next_seq();
+            let seq = self.next_seq(&peer);
             let mut notice = v1::TakeoverNotice {
                 node: self.cfg.node.clone(),
                 epoch: self.epoch,
@@ -852,7 +897,17 @@ async fn heartbeat_loop(inner: Arc<Inner>, peer: String, addr: SocketAddr, cance
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = tick.tick() => {
+                // Not one of our monitors and nothing to broadcast: sleep until that changes rather
+                // than wake every interval for nothing (a hundred peers would be a thousand wake-ups
+                // a second). Registered before the check, so a change in between is not missed.
+                let changed = inner.sending_changed.notified();
+                let mut changed = std::pin::pin!(changed);
+                changed.as_mut().enable();
                 if !inner.sends_to(&peer, Instant::now()) {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = changed => {}
+                    }
                     continue;
                 }
                 if !acked_since_tick && pending.len() > 1 && failing.is_none() {

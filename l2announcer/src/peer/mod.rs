@@ -23,7 +23,7 @@
 //! method is still served for announcers of earlier versions during a rolling upgrade.
 //!
 //! **Authentication** ([`auth`]): every message, both ways, carries the sender's node name, epoch
-//! (random, chosen at start), a seq (grows with every message the process signs), the node it is
+//! (random, chosen at start), a seq (grows with every message the process signs for that recipient), the node it is
 //! for, and an HMAC-SHA256 with the shared key (`--peer-key-file`) over a canonical encoding of all
 //! of that and the message's kind and fields. An **auth failure** (`reason="auth"`) means the sender
 //! does not hold our key: a node of another cluster, a stale or mistyped key after a rotation, a

@@ -496,3 +496,40 @@ async fn an_outage_of_everyone_is_not_the_silence_of_the_last_one_back() {
     })
     .await;
 }
+
+/// A member that joins the ring is expected to speak only from then on: its silence counts from the
+/// join, not from when its new monitors began observing. (While a cluster's announcers start, the
+/// ring changes with every joiner; counting from before the join made every monitor report its new
+/// members silent at once and broadcast to everyone, which at a hundred nodes starved the machine.)
+#[tokio::test]
+async fn a_member_that_joins_is_silent_only_from_its_join() {
+    let a = hub("a", Some(key(1))).await;
+    let b = hub("b", Some(key(1))).await;
+    let c = hub("c", Some(key(1))).await;
+    // `d` exists but never sends: it never learns its peers.
+    let d = hub("d", Some(key(1))).await;
+    let three = peers(&[("a", &a), ("b", &b), ("c", &c)]);
+    for h in [&a, &b, &c] {
+        h.hub.set_peers(three.clone());
+    }
+    eventually("everyone heard and acknowledged", || {
+        [&a, &b, &c].iter().all(|h| h.hub.acked_sends().len() == 2)
+    })
+    .await;
+    // Well after everyone observes, `d` joins.
+    tokio::time::sleep(SILENCE * 2).await;
+    let four = peers(&[("a", &a), ("b", &b), ("c", &c), ("d", &d)]);
+    let joined = Instant::now();
+    for h in [&a, &b, &c] {
+        h.hub.set_peers(four.clone());
+    }
+    eventually("a majority silent on d", || {
+        let now = Instant::now();
+        [&a, &b, &c].iter().all(|h| h.hub.quorum_silent_at("d", now).is_some_and(|t| t <= now))
+    })
+    .await;
+    for h in [&a, &b, &c] {
+        let at = h.hub.quorum_silent_at("d", Instant::now()).unwrap();
+        assert!(at >= joined + SILENCE, "silent {:?} after the join", at.saturating_duration_since(joined));
+    }
+}
