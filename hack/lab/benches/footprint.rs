@@ -287,6 +287,19 @@ fn run_lab(
         let pid = cluster::process_pid(&lab, r)?.with_context(|| format!("{r} does not run"))?;
         pids.push((r.clone(), pid, mem(pid)?));
     }
+    // The API server and the IPAM controller get their own machines in a cluster; here they share
+    // two cores with up to a hundred announcers, and a starved kube-sim made every Lease read time
+    // out. A higher scheduling priority models the control plane having its own CPU; what the
+    // bench measures per announcer (CPU time, RSS) does not depend on it.
+    for (role, pid, _) in &pids {
+        if !role.starts_with("announcer") {
+            let status =
+                std::process::Command::new("renice").args(["-n", "-10", "-p", &pid.to_string()]).output();
+            if !status.is_ok_and(|o| o.status.success()) {
+                eprintln!("[{nodes} node(s)] could not raise the priority of {role} (pid {pid})");
+            }
+        }
+    }
 
     eprintln!("[{nodes} node(s)] creating {} Services", args.services);
     let t0 = Instant::now();
@@ -298,14 +311,27 @@ fn run_lab(
     let timeout = Duration::from_secs(600);
     let mut last_print = Instant::now();
     let mut progress = (0.0, Instant::now());
+    // Per node, its last successful scrape: a scrape that times out on a loaded machine says nothing,
+    // it must not count as zero.
+    let mut answered_by_node: Vec<f64> = vec![0.0; usize::from(nodes)];
     let all_held = loop {
         check_interrupted()?;
-        let mut held = 0.0;
-        let mut answered = 0.0;
-        for i in 1..=nodes {
-            held += announcer_metric(&lab, i, "ferrolb_announcer_leases_held").unwrap_or(0.0);
-            answered += announcer_metric(&lab, i, "ferrolb_announcer_addresses_answered").unwrap_or(0.0);
+        // Held from one Lease list; the announcers' metrics (a scrape of every node, slow with a
+        // hundred of them, and CPU the announcers would spend on the bench) only once all are held.
+        let i2 = info.clone();
+        let held = rt
+            .block_on(async move { held_leases(i2.client().await?).await })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0) as f64;
+        if held as usize >= args.services {
+            for i in 1..=nodes {
+                if let Ok(v) = announcer_metric(&lab, i, "ferrolb_announcer_addresses_answered") {
+                    answered_by_node[usize::from(i - 1)] = v;
+                }
+            }
         }
+        let answered: f64 = answered_by_node.iter().sum();
         if held as usize >= args.services && answered as usize >= args.services {
             break t0.elapsed();
         }
@@ -316,8 +342,8 @@ fn run_lab(
             );
             last_print = Instant::now();
         }
-        if held > progress.0 {
-            progress = (held, Instant::now());
+        if held + answered > progress.0 {
+            progress = (held + answered, Instant::now());
         }
         if t0.elapsed() > timeout || progress.1.elapsed() > Duration::from_secs(60) {
             keep_logs(&lab, nodes);
@@ -410,8 +436,18 @@ fn main() -> Result<()> {
         loadavg()
     );
     let mut results = Vec::new();
+    // A size that fails is reported and the others still run and print: at a hundred nodes the
+    // lab's limits show first, and the smaller sizes' figures should not be lost with it.
+    let mut failed = Vec::new();
     for &n in &args.nodes {
-        results.push(run_lab(&args, n, &bin_dir, &lab_exe)?);
+        match run_lab(&args, n, &bin_dir, &lab_exe) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("[{n} node(s)] FAILED: {e:#}");
+                failed.push(n);
+            }
+        }
+        check_interrupted()?;
     }
 
     println!();
@@ -484,6 +520,9 @@ fn main() -> Result<()> {
         });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("writing {path}"))?;
         eprintln!("JSON written to {path}");
+    }
+    if !failed.is_empty() {
+        bail!("no figures for {failed:?} node(s): see the errors above");
     }
     Ok(())
 }
