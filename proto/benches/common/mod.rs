@@ -116,6 +116,16 @@ pub fn table(addresses: usize) -> SharedTable {
     SharedTable::new(table)
 }
 
+/// How the bench serves the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// What the announcer serves: [`serve_unix_listener`] (the `:authority` rewriter, health,
+    /// reflection).
+    Announcer,
+    /// The service alone on tonic's server, to tell the transport's cost from the service's.
+    PlainTonic,
+}
+
 /// The announcer API served by [`serve_unix_listener`] on a socket in a temporary directory, on
 /// the caller's runtime, until dropped or [`Server::stop`]ped.
 pub struct Server {
@@ -128,14 +138,29 @@ pub struct Server {
 impl Server {
     /// Serves `table`; must run inside the runtime that will serve it.
     pub fn start(table: SharedTable) -> Result<Self> {
+        Self::start_with(table, Transport::Announcer)
+    }
+
+    /// [`Server::start`], or the service alone on a plain tonic server (a diagnostic baseline).
+    pub fn start_with(table: SharedTable, transport: Transport) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("ferrolb-bench-").tempdir()?;
         let socket = dir.path().join("announcer.sock");
         let listener = bind_unix(&socket)?;
         let stop = CancellationToken::new();
         let cancelled = stop.clone();
-        let served = tokio::spawn(serve_unix_listener(listener, AnnouncerService::new(table), async move {
-            cancelled.cancelled().await
-        }));
+        let service = AnnouncerService::new(table);
+        let shutdown = async move { cancelled.cancelled().await };
+        let served = match transport {
+            Transport::Announcer => tokio::spawn(serve_unix_listener(listener, service, shutdown)),
+            Transport::PlainTonic => tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service.into_server())
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::UnixListenerStream::new(listener),
+                        shutdown,
+                    ),
+            ),
+        };
         Ok(Self { socket, stop, served, _dir: dir })
     }
 
