@@ -1,4 +1,7 @@
-//! Helpers every lab benchmark shares: the lab guard, root and binary checks, Ctrl-C, load.
+//! Helpers every lab benchmark shares: the lab guard, root and binary checks, Ctrl-C, load; and in
+//! [`service`], the Service under test of the failover benches.
+
+pub mod service;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
