@@ -27,7 +27,7 @@ use ferrolb_lab::{INTERRUPTED, Lab};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -35,7 +35,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{LabGuard, binaries, check_interrupted, cr_api, full_run, is_root, loadavg, options};
+use common::{
+    LabGuard, binaries, check_interrupted, create_pool_and_policy, full_run, is_root, loadavg, options,
+};
 
 const NAMESPACE: &str = "default";
 const LEASE_VERBS: [&str; 3] = ["create", "update", "patch"];
@@ -87,28 +89,6 @@ fn parse_args() -> Result<Args> {
         bail!("the lab's IPv6 VIP range holds 4096 addresses");
     }
     Ok(a)
-}
-
-async fn create_pool_and_policy(client: kube::Client) -> Result<()> {
-    let pool: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-        "metadata": {"name": "bench"},
-        "spec": {"blocks": [{"start": "2001:db8:100::1000", "stop": "2001:db8:100::1fff"}]},
-    }))?;
-    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
-        .create(&PostParams::default(), &pool)
-        .await
-        .context("creating the pool")?;
-    let policy: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
-        "metadata": {"name": "bench"},
-        "spec": {"interfaces": ["^eth0$"]},
-    }))?;
-    cr_api(client, "L2AnnouncementPolicy", "l2announcementpolicies")
-        .create(&PostParams::default(), &policy)
-        .await
-        .context("creating the policy")?;
-    Ok(())
 }
 
 fn service_name(i: usize) -> String {
@@ -362,7 +342,13 @@ fn main() -> Result<()> {
     let info = state.cluster.clone().context("no cluster info")?;
     let rt = info.runtime()?;
     let i2 = info.clone();
-    rt.block_on(async move { create_pool_and_policy(i2.client().await?).await })??;
+    rt.block_on(async move {
+        create_pool_and_policy(
+            i2.client().await?,
+            json!({"start": "2001:db8:100::1000", "stop": "2001:db8:100::1fff"}),
+        )
+        .await
+    })??;
     // Let every announcer become ready first (readiness needs the heartbeat Lease and a peer timeout).
     std::thread::sleep(Duration::from_secs(3));
 

@@ -36,13 +36,15 @@ use ferrolb_lab::{Lab, Topology};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{LabGuard, binaries, check_interrupted, cr_api, full_run, is_root, loadavg, options};
+use common::{
+    LabGuard, binaries, check_interrupted, create_pool_and_policy, full_run, is_root, loadavg, options,
+};
 
 const NAMESPACE: &str = "default";
 /// 2001:db8:1::/112 without its first address: `2001:db8:1::` gives the Lease name
@@ -138,28 +140,6 @@ fn announcer_metric(lab: &Lab, i: u8, name: &'static str) -> Result<f64> {
         .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum())
-}
-
-async fn create_pool_and_policy(client: kube::Client) -> Result<()> {
-    let pool: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-        "metadata": {"name": "bench"},
-        "spec": {"blocks": [{"start": POOL_START, "stop": POOL_STOP}]},
-    }))?;
-    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
-        .create(&PostParams::default(), &pool)
-        .await
-        .context("creating the pool")?;
-    let policy: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
-        "metadata": {"name": "bench"},
-        "spec": {"interfaces": ["^eth0$"]},
-    }))?;
-    cr_api(client, "L2AnnouncementPolicy", "l2announcementpolicies")
-        .create(&PostParams::default(), &policy)
-        .await
-        .context("creating the policy")?;
-    Ok(())
 }
 
 /// Creates `n` IPv6-only Services, 64 in flight.
@@ -276,7 +256,9 @@ fn run_lab(
     let info: ClusterInfo = state.cluster.clone().context("no cluster info")?;
     let rt = info.runtime()?;
     let i2 = info.clone();
-    rt.block_on(async move { create_pool_and_policy(i2.client().await?).await })??;
+    rt.block_on(async move {
+        create_pool_and_policy(i2.client().await?, json!({"start": POOL_START, "stop": POOL_STOP})).await
+    })??;
     std::thread::sleep(Duration::from_secs(3));
 
     let mut roles: Vec<String> = (1..=nodes).map(cluster::announcer_role).collect();

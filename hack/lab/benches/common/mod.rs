@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use ferrolb_lab::{INTERRUPTED, Lab, cluster};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 
 /// Removes the lab when dropped (also on errors and panics).
 pub struct LabGuard(pub Lab);
@@ -85,4 +85,28 @@ pub fn options() -> Result<Vec<(String, String)>> {
         });
     }
     Ok(out)
+}
+
+/// Creates pool `bench` with the one address `block` (a `blocks` entry: `{"cidr": ...}` or
+/// `{"start": ..., "stop": ...}`) and policy `bench` announcing on `eth0`.
+pub async fn create_pool_and_policy(client: kube::Client, block: serde_json::Value) -> Result<()> {
+    let pool: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
+        "metadata": {"name": "bench"},
+        "spec": {"blocks": [block]},
+    }))?;
+    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
+        .create(&PostParams::default(), &pool)
+        .await
+        .context("creating the pool")?;
+    let policy: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {"interfaces": ["^eth0$"]},
+    }))?;
+    cr_api(client, "L2AnnouncementPolicy", "l2announcementpolicies")
+        .create(&PostParams::default(), &policy)
+        .await
+        .context("creating the policy")?;
+    Ok(())
 }

@@ -13,10 +13,10 @@ use ferrolb_lab::cluster::{ClusterInfo, SYSTEM_NAMESPACE};
 use ferrolb_lab::probe::{self, ProbeOptions};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use super::{check_interrupted, cr_api};
+use super::{check_interrupted, create_pool_and_policy};
 
 /// The Service's name (namespace `default`).
 pub const SERVICE: &str = "web";
@@ -68,24 +68,7 @@ pub fn wait_all_ready(lab: &Lab, nodes: u8, timeout: Duration) -> Result<Duratio
 /// Pool `bench` (198.51.100.128/25), policy `bench` (`^eth0$`), Service default/web; returns its VIP.
 pub async fn setup_service(info: ClusterInfo, timeout: Duration) -> Result<IpAddr> {
     let client = info.client().await?;
-    let pool: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-        "metadata": {"name": "bench"},
-        "spec": {"blocks": [{"cidr": ferrolb_lab::VIP_RANGE_V4}]},
-    }))?;
-    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
-        .create(&PostParams::default(), &pool)
-        .await
-        .context("creating the pool")?;
-    let policy: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
-        "metadata": {"name": "bench"},
-        "spec": {"interfaces": ["^eth0$"]},
-    }))?;
-    cr_api(client.clone(), "L2AnnouncementPolicy", "l2announcementpolicies")
-        .create(&PostParams::default(), &policy)
-        .await
-        .context("creating the policy")?;
+    create_pool_and_policy(client.clone(), json!({"cidr": ferrolb_lab::VIP_RANGE_V4})).await?;
     let api: Api<Service> = Api::namespaced(client, "default");
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": SERVICE},
