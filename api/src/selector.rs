@@ -231,8 +231,13 @@ impl Parser<'_> {
         self.pos = save;
         false
     }
-    fn values(&mut self, key: &str) -> Result<BTreeSet<String>, SelectorError> {
+    fn values(&mut self, key: &str, op: &'static str) -> Result<BTreeSet<String>, SelectorError> {
         self.expect("(")?;
+        self.skip_ws();
+        // `a in ()` selects nothing; the API server refuses it rather than reading one empty value.
+        if self.rest().starts_with(')') {
+            return Err(SelectorError::MissingValues { key: key.to_string(), op });
+        }
         let mut values = BTreeSet::new();
         loop {
             let v = self.word().to_string();
@@ -271,9 +276,9 @@ impl Parser<'_> {
             let n = self.word().parse::<i64>().map_err(|_| self.error())?;
             if gt { Op::Gt(n) } else { Op::Lt(n) }
         } else if self.keyword("notin") {
-            Op::NotIn(self.values(&key)?)
+            Op::NotIn(self.values(&key, "notin")?)
         } else if self.keyword("in") {
-            Op::In(self.values(&key)?)
+            Op::In(self.values(&key, "in")?)
         } else if self.at_end() || self.rest().starts_with(',') {
             Op::Exists
         } else {
@@ -376,7 +381,9 @@ mod tests {
 
     #[test]
     fn string_form_errors() {
-        for bad in ["app=", "=x", "a in (", "a in (b", "a b", "a,", "-bad=1", "a=b c"] {
+        for bad in
+            ["app=", "=x", "a in (", "a in (b", "a b", "a,", "-bad=1", "a=b c", "a in ()", "a notin ( )"]
+        {
             if bad == "app=" {
                 // An empty value is valid: it matches the label set to "".
                 assert!(Selector::parse(bad).is_ok());

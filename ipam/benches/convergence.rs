@@ -41,7 +41,7 @@ fn addresses(sim: &KubeSim) -> BTreeMap<String, Vec<String>> {
     sim.sim().with(|s| {
         let rt = s.registry.get("", "v1", "services").expect("built in");
         let page = s
-            .list(&rt, None, &ferrolb_api::Selector::everything(), &Default::default(), None, None)
+            .list(&rt, None, &kube_sim::labels::LabelSelector::default(), &Default::default(), None, None)
             .expect("list");
         page.items
             .iter()

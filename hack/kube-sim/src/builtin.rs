@@ -253,6 +253,7 @@ fn validate_service(old: Option<&Value>, svc: &Value) -> Vec<String> {
         errors.push("spec.ports: Required value".into());
     }
     let mut seen = BTreeSet::new();
+    let mut names = BTreeSet::new();
     for (i, p) in ports.iter().enumerate() {
         let port = p["port"].as_i64().unwrap_or(0);
         if !(1..=65535).contains(&port) {
@@ -269,6 +270,20 @@ fn validate_service(old: Option<&Value>, svc: &Value) -> Vec<String> {
         if !seen.insert((port, proto.to_string())) {
             errors.push(format!(
                 "spec.ports[{i}]: Duplicate value: {{\"port\":{port},\"protocol\":\"{proto}\"}}"
+            ));
+        }
+        // Endpoints are matched to ports by name, so names are required once there are two ports
+        // and must be unique (a strategic-merge patch keyed by port can add a second "http").
+        let name = p["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            if ports.len() > 1 {
+                errors.push(format!("spec.ports[{i}].name: Required value"));
+            }
+        } else if !names.insert(name) {
+            errors.push(format!("spec.ports[{i}].name: Duplicate value: \"{name}\""));
+        } else if !is_dns_label(name) {
+            errors.push(format!(
+                "spec.ports[{i}].name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
             ));
         }
     }
@@ -376,6 +391,16 @@ pub fn validate_name(kind: &str, name: &str) -> Option<String> {
         };
         format!("metadata.name: Invalid value: \"{name}\": {rule}")
     })
+}
+
+/// An RFC 1123 label: at most 63 lowercase alphanumerics or `-`, starting and ending alphanumeric.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod apply;
 pub mod builtin;
 pub mod error;
 pub mod fields;
+pub mod labels;
 mod openapi;
 pub mod patch;
 pub mod resources;

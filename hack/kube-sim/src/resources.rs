@@ -33,6 +33,15 @@ pub struct ResourceType {
     pub is_custom: bool,
 }
 
+impl ResourceType {
+    /// Whether a PUT without `metadata.resourceVersion` overwrites whatever is stored (the
+    /// strategy's `AllowUnconditionalUpdate`). Leases and custom resources refuse it: a lock or an
+    /// object whose writers must not lose each other's changes is only updated from a version read.
+    pub fn allows_unconditional_update(&self) -> bool {
+        !(self.is_custom || (self.group == "coordination.k8s.io" && self.kind == "Lease"))
+    }
+}
+
 impl std::fmt::Debug for ResourceType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.key())

@@ -6,11 +6,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::labels::LabelSelector;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use ferrolb_api::Selector;
 use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -552,7 +552,7 @@ async fn resource_request(
     let method = req.method().clone();
     match (method.as_str(), name) {
         ("GET", _) if q.get("watch").is_some_and(|v| v == "true" || v == "1") => {
-            let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
+            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
             let fields =
                 FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
@@ -563,7 +563,7 @@ async fn resource_request(
             Ok(respond(StatusCode::OK, &obj, &[]))
         }
         ("GET", None) => {
-            let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
+            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
             let fields =
                 FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
@@ -644,7 +644,7 @@ async fn resource_request(
             Ok(respond(StatusCode::OK, &obj, &[]))
         }
         ("DELETE", None) => {
-            let labels = Selector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
+            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
             let fields =
                 FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
@@ -677,7 +677,7 @@ fn watch(
     shared: Arc<Shared>,
     rt: Arc<ResourceType>,
     namespace: Option<String>,
-    labels: Selector,
+    labels: LabelSelector,
     fields: FieldSelector,
     q: &BTreeMap<String, String>,
 ) -> Response {
@@ -713,7 +713,7 @@ fn watch(
                 let page = s.list(
                     &rt,
                     namespace.as_deref(),
-                    &Selector::everything(),
+                    &LabelSelector::default(),
                     &FieldSelector::default(),
                     None,
                     None,

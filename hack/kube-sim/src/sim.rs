@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ferrolb_api::Selector;
+use crate::labels::LabelSelector;
 use serde_json::{Value, json};
 
 use crate::apply;
@@ -136,7 +136,7 @@ impl State {
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
-        labels: &Selector,
+        labels: &LabelSelector,
         fields: &FieldSelector,
         limit: Option<usize>,
         continue_token: Option<&str>,
@@ -295,10 +295,20 @@ impl State {
             )));
         }
         let old = self.get(rt, ns, name)?;
-        if let Some(rv) = meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty())
-            && rv != meta_str(&old, "resourceVersion").unwrap_or_default()
-        {
-            return Err(ApiError::conflict(rt, name));
+        match meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()) {
+            Some(rv) if rv != meta_str(&old, "resourceVersion").unwrap_or_default() => {
+                return Err(ApiError::conflict(rt, name));
+            }
+            None if !rt.allows_unconditional_update() => {
+                let message = "Invalid value: 0: must be specified for an update";
+                return Err(ApiError::invalid(
+                    rt,
+                    name,
+                    &[format!("metadata.resourceVersion: {message}")],
+                    json!([{"reason": "FieldValueInvalid", "message": message, "field": "metadata.resourceVersion"}]),
+                ));
+            }
+            _ => {}
         }
         obj["metadata"]["name"] = json!(name);
         self.finish_write(rt, ns, name, Some(old), obj, subresource, opts, false)
@@ -736,10 +746,10 @@ fn validate_metadata(obj: &Value) -> Vec<String> {
     if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
         for (k, v) in labels {
             let v = v.as_str().unwrap_or_default();
-            if let Err(e) = ferrolb_api::selector::validate_key(k) {
+            if let Err(e) = crate::labels::qualified_name(k) {
                 errors.push(format!("metadata.labels: Invalid value: \"{k}\": {e}"));
             }
-            if let Err(e) = ferrolb_api::selector::validate_value(k, v) {
+            if let Err(e) = crate::labels::label_value(v) {
                 errors.push(format!("metadata.labels: Invalid value: \"{v}\": {e}"));
             }
         }
@@ -752,7 +762,7 @@ fn validate_metadata(obj: &Value) -> Vec<String> {
             ));
         }
         for k in ann.keys() {
-            if let Err(e) = ferrolb_api::selector::validate_key(k) {
+            if let Err(e) = crate::labels::qualified_name(k) {
                 errors.push(format!("metadata.annotations: Invalid value: \"{k}\": {e}"));
             }
         }

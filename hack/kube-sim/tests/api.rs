@@ -217,7 +217,7 @@ async fn services_get_cluster_ips_and_ingress_is_validated() {
     let (_sim, client) = sim_with_crds().await;
     let api: Api<Service> = Api::namespaced(client, "default");
     let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web"},
-        "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}}))
+        "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack", "ports": [{"name": "http", "port": 80}]}}))
     .unwrap();
     let created = api.create(&PostParams::default(), &svc).await.unwrap();
     let spec = created.spec.unwrap();
@@ -271,4 +271,62 @@ async fn concurrent_writers_lose_no_update() {
     let conflicts = a.unwrap() + b.unwrap();
     let n: u32 = api.get("counter").await.unwrap().data.unwrap()["n"].parse().unwrap();
     assert_eq!(n, 100, "lost updates ({conflicts} conflicts seen)");
+}
+
+/// Fidelity with kube-apiserver 1.36: a Lease or a custom resource is only replaced from a version
+/// read (its strategy refuses unconditional updates); a ConfigMap may be.
+#[tokio::test]
+async fn leases_and_custom_resources_need_a_resource_version_to_be_replaced() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let (_sim, client) = sim_with_crds().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let mut lease = Lease::default();
+    lease.metadata.name = Some("l".into());
+    let created = leases.create(&PostParams::default(), &lease).await.unwrap();
+    let mut blind = created.clone();
+    blind.metadata.resource_version = None;
+    let err = api_err(leases.replace("l", &PostParams::default(), &blind).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(
+        err.message.contains("metadata.resourceVersion: Invalid value: 0: must be specified for an update"),
+        "{}",
+        err.message
+    );
+    leases.replace("l", &PostParams::default(), &created).await.expect("with the version read");
+
+    let pools: Api<LoadBalancerIPPool> = Api::all(client.clone());
+    let mut p = pools.create(&PostParams::default(), &pool("p", "198.51.100.128/25")).await.unwrap();
+    p.metadata.resource_version = None;
+    assert_eq!(api_err(pools.replace("p", &PostParams::default(), &p).await.unwrap_err()).code, 422);
+
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("c".into());
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    cms.replace("c", &PostParams::default(), &cm).await.expect("ConfigMaps allow unconditional updates");
+}
+
+/// A strategic-merge patch merges Service ports by port number, so it can add a second port that
+/// reuses a name: kube-apiserver refuses the result, and so must the simulator.
+#[tokio::test]
+async fn service_port_names_are_required_and_unique() {
+    let (_sim, client) = sim_with_crds().await;
+    let svcs: Api<Service> = Api::namespaced(client, "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80}]}
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let dup = json!({"spec": {"ports": [{"name": "http", "port": 8080}]}});
+    let err = api_err(svcs.patch("web", &PatchParams::default(), &Patch::Strategic(dup)).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(err.message.contains("spec.ports[1].name: Duplicate value: \"http\""), "{}", err.message);
+    let unnamed = json!({"spec": {"ports": [{"port": 8443}]}});
+    let err =
+        api_err(svcs.patch("web", &PatchParams::default(), &Patch::Strategic(unnamed)).await.unwrap_err());
+    assert!(err.message.contains("spec.ports[1].name: Required value"), "{}", err.message);
+    let ok = json!({"spec": {"ports": [{"name": "https", "port": 8443}]}});
+    let svc = svcs.patch("web", &PatchParams::default(), &Patch::Strategic(ok)).await.unwrap();
+    assert_eq!(svc.spec.unwrap().ports.unwrap().len(), 2);
 }

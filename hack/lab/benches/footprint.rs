@@ -500,9 +500,20 @@ fn main() -> Result<()> {
     // A size that failed has no figures: the targets are judged on the sizes that ran, and said
     // to be unmeasured when none did.
     let mut missed = Vec::new();
-    let verdict = |ok: bool| if results.is_empty() { "not measured" } else if ok { "met" } else { "MISSED" };
+    let verdict = |ok: bool| {
+        if results.is_empty() {
+            "not measured"
+        } else if ok {
+            "met"
+        } else {
+            "MISSED"
+        }
+    };
     let rss_ok = worst_rss <= RSS_TARGET_MIB;
-    println!("Target: announcer VmRSS ≤ {RSS_TARGET_MIB:.0} MiB: {} (largest {worst_rss:.1} MiB)", verdict(rss_ok));
+    println!(
+        "Target: announcer VmRSS ≤ {RSS_TARGET_MIB:.0} MiB: {} (largest {worst_rss:.1} MiB)",
+        verdict(rss_ok)
+    );
     if !rss_ok {
         missed.push(format!("announcer VmRSS {worst_rss:.1} MiB > {RSS_TARGET_MIB:.0} MiB"));
     }
@@ -513,7 +524,9 @@ fn main() -> Result<()> {
             verdict(cpu_ok)
         );
         if !cpu_ok {
-            missed.push(format!("announcer idle CPU median {worst_cpu_median:.2} % > {IDLE_CPU_TARGET_PERCENT:.0} %"));
+            missed.push(format!(
+                "announcer idle CPU median {worst_cpu_median:.2} % > {IDLE_CPU_TARGET_PERCENT:.0} %"
+            ));
         }
     }
     if let Ok(path) = std::env::var("FERROLB_BENCH_JSON") {
