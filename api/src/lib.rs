@@ -20,4 +20,4 @@ pub use pool::{
 };
 pub use range::{Family, IpRange, RangeError};
 pub use selector::{Selector, SelectorError};
-pub use service::ServiceKey;
+pub use service::{ServiceKey, TrafficPolicy};

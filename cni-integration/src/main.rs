@@ -94,15 +94,6 @@ impl Args {
     }
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -118,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     config.fence_after = args.fence_after;
     config.resync_every = args.resync_interval;
     tracing::info!(announcer = %target.describe(), interface = %args.interface, metrics = %bound, "ferrolb-nic-agent starting");
-    agent::run(config, readiness, shutdown_signal()).await.context("running the agent")?;
+    agent::run(config, readiness, ferrolb_runtime::shutdown_signal()).await.context("running the agent")?;
     tracing::info!("ferrolb-nic-agent stopped");
     Ok(())
 }

@@ -1,21 +1,15 @@
 //! Fuzzing with proptest: arbitrary bytes and strings, and mutated valid inputs, into every
 //! parser entry point. The property is "no panic": an input is either converted or rejected
-//! with an error. Case counts come from `PROPTEST_CASES` (default below); the test prints how
-//! many it ran.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! with an error. Case counts come from `PROPTEST_CASES` (default below).
 
 use ferrolb_ctl::{Options, SourceText, convert_texts, parse_documents};
 use proptest::prelude::*;
-
-static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000)
 }
 
 fn run(name: &str, text: String) {
-    RUNS.fetch_add(1, Ordering::Relaxed);
     let t = SourceText { name: name.to_string(), text };
     let _ = parse_documents(&t);
     for rewrite in [false, true] {
@@ -170,11 +164,4 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
             )),
         ]
     })
-}
-
-#[test]
-fn zz_report_fuzz_runs() {
-    // Runs after the others only when tests are single-threaded; the count is printed either
-    // way for the record.
-    eprintln!("fuzz: {} conversions executed so far in this process", RUNS.load(Ordering::Relaxed));
 }

@@ -97,19 +97,10 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(classes = %settings.ipam.classes, "serving Services of these load-balancer classes");
     let controller = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
 
-    shutdown_signal().await;
+    ferrolb_runtime::shutdown_signal().await;
     tracing::info!("shutting down: stop writing, then release the Lease");
     let _ = shutdown_tx.send(true);
     let _ = controller.await;
     elector.release().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

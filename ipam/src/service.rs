@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ferrolb_api::Family;
 
-pub use ferrolb_api::ServiceKey;
+pub use ferrolb_api::{ServiceKey, TrafficPolicy};
 
 /// `spec.ipFamilyPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -24,24 +24,6 @@ impl IpFamilyPolicy {
             "PreferDualStack" => Self::PreferDualStack,
             "RequireDualStack" => Self::RequireDualStack,
             _ => Self::SingleStack,
-        }
-    }
-}
-
-/// `spec.externalTrafficPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TrafficPolicy {
-    #[default]
-    Cluster,
-    Local,
-}
-
-impl TrafficPolicy {
-    /// Kubernetes' spelling (`Local`, `Cluster`; the legacy `OnlyLocal`/`Global` too).
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "Local" | "OnlyLocal" => Self::Local,
-            _ => Self::Cluster,
         }
     }
 }

@@ -87,7 +87,7 @@ pub struct ServiceStatusOutput {
 impl ServiceStatusOutput {
     /// The `ferrolb.io/allocated-from-pool` annotation value; `None`: remove the annotation.
     pub fn allocated_from_pool(&self) -> Option<String> {
-        (!self.pools.is_empty()).then(|| self.pools.join(","))
+        ferrolb_api::service::allocated_from_pool::format(&self.pools)
     }
 }
 

@@ -338,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut announcer = tokio::spawn(adapter::run(client, settings, readiness, shutdown.clone()));
     let result = tokio::select! {
-        () = shutdown_signal() => {
+        () = ferrolb_runtime::shutdown_signal() => {
             shutdown.cancel();
             (&mut announcer).await
         }
@@ -346,15 +346,6 @@ async fn main() -> anyhow::Result<()> {
     };
     result.context("the announcer task panicked")??;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::interface::{Interface, InterfaceSelector};
 
-pub use ferrolb_api::ServiceKey;
+pub use ferrolb_api::{ServiceKey, TrafficPolicy};
 
 /// One announced address of one Service: the unit of election and placement.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,22 +53,6 @@ impl fmt::Display for AddressKey {
     }
 }
 
-/// `spec.externalTrafficPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TrafficPolicy {
-    #[default]
-    Cluster,
-    /// Only nodes with a local endpoint may announce.
-    Local,
-}
-
-impl TrafficPolicy {
-    /// Parses the API value; anything but `Local` is `Cluster` (the API server's default).
-    pub fn parse(s: &str) -> Self {
-        if s == "Local" { Self::Local } else { Self::Cluster }
-    }
-}
-
 /// What the announcer needs from a Service.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceInput {
@@ -85,11 +69,6 @@ pub struct ServiceInput {
 }
 
 impl ServiceInput {
-    /// Splits the `ferrolb.io/allocated-from-pool` annotation value (comma list).
-    pub fn parse_pools(annotation: &str) -> Vec<String> {
-        annotation.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-    }
-
     /// Whether FerroLB serves this Service's class (the rule shared with the IPAM controller).
     pub fn has_served_class(&self, classes: &ServedClasses) -> bool {
         classes.serves(self.load_balancer_class.as_deref())
@@ -555,7 +534,7 @@ pub(crate) mod tests {
             },
         )]);
         let mut s = svc("default", "web", &["198.51.100.130", "2001:db8:100::1000"]);
-        s.allocated_from_pool = ServiceInput::parse_pools("public, internal");
+        s.allocated_from_pool = ferrolb_api::service::allocated_from_pool::parse("public, internal");
         s.external_ips = vec!["203.0.113.9".parse().unwrap()];
         assert_eq!(
             keys(&p.announcements(std::slice::from_ref(&s), &pools, &ServedClasses::default())),

@@ -72,3 +72,22 @@ impl Error {
         }
     }
 }
+
+/// Resolves when the process is asked to stop: SIGTERM (the kubelet's, on pod deletion) or SIGINT
+/// (Ctrl-C). Every binary shuts down gracefully on either.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        // Only fails when the process cannot install signal handlers at all; Ctrl-C is still heard.
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGTERM handler; only SIGINT stops this process");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -50,7 +50,7 @@ pub fn service_input(svc: &Service) -> Option<ServiceInput> {
         external_ips,
         allocated_from_pool: annotations
             .and_then(|a| a.get(annotations::ALLOCATED_FROM_POOL))
-            .map(|v| ServiceInput::parse_pools(v))
+            .map(|v| ferrolb_api::service::allocated_from_pool::parse(v))
             .unwrap_or_default(),
     })
 }
