@@ -1343,7 +1343,7 @@ async fn seed(client: &Client, docs: &[Value], field_manager: &str) {
 
 struct Controller {
     shutdown: watch::Sender<bool>,
-    _leader: watch::Sender<bool>,
+    _leader: watch::Sender<ferrolb_ipam::controller::Leadership>,
     task: tokio::task::JoinHandle<Result<(), controller::Error>>,
 }
 
@@ -1354,7 +1354,7 @@ fn start_controller(client: Client) -> Controller {
 
 /// [`start_controller`] serving `classes` (`--load-balancer-classes`).
 fn start_controller_serving(client: Client, classes: ServedClasses) -> Controller {
-    let (leader_tx, leader_rx) = watch::channel(true);
+    let (leader_tx, leader_rx) = watch::channel(ferrolb_ipam::controller::Leadership::fixed(true));
     let (synced_tx, _synced_rx) = watch::channel(false);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut settings = Settings { event_interval: Duration::from_millis(0), ..Settings::default() };

@@ -27,7 +27,7 @@ struct Running {
 }
 
 fn start(client: kube::Client) -> Running {
-    let (_leader_tx, leader_rx) = watch::channel(true);
+    let (_leader_tx, leader_rx) = watch::channel(ferrolb_ipam::controller::Leadership::fixed(true));
     let (ready_tx, ready) = watch::channel(false);
     let (shutdown, shutdown_rx) = watch::channel(false);
     // The sender must outlive the controller: a closed leadership channel stops it.

@@ -61,18 +61,6 @@ async fn main() -> anyhow::Result<()> {
         ferrolb_api::names::IPAM_LEASE_NAME,
         election,
     );
-    // The controller only needs "am I leader"; bridge the elector's richer value into a bool.
-    let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
-    let mut leadership = elector.leadership();
-    tokio::spawn(async move {
-        loop {
-            let leader = leadership.borrow_and_update().leader;
-            leader_tx.send_if_modified(|l| std::mem::replace(l, leader) != leader);
-            if leadership.changed().await.is_err() {
-                break;
-            }
-        }
-    });
     let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
     tokio::spawn({
         let readiness = readiness.clone();
@@ -95,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
         ..Settings::default()
     };
     tracing::info!(classes = %settings.ipam.classes, "serving Services of these load-balancer classes");
-    let controller = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
+    let controller =
+        tokio::spawn(controller::run(client, settings, elector.leadership(), synced_tx, shutdown_rx));
 
     ferrolb_runtime::shutdown_signal().await;
     tracing::info!("shutting down: stop writing, then release the Lease");

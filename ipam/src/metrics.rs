@@ -14,6 +14,10 @@ pub const EVENTS_SUPPRESSED: &str = "ferrolb_ipam_events_suppressed_total";
 pub const POOL_IPS: &str = "ferrolb_ipam_pool_ips";
 /// Holds of FerroLB's writes to a Service whose status another controller keeps overwriting.
 pub const STATUS_CONTESTS: &str = "ferrolb_ipam_status_contests_total";
+/// Writes not sent because this replica's Lease claim had lapsed when their turn came (a late
+/// renewal, or leadership being lost): Service and pool writes are retried once the claim is
+/// current again, Events are dropped.
+pub const WRITES_HELD: &str = "ferrolb_ipam_writes_without_claim_total";
 /// Kubernetes API writes and reads, labels `verb`, `resource`, `outcome` (`ok`, `error`).
 pub const API_REQUESTS: &str = "ferrolb_api_requests_total";
 
@@ -33,6 +37,10 @@ pub fn describe() {
     metrics::describe_counter!(
         STATUS_CONTESTS,
         "Holds of FerroLB's writes to a Service whose status another controller keeps overwriting."
+    );
+    metrics::describe_counter!(
+        WRITES_HELD,
+        "Writes not sent because this replica's Lease claim had lapsed; Service and pool writes are retried."
     );
     metrics::describe_counter!(API_REQUESTS, "Kubernetes API requests, by verb, resource and outcome.");
     ferrolb_runtime::lease::describe_metrics();

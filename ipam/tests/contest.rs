@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ferrolb_api::names::{conditions, events};
 use ferrolb_ipam::contest::ContestConfig;
-use ferrolb_ipam::controller::{self, Settings};
+use ferrolb_ipam::controller::{self, Leadership, Settings};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::watch;
@@ -46,11 +46,11 @@ fn contested(s: &k8s_openapi::api::core::v1::Service) -> Option<(String, String)
 }
 
 type Running =
-    (watch::Sender<bool>, watch::Sender<bool>, tokio::task::JoinHandle<Result<(), controller::Error>>);
+    (watch::Sender<Leadership>, watch::Sender<bool>, tokio::task::JoinHandle<Result<(), controller::Error>>);
 
 /// A leading controller with these contest settings: (leader, shutdown, task).
 fn start(env: &Env, contest: ContestConfig) -> Running {
-    let (leader_tx, leader_rx) = watch::channel(true);
+    let (leader_tx, leader_rx) = watch::channel(Leadership::fixed(true));
     let (synced_tx, _synced_rx) = watch::channel(false);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let settings = Settings { event_interval: Duration::from_millis(0), contest, ..Settings::default() };

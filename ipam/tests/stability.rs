@@ -345,3 +345,26 @@ async fn standby_writes_nothing() {
     satisfied(&env, "default", "web", 1).await;
     standby.stop().await;
 }
+
+/// A leader whose Lease claim has lapsed (its renewal is late) sends no write, so it cannot
+/// overwrite a replica that may already be taking over; once the claim is current again the
+/// writes go out.
+#[tokio::test]
+async fn no_writes_while_the_lease_claim_has_lapsed() {
+    let env = Env::start().await;
+    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]}}))
+        .await;
+    env.service("default", lb("web")).await;
+    let ctl = Controller::start(env.client.clone(), false);
+    ctl.leader.send_lapsed().unwrap();
+    ctl.wait_synced().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let svc = env.get("default", "web").await;
+    assert!(ingress(&svc).is_empty(), "written without a current claim: {:?}", ingress(&svc));
+    assert!(condition(&svc).is_none(), "condition written without a current claim");
+
+    ctl.leader.send(true).unwrap();
+    let svc = satisfied(&env, "default", "web", 1).await;
+    assert_eq!(ingress(&svc), ["198.51.100.128"]);
+    ctl.stop().await;
+}

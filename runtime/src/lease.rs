@@ -50,6 +50,14 @@ impl Leadership {
     pub fn is_leader_at(&self, now: Instant) -> bool {
         self.leader && self.valid_until.is_some_and(|t| now < t)
     }
+
+    /// Leadership decided without a Lease, whose claim never lapses: for a controller driven by
+    /// tests or benchmarks rather than an election.
+    pub fn fixed(leader: bool) -> Self {
+        // Ten years: far beyond any run, and far from `Instant`'s overflow.
+        let forever = Duration::from_secs(10 * 365 * 24 * 3600);
+        Self { leader, holder: None, valid_until: leader.then(|| Instant::now() + forever) }
+    }
 }
 
 /// A running election on one Lease. Dropping it stops the task without giving the lease up (others take

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use ferrolb_api::LoadBalancerIPPool;
 use ferrolb_api::names::events as event_reasons;
+pub use ferrolb_runtime::lease::Leadership;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
@@ -99,7 +100,22 @@ enum Work {
 }
 
 /// A write's result; for a Service status write that set the ingress, what it set.
-type Done = (WorkKey, Result<Option<Written>, kube::Error>);
+type Done = (WorkKey, Result<Option<Written>, WriteError>);
+
+/// Why a write did not happen.
+#[derive(Debug)]
+enum WriteError {
+    /// The API server refused it or could not be reached.
+    Api(kube::Error),
+    /// This replica's Lease claim had lapsed when the request was due: it was not sent.
+    ClaimLapsed,
+}
+
+impl From<kube::Error> for WriteError {
+    fn from(e: kube::Error) -> Self {
+        Self::Api(e)
+    }
+}
 
 /// The ingress FerroLB last wrote to a Service, and the resourceVersion that write produced: a later
 /// version that shows other addresses was written by someone else.
@@ -152,6 +168,8 @@ struct Controller {
     leader: bool,
     /// When this replica last became leader.
     leader_since: Option<Instant>,
+    /// The Lease claim itself, which every write checks just before it is sent.
+    claim: watch::Receiver<Leadership>,
     queue: VecDeque<WorkKey>,
     pending: HashMap<WorkKey, Work>,
     in_flight: HashSet<WorkKey>,
@@ -177,15 +195,15 @@ struct Controller {
 pub async fn run(
     client: kube::Client,
     settings: Settings,
-    mut leader: watch::Receiver<bool>,
+    mut leader: watch::Receiver<Leadership>,
     synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     // A replica about to lead should list after it leads: then that one listing is consistent
     // with everything the previous leader wrote, and taking over needs no second one. A standby
     // stops waiting after `leader_wait` and warms its caches.
-    if !*leader.borrow() {
-        let _ = tokio::time::timeout(settings.leader_wait, leader.wait_for(|l| *l)).await;
+    if !leader.borrow().leader {
+        let _ = tokio::time::timeout(settings.leader_wait, leader.wait_for(|l| l.leader)).await;
     }
     let pools = watcher(Api::<LoadBalancerIPPool>::all(client.clone()), watcher::Config::default())
         .default_backoff()
@@ -203,8 +221,9 @@ pub async fn run(
         pools: Cache::default(),
         services: Cache::default(),
         ipam: None,
-        leader: *leader.borrow(),
-        leader_since: leader.borrow().then(Instant::now),
+        leader: leader.borrow().leader,
+        leader_since: leader.borrow().leader.then(Instant::now),
+        claim: leader.clone(),
         queue: VecDeque::new(),
         pending: HashMap::new(),
         in_flight: HashSet::new(),
@@ -227,7 +246,9 @@ pub async fn run(
                 if r.is_err() {
                     break;
                 }
-                let now_leader = *leader.borrow_and_update();
+                // Also wakes on every renewal (the claim's expiry moves); only the flag matters here,
+                // each write checks the claim itself.
+                let now_leader = leader.borrow_and_update().leader;
                 if now_leader && !c.leader {
                     c.leader_since = Some(Instant::now());
                 }
@@ -619,12 +640,23 @@ impl Controller {
         }
     }
 
+    /// One write, sent only while this replica's Lease claim is current: a leader whose renewal is
+    /// late must not write over the replica that may already have taken over. The claim is checked
+    /// right before each request, not when the write was queued.
     fn write(&self, key: WorkKey, work: Work) -> BoxFuture<'static, Done> {
         let client = self.client.clone();
         let recorder = self.recorder.clone();
+        let claim = self.claim.clone();
+        let held = move || {
+            let ok = claim.borrow().is_leader_at(std::time::Instant::now());
+            if ok { Ok(()) } else { Err(WriteError::ClaimLapsed) }
+        };
         Box::pin(async move {
             let result = match work {
                 Work::Service { key: svc, status, annotation } => {
+                    if let Err(e) = held() {
+                        return (key, Err(e));
+                    }
                     let api: Api<Service> = Api::namespaced(client, &svc.namespace);
                     let apply = PatchParams::apply(FIELD_MANAGER).force();
                     let r = api.patch_status(&svc.name, &apply, &Patch::Apply(&status)).await;
@@ -641,18 +673,24 @@ impl Controller {
                     };
                     match (r, annotation) {
                         (Ok(s), Some(a)) => {
+                            if let Err(e) = held() {
+                                return (key, Err(e));
+                            }
                             let pp = PatchParams {
                                 field_manager: Some(FIELD_MANAGER.into()),
                                 ..Default::default()
                             };
                             let r = api.patch(&svc.name, &pp, &Patch::Merge(&a)).await;
                             count("patch", "services", &r);
-                            r.map(|after| written(&after).or_else(|| written(&s)))
+                            r.map(|after| written(&after).or_else(|| written(&s))).map_err(WriteError::from)
                         }
-                        (r, _) => r.map(|s| written(&s)),
+                        (r, _) => r.map(|s| written(&s)).map_err(WriteError::from),
                     }
                 }
                 Work::Pool { name, status } => {
+                    if let Err(e) = held() {
+                        return (key, Err(e));
+                    }
                     let api: Api<LoadBalancerIPPool> = Api::all(client);
                     let r = api
                         .patch_status(
@@ -662,19 +700,22 @@ impl Controller {
                         )
                         .await;
                     count("patch", "loadbalancerippools/status", &r);
-                    r.map(|_| None)
+                    r.map(|_| None).map_err(WriteError::from)
                 }
                 Work::Event { reference, event } => {
+                    if let Err(e) = held() {
+                        return (key, Err(e));
+                    }
                     let r = recorder.publish(&event, &reference).await;
                     count("create", "events", &r);
-                    r.map(|()| None)
+                    r.map(|()| None).map_err(WriteError::from)
                 }
             };
             (key, result)
         })
     }
 
-    fn write_done(&mut self, key: WorkKey, result: Result<Option<Written>, kube::Error>) {
+    fn write_done(&mut self, key: WorkKey, result: Result<Option<Written>, WriteError>) {
         self.in_flight.remove(&key);
         self.in_flight_work.remove(&key);
         let e = match result {
@@ -687,7 +728,18 @@ impl Controller {
                 self.retry_backoff = Duration::from_millis(500);
                 return;
             }
-            Err(e) => e,
+            Err(WriteError::ClaimLapsed) => {
+                metrics::counter!(crate::metrics::WRITES_HELD).increment(1);
+                tracing::debug!(?key, "write not sent: the Lease claim had lapsed");
+                // Events are best effort; Service and pool writes wait for a current claim (or for
+                // the core to go, if leadership is lost).
+                if !matches!(key, WorkKey::Event(_)) && self.ipam.is_some() {
+                    self.failed.insert(key);
+                    self.retry_later();
+                }
+                return;
+            }
+            Err(WriteError::Api(e)) => e,
         };
         let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
         // A conflict means the object changed under us; the watch brings the new version at

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrolb_api::LoadBalancerIPPool;
-use ferrolb_ipam::controller::{self, Settings};
+use ferrolb_ipam::controller::{self, Leadership, Settings};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -63,9 +63,24 @@ impl Env {
     }
 }
 
+/// Makes a test's controller lead or stand by, as its Lease election would.
+pub struct LeaderSwitch(watch::Sender<Leadership>);
+
+impl LeaderSwitch {
+    pub fn send(&self, leader: bool) -> Result<(), watch::error::SendError<Leadership>> {
+        self.0.send(Leadership::fixed(leader))
+    }
+
+    /// Still named leader, but the claim has expired: a renewal that is late.
+    pub fn send_lapsed(&self) -> Result<(), watch::error::SendError<Leadership>> {
+        let now = std::time::Instant::now();
+        self.0.send(Leadership { leader: true, holder: None, valid_until: Some(now) })
+    }
+}
+
 /// A controller running in-process, stopped on drop.
 pub struct Controller {
-    pub leader: watch::Sender<bool>,
+    pub leader: LeaderSwitch,
     pub synced: watch::Receiver<bool>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), controller::Error>>,
@@ -78,12 +93,12 @@ impl Controller {
 
     /// [`Controller::start`] with `settings` (Events are never rate-limited).
     pub fn start_with(client: kube::Client, leader: bool, settings: Settings) -> Self {
-        let (leader_tx, leader_rx) = watch::channel(leader);
+        let (leader_tx, leader_rx) = watch::channel(Leadership::fixed(leader));
         let (synced_tx, synced_rx) = watch::channel(false);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let settings = Settings { event_interval: Duration::from_millis(0), ..settings };
         let task = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
-        Self { leader: leader_tx, synced: synced_rx, shutdown: shutdown_tx, task }
+        Self { leader: LeaderSwitch(leader_tx), synced: synced_rx, shutdown: shutdown_tx, task }
     }
 
     pub async fn stop(self) {
