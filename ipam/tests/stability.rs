@@ -352,8 +352,7 @@ async fn standby_writes_nothing() {
 #[tokio::test]
 async fn no_writes_while_the_lease_claim_has_lapsed() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]}}))
-        .await;
+    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]}})).await;
     env.service("default", lb("web")).await;
     let ctl = Controller::start(env.client.clone(), false);
     ctl.leader.send_lapsed().unwrap();

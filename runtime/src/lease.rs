@@ -431,9 +431,9 @@ async fn guarded<F: Future>(
 }
 
 fn failure_of(error: &kube::Error) -> WriteFailure {
-    match error {
-        kube::Error::Api(status) if status.code == 409 => WriteFailure::Conflict,
-        kube::Error::Api(status) if status.code == 404 => WriteFailure::NotFound,
+    match crate::api_error::ApiFailure::of(error) {
+        crate::api_error::ApiFailure::Conflict => WriteFailure::Conflict,
+        crate::api_error::ApiFailure::NotFound => WriteFailure::NotFound,
         _ => WriteFailure::Other,
     }
 }

@@ -7,8 +7,10 @@
 //! - [`cli`]: the flags every binary takes (`--kubeconfig`, `--namespace`, `--metrics-addr`,
 //!   `--log-format`, the election timings), the client and logging built from them.
 //! - [`admin`]: the `/metrics`, `/healthz` and `/readyz` server.
+//! - [`api_error`]: what a failed API request means (the one place that reads HTTP status codes).
 
 pub mod admin;
+pub mod api_error;
 pub mod cli;
 pub mod election;
 pub mod lease;

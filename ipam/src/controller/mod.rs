@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use ferrolb_api::LoadBalancerIPPool;
 use ferrolb_api::names::events as event_reasons;
+use ferrolb_runtime::api_error::ApiFailure;
 pub use ferrolb_runtime::lease::Leadership;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -741,10 +742,11 @@ impl Controller {
             }
             Err(WriteError::Api(e)) => e,
         };
-        let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
+        let failure = ApiFailure::of(&e);
+        let gone = failure == ApiFailure::NotFound;
         // A conflict means the object changed under us; the watch brings the new version at
         // once, so retry soon (as client-go's RetryOnConflict does) rather than backing off.
-        let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
+        let conflict = failure == ApiFailure::Conflict;
         match (&key, self.ipam.as_mut()) {
             // The object is gone: its delete event will follow; nothing to retry.
             _ if gone => {}

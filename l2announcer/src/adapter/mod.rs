@@ -715,7 +715,8 @@ impl Announcer {
                 self.overlay.insert(done.name, (done.pre_rv, *record));
             }
             Outcome::Failed(error) => {
-                let conflict = matches!(&error, kube::Error::Api(s) if s.code == 409);
+                let failure = ferrolb_runtime::api_error::ApiFailure::of(&error);
+                let conflict = failure == ferrolb_runtime::api_error::ApiFailure::Conflict;
                 if conflict {
                     tracing::debug!(lease = %done.name, "lease changed meanwhile (409); deciding again");
                 } else {
@@ -723,7 +724,7 @@ impl Announcer {
                 }
                 // A refusal (400, 403, 422) will not change by retrying soon: back off long, so a
                 // bad object costs one write per half minute, not one per second.
-                let refused = matches!(&error, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422));
+                let refused = failure == ferrolb_runtime::api_error::ApiFailure::Refused;
                 let backoff = if conflict {
                     CONFLICT_BACKOFF
                 } else if refused {

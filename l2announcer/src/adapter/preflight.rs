@@ -186,7 +186,7 @@ fn read<K>(
             note_error(errors, what, None);
             Read::Absent
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => {
+        Err(e) if ferrolb_runtime::api_error::ApiFailure::is_not_found(&e) => {
             note_error(errors, what, None);
             Read::Absent
         }
