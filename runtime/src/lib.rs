@@ -60,21 +60,6 @@ pub enum Error {
     Serve(#[source] std::io::Error),
 }
 
-impl Error {
-    /// A short, stable label for metrics and logs.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::InvalidConfig(_) => "invalid_config",
-            Error::NoIdentity => "no_identity",
-            Error::Kubeconfig { .. } => "kubeconfig",
-            Error::Client(_) => "client",
-            Error::Metrics(_) => "metrics",
-            Error::Bind { .. } => "bind",
-            Error::Serve(_) => "serve",
-        }
-    }
-}
-
 /// Resolves when the process is asked to stop: SIGTERM (the kubelet's, on pod deletion) or SIGINT
 /// (Ctrl-C). Every binary shuts down gracefully on either.
 pub async fn shutdown_signal() {
