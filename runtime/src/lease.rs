@@ -124,6 +124,24 @@ impl LeaderElector {
         self.rx.clone()
     }
 
+    /// Only whether we lead: it changes when we start or stop leading, not on every renewal (which
+    /// moves [`Leadership::valid_until`] only), for loops that should not wake on renewals. Must be
+    /// called inside a tokio runtime; the bridging task ends with the elector.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        let mut leadership = self.rx.clone();
+        let (tx, rx) = watch::channel(leadership.borrow().leader);
+        tokio::spawn(async move {
+            loop {
+                let leader = leadership.borrow_and_update().leader;
+                tx.send_if_modified(|l| std::mem::replace(l, leader) != leader);
+                if leadership.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
     /// The identity this elector campaigns as.
     pub fn identity(&self) -> &str {
         &self.identity

@@ -436,20 +436,8 @@ pub async fn run(
     // The decision loop wakes when this node starts or stops holding its heartbeat Lease, not on
     // every renewal (which only moves the claim's expiry: the loop wakes at that expiry itself when
     // it matters, see `round`).
-    let (leader_tx, mut leader_rx) = tokio::sync::watch::channel(false);
+    let mut leader_rx = elector.leading();
     let leadership = elector.leadership();
-    tokio::spawn({
-        let mut leadership = leadership.clone();
-        async move {
-            loop {
-                let leader = leadership.borrow_and_update().leader;
-                leader_tx.send_if_modified(|l| std::mem::replace(l, leader) != leader);
-                if leadership.changed().await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
 
     tracing::info!(node = %settings.node, "waiting for the caches to list");
     tokio::select! {
