@@ -566,7 +566,7 @@ status: {loadBalancer: {ingress: [{ip: 198.18.2.99}]}}
 apiVersion: v1
 kind: Service
 metadata: {name: ingress, namespace: kube-system}
-spec: {type: LoadBalancer, ports: [{port: 80}, {port: 443}]}
+spec: {type: LoadBalancer, ports: [{name: http, port: 80}, {name: https, port: 443}]}
 status: {loadBalancer: {ingress: [{ip: 198.18.2.10}]}}
 "#;
 
@@ -610,7 +610,7 @@ spec:
 apiVersion: v1
 kind: Service
 metadata: {name: main-load-balancer, namespace: d8-ingress-nginx, annotations: {metallb.universe.tf/address-pool: frontend}}
-spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: controller}, ports: [{port: 80}, {port: 443}]}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: controller}, ports: [{name: http, port: 80}, {name: https, port: 443}]}
 status: {loadBalancer: {ingress: [{ip: 198.51.100.205}]}}
 ---
 apiVersion: v1

@@ -17,6 +17,7 @@ pub mod admin;
 pub mod apply;
 pub mod builtin;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod labels;
 mod openapi;

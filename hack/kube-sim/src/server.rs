@@ -518,6 +518,17 @@ async fn resource_request(
     req: Request,
 ) -> Result<Response, ApiError> {
     let sim = shared.sim.clone();
+    // `events.k8s.io/v1` Events are a view of the core Events' store (see `events`): `view` is the
+    // type the client asked for (kind, columns, field selectors), `rt` the stored one.
+    let view = rt.clone();
+    let alias = crate::events::is_events_view(&rt);
+    let rt = if alias {
+        sim.resolve("", "v1", "events").ok_or_else(|| ApiError::internal("core Events are not registered"))?
+    } else {
+        rt
+    };
+    let out = move |o: &Value| if alias { crate::events::to_view(o) } else { o.clone() };
+    let into = move |o: Value| if alias { crate::events::to_core(&o) } else { o };
     let q = query_map(req.uri().query().unwrap_or_default());
     let headers = req.headers().clone();
     let render = render_of(&headers);
@@ -533,10 +544,11 @@ async fn resource_request(
         force: q.get("force").is_some_and(|v| v == "true"),
     };
     let now = jiff::Timestamp::now();
-    let respond = |code: StatusCode, obj: &Value, warnings: &[String]| -> Response {
+    let respond = |code: StatusCode, stored: &Value, warnings: &[String]| -> Response {
+        let obj = &out(stored);
         let body = match render {
             Render::Table => {
-                table::to_table(&columns_for(&rt), std::slice::from_ref(obj), include_of(&q), "", now)
+                table::to_table(&columns_for(&view), std::slice::from_ref(obj), include_of(&q), "", now)
             }
             Render::Metadata => metadata_only(obj),
             Render::Object => obj.clone(),
@@ -555,8 +567,8 @@ async fn resource_request(
             let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
             let fields =
-                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
-            Ok(watch(shared.clone(), rt, namespace, labels, fields, &q))
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &view)?;
+            Ok(watch(shared.clone(), rt, view.clone(), namespace, labels, fields, &q))
         }
         ("GET", Some(name)) => {
             let obj = sim.with(|s| s.get(&rt, ns, &name))?;
@@ -566,15 +578,20 @@ async fn resource_request(
             let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
             let fields =
-                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &view)?;
             let limit = q.get("limit").and_then(|l| l.parse().ok());
-            let page = sim
-                .with(|s| s.list(&rt, ns, &labels, &fields, limit, q.get("continue").map(String::as_str)))?;
-            let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
+            // The view's field names are not the stored ones: its field selector is applied to the
+            // converted items (after paging, a difference noted in the README).
+            let stored_fields = if alias { FieldSelector::default() } else { fields.clone() };
+            let page = sim.with(|s| {
+                s.list(&rt, ns, &labels, &stored_fields, limit, q.get("continue").map(String::as_str))
+            })?;
+            let items: Vec<Value> =
+                page.items.iter().map(|o| out(o)).filter(|o| !alias || fields.matches(o)).collect();
             let body = match render {
                 Render::Table => {
                     let mut t = table::to_table(
-                        &columns_for(&rt),
+                        &columns_for(&view),
                         &items,
                         include_of(&q),
                         &page.resource_version.to_string(),
@@ -587,7 +604,7 @@ async fn resource_request(
                 }
                 Render::Metadata => {
                     let mut l = with_list_kind(
-                        &rt,
+                        &view,
                         items.iter().map(metadata_only).collect(),
                         page.resource_version,
                         page.continue_token,
@@ -598,18 +615,18 @@ async fn resource_request(
                     l
                 }
                 Render::Object => {
-                    with_list_kind(&rt, items, page.resource_version, page.continue_token, page.remaining)
+                    with_list_kind(&view, items, page.resource_version, page.continue_token, page.remaining)
                 }
             };
             Ok(json_response(StatusCode::OK, &body))
         }
         ("POST", None) => {
-            let body = parse_body(&read_body(req, shared.max_body).await?, false)?;
+            let body = into(parse_body(&read_body(req, shared.max_body).await?, false)?);
             let w = sim.with(|s| s.create(&rt, ns, body, &opts))?;
             Ok(respond(StatusCode::CREATED, &w.object, &w.warnings))
         }
         ("PUT", Some(name)) => {
-            let body = parse_body(&read_body(req, shared.max_body).await?, false)?;
+            let body = into(parse_body(&read_body(req, shared.max_body).await?, false)?);
             let sub = subresource.as_deref().filter(|s| *s == "status");
             let w = sim.with(|s| s.update(&rt, ns, &name, body, sub, &opts))?;
             Ok(respond(StatusCode::OK, &w.object, &w.warnings))
@@ -629,6 +646,15 @@ async fn resource_request(
             };
             let body = parse_body(&read_body(req, shared.max_body).await?, kind == PatchType::Apply)?;
             let sub = subresource.as_deref().filter(|s| *s == "status");
+            if alias {
+                // The patch names the view's fields: apply it to the view, store the result.
+                let w = sim.with(|s| -> Result<_, ApiError> {
+                    let mut current = out(&*s.get(&rt, ns, &name)?);
+                    patch_view(&view, &mut current, kind, &body)?;
+                    s.update(&rt, ns, &name, into(current), None, &opts)
+                })?;
+                return Ok(respond(StatusCode::OK, &w.object, &w.warnings));
+            }
             let w = sim.with(|s| s.patch(&rt, ns, &name, kind, &body, sub, &opts))?;
             let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(respond(code, &w.object, &w.warnings))
@@ -650,17 +676,17 @@ async fn resource_request(
                 FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt)?;
             let deleted = sim.with(|s| -> Result<Vec<Value>, ApiError> {
                 let page = s.list(&rt, ns, &labels, &fields, None, None)?;
-                let mut out = Vec::new();
+                let mut out_items = Vec::new();
                 for o in page.items {
                     let n = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
                     let ons = o["metadata"]["namespace"].as_str().map(String::from);
-                    out.push((*s.delete(&rt, ons.as_deref(), &n, None, None, opts.dry_run)?).clone());
+                    out_items.push(out(&*s.delete(&rt, ons.as_deref(), &n, None, None, opts.dry_run)?));
                 }
-                Ok(out)
+                Ok(out_items)
             })?;
             Ok(json_response(
                 StatusCode::OK,
-                &with_list_kind(&rt, deleted, sim.resource_version(), None, None),
+                &with_list_kind(&view, deleted, sim.resource_version(), None, None),
             ))
         }
         _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
@@ -676,6 +702,7 @@ fn include_of(q: &BTreeMap<String, String>) -> IncludeObject {
 fn watch(
     shared: Arc<Shared>,
     rt: Arc<ResourceType>,
+    view: Arc<ResourceType>,
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -692,6 +719,9 @@ fn watch(
         .unwrap_or(Duration::from_secs(1800));
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     let matches = move |o: &Value| labels.matches(&labels_of(o)) && fields.matches(o);
+    // Objects go out (and are matched) in the view the client asked for.
+    let alias = crate::events::is_events_view(&view);
+    let out = move |o: &Value| if alias { crate::events::to_view(o) } else { o.clone() };
     let in_scope = {
         let ns = namespace.clone();
         move |change_ns: &str| ns.as_deref().is_none_or(|n| n == change_ns)
@@ -720,13 +750,13 @@ fn watch(
                 );
                 (page.map(|p| p.items).unwrap_or_default(), s.store.resource_version())
             });
-            for o in items.iter().filter(|o| matches(o)) {
-                if tx.send(line("ADDED", o)).await.is_err() {
+            for o in items.iter().map(|o| out(o)).filter(|o| matches(o)) {
+                if tx.send(line("ADDED", &o)).await.is_err() {
                     return;
                 }
             }
             if send_initial == Some(true) {
-                let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {
+                let bm = json!({"kind": view.kind, "apiVersion": view.api_version(), "metadata": {
                     "resourceVersion": rv.to_string(),
                     "annotations": {"k8s.io/initial-events-end": "true"}}});
                 if tx.send(line("BOOKMARK", &bm)).await.is_err() {
@@ -763,8 +793,9 @@ fn watch(
                         if c.res != rt.key() || !in_scope(&c.namespace) {
                             continue;
                         }
-                        let now_in = matches(&c.object);
-                        let was_in = c.previous.as_deref().is_some_and(&matches);
+                        let object = out(&c.object);
+                        let now_in = matches(&object);
+                        let was_in = c.previous.as_deref().map(|p| out(p)).is_some_and(|p| matches(&p));
                         let kind = match (c.kind, was_in, now_in) {
                             (EventType::Deleted, true, _) => "DELETED",
                             (EventType::Deleted, false, _) => continue,
@@ -774,7 +805,7 @@ fn watch(
                             (EventType::Modified, true, false) => "DELETED",
                             _ => continue,
                         };
-                        if tx.send(line(kind, &c.object)).await.is_err() {
+                        if tx.send(line(kind, &object)).await.is_err() {
                             return;
                         }
                     }
@@ -788,7 +819,7 @@ fn watch(
                 r = changed.changed() => if r.is_err() { return },
                 _ = bookmark_timer.tick() => {
                     if bookmarks {
-                        let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
+                        let bm = json!({"kind": view.kind, "apiVersion": view.api_version(),
                             "metadata": {"resourceVersion": cursor.to_string()}});
                         if tx.send(line("BOOKMARK", &bm)).await.is_err() {
                             return;
@@ -850,4 +881,35 @@ mod tests {
         assert_eq!(q["labelSelector"], "app=web,tier in (a)");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
+}
+
+/// Applies a JSON, merge or strategic-merge patch to an object in a view (`events.k8s.io/v1`
+/// Events). Server-side apply to a view is not simulated.
+fn patch_view(
+    view: &ResourceType,
+    target: &mut Value,
+    kind: PatchType,
+    body: &Value,
+) -> Result<(), ApiError> {
+    let refused = |e: crate::patch::PatchError| {
+        let reason = match e.http_status() {
+            415 => "UnsupportedMediaType",
+            422 => "Invalid",
+            _ => "BadRequest",
+        };
+        ApiError::new(e.http_status(), reason, e.to_string())
+    };
+    match kind {
+        PatchType::Merge => crate::patch::merge_patch(target, body),
+        PatchType::Json => crate::patch::json_patch(target, body).map_err(refused)?,
+        PatchType::Strategic => {
+            crate::patch::strategic_merge_patch(target, body, view.type_info.as_ref()).map_err(refused)?
+        }
+        PatchType::Apply => {
+            return Err(ApiError::unsupported_media_type(
+                "kube-sim does not apply server-side to events.k8s.io/v1 Events (they are a view of core v1 Events); patch or update them",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -330,3 +330,49 @@ async fn service_port_names_are_required_and_unique() {
     let svc = svcs.patch("web", &PatchParams::default(), &Patch::Strategic(ok)).await.unwrap();
     assert_eq!(svc.spec.unwrap().ports.unwrap().len(), 2);
 }
+
+/// One store, two views: an Event created through `events.k8s.io/v1` (as kube's `Recorder` does)
+/// is listed by core `v1` (`kubectl get events`), and the other way round; a patch through the
+/// newer API names its fields.
+#[tokio::test]
+async fn events_are_one_store_with_two_views() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    let (_sim, client) = sim_with_crds().await;
+    let new: Api<NewEvent> = Api::namespaced(client.clone(), "default");
+    let core: Api<CoreEvent> = Api::namespaced(client, "default");
+    let ev: NewEvent = serde_json::from_value(json!({
+        "metadata": {"name": "web.1"}, "eventTime": "2026-12-03T20:00:00.000000Z",
+        "reportingController": "ferrolb.io/ipam", "reportingInstance": "ipam-1", "action": "Allocate",
+        "reason": "IPAllocated", "type": "Normal", "note": "198.51.100.128",
+        "regarding": {"kind": "Service", "name": "web", "namespace": "default"}
+    }))
+    .unwrap();
+    new.create(&PostParams::default(), &ev).await.unwrap();
+    let listed = core.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 1, "created through events.k8s.io, listed through v1");
+    assert_eq!(listed[0].message.as_deref(), Some("198.51.100.128"));
+    assert_eq!(listed[0].involved_object.name.as_deref(), Some("web"));
+    assert_eq!(listed[0].reporting_component.as_deref(), Some("ferrolb.io/ipam"));
+
+    let patched = new
+        .patch("web.1", &PatchParams::default(), &Patch::Merge(json!({"note": "again", "series": {"count": 2, "lastObservedTime": "2026-12-03T20:00:05.000000Z"}})))
+        .await
+        .unwrap();
+    assert_eq!(patched.note.as_deref(), Some("again"));
+    let seen = core.get("web.1").await.unwrap();
+    assert_eq!(seen.message.as_deref(), Some("again"));
+    assert_eq!(seen.series.and_then(|s| s.count), Some(2));
+
+    let mut old = CoreEvent::default();
+    old.metadata.name = Some("web.2".into());
+    old.involved_object.name = Some("web".into());
+    old.reason = Some("Announcing".into());
+    old.message = Some("node1".into());
+    core.create(&PostParams::default(), &old).await.unwrap();
+    let both = new.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(both.len(), 2);
+    let second = new.get("web.2").await.unwrap();
+    assert_eq!(second.note.as_deref(), Some("node1"));
+    assert_eq!(second.regarding.and_then(|r| r.name).as_deref(), Some("web"));
+}
