@@ -795,7 +795,7 @@ fn watch(
                         }
                         let object = out(&c.object);
                         let now_in = matches(&object);
-                        let was_in = c.previous.as_deref().map(|p| out(p)).is_some_and(|p| matches(&p));
+                        let was_in = c.previous.as_deref().map(&out).is_some_and(|p| matches(&p));
                         let kind = match (c.kind, was_in, now_in) {
                             (EventType::Deleted, true, _) => "DELETED",
                             (EventType::Deleted, false, _) => continue,
