@@ -845,6 +845,37 @@ fn watch(
         .expect("static response parts are valid")
 }
 
+/// Applies a JSON, merge or strategic-merge patch to an object in a view (`events.k8s.io/v1`
+/// Events). Server-side apply to a view is not simulated.
+fn patch_view(
+    view: &ResourceType,
+    target: &mut Value,
+    kind: PatchType,
+    body: &Value,
+) -> Result<(), ApiError> {
+    let refused = |e: crate::patch::PatchError| {
+        let reason = match e.http_status() {
+            415 => "UnsupportedMediaType",
+            422 => "Invalid",
+            _ => "BadRequest",
+        };
+        ApiError::new(e.http_status(), reason, e.to_string())
+    };
+    match kind {
+        PatchType::Merge => crate::patch::merge_patch(target, body),
+        PatchType::Json => crate::patch::json_patch(target, body).map_err(refused)?,
+        PatchType::Strategic => {
+            crate::patch::strategic_merge_patch(target, body, view.type_info.as_ref()).map_err(refused)?
+        }
+        PatchType::Apply => {
+            return Err(ApiError::unsupported_media_type(
+                "kube-sim does not apply server-side to events.k8s.io/v1 Events (they are a view of core v1 Events); patch or update them",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -881,35 +912,4 @@ mod tests {
         assert_eq!(q["labelSelector"], "app=web,tier in (a)");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
-}
-
-/// Applies a JSON, merge or strategic-merge patch to an object in a view (`events.k8s.io/v1`
-/// Events). Server-side apply to a view is not simulated.
-fn patch_view(
-    view: &ResourceType,
-    target: &mut Value,
-    kind: PatchType,
-    body: &Value,
-) -> Result<(), ApiError> {
-    let refused = |e: crate::patch::PatchError| {
-        let reason = match e.http_status() {
-            415 => "UnsupportedMediaType",
-            422 => "Invalid",
-            _ => "BadRequest",
-        };
-        ApiError::new(e.http_status(), reason, e.to_string())
-    };
-    match kind {
-        PatchType::Merge => crate::patch::merge_patch(target, body),
-        PatchType::Json => crate::patch::json_patch(target, body).map_err(refused)?,
-        PatchType::Strategic => {
-            crate::patch::strategic_merge_patch(target, body, view.type_info.as_ref()).map_err(refused)?
-        }
-        PatchType::Apply => {
-            return Err(ApiError::unsupported_media_type(
-                "kube-sim does not apply server-side to events.k8s.io/v1 Events (they are a view of core v1 Events); patch or update them",
-            ));
-        }
-    }
-    Ok(())
 }
