@@ -40,3 +40,4 @@
 //! decision should be revisited (netgauze first).
 
 pub mod codec;
+pub mod rib;
