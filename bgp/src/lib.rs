@@ -40,4 +40,5 @@
 //! decision should be revisited (netgauze first).
 
 pub mod codec;
+pub mod fsm;
 pub mod rib;
