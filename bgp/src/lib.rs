@@ -39,6 +39,7 @@
 //! and with the exact size arithmetic [`rib`] packs with. If the speaker ever imports routes, this
 //! decision should be revisited (netgauze first).
 
+pub mod bfd;
 pub mod codec;
 pub mod fsm;
 pub mod rib;
