@@ -42,4 +42,5 @@
 pub mod bfd;
 pub mod codec;
 pub mod fsm;
+pub mod fuzzing;
 pub mod rib;
