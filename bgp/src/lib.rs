@@ -44,3 +44,4 @@ pub mod codec;
 pub mod fsm;
 pub mod fuzzing;
 pub mod rib;
+pub mod speaker;
