@@ -26,6 +26,8 @@ command -v sysctl >/dev/null || apt_install procps
 if [ "$(id -u)" -ne 0 ]; then
     echo "hack/test.sh: warning: not root; the network-namespace suites will fail" >&2
 fi
+# The BGP speaker's router test (bgp/tests/frr.rs) runs Debian's FRR bgpd in a namespace of its own.
+[ -x /usr/lib/frr/bgpd ] || apt_install frr
 
 # The Helm chart checks (conformance/tests/chart.rs) run Helm 4 and kubernetes-validate from a venv.
 FERROLB_HELM_PYTHON="$(hack/helm-venv.sh)"; export FERROLB_HELM_PYTHON

@@ -1,0 +1,243 @@
+//! The speaker against FRR's bgpd (Debian's `frr` package), in network namespaces of the test's
+//! own: a "node" namespace running two speakers (two nodes' worth, from two source addresses) and
+//! a "router" namespace running bgpd, joined by a veth pair. Addresses are from 198.51.100.0/24
+//! and 2001:db8::/32 only; nothing is sent from the root namespace, and every wait is bounded.
+//!
+//! bgpd runs without zebra (`-Z`): the test reads FRR's BGP table with vtysh, which is what the
+//! speaker controls; installing into the kernel is zebra's business.
+
+mod netns;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrolb_bgp::codec::LargeCommunity;
+use ferrolb_bgp::fsm::{PeerConfig, State};
+use ferrolb_bgp::rib::RouteAttrs;
+use ferrolb_bgp::speaker::{PeerStatus, PeerTransport, Routes, run_peer};
+use ipnet::IpNet;
+use netns::{Netns, veth};
+use serde_json::Value;
+use tokio::sync::watch;
+
+const BGPD: &str = "/usr/lib/frr/bgpd";
+const VTYSH: &str = "/usr/bin/vtysh";
+const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const NODE1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+const NODE2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
+const PASSWORD: &str = "ferrolb-test";
+
+/// bgpd in the router namespace, killed on drop.
+struct Frr {
+    child: Child,
+    dir: tempfile::TempDir,
+    ns: String,
+}
+
+impl Frr {
+    fn start(router: &Netns) -> Frr {
+        assert!(
+            Path::new(BGPD).exists() && Path::new(VTYSH).exists(),
+            "FRR is not installed: hack/test.sh installs Debian's frr package"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        // bgpd runs as Debian's frr user (root is not in the frrvty group it insists on) and
+        // writes its pid file and vty socket here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let conf = format!(
+            "frr defaults datacenter\n\
+             hostname router\n\
+             router bgp 65000\n \
+             bgp router-id {ROUTER}\n \
+             no bgp ebgp-requires-policy\n \
+             neighbor {NODE1} remote-as 65001\n \
+             neighbor {NODE1} passive\n \
+             neighbor {NODE1} password {PASSWORD}\n \
+             neighbor {NODE2} remote-as 65001\n \
+             neighbor {NODE2} passive\n \
+             address-family ipv4 unicast\n  \
+             maximum-paths 8\n \
+             exit-address-family\n \
+             address-family ipv6 unicast\n  \
+             neighbor {NODE1} activate\n  \
+             neighbor {NODE2} activate\n  \
+             maximum-paths 8\n \
+             exit-address-family\n"
+        );
+        let conf_path = dir.path().join("bgpd.conf");
+        std::fs::write(&conf_path, conf).expect("write bgpd.conf");
+        let path = |name: &str| -> String { dir.path().join(name).to_string_lossy().into_owned() };
+        let log = std::fs::File::create(dir.path().join("bgpd.out")).expect("log file");
+        let child = router
+            .command(BGPD)
+            .args(["-f", &path("bgpd.conf"), "-i", &path("bgpd.pid"), "-z", &path("zserv.api")])
+            .args(["--vty_socket", &path(""), "-u", "frr", "-g", "frr", "-Z", "-l", &ROUTER.to_string()])
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start bgpd");
+        Frr { child, dir, ns: router.name.clone() }
+    }
+
+    fn vtysh(&self, cmd: &str) -> Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, VTYSH, "--vty_socket"])
+            .arg(self.dir.path())
+            .args(["-c", cmd])
+            .output()
+            .expect("run vtysh");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Prefixes received from `peer` in `family` ("ipv4" or "ipv6"), or None before the session
+    /// is up.
+    fn received(&self, family: &str, peer: Ipv4Addr) -> Option<u64> {
+        let v = self.vtysh(&format!("show bgp {family} unicast summary json"));
+        let p = &v["peers"][peer.to_string()];
+        (p["state"] == "Established").then(|| p["pfxRcd"].as_u64()).flatten()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bgpd.out")).unwrap_or_default()
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it is true or `limit` passes; returns how long it took.
+fn wait_for(limit: Duration, what: &str, frr: &Frr, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}\nbgpd log:\n{}", frr.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+struct Speaker {
+    routes: watch::Sender<Routes>,
+    shutdown: watch::Sender<bool>,
+    status: watch::Receiver<PeerStatus>,
+    task: std::thread::JoinHandle<()>,
+}
+
+fn start_speaker(node: &Netns, source: Ipv4Addr, password: Option<&str>, routes: Routes) -> Speaker {
+    let config = PeerConfig::new(65001, 65000, source);
+    let transport = PeerTransport {
+        source: Some(IpAddr::V4(source)),
+        md5_password: password.map(str::to_string),
+        next_hop_v6: Some(format!("2001:db8:100::{}", source.octets()[3]).parse().expect("an address")),
+        ..PeerTransport::new(SocketAddr::new(IpAddr::V4(ROUTER), 179))
+    };
+    let (routes_tx, routes_rx) = watch::channel(routes);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (status_tx, status_rx) = watch::channel(PeerStatus {
+        state: State::Idle,
+        negotiated: None,
+        routes_sent: 0,
+        established_count: 0,
+    });
+    let task = node.run(async move {
+        run_peer(config, transport, routes_rx, shutdown_rx, status_tx).await.expect("peer task");
+    });
+    Speaker { routes: routes_tx, shutdown: shutdown_tx, status: status_rx, task }
+}
+
+fn table(v4: u32, v6: u32, attrs: &Arc<RouteAttrs>) -> Routes {
+    let mut t = BTreeMap::new();
+    // Documentation prefixes only: 203.0.113.0/24 holds 256 /32s, so big tables are IPv6.
+    assert!(v4 <= 256);
+    for i in 0..v4 {
+        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + i);
+        t.insert(IpNet::new(IpAddr::V4(a), 32).expect("a prefix"), Arc::clone(attrs));
+    }
+    for i in 0..v6 {
+        let a = std::net::Ipv6Addr::from((0x2001_0db8_0200_u128 << 80) | u128::from(i));
+        t.insert(IpNet::new(IpAddr::V6(a), 128).expect("a prefix"), Arc::clone(attrs));
+    }
+    Arc::new(t)
+}
+
+#[test]
+fn frr_installs_ecmp_paths_withdrawals_and_cease() {
+    let router = Netns::new("router");
+    let node = Netns::new("node");
+    veth(&router, &node);
+    router.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"]);
+    router.ip(&["addr", "add", "2001:db8:100::1/64", "dev", "eth0", "nodad"]);
+    for a in ["198.51.100.11/24", "198.51.100.12/24"] {
+        node.ip(&["addr", "add", a, "dev", "eth0"]);
+    }
+    for a in ["2001:db8:100::11/64", "2001:db8:100::12/64"] {
+        node.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
+    }
+    let frr = Frr::start(&router);
+
+    let attrs = Arc::new(
+        RouteAttrs::new(
+            vec![(65001 << 16) | 1],
+            vec![LargeCommunity { global: 65001, local1: 1, local2: 2 }],
+            None,
+        )
+        .expect("attributes"),
+    );
+    let one = table(1, 1, &attrs);
+    let s1 = start_speaker(&node, NODE1, Some(PASSWORD), Arc::clone(&one));
+    let s2 = start_speaker(&node, NODE2, None, one);
+    wait_for(Duration::from_secs(30), "both sessions up with one IPv4 and one IPv6 route", &frr, || {
+        [NODE1, NODE2]
+            .iter()
+            .all(|n| frr.received("ipv4", *n) == Some(1) && frr.received("ipv6", *n) == Some(1))
+    });
+
+    // Equal paths from the two nodes: FRR uses both (ECMP), with our communities.
+    let route = frr.vtysh("show bgp ipv4 unicast 203.0.113.0/32 json");
+    let paths = route["paths"].as_array().cloned().unwrap_or_default();
+    assert_eq!(paths.len(), 2, "{route:#}");
+    for p in &paths {
+        assert!(p["multipath"] == true || p["bestpath"]["overall"] == true, "not multipath: {p:#}");
+        assert_eq!(p["origin"], "IGP", "{p:#}");
+        assert_eq!(p["community"]["string"], "65001:1", "{p:#}");
+        assert_eq!(p["largeCommunity"]["string"], "65001:1:2", "{p:#}");
+        assert!(p.get("metric").is_none_or(|m| m == 0), "MED sent: {p:#}");
+    }
+
+    // 10,000 prefixes on one session, counted from the change to FRR having them all.
+    let big = table(1, 10_000, &attrs);
+    let start = Instant::now();
+    s1.routes.send_replace(big);
+    wait_for(Duration::from_secs(30), "10,000 prefixes", &frr, || {
+        frr.received("ipv6", NODE1) == Some(10_000)
+    });
+    let took = start.elapsed();
+    eprintln!("10,000 prefixes in FRR's table after {took:?}");
+    assert!(took <= Duration::from_secs(2), "10,000 prefixes took {took:?}");
+
+    // A withdrawal.
+    s1.routes.send_replace(table(1, 0, &attrs));
+    wait_for(Duration::from_secs(10), "withdrawal", &frr, || frr.received("ipv4", NODE1) == Some(1));
+    assert_eq!(frr.received("ipv6", NODE1), Some(0));
+
+    // Planned shutdown: FRR hears Cease / Administrative Shutdown and holds no route from node 2.
+    s2.shutdown.send_replace(true);
+    s2.task.join().expect("speaker 2 stopped");
+    assert_eq!(s2.status.borrow().state, State::Idle);
+    wait_for(Duration::from_secs(10), "session 2 down", &frr, || frr.received("ipv4", NODE2).is_none());
+    let neighbor = frr.vtysh(&format!("show bgp neighbor {NODE2} json"));
+    let text = neighbor.to_string();
+    assert!(text.contains("Administrative Shutdown") || text.contains("Admin. shutdown"), "{neighbor:#}");
+    assert!(text.contains("ferrolb shutting down"), "no shutdown communication: {neighbor:#}");
+
+    s1.shutdown.send_replace(true);
+    s1.task.join().expect("speaker 1 stopped");
+}
