@@ -345,6 +345,11 @@ impl BfdSession {
         self.local_discr
     }
 
+    /// The peer's last reported state (Down while unknown).
+    pub fn remote_state(&self) -> BfdState {
+        self.remote_state
+    }
+
     /// The peer's discriminator (0 while unknown).
     pub fn remote_discriminator(&self) -> u32 {
         self.remote_discr

@@ -17,7 +17,7 @@
 //!
 //! [`speaker`] is the thin tokio adapter around them: one task per peer, TCP from the source
 //! address with `TCP_MD5SIG`, timers, route changes, planned shutdown. It is the only module that
-//! does I/O.
+//! does I/O besides [`bfd_socket`], the UDP side of BFD.
 //!
 //! # Why our own wire codec
 //! Issue 13 asked to evaluate the maintained crates first (2026-12):
@@ -40,6 +40,7 @@
 //! decision should be revisited (netgauze first).
 
 pub mod bfd;
+pub mod bfd_socket;
 pub mod codec;
 pub mod fsm;
 pub mod fuzzing;

@@ -22,6 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+use crate::bfd::BfdState;
+use crate::bfd_socket::BfdStatus;
 use crate::codec::{Message, frame_len};
 use crate::fsm::{Action, Event, Negotiated, PeerConfig, Session, State};
 use crate::rib::{AdjRibOut, RouteAttrs, SessionAttrs};
@@ -90,17 +92,20 @@ pub enum SpeakerError {
 }
 
 /// Runs one peer's session until `shutdown` turns true, then withdraws every route, sends Cease
-/// with the shutdown communication "ferrolb shutting down", and returns.
+/// with the shutdown communication "ferrolb shutting down", and returns. With `bfd`, the BFD
+/// session of this peer ([`crate::bfd_socket::run_bfd`]) going from Up to Down ends the BGP
+/// session at once, unless the peer itself went AdminDown (RFC 5882 §3.2).
 pub async fn run_peer(
     config: PeerConfig,
     transport: PeerTransport,
     mut routes: watch::Receiver<Routes>,
     mut shutdown: watch::Receiver<bool>,
     status: watch::Sender<PeerStatus>,
+    mut bfd: Option<watch::Receiver<BfdStatus>>,
 ) -> Result<(), SpeakerError> {
     let peer = transport.address;
     config.validate().map_err(|source| SpeakerError::Config { peer, source })?;
-    if transport.md5_password.as_ref().is_some_and(|p| p.len() > md5::MAX_KEY_LEN) {
+    if transport.md5_password.as_ref().is_some_and(|p| p.len() > sockopt::MAX_MD5_KEY_LEN) {
         return Err(SpeakerError::Md5TooLong(peer));
     }
     let mut session = Session::new(config);
@@ -111,6 +116,7 @@ pub async fn run_peer(
     let mut connecting: Option<tokio::task::JoinHandle<io::Result<TcpStream>>> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 8192];
+    let mut bfd_up = false;
     loop {
         if *shutdown.borrow_and_update() {
             break;
@@ -193,7 +199,29 @@ pub async fn run_peer(
                 None => std::future::pending().await,
             }
         };
+        let bfd_change = async {
+            match bfd.as_mut() {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => Some(*rx.borrow_and_update()),
+                    Err(_) => None,
+                },
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            change = bfd_change => {
+                match change {
+                    Some(s) => {
+                        if bfd_up && s.state != BfdState::Up && !s.remote_admin_down {
+                            tracing::info!(%peer, "BFD down: ending the BGP session");
+                            actions = session.handle(Instant::now(), Event::BfdDown);
+                        }
+                        bfd_up = s.state == BfdState::Up;
+                    }
+                    // The BFD task ended: BGP goes on by its own timers.
+                    None => bfd = None,
+                }
+            }
             result = connect_result => {
                 connecting = None;
                 let event = match result {
@@ -351,7 +379,7 @@ async fn connect(t: &PeerTransport) -> io::Result<TcpStream> {
         socket.bind(SocketAddr::new(source, 0))?;
     }
     if let Some(password) = &t.md5_password {
-        md5::set(&socket, t.address.ip(), password.as_bytes())?;
+        sockopt::set_md5(&socket, t.address.ip(), password.as_bytes())?;
     }
     if let Some(ttl) = t.ttl {
         let s = socket2::SockRef::from(&socket);
@@ -365,8 +393,9 @@ async fn connect(t: &PeerTransport) -> io::Result<TcpStream> {
     socket.connect(t.address).await
 }
 
-/// `TCP_MD5SIG` (RFC 2385) on a socket, for one peer address.
-mod md5 {
+/// Socket options neither tokio nor socket2 offers: `TCP_MD5SIG` (RFC 2385) and the minimum
+/// TTL of received packets (GTSM, RFC 5082, which single-hop BFD relies on).
+pub(crate) mod sockopt {
     #![allow(unsafe_code)]
 
     use std::io;
@@ -374,7 +403,7 @@ mod md5 {
     use std::os::fd::AsRawFd;
 
     /// The kernel's `TCP_MD5SIG_MAXKEYLEN`.
-    pub const MAX_KEY_LEN: usize = 80;
+    pub const MAX_MD5_KEY_LEN: usize = 80;
 
     /// `struct tcp_md5sig` of `linux/tcp.h` (libc does not define it). Only the kernel reads
     /// the fields left at zero (no prefix or interface scoping).
@@ -386,12 +415,12 @@ mod md5 {
         prefix_len: u8,
         key_len: u16,
         ifindex: libc::c_int,
-        key: [u8; MAX_KEY_LEN],
+        key: [u8; MAX_MD5_KEY_LEN],
     }
 
     /// Sets the MD5 key for segments to and from `peer` on `socket`.
-    pub fn set(socket: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io::Result<()> {
-        if key.len() > MAX_KEY_LEN {
+    pub fn set_md5(socket: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io::Result<()> {
+        if key.len() > MAX_MD5_KEY_LEN {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "MD5 key longer than 80 bytes"));
         }
         // SAFETY: all-zero bytes are a valid value of this plain C struct.
@@ -412,14 +441,28 @@ mod md5 {
         }
         sig.key_len = key.len() as u16;
         sig.key[..key.len()].copy_from_slice(key);
-        // SAFETY: the pointer and length describe `sig`, which outlives the call.
+        set(socket, libc::IPPROTO_TCP, libc::TCP_MD5SIG, &sig)
+    }
+
+    /// Drops received packets whose TTL (hop limit) is below `min`.
+    pub fn set_min_ttl(socket: &impl AsRawFd, ipv6: bool, min: u8) -> io::Result<()> {
+        let min = libc::c_int::from(min);
+        if ipv6 {
+            set(socket, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, &min)
+        } else {
+            set(socket, libc::IPPROTO_IP, libc::IP_MINTTL, &min)
+        }
+    }
+
+    fn set<T>(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+        // SAFETY: the pointer and length describe `value`, which outlives the call.
         let rc = unsafe {
             libc::setsockopt(
                 socket.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_MD5SIG,
-                (&raw const sig).cast::<libc::c_void>(),
-                std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
+                level,
+                name,
+                (value as *const T).cast::<libc::c_void>(),
+                std::mem::size_of::<T>() as libc::socklen_t,
             )
         };
         if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }

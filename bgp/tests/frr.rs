@@ -16,6 +16,8 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrolb_bgp::bfd::{BfdConfig, BfdState};
+use ferrolb_bgp::bfd_socket::{BfdPeer, BfdStatus, run_bfd};
 use ferrolb_bgp::codec::LargeCommunity;
 use ferrolb_bgp::fsm::{PeerConfig, State};
 use ferrolb_bgp::rib::RouteAttrs;
@@ -131,7 +133,13 @@ struct Speaker {
     task: std::thread::JoinHandle<()>,
 }
 
-fn start_speaker(node: &Netns, source: Ipv4Addr, password: Option<&str>, routes: Routes) -> Speaker {
+fn start_speaker(
+    node: &Netns,
+    source: Ipv4Addr,
+    password: Option<&str>,
+    routes: Routes,
+    bfd: Option<watch::Receiver<BfdStatus>>,
+) -> Speaker {
     let config = PeerConfig::new(65001, 65000, source);
     let transport = PeerTransport {
         source: Some(IpAddr::V4(source)),
@@ -148,7 +156,7 @@ fn start_speaker(node: &Netns, source: Ipv4Addr, password: Option<&str>, routes:
         established_count: 0,
     });
     let task = node.run(async move {
-        run_peer(config, transport, routes_rx, shutdown_rx, status_tx).await.expect("peer task");
+        run_peer(config, transport, routes_rx, shutdown_rx, status_tx, bfd).await.expect("peer task");
     });
     Speaker { routes: routes_tx, shutdown: shutdown_tx, status: status_rx, task }
 }
@@ -168,8 +176,9 @@ fn table(v4: u32, v6: u32, attrs: &Arc<RouteAttrs>) -> Routes {
     Arc::new(t)
 }
 
-#[test]
-fn frr_installs_ecmp_paths_withdrawals_and_cease() {
+/// A router namespace (198.51.100.1, 2001:db8:100::1) and a node namespace with two nodes'
+/// addresses (.11 and .12), joined by a veth pair.
+fn lab() -> (Netns, Netns) {
     let router = Netns::new("router");
     let node = Netns::new("node");
     veth(&router, &node);
@@ -181,6 +190,12 @@ fn frr_installs_ecmp_paths_withdrawals_and_cease() {
     for a in ["2001:db8:100::11/64", "2001:db8:100::12/64"] {
         node.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
     }
+    (router, node)
+}
+
+#[test]
+fn frr_installs_ecmp_paths_withdrawals_and_cease() {
+    let (router, node) = lab();
     let frr = Frr::start(&router);
 
     let attrs = Arc::new(
@@ -192,8 +207,8 @@ fn frr_installs_ecmp_paths_withdrawals_and_cease() {
         .expect("attributes"),
     );
     let one = table(1, 1, &attrs);
-    let s1 = start_speaker(&node, NODE1, Some(PASSWORD), Arc::clone(&one));
-    let s2 = start_speaker(&node, NODE2, None, one);
+    let s1 = start_speaker(&node, NODE1, Some(PASSWORD), Arc::clone(&one), None);
+    let s2 = start_speaker(&node, NODE2, None, one, None);
     wait_for(Duration::from_secs(30), "both sessions up with one IPv4 and one IPv6 route", &frr, || {
         [NODE1, NODE2]
             .iter()
@@ -240,4 +255,68 @@ fn frr_installs_ecmp_paths_withdrawals_and_cease() {
 
     s1.shutdown.send_replace(true);
     s1.task.join().expect("speaker 1 stopped");
+}
+
+/// A BFD session to `peer` from `local`, in `ns`, for at most `life` (then it vanishes without a
+/// word, like a router that died); returns its status and the thread to join.
+fn start_bfd(
+    ns: &Netns,
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    discriminator: u32,
+    life: Duration,
+) -> (watch::Receiver<BfdStatus>, watch::Sender<bool>, std::thread::JoinHandle<()>) {
+    let (status_tx, status_rx) = watch::channel(BfdStatus::INITIAL);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let bfd_peer = BfdPeer {
+        address: IpAddr::V4(peer),
+        config: BfdConfig::default(),
+        discriminator: std::num::NonZeroU32::new(discriminator).expect("nonzero"),
+        status: status_tx,
+    };
+    let task = ns.run(async move {
+        let run = run_bfd(IpAddr::V4(local), vec![bfd_peer], shutdown_rx);
+        if let Ok(result) = tokio::time::timeout(life, run).await {
+            result.expect("BFD task");
+        }
+    });
+    (status_rx, shutdown_tx, task)
+}
+
+#[test]
+fn bfd_down_ends_the_bgp_session_at_once() {
+    let (router, node) = lab();
+    let frr = Frr::start(&router);
+    // The router's side of BFD is ours too (bgpd runs without zebra, which FRR's BFD needs); it
+    // lives 6 s and then stops answering.
+    let life = Duration::from_secs(6);
+    let (_router_bfd, _router_stop, router_task) = start_bfd(&router, ROUTER, NODE2, 0x0100, life);
+    let started = Instant::now();
+    let (node_bfd, _node_stop, _node_task) = start_bfd(&node, NODE2, ROUTER, 0x0200, Duration::from_secs(60));
+    let attrs = Arc::new(RouteAttrs::default());
+    let s = start_speaker(&node, NODE2, None, table(1, 0, &attrs), Some(node_bfd.clone()));
+    wait_for(Duration::from_secs(5), "BGP up and BFD up", &frr, || {
+        frr.received("ipv4", NODE2) == Some(1) && node_bfd.borrow().state == BfdState::Up
+    });
+    assert!(started.elapsed() < life, "set-up took longer than the router's BFD lives");
+    let established = s.status.borrow().established_count;
+
+    router_task.join().expect("router BFD");
+    let gone = Instant::now();
+    // Detection (3 × 100 ms) and the NOTIFICATION, far less than the 9 s hold time.
+    wait_for(Duration::from_secs(3), "FRR sees the session end", &frr, || {
+        frr.received("ipv4", NODE2).is_none()
+    });
+    let took = gone.elapsed();
+    eprintln!("BGP session ended {took:?} after the router's BFD went silent");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_eq!(node_bfd.borrow().state, BfdState::Down);
+    let neighbor = frr.vtysh(&format!("show bgp neighbor {NODE2} json"));
+    assert!(neighbor.to_string().contains("Cease"), "no Cease seen: {neighbor:#}");
+
+    // BGP comes back by itself (BFD is not a precondition for it).
+    wait_for(Duration::from_secs(20), "BGP back", &frr, || frr.received("ipv4", NODE2) == Some(1));
+    assert!(s.status.borrow().established_count > established);
+    s.shutdown.send_replace(true);
+    s.task.join().expect("speaker stopped");
 }
