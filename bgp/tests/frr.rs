@@ -6,33 +6,25 @@
 //! bgpd runs without zebra (`-Z`): the test reads FRR's BGP table with vtysh, which is what the
 //! speaker controls; installing into the kernel is zebra's business.
 
-mod netns;
+mod lab;
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolb_bgp::bfd::{BfdConfig, BfdState};
-use ferrolb_bgp::bfd_socket::{BfdPeer, BfdStatus, run_bfd};
+use ferrolb_bgp::bfd::BfdState;
 use ferrolb_bgp::codec::LargeCommunity;
-use ferrolb_bgp::fsm::{PeerConfig, State};
+use ferrolb_bgp::fsm::State;
 use ferrolb_bgp::rib::RouteAttrs;
-use ferrolb_bgp::speaker::{PeerStatus, PeerTransport, Routes, run_peer};
-use ipnet::IpNet;
-use netns::{Netns, veth};
+use lab::netns::Netns;
+use lab::{NODE1, NODE2, PASSWORD, ROUTER, lab, start_bfd, start_speaker, table, wait_for};
 use serde_json::Value;
-use tokio::sync::watch;
 
 const BGPD: &str = "/usr/lib/frr/bgpd";
 const VTYSH: &str = "/usr/bin/vtysh";
-const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-const NODE1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
-const NODE2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
-const PASSWORD: &str = "ferrolb-test";
 
 /// bgpd in the router namespace, killed on drop.
 struct Frr {
@@ -116,83 +108,6 @@ impl Drop for Frr {
     }
 }
 
-/// Polls `f` every 20 ms until it is true or `limit` passes; returns how long it took.
-fn wait_for(limit: Duration, what: &str, frr: &Frr, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}\nbgpd log:\n{}", frr.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
-}
-
-struct Speaker {
-    routes: watch::Sender<Routes>,
-    shutdown: watch::Sender<bool>,
-    status: watch::Receiver<PeerStatus>,
-    task: std::thread::JoinHandle<()>,
-}
-
-fn start_speaker(
-    node: &Netns,
-    source: Ipv4Addr,
-    password: Option<&str>,
-    routes: Routes,
-    bfd: Option<watch::Receiver<BfdStatus>>,
-) -> Speaker {
-    let config = PeerConfig::new(65001, 65000, source);
-    let transport = PeerTransport {
-        source: Some(IpAddr::V4(source)),
-        md5_password: password.map(str::to_string),
-        next_hop_v6: Some(format!("2001:db8:100::{}", source.octets()[3]).parse().expect("an address")),
-        ..PeerTransport::new(SocketAddr::new(IpAddr::V4(ROUTER), 179))
-    };
-    let (routes_tx, routes_rx) = watch::channel(routes);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (status_tx, status_rx) = watch::channel(PeerStatus {
-        state: State::Idle,
-        negotiated: None,
-        routes_sent: 0,
-        established_count: 0,
-    });
-    let task = node.run(async move {
-        run_peer(config, transport, routes_rx, shutdown_rx, status_tx, bfd).await.expect("peer task");
-    });
-    Speaker { routes: routes_tx, shutdown: shutdown_tx, status: status_rx, task }
-}
-
-fn table(v4: u32, v6: u32, attrs: &Arc<RouteAttrs>) -> Routes {
-    let mut t = BTreeMap::new();
-    // Documentation prefixes only: 203.0.113.0/24 holds 256 /32s, so big tables are IPv6.
-    assert!(v4 <= 256);
-    for i in 0..v4 {
-        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + i);
-        t.insert(IpNet::new(IpAddr::V4(a), 32).expect("a prefix"), Arc::clone(attrs));
-    }
-    for i in 0..v6 {
-        let a = std::net::Ipv6Addr::from((0x2001_0db8_0200_u128 << 80) | u128::from(i));
-        t.insert(IpNet::new(IpAddr::V6(a), 128).expect("a prefix"), Arc::clone(attrs));
-    }
-    Arc::new(t)
-}
-
-/// A router namespace (198.51.100.1, 2001:db8:100::1) and a node namespace with two nodes'
-/// addresses (.11 and .12), joined by a veth pair.
-fn lab() -> (Netns, Netns) {
-    let router = Netns::new("router");
-    let node = Netns::new("node");
-    veth(&router, &node);
-    router.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"]);
-    router.ip(&["addr", "add", "2001:db8:100::1/64", "dev", "eth0", "nodad"]);
-    for a in ["198.51.100.11/24", "198.51.100.12/24"] {
-        node.ip(&["addr", "add", a, "dev", "eth0"]);
-    }
-    for a in ["2001:db8:100::11/64", "2001:db8:100::12/64"] {
-        node.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
-    }
-    (router, node)
-}
-
 #[test]
 fn frr_installs_ecmp_paths_withdrawals_and_cease() {
     let (router, node) = lab();
@@ -209,11 +124,16 @@ fn frr_installs_ecmp_paths_withdrawals_and_cease() {
     let one = table(1, 1, &attrs);
     let s1 = start_speaker(&node, NODE1, Some(PASSWORD), Arc::clone(&one), None);
     let s2 = start_speaker(&node, NODE2, None, one, None);
-    wait_for(Duration::from_secs(30), "both sessions up with one IPv4 and one IPv6 route", &frr, || {
-        [NODE1, NODE2]
-            .iter()
-            .all(|n| frr.received("ipv4", *n) == Some(1) && frr.received("ipv6", *n) == Some(1))
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "both sessions up with one IPv4 and one IPv6 route",
+        || frr.log(),
+        || {
+            [NODE1, NODE2]
+                .iter()
+                .all(|n| frr.received("ipv4", *n) == Some(1) && frr.received("ipv6", *n) == Some(1))
+        },
+    );
 
     // Equal paths from the two nodes: FRR uses both (ECMP), with our communities.
     let route = frr.vtysh("show bgp ipv4 unicast 203.0.113.0/32 json");
@@ -231,23 +151,31 @@ fn frr_installs_ecmp_paths_withdrawals_and_cease() {
     let big = table(1, 10_000, &attrs);
     let start = Instant::now();
     s1.routes.send_replace(big);
-    wait_for(Duration::from_secs(30), "10,000 prefixes", &frr, || {
-        frr.received("ipv6", NODE1) == Some(10_000)
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "10,000 prefixes",
+        || frr.log(),
+        || frr.received("ipv6", NODE1) == Some(10_000),
+    );
     let took = start.elapsed();
     eprintln!("10,000 prefixes in FRR's table after {took:?}");
     assert!(took <= Duration::from_secs(2), "10,000 prefixes took {took:?}");
 
     // A withdrawal.
     s1.routes.send_replace(table(1, 0, &attrs));
-    wait_for(Duration::from_secs(10), "withdrawal", &frr, || frr.received("ipv4", NODE1) == Some(1));
+    wait_for(Duration::from_secs(10), "withdrawal", || frr.log(), || frr.received("ipv4", NODE1) == Some(1));
     assert_eq!(frr.received("ipv6", NODE1), Some(0));
 
     // Planned shutdown: FRR hears Cease / Administrative Shutdown and holds no route from node 2.
     s2.shutdown.send_replace(true);
     s2.task.join().expect("speaker 2 stopped");
     assert_eq!(s2.status.borrow().state, State::Idle);
-    wait_for(Duration::from_secs(10), "session 2 down", &frr, || frr.received("ipv4", NODE2).is_none());
+    wait_for(
+        Duration::from_secs(10),
+        "session 2 down",
+        || frr.log(),
+        || frr.received("ipv4", NODE2).is_none(),
+    );
     let neighbor = frr.vtysh(&format!("show bgp neighbor {NODE2} json"));
     let text = neighbor.to_string();
     assert!(text.contains("Administrative Shutdown") || text.contains("Admin. shutdown"), "{neighbor:#}");
@@ -255,32 +183,6 @@ fn frr_installs_ecmp_paths_withdrawals_and_cease() {
 
     s1.shutdown.send_replace(true);
     s1.task.join().expect("speaker 1 stopped");
-}
-
-/// A BFD session to `peer` from `local`, in `ns`, for at most `life` (then it vanishes without a
-/// word, like a router that died); returns its status and the thread to join.
-fn start_bfd(
-    ns: &Netns,
-    local: Ipv4Addr,
-    peer: Ipv4Addr,
-    discriminator: u32,
-    life: Duration,
-) -> (watch::Receiver<BfdStatus>, watch::Sender<bool>, std::thread::JoinHandle<()>) {
-    let (status_tx, status_rx) = watch::channel(BfdStatus::INITIAL);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let bfd_peer = BfdPeer {
-        address: IpAddr::V4(peer),
-        config: BfdConfig::default(),
-        discriminator: std::num::NonZeroU32::new(discriminator).expect("nonzero"),
-        status: status_tx,
-    };
-    let task = ns.run(async move {
-        let run = run_bfd(IpAddr::V4(local), vec![bfd_peer], shutdown_rx);
-        if let Ok(result) = tokio::time::timeout(life, run).await {
-            result.expect("BFD task");
-        }
-    });
-    (status_rx, shutdown_tx, task)
 }
 
 #[test]
@@ -295,18 +197,24 @@ fn bfd_down_ends_the_bgp_session_at_once() {
     let (node_bfd, _node_stop, _node_task) = start_bfd(&node, NODE2, ROUTER, 0x0200, Duration::from_secs(60));
     let attrs = Arc::new(RouteAttrs::default());
     let s = start_speaker(&node, NODE2, None, table(1, 0, &attrs), Some(node_bfd.clone()));
-    wait_for(Duration::from_secs(5), "BGP up and BFD up", &frr, || {
-        frr.received("ipv4", NODE2) == Some(1) && node_bfd.borrow().state == BfdState::Up
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "BGP up and BFD up",
+        || frr.log(),
+        || frr.received("ipv4", NODE2) == Some(1) && node_bfd.borrow().state == BfdState::Up,
+    );
     assert!(started.elapsed() < life, "set-up took longer than the router's BFD lives");
     let established = s.status.borrow().established_count;
 
     router_task.join().expect("router BFD");
     let gone = Instant::now();
     // Detection (3 × 100 ms) and the NOTIFICATION, far less than the 9 s hold time.
-    wait_for(Duration::from_secs(3), "FRR sees the session end", &frr, || {
-        frr.received("ipv4", NODE2).is_none()
-    });
+    wait_for(
+        Duration::from_secs(3),
+        "FRR sees the session end",
+        || frr.log(),
+        || frr.received("ipv4", NODE2).is_none(),
+    );
     let took = gone.elapsed();
     eprintln!("BGP session ended {took:?} after the router's BFD went silent");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
@@ -315,7 +223,7 @@ fn bfd_down_ends_the_bgp_session_at_once() {
     assert!(neighbor.to_string().contains("Cease"), "no Cease seen: {neighbor:#}");
 
     // BGP comes back by itself (BFD is not a precondition for it).
-    wait_for(Duration::from_secs(20), "BGP back", &frr, || frr.received("ipv4", NODE2) == Some(1));
+    wait_for(Duration::from_secs(20), "BGP back", || frr.log(), || frr.received("ipv4", NODE2) == Some(1));
     assert!(s.status.borrow().established_count > established);
     s.shutdown.send_replace(true);
     s.task.join().expect("speaker stopped");
