@@ -26,6 +26,10 @@ command -v sysctl >/dev/null || apt_install procps
 if [ "$(id -u)" -ne 0 ]; then
     echo "hack/test.sh: warning: not root; the network-namespace suites will fail" >&2
 fi
+# The BGP speaker's router tests (bgp/tests/frr.rs, bird.rs) run Debian's FRR bgpd and BIRD 2 in
+# namespaces of their own.
+[ -x /usr/lib/frr/bgpd ] || apt_install frr
+[ -x /usr/sbin/bird ] || apt_install bird2
 
 # The Helm chart checks (conformance/tests/chart.rs) run Helm 4 and kubernetes-validate from a venv.
 FERROLB_HELM_PYTHON="$(hack/helm-venv.sh)"; export FERROLB_HELM_PYTHON
