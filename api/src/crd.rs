@@ -4,11 +4,20 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{L2AnnouncementPolicy, LoadBalancerIPPool};
+use crate::{
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, L2AnnouncementPolicy, LoadBalancerIPPool,
+};
 
 /// Every CRD FerroLB defines.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![LoadBalancerIPPool::crd(), L2AnnouncementPolicy::crd()]
+    vec![
+        LoadBalancerIPPool::crd(),
+        L2AnnouncementPolicy::crd(),
+        BGPPeer::crd(),
+        BGPAdvertisement::crd(),
+        BFDProfile::crd(),
+        BGPSessionState::crd(),
+    ]
 }
 
 /// The file a CRD is written to: `<plural>.<group>.yaml`.

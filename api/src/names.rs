@@ -80,6 +80,11 @@ pub mod labels {
     pub const LEASE_SERVICE_NAMESPACE: &str = "ferrolb.io/service-namespace";
     /// On per-service Leases: the Service's name.
     pub const LEASE_SERVICE_NAME: &str = "ferrolb.io/service-name";
+    /// On `BGPSessionState` objects: the node whose session it is (absent when the name is longer
+    /// than a label value may be).
+    pub const SESSION_NODE: &str = "ferrolb.io/node";
+    /// On `BGPSessionState` objects: the `BGPPeer`'s name (absent past 63 characters).
+    pub const SESSION_PEER: &str = "ferrolb.io/bgp-peer";
     /// Nodes with this label never announce (Kubernetes' own well-known label).
     pub const EXCLUDE_FROM_EXTERNAL_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 }
@@ -107,7 +112,8 @@ pub mod taints {
 pub mod conditions {
     /// On a pool: its blocks overlap another pool's (or each other).
     pub const POOL_CONFLICT: &str = "ferrolb.io/PoolConflict";
-    /// On a pool or policy: the spec cannot be used as written.
+    /// On a pool, policy, `BGPPeer`, `BGPAdvertisement` or `BFDProfile`: the spec cannot be used
+    /// as written (the message names every field and value at fault).
     pub const INVALID_SPEC: &str = "ferrolb.io/InvalidSpec";
     /// On a Service: whether its address request is satisfied.
     pub const IPAM_REQUEST_SATISFIED: &str = "ferrolb.io/IPAMRequestSatisfied";
@@ -195,7 +201,7 @@ pub mod leases {
         bounded(format!("ferrolb-l2-{namespace}-{service}-{addr}"))
     }
 
-    fn bounded(name: String) -> String {
+    pub(crate) fn bounded(name: String) -> String {
         if name.len() <= MAX_NAME {
             return name;
         }
@@ -211,7 +217,7 @@ pub mod leases {
     }
 
     /// FNV-1a: stable across releases and platforms, unlike `DefaultHasher`.
-    fn fnv1a(bytes: &[u8]) -> u64 {
+    pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
         bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
     }
 

@@ -15,10 +15,17 @@
 //!   `events.k8s.io/v1` Events directly (never patches them); preflight (`l2announcer/src/adapter/
 //!   preflight.rs`) gets the ConfigMaps `kube-proxy` and `cilium-config` and the DaemonSet
 //!   `kube-proxy` of `kube-system`, by name.
+//! - `ferrolb-announcer` in BGP mode (DESIGN.md §10; `api/src/bgp`): watches `BGPPeer`s,
+//!   `BGPAdvertisement`s and `BFDProfile`s and patches their `status` (`ferrolb.io/InvalidSpec`);
+//!   creates, patches (server-side apply of the status) and deletes its own node's
+//!   `BGPSessionState`s, and lists and watches them (by its node's label) to find stale ones when it
+//!   starts; reads the Secrets that hold the peers' MD5 passwords (`BGPPeer.spec.passwordSecret`,
+//!   followed with a watch so a changed password reaches the session).
 //!
 //! Leases are written only in FerroLB's own namespace, so they are granted there only (a Role). The
 //! preflight reads are granted in `kube-system` only, on those names only (a Role there with
-//! `resourceNames`). No rule uses a wildcard, and nothing reads Secrets.
+//! `resourceNames`). Secrets are read only in FerroLB's own namespace (a `BGPPeer` names a Secret
+//! there, as MetalLB's names one in its own namespace) and never written. No rule uses a wildcard.
 
 /// Where a rule applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -182,6 +189,34 @@ pub const ANNOUNCER: Component = Component {
         },
         Rule {
             scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["bgppeers", "bgpadvertisements", "bfdprofiles"],
+            resource_names: &[],
+            verbs: &["list", "watch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["bgppeers/status", "bgpadvertisements/status", "bfdprofiles/status"],
+            resource_names: &[],
+            verbs: &["patch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["bgpsessionstates"],
+            resource_names: &[],
+            verbs: &["list", "watch", "create", "patch", "delete"],
+        },
+        Rule {
+            scope: Scope::Cluster,
+            api_group: crate::names::GROUP,
+            resources: &["bgpsessionstates/status"],
+            resource_names: &[],
+            verbs: &["patch"],
+        },
+        Rule {
+            scope: Scope::Cluster,
             api_group: "events.k8s.io",
             resources: &["events"],
             resource_names: &[],
@@ -193,6 +228,13 @@ pub const ANNOUNCER: Component = Component {
             resources: &["leases"],
             resource_names: &[],
             verbs: &["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+        Rule {
+            scope: Scope::ReleaseNamespace,
+            api_group: "",
+            resources: &["secrets"],
+            resource_names: &[],
+            verbs: &["get", "list", "watch"],
         },
         Rule {
             scope: Scope::KubeSystem,
@@ -219,7 +261,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_wildcards_no_secrets_leases_only_in_the_namespace() {
+    fn no_wildcards_secrets_read_and_leases_only_in_the_namespace() {
         for c in COMPONENTS {
             for (scope, group, resource, name, verb) in c.grants() {
                 assert!(
@@ -227,7 +269,13 @@ mod tests {
                     "{}: wildcard",
                     c.name
                 );
-                assert_ne!(resource, "secrets", "{}: Secrets", c.name);
+                if resource == "secrets" {
+                    assert!(
+                        scope == Scope::ReleaseNamespace && ["get", "list", "watch"].contains(&verb.as_str()),
+                        "{}: Secrets beyond reading them in FerroLB's namespace",
+                        c.name
+                    );
+                }
                 if scope == Scope::KubeSystem {
                     assert!(
                         !name.is_empty() && verb == "get",
@@ -250,5 +298,10 @@ mod tests {
         assert!(!ANNOUNCER.allows("patch", "", "services", "status"));
         assert!(ANNOUNCER.allows("delete", "coordination.k8s.io", "leases", ""));
         assert!(!ANNOUNCER.allows("delete", "", "leases", ""));
+        assert!(ANNOUNCER.allows("patch", "ferrolb.io", "bgpsessionstates", "status"));
+        assert!(ANNOUNCER.allows("watch", "ferrolb.io", "bgppeers", ""));
+        assert!(!ANNOUNCER.allows("update", "ferrolb.io", "bgppeers", ""));
+        assert!(ANNOUNCER.allows("get", "", "secrets", ""));
+        assert!(!IPAM.allows("get", "", "secrets", ""));
     }
 }

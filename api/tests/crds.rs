@@ -162,3 +162,87 @@ fn spec_round_trips_with_defaults() {
     assert!(policy.spec.load_balancer_ips);
     assert!(!policy.spec.external_ips);
 }
+
+#[test]
+fn bgp_kinds_are_cluster_scoped_with_their_columns() {
+    let crds: Vec<Value> = crd::all().iter().map(|c| serde_json::to_value(c).unwrap()).collect();
+    let find = |name: &str| crds.iter().find(|c| c["metadata"]["name"] == name).unwrap().clone();
+    let columns = |c: &Value| -> Vec<String> {
+        c["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_uppercase())
+            .collect()
+    };
+    for (name, kind, cols) in [
+        (
+            "bgppeers.ferrolb.io",
+            "BGPPeer",
+            &["MY ASN", "PEER ASN", "ADDRESS", "BFD PROFILE", "INVALID", "AGE"][..],
+        ),
+        ("bgpadvertisements.ferrolb.io", "BGPAdvertisement", &["PEERS", "LOCAL PREF", "INVALID", "AGE"][..]),
+        (
+            "bfdprofiles.ferrolb.io",
+            "BFDProfile",
+            &["RECEIVE MS", "TRANSMIT MS", "MULTIPLIER", "PASSIVE", "AGE"][..],
+        ),
+        (
+            "bgpsessionstates.ferrolb.io",
+            "BGPSessionState",
+            &["NODE", "PEER", "ADDRESS", "STATE", "BFD", "SENT", "SINCE", "AGE"][..],
+        ),
+    ] {
+        let c = find(name);
+        assert_eq!(c["spec"]["scope"], "Cluster", "{name}");
+        assert_eq!(c["spec"]["names"]["kind"], kind);
+        assert_eq!(c["spec"]["names"]["categories"], serde_json::json!(["ferrolb"]), "{name}");
+        assert_eq!(columns(&c), cols, "{name}");
+    }
+    let peer = find("bgppeers.ferrolb.io");
+    let spec = &peer["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec["required"], serde_json::json!(["myASN", "peerASN", "peerAddress"]));
+    for asn in ["myASN", "peerASN"] {
+        assert_eq!(spec["properties"][asn]["minimum"].as_f64(), Some(1.0), "{asn}");
+        assert_eq!(spec["properties"][asn]["maximum"].as_f64(), Some(4_294_967_295.0), "{asn}");
+    }
+    for field in [
+        "peerAddress",
+        "peerPort",
+        "sourceAddress",
+        "nodeSelectors",
+        "holdTime",
+        "keepaliveTime",
+        "connectTime",
+        "routerID",
+        "ebgpMultiHopTTL",
+        "passwordSecret",
+        "gracefulRestart",
+        "bfdProfile",
+        "addressFamilies",
+    ] {
+        assert!(spec["properties"].get(field).is_some(), "peer spec lacks {field}");
+    }
+    assert!(spec["properties"]["holdTime"]["pattern"].is_string(), "durations are checked by pattern");
+    let rules = spec["x-kubernetes-validations"].as_array().expect("CEL rules on the peer spec");
+    assert!(rules.iter().any(|r| r["rule"] == "isIP(self.peerAddress)"));
+}
+
+#[test]
+fn bgp_objects_round_trip_with_defaults() {
+    let peer: ferrolb_api::BGPPeer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "BGPPeer", "metadata": {"name": "tor"},
+        "spec": {"myASN": 64600, "peerASN": 64601, "peerAddress": "172.18.18.10", "holdTime": "3s"}
+    }))
+    .unwrap();
+    let valid = peer.spec.validate().unwrap();
+    assert_eq!(valid.hold_time, std::time::Duration::from_secs(3));
+    assert_eq!(valid.keepalive_time, std::time::Duration::from_secs(1));
+    let adv: ferrolb_api::BGPAdvertisement = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "BGPAdvertisement", "metadata": {"name": "a"}, "spec": {}
+    }))
+    .unwrap();
+    assert!(adv.spec.load_balancer_ips && !adv.spec.external_ips);
+    let back = serde_json::to_value(&adv).unwrap();
+    assert_eq!(back["spec"], serde_json::json!({"loadBalancerIPs": true, "externalIPs": false}));
+}

@@ -224,20 +224,34 @@ pub fn l2_policy(doc: &Document, cx: &mut Context) -> Result<(), InputError> {
     Ok(())
 }
 
-/// Cilium BGP objects: reported as not converted.
+/// Cilium BGP kinds that are not converted: the deprecated `CiliumBGPPeeringPolicy` (Cilium's
+/// v1 BGP API) and `CiliumBGPNodeConfigOverride` (per-node settings FerroLB has no place for).
+/// The v2 kinds are read by [`crate::cilium_bgp`].
 pub fn bgp_object(doc: &Document, cx: &mut Context, kind: &str) -> Result<(), InputError> {
     let (subject, _) = crate::convert::subject_of(doc, kind);
     let mut root = Obj::new(&doc.value, "", &subject)?;
     read_meta(&mut root, &mut cx.report, None)?;
-    let check = "keep Cilium's BGP control plane for these addresses until FerroLB has BGP";
-    match root.obj("spec")? {
-        Some(spec) => report_all_not_converted(
-            &spec,
-            &mut cx.report,
-            "Cilium BGP configuration (FerroLB does not announce over BGP)",
-            check,
+    let (note, check) = match kind {
+        "CiliumBGPPeeringPolicy" => (
+            "Cilium's deprecated v1 BGP API (virtualRouters/neighbors): ferrolbctl converts the v2 kinds \
+             (CiliumBGPClusterConfig, CiliumBGPPeerConfig, CiliumBGPAdvertisement) only",
+            "move the policy to Cilium's v2 BGP kinds as Cilium's upgrade notes describe (or write them for this \
+             conversion only), then convert those",
         ),
-        None => cx.report.not_converted(&subject, "(object)", "Cilium BGP configuration", check),
+        "CiliumBGPNodeConfigOverride" => (
+            "per-node BGP settings (router ID, local port, source addresses per peer): FerroLB takes the router ID \
+             from the node's address and has no per-node overrides",
+            "if the router needs these router IDs or source addresses, set routerID/sourceAddress on BGPPeers limited \
+             to that node by nodeSelectors",
+        ),
+        _ => (
+            "a Cilium BGP kind this version of ferrolbctl does not know",
+            "configure FerroLB's BGP objects by hand if it matters",
+        ),
+    };
+    match root.obj("spec")? {
+        Some(spec) => report_all_not_converted(&spec, &mut cx.report, note, check),
+        None => cx.report.not_converted(&subject, "(object)", note, check),
     }
     report_unknown(&root, &mut cx.report);
     Ok(())

@@ -1,26 +1,28 @@
 //! The conversion: documents in, FerroLB objects, Service patches and a report out. Pure: no
 //! I/O, so every case is a fixture test.
 //!
-//! Each source module turns its objects into drafts ([`PoolDraft`], [`PolicyDraft`]) and report
-//! entries; this module classifies documents, names the drafts, links policies to pools by
-//! name, checks for overlapping addresses and orders the output.
+//! Each source module turns its objects into drafts ([`PoolDraft`], [`PolicyDraft`], and the BGP
+//! drafts of [`crate::bgp`]) and report entries; this module classifies documents, names the
+//! drafts, links policies and advertisements to pools (and peers to BFD profiles, advertisements
+//! to peers) by name, checks for overlapping addresses and orders the output.
 
 use std::collections::BTreeMap;
 
 use ferrolb_api::range::ParsedBlock;
 use ferrolb_api::{
-    IpBlock, IpRange, L2AnnouncementPolicy, L2AnnouncementPolicySpec, LoadBalancerIPPool,
-    LoadBalancerIPPoolSpec, ServedClasses,
+    BFDProfile, BGPAdvertisement, BGPPeer, IpBlock, IpRange, L2AnnouncementPolicy, L2AnnouncementPolicySpec,
+    LoadBalancerIPPool, LoadBalancerIPPoolSpec, ServedClasses,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde_json::Value;
 
+use crate::bgp::{AdvertisementDraft, BfdDraft, PeerDraft};
 use crate::error::{InputError, InputErrors};
 use crate::input::Document;
 use crate::names::{MAX_NAME, MAX_POOL_NAME, Namer, POOL_NAME_LABEL};
 use crate::obj::{Obj, field_error};
 use crate::report::{Rename, Report, ServedClass, Subject};
-use crate::{cilium, deckhouse, metallb, metallb_legacy, services};
+use crate::{cilium, cilium_bgp, deckhouse, metallb, metallb_bgp, metallb_legacy, services};
 
 /// Conversion options (the command line's flags that change the result).
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,12 @@ pub struct Conversion {
     pub pools: Vec<LoadBalancerIPPool>,
     /// Policies, ordered by name.
     pub policies: Vec<L2AnnouncementPolicy>,
+    /// BFD profiles, ordered by name.
+    pub bfd_profiles: Vec<BFDProfile>,
+    /// BGP peers, ordered by name.
+    pub bgp_peers: Vec<BGPPeer>,
+    /// BGP advertisements, ordered by name.
+    pub bgp_advertisements: Vec<BGPAdvertisement>,
     /// JSON merge patches for Services (`null` removes an annotation), ordered by namespace/name.
     pub service_patches: Vec<Value>,
     /// The load-balancer classes FerroLB must serve for the migration (`ferrolb-values.yaml`).
@@ -97,6 +105,14 @@ pub struct Context {
     pub namespaces_complete: bool,
     /// MetalLB pools and advertisements from every MetalLB-shaped source, lowered together.
     pub metallb: metallb::Set,
+    /// MetalLB-shaped BGP objects, lowered with the MetalLB pools.
+    pub metallb_bgp: metallb_bgp::BgpSet,
+    /// Cilium's BGP objects, lowered together (cluster configs name peer configs, which select
+    /// advertisements by label).
+    pub cilium_bgp: cilium_bgp::Set,
+    pub bgp_peers: Vec<PeerDraft>,
+    pub bgp_advs: Vec<AdvertisementDraft>,
+    pub bgp_bfd: Vec<BfdDraft>,
     /// Load-balancer classes the sources served, each with the first source that did: FerroLB
     /// must serve them too, so their Services are taken over as they are.
     pub classes: BTreeMap<String, String>,
@@ -151,6 +167,7 @@ pub fn convert(docs: &[Document], opts: &Options) -> Result<Conversion, InputErr
         }
     }
     metallb::lower(&mut cx);
+    cilium_bgp::lower(&mut cx);
     order_by_origin(&mut cx);
 
     name_objects(&mut cx);
@@ -208,10 +225,11 @@ fn dispatch<'a>(
         ("metallb.io", "IPAddressPool") => metallb::ip_address_pool(doc, cx),
         ("metallb.io", "L2Advertisement") => metallb::l2_advertisement(doc, cx),
         ("metallb.io", "AddressPool") => metallb_legacy::address_pool(doc, cx),
-        ("metallb.io", "BGPAdvertisement" | "BGPPeer" | "BFDProfile" | "Community") => {
-            metallb::bgp_object(doc, cx, kind)
-        }
-        ("metallb.io", "ServiceL2Status" | "ServiceBGPStatus" | "ConfigurationState") => {
+        ("metallb.io", "BGPPeer") => metallb_bgp::bgp_peer(doc, cx),
+        ("metallb.io", "BGPAdvertisement") => metallb_bgp::bgp_advertisement(doc, cx),
+        ("metallb.io", "BFDProfile") => metallb_bgp::bfd_profile(doc, cx),
+        ("metallb.io", "Community") => metallb_bgp::community(doc, cx),
+        ("metallb.io", "ServiceL2Status" | "ServiceBGPStatus" | "ConfigurationState" | "BGPSessionState") => {
             status_object(doc, cx, kind, "written by MetalLB to show its state")
         }
         ("deckhouse.io", "ModuleConfig") => deckhouse::module_config(doc, cx),
@@ -225,6 +243,12 @@ fn dispatch<'a>(
         }
         ("cilium.io", "CiliumLoadBalancerIPPool") => cilium::pool(doc, cx),
         ("cilium.io", "CiliumL2AnnouncementPolicy") => cilium::l2_policy(doc, cx),
+        ("cilium.io", "CiliumBGPClusterConfig") => cilium_bgp::cluster_config(doc, cx),
+        ("cilium.io", "CiliumBGPPeerConfig") => cilium_bgp::peer_config(doc, cx),
+        ("cilium.io", "CiliumBGPAdvertisement") => cilium_bgp::advertisement(doc, cx),
+        ("cilium.io", "CiliumBGPNodeConfig") => {
+            status_object(doc, cx, kind, "written by Cilium's operator from the CiliumBGPClusterConfigs")
+        }
         ("cilium.io", k) if k.starts_with("CiliumBGP") => cilium::bgp_object(doc, cx, k),
         _ => Err(InputError::UnknownKind {
             origin: doc.origin.clone(),
@@ -413,6 +437,102 @@ fn order_by_origin(cx: &mut Context) {
         }
     }
     cx.policies.sort_by(|a, b| a.subject.origin.cmp(&b.subject.origin));
+    for adv in &mut cx.bgp_advs {
+        if let Some(idx) = &mut adv.pools_by_name {
+            for i in idx.iter_mut() {
+                *i = new_index[*i];
+            }
+        }
+    }
+}
+
+/// A selector on the pool-name label for these pools (by index).
+fn pools_by_name_selector(idx: &[usize], pools: &[PoolDraft]) -> LabelSelector {
+    let mut values: Vec<String> = idx.iter().map(|&i| pools[i].name.clone()).collect();
+    values.sort();
+    values.dedup();
+    if values.len() == 1 {
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([(POOL_NAME_LABEL.to_string(), values.remove(0))])),
+            match_expressions: None,
+        }
+    } else {
+        LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: POOL_NAME_LABEL.into(),
+                operator: "In".into(),
+                values: Some(values),
+            }]),
+        }
+    }
+}
+
+/// Hands out a name per draft of one kind and records the renames.
+fn claim_names<'a>(
+    report: &mut Report,
+    kind: &str,
+    drafts: impl Iterator<Item = (&'a Subject, &'a str, &'a mut String)>,
+) {
+    let mut names = Namer::default();
+    for (subject, wanted, name) in drafts {
+        let (n, why) = names.claim(wanted, MAX_NAME);
+        if let Some(reason) = why {
+            let from = if subject.object.ends_with(&format!(" {wanted}"))
+                || subject.object.ends_with(&format!("/{wanted}"))
+            {
+                subject.object.clone()
+            } else {
+                format!("{} ({kind} {wanted:?})", subject.object)
+            };
+            report.renames.push(Rename {
+                source: subject.origin.to_string(),
+                from,
+                to: format!("{kind} {n}"),
+                reason,
+            });
+        }
+        *name = n;
+    }
+}
+
+/// Names the BGP drafts and fills in their references to each other and to pools.
+fn name_bgp(cx: &mut Context) {
+    claim_names(
+        &mut cx.report,
+        "BFDProfile",
+        cx.bgp_bfd
+            .iter_mut()
+            .map(|BfdDraft { subject, wanted, name, .. }| (&*subject, wanted.as_str(), name)),
+    );
+    claim_names(
+        &mut cx.report,
+        "BGPPeer",
+        cx.bgp_peers
+            .iter_mut()
+            .map(|PeerDraft { subject, wanted, name, .. }| (&*subject, wanted.as_str(), name)),
+    );
+    claim_names(
+        &mut cx.report,
+        "BGPAdvertisement",
+        cx.bgp_advs
+            .iter_mut()
+            .map(|AdvertisementDraft { subject, wanted, name, .. }| (&*subject, wanted.as_str(), name)),
+    );
+    for p in &mut cx.bgp_peers {
+        p.spec.bfd_profile = p.bfd.map(|i| cx.bgp_bfd[i].name.clone());
+    }
+    for a in &mut cx.bgp_advs {
+        if let Some(idx) = &a.peers {
+            let mut names: Vec<String> = idx.iter().map(|&i| cx.bgp_peers[i].name.clone()).collect();
+            names.sort();
+            names.dedup();
+            a.spec.peers = names;
+        }
+        if let Some(idx) = &a.pools_by_name {
+            a.spec.pool_selector = Some(pools_by_name_selector(idx, &cx.pools));
+        }
+    }
 }
 
 /// Hands out final names, records renames, and fills policies' pool selectors.
@@ -444,26 +564,10 @@ fn name_objects(cx: &mut Context) {
         }
         pol.name = name;
         if let Some(idx) = &pol.pools_by_name {
-            let mut values: Vec<String> = idx.iter().map(|&i| cx.pools[i].name.clone()).collect();
-            values.sort();
-            values.dedup();
-            pol.spec.pool_selector = Some(if values.len() == 1 {
-                LabelSelector {
-                    match_labels: Some(BTreeMap::from([(POOL_NAME_LABEL.to_string(), values.remove(0))])),
-                    match_expressions: None,
-                }
-            } else {
-                LabelSelector {
-                    match_labels: None,
-                    match_expressions: Some(vec![LabelSelectorRequirement {
-                        key: POOL_NAME_LABEL.into(),
-                        operator: "In".into(),
-                        values: Some(values),
-                    }]),
-                }
-            });
+            pol.spec.pool_selector = Some(pools_by_name_selector(idx, &cx.pools));
         }
     }
+    name_bgp(cx);
 }
 
 /// Overlapping addresses would be a `PoolConflict` in FerroLB (one pool disabled): the source
@@ -514,8 +618,20 @@ fn finish(mut cx: Context, service_patches: Vec<Value>) -> Conversion {
     let mut policies: Vec<L2AnnouncementPolicy> =
         cx.policies.iter().map(|p| L2AnnouncementPolicy::new(&p.name, p.spec.clone())).collect();
     policies.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut bfd_profiles: Vec<BFDProfile> =
+        cx.bgp_bfd.iter().map(|d| BFDProfile::new(&d.name, d.spec.clone())).collect();
+    bfd_profiles.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut bgp_peers: Vec<BGPPeer> =
+        cx.bgp_peers.iter().map(|d| BGPPeer::new(&d.name, d.spec.clone())).collect();
+    bgp_peers.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut bgp_advertisements: Vec<BGPAdvertisement> =
+        cx.bgp_advs.iter().map(|d| BGPAdvertisement::new(&d.name, d.spec.clone())).collect();
+    bgp_advertisements.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     cx.report.summary.pools = pools.len();
     cx.report.summary.policies = policies.len();
+    cx.report.summary.bfd_profiles = bfd_profiles.len();
+    cx.report.summary.bgp_peers = bgp_peers.len();
+    cx.report.summary.bgp_advertisements = bgp_advertisements.len();
     cx.report.summary.service_patches = service_patches.len();
     cx.report.served_classes = cx
         .classes
@@ -523,5 +639,14 @@ fn finish(mut cx: Context, service_patches: Vec<Value>) -> Conversion {
         .map(|(class, why)| ServedClass { class: class.clone(), why: why.clone() })
         .collect();
     cx.report.count();
-    Conversion { pools, policies, service_patches, classes: cx.served(), report: cx.report }
+    Conversion {
+        pools,
+        policies,
+        bfd_profiles,
+        bgp_peers,
+        bgp_advertisements,
+        service_patches,
+        classes: cx.served(),
+        report: cx.report,
+    }
 }

@@ -1,6 +1,7 @@
 //! Deckhouse's `metallb` module: the `ModuleConfig` named `metallb` (settings version 1, where
 //! `addressPools` with `protocol: layer2` were MetalLB pools announced from the speaker nodes;
-//! version 2, where layer2 moved to `MetalLoadBalancerClass` and only BGP pools remain) and
+//! version 2, where layer2 moved to `MetalLoadBalancerClass` and only BGP pools remain; in both,
+//! `bgpPeers`, `bgpCommunities` and `protocol: bgp` pools are MetalLB's BGP format) and
 //! `MetalLoadBalancerClass` (a pool plus where and how it is announced, chosen by a Service's
 //! `spec.loadBalancerClass`, or by default when `isDefault`).
 
@@ -15,11 +16,12 @@ use crate::convert::{
 };
 use crate::error::InputError;
 use crate::input::Document;
+use crate::metallb_bgp;
 use crate::metallb_legacy::{KEBAB, pools};
 use crate::obj::Obj;
 
-const BGP_CHECK: &str =
-    "keep Deckhouse's BGP speaker or announce these addresses another way until FerroLB has BGP";
+const BGP_CHECK: &str = "keep Deckhouse's BGP speaker for these addresses, or configure FerroLB's BGPPeer and \
+                         BGPAdvertisement objects by hand";
 const CHART_CHECK: &str = "set the equivalent in the FerroLB chart's values if you need it";
 
 /// `ModuleConfig` (deckhouse.io/v1alpha1); only the one named `metallb` is converted.
@@ -89,23 +91,11 @@ pub fn module_config(doc: &Document, cx: &mut Context) -> Result<(), InputError>
         }
         report_all_not_converted(&speaker, &mut cx.report, "a setting of the speaker DaemonSet", CHART_CHECK);
     }
-    pools(&mut s, "addressPools", &subject, cx, node_selector, KEBAB)?;
-    if s.get("bgpPeers").is_some() {
-        cx.report.not_converted(
-            &subject,
-            "spec.settings.bgpPeers",
-            "BGP peers (FerroLB does not announce over BGP)",
-            BGP_CHECK,
-        );
-    }
-    if s.get("bgpCommunities").is_some() {
-        cx.report.not_converted(
-            &subject,
-            "spec.settings.bgpCommunities",
-            "BGP communities (FerroLB does not announce over BGP)",
-            BGP_CHECK,
-        );
-    }
+    pools(&mut s, "addressPools", &subject, cx, node_selector.clone(), KEBAB)?;
+    // MetalLB's format: peers and community aliases are read like a legacy ConfigMap's; the
+    // speaker's nodeSelector also bounded which nodes had BGP sessions, in every version.
+    metallb_bgp::legacy_peers(&mut s, "bgpPeers", &subject, node_selector.as_ref(), cx)?;
+    metallb_bgp::legacy_communities(&mut s, "bgpCommunities", &subject, cx)?;
     for key in ["nodeSelector", "tolerations"] {
         if s.get(key).is_some() {
             cx.report.not_converted(&subject, s.at(key), "placement of MetalLB's controller", CHART_CHECK);
@@ -266,7 +256,7 @@ pub fn load_balancer_class(doc: &Document, cx: &mut Context) -> Result<(), Input
     Ok(())
 }
 
-/// Deckhouse's BGP-mode objects: reported as not converted.
+/// Deckhouse's own BGP-mode kinds (`MetalLoadBalancerBGPPeer`, ...): reported as not converted.
 pub fn bgp_object(doc: &Document, cx: &mut Context, kind: &str) -> Result<(), InputError> {
     let (subject, _) = crate::convert::subject_of(doc, kind);
     let mut root = Obj::new(&doc.value, "", &subject)?;
@@ -275,7 +265,8 @@ pub fn bgp_object(doc: &Document, cx: &mut Context, kind: &str) -> Result<(), In
         Some(spec) => report_all_not_converted(
             &spec,
             &mut cx.report,
-            "Deckhouse BGP-mode configuration (FerroLB does not announce over BGP)",
+            "Deckhouse's own BGP-mode kinds are not converted (their fields have no documented MetalLB equivalent \
+             ferrolbctl could map); the metallb ModuleConfig's bgpPeers and bgp pools are",
             BGP_CHECK,
         ),
         None => cx.report.not_converted(&subject, "(object)", "Deckhouse BGP-mode configuration", BGP_CHECK),

@@ -4,7 +4,8 @@
 //! - [`input`] reads files, directories and stdin into documents, [`cluster`] the live cluster
 //!   (both are [`input::DocumentSource`]s);
 //! - [`convert`] classifies documents and assembles the result from the source modules
-//!   [`metallb`], [`metallb_legacy`], [`deckhouse`], [`cilium`] and [`services`];
+//!   [`metallb`], [`metallb_bgp`], [`metallb_legacy`], [`deckhouse`], [`cilium`],
+//!   [`cilium_bgp`] and [`services`], with the BGP drafts of [`bgp`];
 //! - [`report`] and [`output`] render it;
 //! - [`status`] shows FerroLB's pools and the LoadBalancer Services, and checks that every
 //!   Service kept its addresses through a migration;
@@ -12,7 +13,9 @@
 //! - [`announcements`] renders an announcer's `ListAnnouncements` answer.
 
 pub mod announcements;
+pub mod bgp;
 pub mod cilium;
+pub mod cilium_bgp;
 pub mod cluster;
 pub mod convert;
 pub mod deckhouse;
@@ -20,6 +23,7 @@ pub mod doctor;
 pub mod error;
 pub mod input;
 pub mod metallb;
+pub mod metallb_bgp;
 pub mod metallb_legacy;
 pub mod names;
 pub mod obj;

@@ -28,11 +28,13 @@ struct Cli {
 enum Command {
     /// Convert MetalLB, Deckhouse and Cilium load-balancer configuration to FerroLB manifests.
     ///
-    /// Reads MetalLB CRDs (IPAddressPool, L2Advertisement, AddressPool; BGP kinds are reported as
-    /// not converted), MetalLB's legacy ConfigMap, Helm values with configInline, Deckhouse's
-    /// metallb ModuleConfig and MetalLoadBalancerClass, Cilium's CiliumLoadBalancerIPPool and
-    /// CiliumL2AnnouncementPolicy, Services (their load-balancer annotations and current
-    /// addresses) and Namespaces (to resolve MetalLB namespaceSelectors).
+    /// Reads MetalLB CRDs (IPAddressPool, L2Advertisement, AddressPool, BGPPeer, BGPAdvertisement,
+    /// BFDProfile, Community), MetalLB's legacy ConfigMap (layer2 and bgp pools, peers), Helm
+    /// values with configInline, Deckhouse's metallb ModuleConfig (addressPools, bgpPeers) and
+    /// MetalLoadBalancerClass, Cilium's CiliumLoadBalancerIPPool, CiliumL2AnnouncementPolicy and
+    /// BGP v2 kinds (CiliumBGPClusterConfig, CiliumBGPPeerConfig, CiliumBGPAdvertisement),
+    /// Services (their load-balancer annotations and current addresses) and Namespaces (to
+    /// resolve MetalLB namespaceSelectors).
     ///
     /// Exit codes: 0 converted; 1 with --check when something was approximated or not converted;
     /// 2 invalid input (the message names file, document and field) or the cluster could not be
@@ -225,7 +227,7 @@ struct ConvertArgs {
 
     /// Read the source objects from the live cluster through the kube API: MetalLB's custom
     /// resources and legacy ConfigMap, Deckhouse's metallb ModuleConfig and
-    /// MetalLoadBalancerClasses, Cilium's pools and L2 policies, LoadBalancer Services and
+    /// MetalLoadBalancerClasses, Cilium's pools, L2 policies and BGP objects, LoadBalancer Services and
     /// Namespaces (namespaceSelectors then resolve exactly). Kinds the cluster does not serve are
     /// listed in the report as not present. -f inputs (Helm values, say) are read as well.
     #[arg(long, env = "FERROLB_FROM_CLUSTER")]

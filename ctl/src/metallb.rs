@@ -1,6 +1,7 @@
-//! MetalLB's CRDs (`metallb.io/v1beta1` IPAddressPool, L2Advertisement; BGP kinds reported as not
-//! converted), and the lowering of every MetalLB-shaped source (CRDs, the legacy ConfigMap, Helm
-//! `configInline`, Deckhouse settings version 1) to FerroLB pools and policies.
+//! MetalLB's CRDs (`metallb.io/v1beta1` IPAddressPool, L2Advertisement; the BGP kinds are read by
+//! [`crate::metallb_bgp`]), and the lowering of every MetalLB-shaped source (CRDs, the legacy
+//! ConfigMap, Helm `configInline`, Deckhouse's settings) to FerroLB pools, policies and BGP
+//! objects.
 //!
 //! MetalLB semantics kept here (from its controller and speaker):
 //! - A pool with `serviceAllocation` is tried first ("pinned") for Services in its namespaces /
@@ -13,7 +14,8 @@
 //!   pool; several advertisements for one pool are a union (a node may announce if any
 //!   advertisement selects it, on the union of their interfaces); no `nodeSelectors`: every node;
 //!   no `interfaces`: every interface.
-//! - A pool no L2Advertisement covers is never announced in L2 mode.
+//! - A pool no L2Advertisement covers is never announced in L2 mode; one no BGPAdvertisement
+//!   covers is never advertised over BGP.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 
 use crate::convert::{
     Context, Family, PolicyDraft, PoolDraft, and_selectors, exact_interface, parse_address, read_meta,
-    report_all_not_converted, report_unknown,
+    report_unknown,
 };
 use crate::error::InputError;
 use crate::input::Document;
@@ -51,9 +53,6 @@ pub struct MlbPool {
     pub auto_assign: bool,
     pub avoid_buggy_ips: bool,
     pub allocation: Option<Allocation>,
-    /// Why no advertisement covers the pool, when the source says so itself (legacy `bgp`
-    /// pools); `None` gives the generic explanation.
-    pub uncovered_note: Option<String>,
 }
 
 /// `spec.serviceAllocation`.
@@ -116,7 +115,6 @@ pub fn ip_address_pool(doc: &Document, cx: &mut Context) -> Result<(), InputErro
         auto_assign: auto_assign.unwrap_or(true),
         avoid_buggy_ips: avoid.unwrap_or(false),
         allocation,
-        uncovered_note: None,
     });
     Ok(())
 }
@@ -203,23 +201,6 @@ pub fn l2_advertisement(doc: &Document, cx: &mut Context) -> Result<(), InputErr
     Ok(())
 }
 
-/// BGPAdvertisement, BGPPeer, BFDProfile, Community: read (so errors in them still show) and
-/// reported field by field as not converted.
-pub fn bgp_object(doc: &Document, cx: &mut Context, kind: &str) -> Result<(), InputError> {
-    let (subject, _) = crate::convert::subject_of(doc, kind);
-    let mut root = Obj::new(&doc.value, "", &subject)?;
-    read_meta(&mut root, &mut cx.report, None)?;
-    let check = "keep MetalLB's BGP speaker (with its controller disabled) or announce these addresses another way until FerroLB has BGP";
-    match root.obj("spec")? {
-        Some(spec) => {
-            report_all_not_converted(&spec, &mut cx.report, "FerroLB does not announce over BGP", check)
-        }
-        None => cx.report.not_converted(&subject, "(object)", "FerroLB does not announce over BGP", check),
-    }
-    report_unknown(&root, &mut cx.report);
-    Ok(())
-}
-
 /// Turns every MetalLB pool and advertisement into drafts, with the semantic report entries.
 pub fn lower(cx: &mut Context) {
     let set = std::mem::take(&mut cx.metallb);
@@ -249,11 +230,35 @@ pub fn lower(cx: &mut Context) {
     for adv in &set.advs {
         lower_adv(adv, &set.pools, first_draft, &mut covered, cx);
     }
+    let bgp = std::mem::take(&mut cx.metallb_bgp);
+    let covered_bgp = crate::metallb_bgp::lower(bgp, &set.pools, first_draft, cx);
     for (i, p) in set.pools.iter().enumerate() {
+        if let Some(advs) = covered_bgp.get(&i) {
+            let mut advs = advs.clone();
+            advs.dedup();
+            cx.report.exact(
+                &p.subject,
+                "(bgp)",
+                None,
+                format!(
+                    "advertised over BGP by {} ({}), converted to BGPAdvertisements selecting this pool",
+                    if advs.len() == 1 {
+                        "one advertisement".to_string()
+                    } else {
+                        format!("{} advertisements", advs.len())
+                    },
+                    advs.join(", ")
+                ),
+            );
+        }
         match covered.get(&i) {
-            None if p.uncovered_note.is_some() => {
-                cx.report.exact(&p.subject, "(announcement)", None, p.uncovered_note.clone().unwrap_or_default())
-            }
+            None if covered_bgp.contains_key(&i) => cx.report.exact(
+                &p.subject,
+                "(announcement)",
+                None,
+                "no L2Advertisement selects this pool, so MetalLB announced it over BGP only; no L2AnnouncementPolicy \
+                 is created for it",
+            ),
             None => cx.report.exact(
                 &p.subject,
                 "(announcement)",

@@ -4,8 +4,9 @@
 //! chart's values, and the short-lived `AddressPool` CRD.
 //!
 //! A legacy `layer2` pool was announced from every node running the speaker, on every
-//! interface: it becomes a pool and a policy of the same name. `bgp` pools become pools only
-//! (FerroLB keeps their addresses assigned but does not announce them).
+//! interface: it becomes a pool and a policy of the same name. A `bgp` pool becomes a pool and
+//! one `BGPAdvertisement` per `bgp-advertisements` entry (one with the defaults when there are
+//! none); `peers`, `bfd-profiles` and `bgp-communities` are read by [`crate::metallb_bgp`].
 
 use std::collections::BTreeMap;
 
@@ -17,10 +18,9 @@ use crate::convert::{Context, labels_selector, read_meta, report_all_not_convert
 use crate::error::InputError;
 use crate::input::Document;
 use crate::metallb::{MlbAdv, MlbPool, addresses, report_flags};
+use crate::metallb_bgp;
 use crate::obj::{Obj, field_error, join};
 use crate::report::Subject;
-
-const BGP_CHECK: &str = "keep MetalLB's BGP speaker (with its controller disabled) or announce these addresses another way until FerroLB has BGP";
 
 /// A ConfigMap: MetalLB's when it has a `config` key.
 pub fn config_map(doc: &Document, cx: &mut Context) -> Result<(), InputError> {
@@ -146,43 +146,10 @@ pub fn legacy_config(
     node_selector: Option<LabelSelector>,
 ) -> Result<(), InputError> {
     let mut o = Obj::new(cfg, path, container)?;
-    pools(&mut o, "address-pools", container, cx, node_selector, KEBAB)?;
-    for (i, peer) in o.list("peers")?.iter().enumerate() {
-        let mut p = Obj::new(peer, format!("{}[{i}]", o.at("peers")), container)?;
-        for spelling in ["bfd-profile", "bfdProfile"] {
-            if p.get(spelling).is_some() {
-                cx.report.not_converted(
-                    container,
-                    p.at(spelling),
-                    "BFD profile of a BGP peer (FerroLB does not announce over BGP)",
-                    BGP_CHECK,
-                );
-            }
-        }
-        report_all_not_converted(
-            &p,
-            &mut cx.report,
-            "BGP peer setting (FerroLB does not announce over BGP)",
-            BGP_CHECK,
-        );
-    }
-    for (i, prof) in o.list("bfd-profiles")?.iter().enumerate() {
-        let p = Obj::new(prof, format!("{}[{i}]", o.at("bfd-profiles")), container)?;
-        report_all_not_converted(
-            &p,
-            &mut cx.report,
-            "BFD profile for BGP sessions (FerroLB does not announce over BGP)",
-            BGP_CHECK,
-        );
-    }
-    if o.get("bgp-communities").is_some() {
-        cx.report.not_converted(
-            container,
-            o.at("bgp-communities"),
-            "BGP communities (FerroLB does not announce over BGP)",
-            BGP_CHECK,
-        );
-    }
+    pools(&mut o, "address-pools", container, cx, node_selector.clone(), KEBAB)?;
+    metallb_bgp::legacy_peers(&mut o, "peers", container, node_selector.as_ref(), cx)?;
+    metallb_bgp::legacy_bfd_profiles(&mut o, "bfd-profiles", container, cx)?;
+    metallb_bgp::legacy_communities(&mut o, "bgp-communities", container, cx)?;
     report_unknown(&o, &mut cx.report);
     Ok(())
 }
@@ -269,11 +236,12 @@ fn pool(
             true
         }
         "bgp" => {
-            cx.report.not_converted(
+            cx.report.exact(
                 subject,
                 &field,
-                "FerroLB does not announce over BGP; the pool is converted so its addresses stay assigned",
-                BGP_CHECK,
+                Some(format!("BGPAdvertisement {name}")),
+                "advertised over BGP: the pool's bgp-advertisements (or, without them, MetalLB's defaults) become \
+                 BGPAdvertisements selecting this pool",
             );
             false
         }
@@ -284,17 +252,29 @@ fn pool(
             ));
         }
     };
-    if let Some(list) = p.get(keys.bgp).and_then(Value::as_array) {
-        for i in 0..list.len() {
-            cx.report.not_converted(
-                subject,
-                format!("{}[{i}]", p.at(keys.bgp)),
-                "BGP advertisement (FerroLB does not announce over BGP)",
-                BGP_CHECK,
-            );
-        }
-    }
     let index = cx.metallb.pools.len();
+    if layer2 {
+        if let Some(list) = p.get(keys.bgp).and_then(Value::as_array) {
+            for i in 0..list.len() {
+                cx.report.not_converted(
+                    subject,
+                    format!("{}[{i}]", p.at(keys.bgp)),
+                    "a BGP advertisement of a layer2 pool: MetalLB announced the pool over ARP/NDP only and ignored it",
+                    "nothing to do unless you meant the pool to be advertised over BGP",
+                );
+            }
+        }
+    } else {
+        metallb_bgp::legacy_pool_advertisements(
+            p,
+            keys.bgp,
+            keys.bgp.contains('-'),
+            subject,
+            &name,
+            index,
+            cx,
+        )?;
+    }
     cx.metallb.pools.push(MlbPool {
         subject: subject.clone(),
         namespace: namespace.clone(),
@@ -305,10 +285,6 @@ fn pool(
         auto_assign: auto.unwrap_or(true),
         avoid_buggy_ips: buggy.unwrap_or(false),
         allocation: None,
-        uncovered_note: (!layer2).then(|| {
-            "a bgp pool: no L2AnnouncementPolicy, its addresses stay assigned but are not announced"
-                .to_string()
-        }),
     });
     if layer2 {
         cx.metallb.advs.push(MlbAdv {

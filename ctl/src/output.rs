@@ -1,5 +1,6 @@
-//! Writing the result: FerroLB manifests as one multi-document YAML stream (pools, then
-//! policies, each ordered by name), Service merge patches, and the report.
+//! Writing the result: FerroLB manifests as one multi-document YAML stream (pools, policies,
+//! BFD profiles, BGP peers, BGP advertisements, each ordered by name), Service merge patches,
+//! and the report.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,7 +20,7 @@ fn yaml<T: Serialize>(v: &T) -> String {
     serde_saphyr::to_string(v).expect("converted objects always serialize")
 }
 
-/// Pools and policies, as `kubectl apply -f` takes them.
+/// Every converted object, as `kubectl apply -f` takes them.
 pub fn manifests(c: &Conversion) -> String {
     let mut out = String::from(
         "# FerroLB manifests written by `ferrolbctl convert`; read the report before applying.\n",
@@ -29,6 +30,15 @@ pub fn manifests(c: &Conversion) -> String {
     }
     for p in &c.policies {
         let _ = write!(out, "---\n{}", yaml(p));
+    }
+    for p in &c.bfd_profiles {
+        let _ = write!(out, "---\n{}", yaml(p));
+    }
+    for p in &c.bgp_peers {
+        let _ = write!(out, "---\n{}", yaml(p));
+    }
+    for a in &c.bgp_advertisements {
+        let _ = write!(out, "---\n{}", yaml(a));
     }
     out
 }

@@ -16,7 +16,7 @@ pub enum Status {
     Exact,
     /// Converted, but behaviour can differ; the entry says how and what to check.
     Approximate,
-    /// Dropped: FerroLB has no equivalent (BGP, tolerations of the old speaker, ...).
+    /// Dropped: FerroLB has no equivalent (a VRF, tolerations of the old speaker, ...).
     NotConverted,
     /// Not configuration at all: written by the API server or the old controller (uid,
     /// resourceVersion, status, tool annotations). Listed so nothing disappears unseen; does not
@@ -92,6 +92,18 @@ pub struct Summary {
     pub pools: usize,
     pub policies: usize,
     pub service_patches: usize,
+    /// BGP objects written; left out of the JSON when there are none, so reports of L2-only
+    /// inputs read as before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bgp_peers: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bgp_advertisements: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bfd_profiles: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A load-balancer class the converted configuration serves (besides `ferrolb.io/l2`), and why:
@@ -192,6 +204,9 @@ impl Report {
             pools: self.summary.pools,
             policies: self.summary.policies,
             service_patches: self.summary.service_patches,
+            bgp_peers: self.summary.bgp_peers,
+            bgp_advertisements: self.summary.bgp_advertisements,
+            bfd_profiles: self.summary.bfd_profiles,
             ..Summary::default()
         };
         for e in &self.entries {
@@ -227,6 +242,13 @@ impl Report {
             "output: {} LoadBalancerIPPool(s), {} L2AnnouncementPolicy(ies), {} Service patch(es)",
             s.pools, s.policies, s.service_patches
         );
+        if s.bgp_peers + s.bgp_advertisements + s.bfd_profiles > 0 {
+            let _ = writeln!(
+                out,
+                "output (BGP): {} BGPPeer(s), {} BGPAdvertisement(s), {} BFDProfile(s)",
+                s.bgp_peers, s.bgp_advertisements, s.bfd_profiles
+            );
+        }
         let _ = writeln!(
             out,
             "fields: {} exact, {} approximate, {} not converted, {} ignored",

@@ -48,7 +48,8 @@ const LB_PREFIXES: &[&str] = &[
     "network.deckhouse.io/",
 ];
 
-/// Cilium's BGP class: its addresses were advertised over BGP, which FerroLB does not do.
+/// Cilium's BGP class: its Services' addresses were advertised by Cilium's BGP control plane;
+/// served when converted Cilium BGP objects advertise to a peer.
 pub const CILIUM_BGP_CLASS: &str = "io.cilium/bgp-control-plane";
 
 /// Checks and (optionally) rewrites every Service; returns the merge patches, ordered. `served`
@@ -138,9 +139,12 @@ fn service(
             &subject,
             "spec.loadBalancerClass",
             None,
-            format!("class {c:?}: Cilium advertised this Service over BGP, which FerroLB does not do; FerroLB leaves it alone"),
-            "keep Cilium's LB-IPAM and BGP control plane for Services of this class, or add the class to loadBalancerClasses \
-             and a policy to announce them over ARP/NDP instead",
+            format!(
+                "class {c:?}: Cilium advertised this Service over BGP, but no converted CiliumBGPAdvertisement reaches a \
+                 peer, so the output does not serve the class and FerroLB leaves the Service alone"
+            ),
+            "add Cilium's BGP objects (CiliumBGPClusterConfig, CiliumBGPPeerConfig, CiliumBGPAdvertisement) to the inputs, \
+             or keep Cilium's LB-IPAM and BGP control plane for Services of this class",
         ),
         Some(c) if has_ingress => report.approximate(
             &subject,

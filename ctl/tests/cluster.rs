@@ -187,8 +187,9 @@ async fn from_cluster_converts_like_the_same_objects_from_files() {
         .unwrap();
     assert_eq!(file_entry.status, ferrolb_ctl::Status::Approximate);
 
-    // BGPPeer is served in v1beta2 (the preferred version) and read there.
-    assert_eq!(entry("BGPPeer metallb-system/tor", "spec.peerASN")["status"], "not_converted");
+    // BGPPeer is served in v1beta2 (the preferred version), read there and converted.
+    assert_eq!(entry("BGPPeer metallb-system/tor", "spec.peerASN")["status"], "exact");
+    assert!(text(&out.stdout).contains("kind: BGPPeer"), "the peer is in the output");
     // The Service that is not a LoadBalancer is not read at all.
     assert!(entries.iter().all(|e| e["object"] != "Service shop/internal"));
 

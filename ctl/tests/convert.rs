@@ -97,7 +97,19 @@ fn converted_manifests_parse_back_as_ferrolb_objects() {
         let conv = convert_texts(&inputs(&case), &options(&case)).unwrap();
         let text = output::manifests(&conv);
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
-        assert_eq!(docs.len(), conv.pools.len() + conv.policies.len(), "{}", case.display());
+        assert_eq!(
+            docs.len(),
+            conv.pools.len()
+                + conv.policies.len()
+                + conv.bfd_profiles.len()
+                + conv.bgp_peers.len()
+                + conv.bgp_advertisements.len(),
+            "{}",
+            case.display()
+        );
+        let peer_names: Vec<String> = conv.bgp_peers.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        let bfd_names: Vec<String> =
+            conv.bfd_profiles.iter().filter_map(|p| p.metadata.name.clone()).collect();
         for d in docs {
             match d["kind"].as_str() {
                 Some("LoadBalancerIPPool") => {
@@ -112,8 +124,61 @@ fn converted_manifests_parse_back_as_ferrolb_objects() {
                         regex::Regex::new(re).unwrap();
                     }
                 }
+                // Every converted BGP object passes FerroLB's own validation, and its references
+                // name converted objects.
+                Some("BGPPeer") => {
+                    let p: ferrolb_api::BGPPeer = serde_json::from_value(d).unwrap();
+                    p.spec.validate().unwrap_or_else(|e| panic!("{}: {e:?}", case.display()));
+                    if let Some(b) = &p.spec.bfd_profile {
+                        assert!(bfd_names.contains(b), "{}: {b}", case.display());
+                    }
+                }
+                Some("BGPAdvertisement") => {
+                    let a: ferrolb_api::BGPAdvertisement = serde_json::from_value(d).unwrap();
+                    a.spec.validate().unwrap_or_else(|e| panic!("{}: {e:?}", case.display()));
+                    for p in &a.spec.peers {
+                        assert!(peer_names.contains(p), "{}: {p}", case.display());
+                    }
+                }
+                Some("BFDProfile") => {
+                    let b: ferrolb_api::BFDProfile = serde_json::from_value(d).unwrap();
+                    b.spec.validate().unwrap_or_else(|e| panic!("{}: {e:?}", case.display()));
+                }
                 other => panic!("{}: unexpected kind {other:?}", case.display()),
             }
         }
     }
+}
+
+/// An inline MD5 password is neither copied into the manifests nor quoted in the report.
+#[test]
+fn bgp_passwords_never_reach_the_output() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/pass/metallb-bgp-kinds");
+    let input = inputs(&case);
+    assert!(
+        input.iter().any(|t| t.text.contains("not-printed-anywhere")),
+        "the fixture has an inline password"
+    );
+    let conv = convert_texts(&input, &options(&case)).unwrap();
+    for text in [
+        output::stream(&conv),
+        output::report(&conv, ReportFormat::Text),
+        output::report(&conv, ReportFormat::Json),
+    ] {
+        assert!(!text.contains("not-printed-anywhere"));
+    }
+    let peer = conv.bgp_peers.iter().find(|p| p.metadata.name.as_deref() == Some("tor-b")).unwrap();
+    assert_eq!(peer.spec.password_secret.as_ref().unwrap().name, "tor-b-bgp-password");
+}
+
+/// The Deckhouse peer of the example keeps its 3 s hold time (keepalive a third of it).
+#[test]
+fn deckhouse_peer_keeps_its_timers() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/pass/deckhouse-bgp");
+    let conv = convert_texts(&inputs(&case), &options(&case)).unwrap();
+    let peer = conv.bgp_peers.iter().find(|p| p.spec.peer_address == "172.18.18.10").unwrap();
+    assert_eq!((peer.spec.my_asn, peer.spec.peer_asn), (64600, 64601));
+    let valid = peer.spec.validate().unwrap();
+    assert_eq!(valid.hold_time, std::time::Duration::from_secs(3));
+    assert_eq!(valid.keepalive_time, std::time::Duration::from_secs(1));
 }

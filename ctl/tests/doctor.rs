@@ -347,6 +347,10 @@ async fn a_cluster_without_ferrolb_is_told_to_install_it() {
         set(&[
             ("crds", "error", "CRD l2announcementpolicies.ferrolb.io"),
             ("crds", "error", "CRD loadbalancerippools.ferrolb.io"),
+            ("crds", "error", "CRD bgppeers.ferrolb.io"),
+            ("crds", "error", "CRD bgpadvertisements.ferrolb.io"),
+            ("crds", "error", "CRD bfdprofiles.ferrolb.io"),
+            ("crds", "error", "CRD bgpsessionstates.ferrolb.io"),
             ("controller", "error", "Lease ferrolb-system/ferrolb-ipam"),
             ("announcers", "error", "Node node1"),
             ("kube-proxy", "warning", "kube-proxy"),

@@ -1261,8 +1261,9 @@ impl Migration {
         (docs, report)
     }
 
-    /// Creates the converted pools and policies and applies the Service patches (JSON merge
-    /// patches), as `kubectl apply` would; returns how many of each.
+    /// Creates the converted pools, policies and BGP objects and applies the Service patches
+    /// (JSON merge patches), as `kubectl apply` would; returns how many pools, policies and
+    /// patches.
     async fn apply(&self, docs: &[Value]) -> (usize, usize, usize) {
         let pools: Api<LoadBalancerIPPool> = Api::all(self.client.clone());
         let policies: Api<L2AnnouncementPolicy> = Api::all(self.client.clone());
@@ -1290,6 +1291,20 @@ impl Migration {
                         .await
                         .unwrap();
                     counts.2 += 1;
+                }
+                // BGP objects: created (the API server accepts them by the CRDs' schemas), not
+                // counted, since the IPAM controller does not read them.
+                Some("BGPPeer") => {
+                    let o: ferrolb_api::BGPPeer = serde_json::from_value(doc.clone()).unwrap();
+                    Api::all(self.client.clone()).create(&PostParams::default(), &o).await.unwrap();
+                }
+                Some("BGPAdvertisement") => {
+                    let o: ferrolb_api::BGPAdvertisement = serde_json::from_value(doc.clone()).unwrap();
+                    Api::all(self.client.clone()).create(&PostParams::default(), &o).await.unwrap();
+                }
+                Some("BFDProfile") => {
+                    let o: ferrolb_api::BFDProfile = serde_json::from_value(doc.clone()).unwrap();
+                    Api::all(self.client.clone()).create(&PostParams::default(), &o).await.unwrap();
                 }
                 other => panic!("convert wrote an unexpected kind {other:?}: {doc:#}"),
             }
