@@ -7,7 +7,7 @@ use ferrolb_api::{AllowFirstLastIps, IpBlock, IpRange, L2AnnouncementPolicySpec,
 use serde_json::Value;
 
 use crate::convert::{
-    Context, Family, PolicyDraft, PoolDraft, read_meta, report_all_not_converted, report_unknown,
+    Context, PolicyDraft, PoolDraft, SourceTool, read_meta, report_all_not_converted, report_unknown,
 };
 use crate::error::InputError;
 use crate::input::Document;
@@ -124,7 +124,7 @@ pub fn pool(doc: &Document, cx: &mut Context) -> Result<(), InputError> {
 
     cx.pools.push(PoolDraft {
         subject,
-        family: Family::Cilium,
+        tool: SourceTool::Cilium,
         source_name: meta.name,
         labels: meta.labels,
         spec: LoadBalancerIPPoolSpec {

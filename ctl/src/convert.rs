@@ -58,7 +58,7 @@ pub struct Conversion {
 
 /// Which tool a converted pool came from: annotations name pools within their tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
+pub enum SourceTool {
     MetalLb,
     Deckhouse,
     Cilium,
@@ -68,7 +68,8 @@ pub enum Family {
 #[derive(Debug, Clone)]
 pub struct PoolDraft {
     pub subject: Subject,
-    pub family: Family,
+    /// The tool the pool was converted from.
+    pub tool: SourceTool,
     /// The name the source tool (and the Services' annotations) knew the pool by.
     pub source_name: String,
     pub labels: BTreeMap<String, String>,

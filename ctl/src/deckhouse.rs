@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use serde_json::Value;
 
 use crate::convert::{
-    Context, Family, PolicyDraft, PoolDraft, exact_interface, labels_selector, parse_address, read_meta,
+    Context, PolicyDraft, PoolDraft, SourceTool, exact_interface, labels_selector, parse_address, read_meta,
     report_all_not_converted, report_unknown,
 };
 use crate::error::InputError;
@@ -231,7 +231,7 @@ pub fn load_balancer_class(doc: &Document, cx: &mut Context) -> Result<(), Input
     let index = cx.pools.len();
     cx.pools.push(PoolDraft {
         subject: subject.clone(),
-        family: Family::Deckhouse,
+        tool: SourceTool::Deckhouse,
         source_name: name.clone(),
         labels: meta.labels,
         spec: LoadBalancerIPPoolSpec {

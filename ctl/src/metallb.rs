@@ -24,7 +24,7 @@ use ferrolb_api::{IpBlock, IpRange, L2AnnouncementPolicySpec, LoadBalancerIPPool
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use crate::convert::{
-    Context, Family, PolicyDraft, PoolDraft, and_selectors, exact_interface, parse_address, read_meta,
+    Context, PolicyDraft, PoolDraft, SourceTool, and_selectors, exact_interface, parse_address, read_meta,
     report_unknown,
 };
 use crate::error::InputError;
@@ -217,7 +217,7 @@ pub fn lower(cx: &mut Context) {
         let spec = pool_spec(p, max_priority, cx);
         cx.pools.push(PoolDraft {
             subject: p.subject.clone(),
-            family: Family::MetalLb,
+            tool: SourceTool::MetalLb,
             source_name: p.name.clone(),
             labels: p.labels.clone(),
             spec,

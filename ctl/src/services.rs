@@ -11,7 +11,7 @@ use ferrolb_api::names::{self, labels};
 use ferrolb_api::{AllowFirstLastIps, IpRange, Selector, ServedClasses};
 use serde_json::{Map, Value, json};
 
-use crate::convert::{Family, Options, PoolDraft, subject_of};
+use crate::convert::{Options, PoolDraft, SourceTool, subject_of};
 use crate::error::InputError;
 use crate::input::Document;
 use crate::obj::Obj;
@@ -323,7 +323,7 @@ fn map_value(target: &str, value: &str, pools: &[PoolDraft]) -> (String, Option<
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match pools.iter().find(|p| p.family == Family::MetalLb && p.source_name == name) {
+        match pools.iter().find(|p| p.tool == SourceTool::MetalLb && p.source_name == name) {
             Some(p) => out.push(p.name.clone()),
             None => {
                 missing.push(name.to_string());
