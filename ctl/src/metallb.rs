@@ -442,29 +442,43 @@ fn pool_spec(p: &MlbPool, max_priority: i64, cx: &mut Context) -> LoadBalancerIP
     spec
 }
 
-fn lower_adv(
-    adv: &MlbAdv,
+/// One pool term of an advertisement: converted pools by draft index, or a pool label selector;
+/// `(None, None)` selects every pool.
+pub(crate) type PoolTerm = (Option<Vec<usize>>, Option<LabelSelector>);
+
+/// The pool references an advertisement has (L2 and BGP advertisements name pools alike).
+pub(crate) struct AdvPools<'a> {
+    pub subject: &'a Subject,
+    pub namespace: &'a Option<String>,
+    pub name: &'a str,
+    pub path: &'a str,
+    pub pools: &'a [String],
+    pub pool_selectors: &'a [LabelSelector],
+    /// Implicit advertisements of legacy pools: the converted pools' indices.
+    pub pool_indices: &'a [usize],
+}
+
+/// Resolves an advertisement's `ipAddressPools` and `ipAddressPoolSelectors` into pool terms,
+/// notes which source pools it covers and reports each field.
+pub(crate) fn pool_terms(
+    adv: &AdvPools<'_>,
     pools: &[MlbPool],
     first_draft: usize,
     covered: &mut BTreeMap<usize, Vec<String>>,
     cx: &mut Context,
-) {
-    let s = &adv.subject;
-    // Implicit advertisements of legacy layer2 pools: their source fields are reported where
-    // they are read.
-    let synthetic = !adv.pool_indices.is_empty();
-    let same_ns = |p: &MlbPool| p.namespace == adv.namespace;
-    let mut pool_terms: Vec<(Option<Vec<usize>>, Option<LabelSelector>)> = Vec::new();
-
+) -> Vec<PoolTerm> {
+    let s = adv.subject;
+    let same_ns = |p: &MlbPool| &p.namespace == adv.namespace;
+    let mut pool_terms: Vec<PoolTerm> = Vec::new();
     if !adv.pool_indices.is_empty() {
         pool_terms.push((Some(adv.pool_indices.iter().map(|i| first_draft + i).collect()), None));
-        for &i in &adv.pool_indices {
-            covered.entry(i).or_default().push(adv.name.clone());
+        for &i in adv.pool_indices {
+            covered.entry(i).or_default().push(adv.name.to_string());
         }
     } else if adv.pools.is_empty() && adv.pool_selectors.is_empty() {
         pool_terms.push((None, None));
         for (i, _) in pools.iter().enumerate().filter(|(_, p)| same_ns(p)) {
-            covered.entry(i).or_default().push(adv.name.clone());
+            covered.entry(i).or_default().push(adv.name.to_string());
         }
         cx.report.exact(
             s,
@@ -480,7 +494,7 @@ fn lower_adv(
                 match pools.iter().position(|p| same_ns(p) && &p.name == name) {
                     Some(i) => {
                         idx.push(first_draft + i);
-                        covered.entry(i).or_default().push(adv.name.clone());
+                        covered.entry(i).or_default().push(adv.name.to_string());
                         cx.report.exact(
                             s,
                             field,
@@ -505,7 +519,7 @@ fn lower_adv(
         for (j, sel) in adv.pool_selectors.iter().enumerate() {
             let matcher = Selector::from_label_selector(sel).unwrap_or_default();
             for (i, _) in pools.iter().enumerate().filter(|(_, p)| same_ns(p) && matcher.matches(&p.labels)) {
-                covered.entry(i).or_default().push(adv.name.clone());
+                covered.entry(i).or_default().push(adv.name.to_string());
             }
             cx.report.exact(
                 s,
@@ -516,6 +530,35 @@ fn lower_adv(
             pool_terms.push((None, Some(sel.clone())));
         }
     }
+    pool_terms
+}
+
+fn lower_adv(
+    adv: &MlbAdv,
+    pools: &[MlbPool],
+    first_draft: usize,
+    covered: &mut BTreeMap<usize, Vec<String>>,
+    cx: &mut Context,
+) {
+    let s = &adv.subject;
+    // Implicit advertisements of legacy layer2 pools: their source fields are reported where
+    // they are read.
+    let synthetic = !adv.pool_indices.is_empty();
+    let pool_terms = pool_terms(
+        &AdvPools {
+            subject: s,
+            namespace: &adv.namespace,
+            name: &adv.name,
+            path: &adv.path,
+            pools: &adv.pools,
+            pool_selectors: &adv.pool_selectors,
+            pool_indices: &adv.pool_indices,
+        },
+        pools,
+        first_draft,
+        covered,
+        cx,
+    );
 
     let node_terms: Vec<Option<LabelSelector>> = if adv.node_selectors.is_empty() {
         vec![None]

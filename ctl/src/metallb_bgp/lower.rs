@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrolb_api::Selector;
 use ferrolb_api::bgp::BGPAdvertisementSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::{BgpSet, MlbBgpAdv, MlbCommunity};
 use crate::bgp::{
@@ -115,65 +113,21 @@ fn lower_adv(
     cx: &mut Context,
 ) {
     let s = &adv.subject;
-    let same_ns = |p: &MlbPool| p.namespace == adv.namespace;
-    let legacy = !adv.pool_indices.is_empty();
-    let mut pool_terms: Vec<(Option<Vec<usize>>, Option<LabelSelector>)> = Vec::new();
-    if legacy {
-        pool_terms.push((Some(adv.pool_indices.iter().map(|i| first_draft + i).collect()), None));
-        for &i in &adv.pool_indices {
-            covered.entry(i).or_default().push(adv.name.clone());
-        }
-    } else if adv.pools.is_empty() && adv.pool_selectors.is_empty() {
-        pool_terms.push((None, None));
-        for (i, _) in pools.iter().enumerate().filter(|(_, p)| same_ns(p)) {
-            covered.entry(i).or_default().push(adv.name.clone());
-        }
-        cx.report.exact(
-            s,
-            format!("{}.ipAddressPools", adv.path),
-            Some("spec.poolSelector (none)".into()),
-            "no ipAddressPools and no ipAddressPoolSelectors: every pool, as in MetalLB",
-        );
-    } else {
-        let mut idx = Vec::new();
-        for (j, name) in adv.pools.iter().enumerate() {
-            let field = format!("{}.ipAddressPools[{j}]", adv.path);
-            match pools.iter().position(|p| same_ns(p) && &p.name == name) {
-                Some(i) => {
-                    idx.push(first_draft + i);
-                    covered.entry(i).or_default().push(adv.name.clone());
-                    cx.report.exact(
-                        s,
-                        field,
-                        Some(format!("spec.poolSelector {}", crate::names::POOL_NAME_LABEL)),
-                        format!("pool {name:?} selected by its name label"),
-                    );
-                }
-                None => cx.report.not_converted(
-                    s,
-                    field,
-                    format!("pool {name:?} is not among the inputs; MetalLB ignored the reference as well"),
-                    "add the pool's manifest to the inputs if it exists",
-                ),
-            }
-        }
-        if !idx.is_empty() {
-            pool_terms.push((Some(idx), None));
-        }
-        for (j, sel) in adv.pool_selectors.iter().enumerate() {
-            let matcher = Selector::from_label_selector(sel).unwrap_or_default();
-            for (i, _) in pools.iter().enumerate().filter(|(_, p)| same_ns(p) && matcher.matches(&p.labels)) {
-                covered.entry(i).or_default().push(adv.name.clone());
-            }
-            cx.report.exact(
-                s,
-                format!("{}.ipAddressPoolSelectors[{j}]", adv.path),
-                Some("spec.poolSelector".into()),
-                "same selector on the pool labels, which were copied to the converted pools",
-            );
-            pool_terms.push((None, Some(sel.clone())));
-        }
-    }
+    let pool_terms = crate::metallb::pool_terms(
+        &crate::metallb::AdvPools {
+            subject: s,
+            namespace: &adv.namespace,
+            name: &adv.name,
+            path: &adv.path,
+            pools: &adv.pools,
+            pool_selectors: &adv.pool_selectors,
+            pool_indices: &adv.pool_indices,
+        },
+        pools,
+        first_draft,
+        covered,
+        cx,
+    );
     for j in 0..adv.node_selectors.len() {
         cx.report.exact(
             s,
