@@ -56,28 +56,39 @@ struct Running {
     tx: UdpSocket,
 }
 
+/// A change to the set of sessions [`serve_bfd`] runs.
+#[derive(Debug)]
+pub enum BfdCommand {
+    /// Start a session (a session to the same address is replaced).
+    Add(BfdPeer),
+    /// End the session to this address: it says AdminDown once, so the peer does not blame the
+    /// path, and its status sender is dropped.
+    Remove(IpAddr),
+}
+
 /// Runs the BFD sessions of `peers` from `local` until `shutdown` turns true (or its sender is
 /// dropped).
-pub async fn run_bfd(
+pub async fn run_bfd(local: IpAddr, peers: Vec<BfdPeer>, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(peers.len().max(1));
+    for peer in peers {
+        tx.try_send(BfdCommand::Add(peer)).map_err(|_| io::Error::other("BFD command queue full"))?;
+    }
+    drop(tx);
+    serve_bfd(local, rx, shutdown).await
+}
+
+/// Runs BFD sessions from `local`, as `commands` add and remove them, until `shutdown` turns
+/// true (or its sender is dropped). The receiving socket is bound once, so sessions come and go
+/// without disturbing the others; the end of `commands` leaves the running sessions running.
+pub async fn serve_bfd(
     local: IpAddr,
-    peers: Vec<BfdPeer>,
+    commands: tokio::sync::mpsc::Receiver<BfdCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let rx = UdpSocket::bind(SocketAddr::new(local, CONTROL_PORT)).await?;
     sockopt::set_min_ttl(&rx, local.is_ipv6(), 255)?;
-    let now = Instant::now();
-    let mut running = Vec::with_capacity(peers.len());
-    for peer in peers {
-        let tx = bind_source_port(local, peer.discriminator).await?;
-        let s = socket2::SockRef::from(&tx);
-        if local.is_ipv6() {
-            s.set_unicast_hops_v6(255)?;
-        } else {
-            s.set_ttl_v4(255)?;
-        }
-        let session = BfdSession::new(peer.config, peer.discriminator, now);
-        running.push(Running { peer, session, tx });
-    }
+    let mut commands = Some(commands);
+    let mut running: Vec<Running> = Vec::new();
     let mut buf = vec![0u8; 512];
     loop {
         let now = Instant::now();
@@ -92,7 +103,30 @@ pub async fn run_bfd(
                 None => std::future::pending().await,
             }
         };
+        let command = async {
+            match commands.as_mut() {
+                Some(c) => c.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            command = command => match command {
+                Some(BfdCommand::Add(peer)) => {
+                    if let Some(old) = take(&mut running, peer.address) {
+                        end(old).await;
+                    }
+                    match start(local, peer).await {
+                        Ok(r) => running.push(r),
+                        Err(e) => tracing::warn!(%local, error = %e, "BFD session not started"),
+                    }
+                }
+                Some(BfdCommand::Remove(address)) => {
+                    if let Some(old) = take(&mut running, address) {
+                        end(old).await;
+                    }
+                }
+                None => commands = None,
+            },
             received = rx.recv_from(&mut buf) => {
                 let Ok((n, from)) = received else { continue };
                 let Ok(packet) = ControlPacket::decode(&buf[..n]) else { continue };
@@ -118,13 +152,36 @@ pub async fn run_bfd(
             }
         }
     }
-    let now = Instant::now();
-    for r in &mut running {
-        let mut actions = r.session.admin_down(now);
-        actions.extend(r.session.poll(now));
-        carry_out(r, actions).await;
+    for r in running {
+        end(r).await;
     }
     Ok(())
+}
+
+/// A session's sending socket (TTL 255) and its state machine.
+async fn start(local: IpAddr, peer: BfdPeer) -> io::Result<Running> {
+    let tx = bind_source_port(local, peer.discriminator).await?;
+    let s = socket2::SockRef::from(&tx);
+    if local.is_ipv6() {
+        s.set_unicast_hops_v6(255)?;
+    } else {
+        s.set_ttl_v4(255)?;
+    }
+    let session = BfdSession::new(peer.config, peer.discriminator, Instant::now());
+    Ok(Running { peer, session, tx })
+}
+
+fn take(running: &mut Vec<Running>, address: IpAddr) -> Option<Running> {
+    let i = running.iter().position(|r| r.peer.address == address)?;
+    Some(running.swap_remove(i))
+}
+
+/// Says AdminDown once and drops the session.
+async fn end(mut r: Running) {
+    let now = Instant::now();
+    let mut actions = r.session.admin_down(now);
+    actions.extend(r.session.poll(now));
+    carry_out(&mut r, actions).await;
 }
 
 /// A sending socket on `local` with a port in 49152–65535, starting from one derived from the

@@ -73,6 +73,19 @@ pub struct PeerStatus {
     pub routes_sent: usize,
     /// Established sessions so far (a flap counter).
     pub established_count: u64,
+    /// Why the session last went down or could not connect; cleared when it comes up.
+    pub last_error: Option<String>,
+}
+
+impl PeerStatus {
+    /// The status before the first attempt.
+    pub const INITIAL: PeerStatus = PeerStatus {
+        state: State::Idle,
+        negotiated: None,
+        routes_sent: 0,
+        established_count: 0,
+        last_error: None,
+    };
 }
 
 /// Why a peer task ended other than by its shutdown.
@@ -117,6 +130,7 @@ pub async fn run_peer(
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 8192];
     let mut bfd_up = false;
+    let mut last_error: Option<String> = None;
     loop {
         if *shutdown.borrow_and_update() {
             break;
@@ -147,6 +161,7 @@ pub async fn run_peer(
                     Action::SessionUp(negotiated) => {
                         tracing::info!(%peer, "session established");
                         peer_task.established_count += 1;
+                        last_error = None;
                         peer_task.attrs = Some(peer_task.session_attrs(session.config(), &negotiated));
                         rib.reset();
                         if let Err(e) = peer_task.send_updates(&mut rib).await {
@@ -156,6 +171,7 @@ pub async fn run_peer(
                     }
                     Action::SessionDown(reason) => {
                         tracing::info!(%peer, ?reason, "session down");
+                        last_error = Some(format!("session down: {reason:?}"));
                         rib.reset();
                     }
                     Action::RouteRefresh(_) => {
@@ -178,6 +194,7 @@ pub async fn run_peer(
             negotiated: session.negotiated().cloned().filter(|_| session.state() == State::Established),
             routes_sent: rib.sent().len(),
             established_count: peer_task.established_count,
+            last_error: last_error.clone(),
         });
 
         let deadline = session.next_deadline();
@@ -231,6 +248,7 @@ pub async fn run_peer(
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "connect failed");
+                        last_error = Some(format!("connect: {e}"));
                         Event::TcpFailed
                     }
                     Err(_) => Event::TcpFailed,
@@ -291,6 +309,7 @@ pub async fn run_peer(
         negotiated: None,
         routes_sent: 0,
         established_count: peer_task.established_count,
+        last_error,
     });
     Ok(())
 }

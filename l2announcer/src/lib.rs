@@ -20,6 +20,7 @@
 //!   ([`ferrolb_api::preflight`]), and which findings to log and post as Events.
 
 pub mod adapter;
+pub mod bgp;
 pub mod candidates;
 pub mod datapath;
 pub mod delegate;

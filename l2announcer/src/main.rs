@@ -194,6 +194,12 @@ struct Args {
     #[arg(long, env = "FERROLB_PREFLIGHT_INTERVAL", value_name = "DURATION", default_value = "5m",
           value_parser = preflight_interval)]
     preflight_interval: Duration,
+
+    /// BGP mode: open the sessions of the BGPPeers that select this node and advertise what the
+    /// BGPAdvertisements select. `false`: the BGP objects are not watched (for clusters whose
+    /// FerroLB CRDs predate BGP mode).
+    #[arg(long, env = "FERROLB_BGP", default_value_t = true, action = clap::ArgAction::Set)]
+    bgp: bool,
 }
 
 /// `--preflight-interval`: at least a second, so a typo cannot turn it into a tight loop of API reads.
@@ -298,7 +304,7 @@ impl Args {
                     self.load_balancer_classes.clone(),
                 ),
             },
-            node,
+            node: node.clone(),
             namespace: self.common.namespace(),
             heartbeat,
             datapath: self.datapath,
@@ -317,6 +323,14 @@ impl Args {
             event_interval: Duration::from_secs(10),
             shutdown_grace: self.shutdown_grace,
             preflight_interval: self.preflight_interval,
+            bgp: self.bgp.then(|| ferrolb_l2announcer::bgp::Settings {
+                node,
+                namespace: self.common.namespace(),
+                classes: ferrolb_api::ServedClasses::new(
+                    self.default_class,
+                    self.load_balancer_classes.clone(),
+                ),
+            }),
         })
     }
 }

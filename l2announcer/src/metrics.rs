@@ -31,6 +31,10 @@ pub const DELEGATE_UNPROGRAMMED: &str = "ferrolb_announcer_delegate_unprogrammed
 pub const GRPC_WATCHERS: &str = "ferrolb_announcer_grpc_watch_streams";
 /// Preflight: 1 while a check finds a problem on this node, else 0; label `check`.
 pub const PREFLIGHT_FAILED: &str = "ferrolb_announcer_preflight_failed";
+/// BGP sessions of this node that are Established.
+pub const BGP_SESSIONS_ESTABLISHED: &str = "ferrolb_announcer_bgp_sessions_established";
+/// Prefixes this node advertises, summed over its BGP sessions.
+pub const BGP_PREFIXES_ADVERTISED: &str = "ferrolb_announcer_bgp_prefixes_advertised";
 
 /// Registers the descriptions with the installed recorder (datapath, peer channel and the
 /// runtime's Lease metrics included).
@@ -75,6 +79,11 @@ pub fn describe() {
     );
     metrics::describe_counter!(METRIC_REJECTED, "Peer messages rejected, by reason (auth, replay, ...).");
     metrics::describe_gauge!(METRIC_PEERS_HEARD, "Peers whose heartbeats this node hears now.");
+    metrics::describe_gauge!(BGP_SESSIONS_ESTABLISHED, "BGP sessions of this node that are Established.");
+    metrics::describe_gauge!(
+        BGP_PREFIXES_ADVERTISED,
+        "Prefixes this node advertises over BGP, summed over its sessions."
+    );
     crate::datapath::metric::describe();
     ferrolb_runtime::lease::describe_metrics();
 }

@@ -187,14 +187,7 @@ impl CompiledPolicy {
 
     /// Whether the policy selects the Service (labels plus pseudo-labels).
     pub fn selects_service(&self, svc: &ServiceInput) -> bool {
-        let mut overrides = vec![
-            (labels::SERVICE_NAMESPACE, svc.key.namespace.as_str()),
-            (labels::SERVICE_NAME, svc.key.name.as_str()),
-        ];
-        if let Some(class) = &svc.load_balancer_class {
-            overrides.push((labels::LOAD_BALANCER_CLASS, class.as_str()));
-        }
-        self.services.matches_with(&svc.labels, &overrides)
+        selects_service(&self.services, svc)
     }
 
     /// Whether the policy lets `node` announce.
@@ -345,8 +338,22 @@ impl Policies {
     }
 }
 
+/// Whether a Service selector selects `svc`: its labels plus the pseudo-labels of the module
+/// documentation, which override user labels of the same key (so a label cannot impersonate a
+/// namespace). BGP advertisements select Services by the same rule.
+pub fn selects_service(selector: &Selector, svc: &ServiceInput) -> bool {
+    let mut overrides = vec![
+        (labels::SERVICE_NAMESPACE, svc.key.namespace.as_str()),
+        (labels::SERVICE_NAME, svc.key.name.as_str()),
+    ];
+    if let Some(class) = &svc.load_balancer_class {
+        overrides.push((labels::LOAD_BALANCER_CLASS, class.as_str()));
+    }
+    selector.matches_with(&svc.labels, &overrides)
+}
+
 /// The pool an ingress address came from (see the module documentation).
-fn pool_of<'p>(svc: &ServiceInput, address: IpAddr, pools: &'p [PoolInput]) -> Option<&'p PoolInput> {
+pub fn pool_of<'p>(svc: &ServiceInput, address: IpAddr, pools: &'p [PoolInput]) -> Option<&'p PoolInput> {
     let named = || svc.allocated_from_pool.iter().filter_map(|n| pools.iter().find(|p| &p.name == n));
     named().find(|p| p.ranges.iter().any(|r| r.contains(address))).or_else(|| {
         let mut it = named();

@@ -46,7 +46,7 @@ const DURATION_PATTERN: &str = r"^\+?([0-9]*\.?[0-9]+(ns|us|µs|ms|s|m|h))+$|^0$
 /// Desired state of a `BGPPeer`.
 // Several printer columns share a type, which clippy takes for repeated attributes.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "ferrolb.io",
     version = "v1alpha1",

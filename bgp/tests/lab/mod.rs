@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_bgp::bfd::BfdConfig;
 use ferrolb_bgp::bfd_socket::{BfdPeer, BfdStatus, run_bfd};
-use ferrolb_bgp::fsm::{PeerConfig, State};
+use ferrolb_bgp::fsm::PeerConfig;
 use ferrolb_bgp::rib::RouteAttrs;
 use ferrolb_bgp::speaker::{PeerStatus, PeerTransport, Routes, run_peer};
 use ipnet::IpNet;
@@ -66,12 +66,7 @@ pub fn start_speaker(
     };
     let (routes_tx, routes_rx) = watch::channel(routes);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (status_tx, status_rx) = watch::channel(PeerStatus {
-        state: State::Idle,
-        negotiated: None,
-        routes_sent: 0,
-        established_count: 0,
-    });
+    let (status_tx, status_rx) = watch::channel(PeerStatus::INITIAL);
     let task = node.run(async move {
         run_peer(config, transport, routes_rx, shutdown_rx, status_tx, bfd).await.expect("peer task");
     });

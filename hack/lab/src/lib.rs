@@ -26,6 +26,7 @@
 //! later) are recorded in a state file so `down` can stop them, and `down` also works without the state
 //! file (it kills whatever runs in the lab's namespaces, then deletes them).
 
+pub mod bgp;
 pub mod cluster;
 pub mod demo;
 pub mod netns;
@@ -135,6 +136,8 @@ impl Lab {
     pub fn all_namespaces(&self) -> Vec<String> {
         let mut v: Vec<String> = (1..=MAX_NODES).map(|i| self.node_ns(i)).collect();
         v.push(self.client_ns());
+        v.push(self.outside_ns());
+        v.push(self.router_ns());
         v.push(self.switch_ns());
         v
     }
@@ -234,12 +237,12 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn ip(args: &[&str]) -> Result<String> {
+pub(crate) fn ip(args: &[&str]) -> Result<String> {
     run("ip", args)
 }
 
 /// `sysctl -w` inside a namespace.
-fn sysctl(ns: &str, settings: &[String]) -> Result<()> {
+pub(crate) fn sysctl(ns: &str, settings: &[String]) -> Result<()> {
     let mut args = vec!["netns", "exec", ns, "sysctl", "-q", "-w"];
     args.extend(settings.iter().map(String::as_str));
     ip(&args).map(|_| ())

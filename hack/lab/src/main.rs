@@ -36,6 +36,11 @@ enum Cmd {
         /// most small clusters), so a node whose eth0 goes down is cut off from everything.
         #[arg(long)]
         single_nic: bool,
+        /// The BGP topology (implies --single-nic): a router namespace running FRR (zebra, bgpd,
+        /// bfdd) or BIRD between the LAN and an outside client at 203.0.113.2. With --cluster, the
+        /// lab's BGPPeer, BGPAdvertisement and BFDProfile are created too.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "frr")]
+        bgp: Option<ferrolb_lab::bgp::Router>,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -183,8 +188,8 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Up { nodes, single_nic, cluster: c } => {
-            let topology = if single_nic { Topology::SingleNic } else { Topology::Split };
+        Cmd::Up { nodes, single_nic, bgp, cluster: c } => {
+            let topology = if single_nic || bgp.is_some() { Topology::SingleNic } else { Topology::Split };
             let lab = Lab::new(&cli.prefix)?;
             ferrolb_lab::install_interrupt_handler()?;
             let exe = std::env::current_exe().context("locating own executable")?;
@@ -203,6 +208,25 @@ fn real_main(cli: Cli) -> Result<()> {
             } else {
                 ferrolb_lab::up_with(&lab, nodes, &exe, topology)?
             };
+            let mut state = state;
+            if let Some(router) = bgp {
+                if let Err(e) = ferrolb_lab::bgp::add_router(&lab, &mut state, router) {
+                    let _ = ferrolb_lab::down(&lab);
+                    return Err(e.context("adding the BGP router"));
+                }
+                if let Some(info) = &state.cluster {
+                    let rt = info.runtime()?;
+                    let i = info.clone();
+                    rt.block_on(async move {
+                        let client = i.client().await?;
+                        ferrolb_lab::bgp::create_objects(
+                            client,
+                            ferrolb_lab::bgp::lab_objects(false, Some("fast")),
+                        )
+                        .await
+                    })??;
+                }
+            }
             let split = state.topology == Topology::Split;
             println!("lab {:?} up: {} node(s), {:?} topology", lab.prefix, state.nodes, state.topology);
             println!(
@@ -220,6 +244,18 @@ fn real_main(cli: Cli) -> Result<()> {
                 );
             }
             println!("  client  {}  eth0 198.51.100.2/24 2001:db8:100::2/64", lab.client_ns());
+            if let Some(router) = bgp {
+                use ferrolb_lab::bgp::*;
+                println!(
+                    "  router  {}  eth0 {ROUTER_V4}/24 {ROUTER_V6}/64, eth1 {OUTSIDE_ROUTER_V4}/24; {router:?}, AS {ROUTER_ASN} (nodes: AS {NODE_ASN})",
+                    lab.router_ns()
+                );
+                println!(
+                    "  outside {}  eth0 {OUTSIDE_CLIENT_V4}/24 {OUTSIDE_CLIENT_V6}/64",
+                    lab.outside_ns()
+                );
+                println!("  routes: {} exec router -- ip route", lab.prefix);
+            }
             println!(
                 "  VIPs local on every node: {} {}",
                 ferrolb_lab::VIP_RANGE_V4,

@@ -117,6 +117,22 @@ impl<V: PartialEq> Entries<V> {
     }
 }
 
+/// Who a cache wakes on a change: the L2 decision loop, and the BGP loop for the caches both read.
+#[derive(Clone)]
+pub struct Wake(Arc<[Arc<Notify>]>);
+
+impl Wake {
+    pub fn new(notifies: impl IntoIterator<Item = Arc<Notify>>) -> Self {
+        Self(notifies.into_iter().collect())
+    }
+
+    pub fn wake(&self) {
+        for n in self.0.iter() {
+            n.notify_one();
+        }
+    }
+}
+
 /// A watch cache of projections (see the module documentation).
 pub struct Projected<V> {
     entries: Arc<Mutex<Entries<V>>>,
@@ -136,7 +152,7 @@ impl<V: PartialEq + Send + 'static> Projected<V> {
     pub fn spawn<K>(
         api: Api<K>,
         what: &'static str,
-        notify: Arc<Notify>,
+        notify: Wake,
         project: impl Fn(&K) -> Option<V> + Send + 'static,
         mut observe: impl FnMut(&watcher::Event<K>) -> bool + Send + 'static,
     ) -> Self
@@ -173,7 +189,7 @@ impl<V: PartialEq + Send + 'static> Projected<V> {
                     listed_tx.send_replace(true);
                 }
                 if wake {
-                    notify.notify_one();
+                    notify.wake();
                 }
             }
         });

@@ -25,6 +25,7 @@ pub mod cache;
 pub mod convert;
 pub mod datapath;
 mod preflight;
+pub mod spec_condition;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferrolb_api::names::{annotations, conditions, events as reasons, leases as lease_names};
+use ferrolb_api::names::{annotations, events as reasons, leases as lease_names};
 use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
 use ferrolb_proto::server::{
     AnnouncerService, SharedTable, bind_tcp, new_epoch, serve_tcp_listener, serve_unix,
@@ -64,7 +65,7 @@ use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
 use crate::policy::{AddressKey, Policies, ServiceInput, ServiceKey};
 use crate::report::Report;
 
-use cache::{ObjectName, Projected, Snapshot};
+use cache::{ObjectName, Projected, Snapshot, Wake};
 use convert::{ServiceEntry, SliceEndpoints};
 pub use datapath::Mode;
 
@@ -126,6 +127,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// How often preflight checks this node and the cluster's kube-proxy again.
     pub preflight_interval: Duration,
+    /// BGP mode (`None`: off, the BGP objects are not watched).
+    pub bgp: Option<crate::bgp::Settings>,
 }
 
 /// The gRPC API's TCP listener: an address and the mutual TLS configuration (checked at startup,
@@ -163,7 +166,7 @@ struct Stores {
 
 /// Starts a reflector; `strip` drops what the announcer never reads before an object is cached (the
 /// caches are most of its memory with thousands of Services).
-fn watch<K>(api: Api<K>, notify: Arc<Notify>, what: &'static str, strip: fn(&mut K)) -> Store<K>
+pub(crate) fn watch<K>(api: Api<K>, notify: Wake, what: &'static str, strip: fn(&mut K)) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -176,7 +179,7 @@ where
             if let Err(error) = event {
                 tracing::warn!(what, %error, "watch failed; retrying");
             }
-            notify.notify_one();
+            notify.wake();
         }
     });
     reader
@@ -222,7 +225,7 @@ impl HeartbeatBook {
     }
 }
 
-fn watch_leases(api: Api<Lease>, notify: Arc<Notify>, book: HeartbeatBook) -> Projected<LeaseRecord> {
+fn watch_leases(api: Api<Lease>, notify: Wake, book: HeartbeatBook) -> Projected<LeaseRecord> {
     let project = |lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
     let observe = move |event: &watcher::Event<Lease>| match event {
         watcher::Event::Apply(lease) | watcher::Event::InitApply(lease) if is_heartbeat(lease) => {
@@ -248,30 +251,39 @@ fn is_heartbeat(lease: &Lease) -> bool {
 }
 
 impl Stores {
-    fn start(client: &Client, namespace: &str, notify: &Arc<Notify>, book: &HeartbeatBook) -> Self {
+    /// Starts the caches; those BGP mode reads too wake `bgp` as well as the decision loop.
+    fn start(
+        client: &Client,
+        namespace: &str,
+        notify: &Arc<Notify>,
+        bgp: &Arc<Notify>,
+        book: &HeartbeatBook,
+    ) -> Self {
+        let l2 = Wake::new([notify.clone()]);
+        let both = Wake::new([notify.clone(), bgp.clone()]);
         Self {
-            nodes: watch(Api::all(client.clone()), notify.clone(), "nodes", convert::strip_node),
+            nodes: watch(Api::all(client.clone()), both.clone(), "nodes", convert::strip_node),
             services: Projected::spawn(
                 Api::all(client.clone()),
                 "services",
-                notify.clone(),
+                both.clone(),
                 convert::service_entry,
                 |_| false,
             ),
             slices: Projected::spawn(
                 Api::all(client.clone()),
                 "endpointslices",
-                notify.clone(),
+                both.clone(),
                 convert::slice_endpoints,
                 |_| false,
             ),
-            policies: watch(Api::all(client.clone()), notify.clone(), "l2announcementpolicies", |p| {
+            policies: watch(Api::all(client.clone()), l2.clone(), "l2announcementpolicies", |p| {
                 p.metadata.managed_fields = None
             }),
-            pools: watch(Api::all(client.clone()), notify.clone(), "loadbalancerippools", |p| {
+            pools: watch(Api::all(client.clone()), both, "loadbalancerippools", |p| {
                 p.metadata.managed_fields = None
             }),
-            leases: watch_leases(Api::namespaced(client.clone(), namespace), notify.clone(), book.clone()),
+            leases: watch_leases(Api::namespaced(client.clone(), namespace), l2, book.clone()),
         }
     }
 
@@ -363,8 +375,19 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let notify = Arc::new(Notify::new());
+    let bgp_notify = Arc::new(Notify::new());
     let book = HeartbeatBook::default();
-    let stores = Stores::start(&client, &settings.namespace, &notify, &book);
+    let stores = Stores::start(&client, &settings.namespace, &notify, &bgp_notify, &book);
+    let bgp_task = settings.bgp.clone().map(|bgp| {
+        let inputs = crate::bgp::Inputs {
+            nodes: stores.nodes.clone(),
+            services: stores.services.clone(),
+            slices: stores.slices.clone(),
+            pools: stores.pools.clone(),
+            wake: bgp_notify.clone(),
+        };
+        tokio::spawn(crate::bgp::run(client.clone(), bgp, inputs, shutdown.child_token()))
+    });
 
     let netlink = Arc::new(RtNetlink::new()?);
     let mut link_rx = netlink.watch_links()?;
@@ -611,6 +634,10 @@ pub async fn run(
     }
     readiness.set_ready(false);
     preflight_stop.cancel();
+    if let Some(task) = bgp_task {
+        // It withdrew and said Cease at the shutdown signal, beside the L2 hand-over.
+        let _ = task.await;
+    }
     me.driver.clear().await;
     me.table.update(|t| t.reset(Vec::new()));
     elector.release().await;
@@ -1289,39 +1316,14 @@ impl Announcer {
             }
             let problems: Vec<String> =
                 policies.errors_of(&name).map(|e| format!("{}: {}", e.field, e.message)).collect();
-            let (status, reason, message) = if problems.is_empty() {
-                ("False", "Valid", String::new())
-            } else {
-                ("True", "InvalidSpec", problems.join("; "))
-            };
-            let current = policy
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::INVALID_SPEC));
-            let generation = policy.metadata.generation;
-            if current.is_some_and(|c| {
-                c.status == status
-                    && c.reason == reason
-                    && c.message == message
-                    && c.observed_generation == generation
-            }) {
+            let current = policy.status.as_ref().and_then(|s| spec_condition::current(&s.conditions));
+            let Some(condition) =
+                spec_condition::invalid_spec(current, &problems, policy.metadata.generation)
+            else {
                 continue;
-            }
-            let since = current.filter(|c| c.status == status).map_or_else(
-                || Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default().to_string(),
-                |c| c.last_transition_time.0.to_string(),
-            );
-            let mut condition = serde_json::json!({
-                "type": conditions::INVALID_SPEC,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": since,
-            });
-            if let Some(g) = generation {
-                condition["observedGeneration"] = serde_json::json!(g);
-            }
+            };
             if !problems.is_empty() {
+                let message = problems.join("; ");
                 tracing::warn!(policy = %name, %message, "L2AnnouncementPolicy not used: invalid spec");
             }
             self.policy_writes.insert(name.clone());
