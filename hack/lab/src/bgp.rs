@@ -90,7 +90,16 @@ pub fn add_router(lab: &Lab, state: &mut LabState, router: Router) -> Result<()>
         ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"])?;
         ip(&["-n", ns, "link", "set", dev, "up"])?;
     }
-    sysctl(&rt, &["net.ipv4.ip_forward=1".into(), "net.ipv6.conf.all.forwarding=1".into()])?;
+    // Hash ECMP on ports too (policy 1), so one outside client's connections spread over the nodes.
+    sysctl(
+        &rt,
+        &[
+            "net.ipv4.ip_forward=1".into(),
+            "net.ipv6.conf.all.forwarding=1".into(),
+            "net.ipv4.fib_multipath_hash_policy=1".into(),
+            "net.ipv6.fib_multipath_hash_policy=1".into(),
+        ],
+    )?;
     // The outside client reaches the LAN (and the Service addresses in it) through the router.
     ip(&["-n", &out, "route", "add", "198.51.100.0/24", "via", OUTSIDE_ROUTER_V4])?;
     ip(&["-n", &out, "-6", "route", "add", "2001:db8:100::/64", "via", OUTSIDE_ROUTER_V6])?;
