@@ -196,9 +196,9 @@ struct Args {
     preflight_interval: Duration,
 
     /// BGP mode: open the sessions of the BGPPeers that select this node and advertise what the
-    /// BGPAdvertisements select. `false`: the BGP objects are not watched (for clusters whose
-    /// FerroLB CRDs predate BGP mode).
-    #[arg(long, env = "FERROLB_BGP", default_value_t = true, action = clap::ArgAction::Set)]
+    /// BGPAdvertisements select. Off by default until the chart's RBAC covers the BGP kinds and
+    /// their Secrets; `false`: the BGP objects are not watched.
+    #[arg(long, env = "FERROLB_BGP", default_value_t = false, action = clap::ArgAction::Set)]
     bgp: bool,
 }
 

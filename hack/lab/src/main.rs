@@ -201,6 +201,9 @@ fn real_main(cli: Cli) -> Result<()> {
                 opts.ipam = !c.no_ipam;
                 opts.announcers = !c.no_announcers;
                 opts.announcer_args = c.announcer_args;
+                if bgp.is_some() {
+                    opts.announcer_args.push("--bgp=true".into());
+                }
                 opts.ipam_args = c.ipam_args;
                 opts.rust_log = c.rust_log;
                 opts.topology = topology;
