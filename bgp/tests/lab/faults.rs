@@ -49,9 +49,12 @@ pub fn router_restart(router: &mut impl Router, node: &Netns) -> Duration {
     );
 
     router.kill();
-    wait_for(Duration::from_secs(15), "both speakers see the session end", String::new, || {
-        [&s1, &s2].iter().all(|s| s.status.borrow().state != State::Established)
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "both speakers see the session end",
+        || router.log(),
+        || [&s1, &s2].iter().all(|s| s.status.borrow().state != State::Established),
+    );
     for s in [&s1, &s2] {
         let st = s.status.borrow().clone();
         assert_eq!(st.established_count, 1, "{st:?}");
@@ -109,13 +112,21 @@ pub fn md5_mismatch(router: &impl Router, node: &Netns) {
         std::thread::sleep(Duration::from_millis(200));
     }
     for (what, _, s) in &cases {
-        let st = s.status.borrow().clone();
-        let error = st.last_error.unwrap_or_else(|| panic!("{what}: no last_error after {:?}", 3 * hold));
-        eprintln!("{what}: last_error = {error}");
-        assert!(
-            error.starts_with("connect: no answer within") && error.contains("MD5"),
-            "{what}: last_error does not say the connect went unanswered: {error}"
+        // A router slow to start refuses the first connects outright ("connection refused"), so
+        // give a later, unanswered one time to be the last error, but never a session.
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{what}: a connect timed out"),
+            || format!("status {:?}\n{}", s.status.borrow(), router.log()),
+            || {
+                let st = s.status.borrow();
+                assert_eq!(st.established_count, 0, "{what}: the session came up: {st:?}");
+                st.last_error.as_deref().is_some_and(|e| e.starts_with("connect: no answer within"))
+            },
         );
+        let error = s.status.borrow().last_error.clone().unwrap_or_default();
+        eprintln!("{what}: last_error = {error}");
+        assert!(error.contains("MD5"), "{what}: last_error does not name the likely cause: {error}");
     }
 
     stop(theirs_only);
