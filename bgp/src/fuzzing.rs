@@ -11,7 +11,8 @@
 //! - [`bfd_packet`]: the bytes as one UDP payload. A decoded packet re-encodes to bytes that
 //!   decode to it, and a session fed it, then time, only takes RFC 5880 §6.2 transitions.
 //!
-//! [`bgp_seeds`] and [`bfd_seeds`] are valid inputs to start from.
+//! [`bgp_seeds`] and [`bfd_seeds`] are valid inputs to start from, named: `bgp/fuzz/seeds/` holds
+//! them as files (the fuzzer's starting corpus), and the smoke test checks the files against them.
 
 use std::net::Ipv4Addr;
 use std::num::NonZeroU32;
@@ -125,8 +126,8 @@ pub fn bfd_packet(data: &[u8]) {
 }
 
 /// Valid streams for [`bgp_stream`]: an OPEN, keepalives, UPDATEs with every attribute the codec
-/// knows, a ROUTE-REFRESH and a NOTIFICATION.
-pub fn bgp_seeds() -> Vec<Vec<u8>> {
+/// knows, a ROUTE-REFRESH and a NOTIFICATION; each with its file name (without `.bin`).
+pub fn bgp_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let update = Update {
         withdrawn: vec!["203.0.113.0/24".parse().expect("a prefix")],
         attributes: vec![
@@ -150,23 +151,31 @@ pub fn bgp_seeds() -> Vec<Vec<u8>> {
         nlri: vec!["198.51.100.128/25".parse().expect("a prefix")],
     };
     let messages = [
-        vec![peer_open(), Message::Keepalive],
-        vec![Message::Update(update), Message::Keepalive],
-        vec![
-            Message::Update(Update::end_of_rib(Family::IPV6_UNICAST)),
-            Message::RouteRefresh(RouteRefresh { family: Family::IPV4_UNICAST, subtype: 0 }),
-        ],
-        vec![Message::Notification(Notification::administrative_shutdown("maintenance"))],
+        ("open-keepalive", vec![peer_open(), Message::Keepalive]),
+        ("update-all-attributes", vec![Message::Update(update), Message::Keepalive]),
+        (
+            "end-of-rib-route-refresh",
+            vec![
+                Message::Update(Update::end_of_rib(Family::IPV6_UNICAST)),
+                Message::RouteRefresh(RouteRefresh { family: Family::IPV4_UNICAST, subtype: 0 }),
+            ],
+        ),
+        (
+            "notification-shutdown",
+            vec![Message::Notification(Notification::administrative_shutdown("maintenance"))],
+        ),
     ];
     messages
         .iter()
-        .map(|stream| stream.iter().flat_map(|m| m.encode().expect("seed messages encode")).collect())
+        .map(|(name, stream)| {
+            (*name, stream.iter().flat_map(|m| m.encode().expect("seed messages encode")).collect())
+        })
         .collect()
 }
 
 /// Valid packets for [`bfd_packet`]: each state, with Poll and Final, with and without a
-/// discriminator and an authentication section.
-pub fn bfd_seeds() -> Vec<Vec<u8>> {
+/// discriminator and an authentication section; each with its file name (without `.bin`).
+pub fn bfd_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let base = ControlPacket {
         diag: 0,
         state: BfdState::Down,
@@ -182,23 +191,25 @@ pub fn bfd_seeds() -> Vec<Vec<u8>> {
         required_min_echo_rx: 0,
         auth: None,
     };
-    let mut out = vec![base.encode()];
-    for (state, poll, final_) in [
-        (BfdState::Init, false, false),
-        (BfdState::Up, true, false),
-        (BfdState::Up, false, true),
-        (BfdState::AdminDown, false, false),
+    let mut out = vec![("down", base.encode())];
+    for (name, state, poll, final_) in [
+        ("init", BfdState::Init, false, false),
+        ("up-poll", BfdState::Up, true, false),
+        ("up-final", BfdState::Up, false, true),
+        ("admin-down", BfdState::AdminDown, false, false),
     ] {
-        out.push(
+        out.push((
+            name,
             ControlPacket { state, poll, final_, your_discriminator: 0x11, diag: 3, ..base.clone() }.encode(),
-        );
+        ));
     }
-    out.push(
+    out.push((
+        "down-simple-password",
         ControlPacket {
             auth: Some(crate::bfd::Auth { auth_type: 1, data: vec![1, b'k', b'e', b'y'] }),
             ..base
         }
         .encode(),
-    );
+    ));
     out
 }

@@ -5,6 +5,9 @@
 //!
 //! - The connection is opened from the configured source address, with the TCP MD5 signature
 //!   option (RFC 2385, `TCP_MD5SIG`) when a password is set and the configured TTL (eBGP multihop).
+//!   A connect with no answer within the connect-retry time is given up and reported in
+//!   [`PeerStatus::last_error`]: Linux drops SYNs whose MD5 signature is wrong or missing without
+//!   a reset, so that is all a password mismatch ever shows on our side.
 //! - Next hops: the configured ones, else the connection's own local address for its family, so a
 //!   plain single-hop IPv4 session needs no next-hop setting.
 //! - A planned stop ([`run_peer`]'s `shutdown`) withdraws every route, sends Cease, and returns
@@ -146,7 +149,17 @@ pub async fn run_peer(
                     }
                     Action::Close => {
                         if let Some(c) = connecting.take() {
+                            // Only the connect-retry timer closes a pending connect (a planned
+                            // stop leaves this loop first). Linux drops a SYN whose TCP MD5
+                            // signature is wrong, missing or unexpected without a word, so a
+                            // password mismatch looks exactly like this, and this is the only
+                            // trace of it the status can carry.
                             c.abort();
+                            last_error = Some(format!(
+                                "connect: no answer within {:?} (peer down or unreachable, or SYNs dropped: \
+                                 a TCP MD5 password mismatch does that)",
+                                session.config().connect_retry
+                            ));
                         }
                         peer_task.stream = None;
                         peer_task.attrs = None;
@@ -487,3 +500,6 @@ pub(crate) mod sockopt {
         if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,9 +3,13 @@
 //! codec is not only checked against FRR. BIRD imports into its own tables; it has no kernel
 //! protocol here, so nothing is installed anywhere. Addresses are from 198.51.100.0/24 and
 //! 2001:db8::/32 only; nothing is sent from the root namespace, and every wait is bounded.
+//!
+//! The fault scenarios of `lab/faults.rs` run here too: bird killed and started again, TCP MD5
+//! passwords that do not match, and unusable peer settings next to a working session.
 
 mod lab;
 
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -14,8 +18,9 @@ use std::time::Duration;
 
 use ferrolb_bgp::codec::LargeCommunity;
 use ferrolb_bgp::rib::RouteAttrs;
+use lab::faults::{self, Router};
 use lab::netns::Netns;
-use lab::{NODE1, NODE2, PASSWORD, ROUTER, lab, start_speaker, table, wait_for};
+use lab::{NODE1, NODE2, NODE3, PASSWORD, ROUTER, lab, start_speaker, table, wait_for};
 
 const BIRD: &str = "/usr/sbin/bird";
 const BIRDC: &str = "/usr/sbin/birdc";
@@ -28,6 +33,7 @@ struct Bird {
 }
 
 impl Bird {
+    /// bird with nodes 1 and 3 behind the MD5 password [`PASSWORD`] and node 2 without one.
     fn start(router: &Netns) -> Bird {
         assert!(
             Path::new(BIRD).exists() && Path::new(BIRDC).exists(),
@@ -48,17 +54,23 @@ impl Bird {
                ipv6 {{ import all; export none; }};\n\
              }}\n\
              protocol bgp n1 from node {{ neighbor {NODE1} as 65001; password \"{PASSWORD}\"; }}\n\
-             protocol bgp n2 from node {{ neighbor {NODE2} as 65001; }}\n",
+             protocol bgp n2 from node {{ neighbor {NODE2} as 65001; }}\n\
+             protocol bgp n3 from node {{ neighbor {NODE3} as 65001; password \"{PASSWORD}\"; }}\n",
             log = log.display()
         );
         std::fs::write(dir.path().join("bird.conf"), conf).expect("write bird.conf");
-        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-        let child = router
-            .command(BIRD)
+        let child = Bird::spawn(&router.name, dir.path());
+        Bird { child, dir, ns: router.name.clone() }
+    }
+
+    /// Starts bird in `ns` with the configuration in `dir`.
+    fn spawn(ns: &str, dir: &Path) -> Child {
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        Command::new("ip")
+            .args(["netns", "exec", ns, BIRD])
             .args(["-f", "-c", &path("bird.conf"), "-s", &path("bird.ctl"), "-P", &path("bird.pid")])
             .spawn()
-            .expect("start bird");
-        Bird { child, dir, ns: router.name.clone() }
+            .expect("start bird")
     }
 
     fn birdc(&self, cmd: &str) -> String {
@@ -84,6 +96,35 @@ impl Bird {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default()
+    }
+}
+
+/// BIRD's protocol for a node.
+fn proto(node: Ipv4Addr) -> &'static str {
+    match node {
+        NODE1 => "n1",
+        NODE2 => "n2",
+        NODE3 => "n3",
+        _ => panic!("no protocol for {node}"),
+    }
+}
+
+impl Router for Bird {
+    fn prefixes(&self, node: Ipv4Addr) -> Option<(u64, u64)> {
+        Some((self.imported(proto(node), "master4")?, self.imported(proto(node), "master6")?))
+    }
+
+    fn log(&self) -> String {
+        Bird::log(self)
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill bird");
+        self.child.wait().expect("reap bird");
+    }
+
+    fn restart(&mut self) {
+        self.child = Bird::spawn(&self.ns, self.dir.path());
     }
 }
 
@@ -145,4 +186,26 @@ fn bird_imports_both_paths_with_communities_and_sees_cease() {
 
     s1.shutdown.send_replace(true);
     s1.task.join().expect("speaker 1 stopped");
+}
+
+#[test]
+fn bird_restart_gets_every_prefix_back() {
+    let (router, node) = lab();
+    let mut bird = Bird::start(&router);
+    let took = faults::router_restart(&mut bird, &node);
+    eprintln!("BIRD restart: every prefix back in BIRD's tables {took:?} after bird started");
+}
+
+#[test]
+fn bird_md5_mismatch_never_establishes_and_says_why() {
+    let (router, node) = lab();
+    let bird = Bird::start(&router);
+    faults::md5_mismatch(&bird, &node);
+}
+
+#[test]
+fn bird_peer_config_error_leaves_the_other_session_up() {
+    let (router, node) = lab();
+    let bird = Bird::start(&router);
+    faults::config_error_leaves_others_alone(&bird, &node);
 }

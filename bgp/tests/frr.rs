@@ -5,6 +5,9 @@
 //!
 //! bgpd runs without zebra (`-Z`): the test reads FRR's BGP table with vtysh, which is what the
 //! speaker controls; installing into the kernel is zebra's business.
+//!
+//! The fault scenarios of `lab/faults.rs` run here too: bgpd killed and started again, TCP MD5
+//! passwords that do not match, and unusable peer settings next to a working session.
 
 mod lab;
 
@@ -19,8 +22,9 @@ use ferrolb_bgp::bfd::BfdState;
 use ferrolb_bgp::codec::LargeCommunity;
 use ferrolb_bgp::fsm::State;
 use ferrolb_bgp::rib::RouteAttrs;
+use lab::faults::{self, Router};
 use lab::netns::Netns;
-use lab::{NODE1, NODE2, PASSWORD, ROUTER, lab, start_bfd, start_speaker, table, wait_for};
+use lab::{NODE1, NODE2, NODE3, PASSWORD, ROUTER, lab, start_bfd, start_speaker, table, wait_for};
 use serde_json::Value;
 
 const BGPD: &str = "/usr/lib/frr/bgpd";
@@ -34,6 +38,7 @@ struct Frr {
 }
 
 impl Frr {
+    /// bgpd with nodes 1 and 3 behind the MD5 password [`PASSWORD`] and node 2 without one.
     fn start(router: &Netns) -> Frr {
         assert!(
             Path::new(BGPD).exists() && Path::new(VTYSH).exists(),
@@ -54,28 +59,49 @@ impl Frr {
              neighbor {NODE1} password {PASSWORD}\n \
              neighbor {NODE2} remote-as 65001\n \
              neighbor {NODE2} passive\n \
+             neighbor {NODE3} remote-as 65001\n \
+             neighbor {NODE3} passive\n \
+             neighbor {NODE3} password {PASSWORD}\n \
              address-family ipv4 unicast\n  \
              maximum-paths 8\n \
              exit-address-family\n \
              address-family ipv6 unicast\n  \
              neighbor {NODE1} activate\n  \
              neighbor {NODE2} activate\n  \
+             neighbor {NODE3} activate\n  \
              maximum-paths 8\n \
              exit-address-family\n"
         );
-        let conf_path = dir.path().join("bgpd.conf");
-        std::fs::write(&conf_path, conf).expect("write bgpd.conf");
-        let path = |name: &str| -> String { dir.path().join(name).to_string_lossy().into_owned() };
-        let log = std::fs::File::create(dir.path().join("bgpd.out")).expect("log file");
-        let child = router
-            .command(BGPD)
+        std::fs::write(dir.path().join("bgpd.conf"), conf).expect("write bgpd.conf");
+        let child = Frr::spawn(&router.name, dir.path());
+        Frr { child, dir, ns: router.name.clone() }
+    }
+
+    /// Starts bgpd in `ns` with the configuration in `dir`, appending to its log there.
+    fn spawn(ns: &str, dir: &Path) -> Child {
+        let path = |name: &str| -> String { dir.join(name).to_string_lossy().into_owned() };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("bgpd.out"))
+            .expect("log file");
+        Command::new("ip")
+            .args(["netns", "exec", ns, BGPD])
             .args(["-f", &path("bgpd.conf"), "-i", &path("bgpd.pid"), "-z", &path("zserv.api")])
             .args(["--vty_socket", &path(""), "-u", "frr", "-g", "frr", "-Z", "-l", &ROUTER.to_string()])
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
-            .expect("start bgpd");
-        Frr { child, dir, ns: router.name.clone() }
+            .expect("start bgpd")
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill bgpd");
+        self.child.wait().expect("reap bgpd");
+    }
+
+    fn restart(&mut self) {
+        self.child = Frr::spawn(&self.ns, self.dir.path());
     }
 
     fn vtysh(&self, cmd: &str) -> Value {
@@ -98,6 +124,24 @@ impl Frr {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bgpd.out")).unwrap_or_default()
+    }
+}
+
+impl Router for Frr {
+    fn prefixes(&self, node: Ipv4Addr) -> Option<(u64, u64)> {
+        Some((self.received("ipv4", node)?, self.received("ipv6", node)?))
+    }
+
+    fn log(&self) -> String {
+        Frr::log(self)
+    }
+
+    fn kill(&mut self) {
+        Frr::kill(self);
+    }
+
+    fn restart(&mut self) {
+        Frr::restart(self);
     }
 }
 
@@ -227,4 +271,26 @@ fn bfd_down_ends_the_bgp_session_at_once() {
     assert!(s.status.borrow().established_count > established);
     s.shutdown.send_replace(true);
     s.task.join().expect("speaker stopped");
+}
+
+#[test]
+fn frr_restart_gets_every_prefix_back() {
+    let (router, node) = lab();
+    let mut frr = Frr::start(&router);
+    let took = faults::router_restart(&mut frr, &node);
+    eprintln!("FRR restart: every prefix back in bgpd's table {took:?} after bgpd started");
+}
+
+#[test]
+fn frr_md5_mismatch_never_establishes_and_says_why() {
+    let (router, node) = lab();
+    let frr = Frr::start(&router);
+    faults::md5_mismatch(&frr, &node);
+}
+
+#[test]
+fn frr_peer_config_error_leaves_the_other_session_up() {
+    let (router, node) = lab();
+    let frr = Frr::start(&router);
+    faults::config_error_leaves_others_alone(&frr, &node);
 }
