@@ -60,6 +60,25 @@ pub struct StatusWriter {
     task: JoinHandle<()>,
 }
 
+/// The `InvalidSpec` patches that `objects` (of the kind `plural`) need, from the plan's problems.
+fn spec_conditions<K: Resource>(
+    out: &mut Vec<ConditionPatch>,
+    plural: &'static str,
+    objects: &[Arc<K>],
+    problems: &BTreeMap<String, Vec<ferrolb_api::bgp::SpecProblem>>,
+    conditions_of: impl Fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) {
+    for o in objects {
+        let name = o.meta().name.clone().unwrap_or_default();
+        let current = conditions_of(o).and_then(spec_condition::current);
+        let found: Vec<String> =
+            problems.get(&name).map(|ps| ps.iter().map(ToString::to_string).collect()).unwrap_or_default();
+        if let Some(c) = spec_condition::invalid_spec(current, &found, o.meta().generation) {
+            out.push((plural, name, c));
+        }
+    }
+}
+
 /// Whether `node` writes the BGP objects' conditions: the first Ready Node by name, so that one
 /// node does. Two nodes disagreeing for a moment write the same condition, which is harmless.
 pub fn is_reporter(nodes: &[Arc<Node>], node: &str) -> bool {
@@ -89,33 +108,19 @@ impl StatusWriter {
     ) {
         let mut conditions = Vec::new();
         if let Some(problems) = problems {
-            let text = |p: Option<&Vec<ferrolb_api::bgp::SpecProblem>>| -> Vec<String> {
-                p.map(|ps| ps.iter().map(ToString::to_string).collect()).unwrap_or_default()
-            };
-            for p in peers {
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let current = p.status.as_ref().and_then(|s| spec_condition::current(&s.conditions));
-                let found = text(problems.peers.get(&name));
-                if let Some(c) = spec_condition::invalid_spec(current, &found, p.metadata.generation) {
-                    conditions.push(("bgppeers", name, c));
-                }
-            }
-            for a in advertisements {
-                let name = a.metadata.name.clone().unwrap_or_default();
-                let current = a.status.as_ref().and_then(|s| spec_condition::current(&s.conditions));
-                let found = text(problems.advertisements.get(&name));
-                if let Some(c) = spec_condition::invalid_spec(current, &found, a.metadata.generation) {
-                    conditions.push(("bgpadvertisements", name, c));
-                }
-            }
-            for b in profiles {
-                let name = b.metadata.name.clone().unwrap_or_default();
-                let current = b.status.as_ref().and_then(|s| spec_condition::current(&s.conditions));
-                let found = text(problems.bfd_profiles.get(&name));
-                if let Some(c) = spec_condition::invalid_spec(current, &found, b.metadata.generation) {
-                    conditions.push(("bfdprofiles", name, c));
-                }
-            }
+            spec_conditions(&mut conditions, "bgppeers", peers, &problems.peers, |p| {
+                p.status.as_ref().map(|s| s.conditions.as_slice())
+            });
+            spec_conditions(
+                &mut conditions,
+                "bgpadvertisements",
+                advertisements,
+                &problems.advertisements,
+                |a| a.status.as_ref().map(|s| s.conditions.as_slice()),
+            );
+            spec_conditions(&mut conditions, "bfdprofiles", profiles, &problems.bfd_profiles, |b| {
+                b.status.as_ref().map(|s| s.conditions.as_slice())
+            });
         }
         self.tx.send_replace(Published { sessions, conditions });
     }
