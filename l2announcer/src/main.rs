@@ -196,9 +196,10 @@ struct Args {
     preflight_interval: Duration,
 
     /// BGP mode: open the sessions of the BGPPeers that select this node and advertise what the
-    /// BGPAdvertisements select. Off by default until the chart's RBAC covers the BGP kinds and
-    /// their Secrets; `false`: the BGP objects are not watched.
-    #[arg(long, env = "FERROLB_BGP", default_value_t = false, action = clap::ArgAction::Set)]
+    /// BGPAdvertisements select (nothing is opened while no BGPPeer selects the node); `false`: the
+    /// BGP kinds are not watched (needs list/watch on them, and get/list/watch on Secrets in the
+    /// namespace for MD5 passwords; the chart grants both).
+    #[arg(long, env = "FERROLB_BGP", default_value_t = true, action = clap::ArgAction::Set)]
     bgp: bool,
 }
 

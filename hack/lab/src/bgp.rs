@@ -250,6 +250,26 @@ pub fn next_hops(lab: &Lab, prefix: &str) -> Result<Vec<IpAddr>> {
     Ok(hops)
 }
 
+/// The peers whose BFD session FRR's bfdd has Up (FRR routers only), sorted.
+pub fn frr_bfd_up(lab: &Lab) -> Result<Vec<IpAddr>> {
+    let socket = arg(lab.router_dir());
+    let out = crate::run(
+        "ip",
+        &["netns", "exec", &lab.router_ns(), "vtysh", "--vty_socket", &socket, "-c", "show bfd peers json"],
+    )?;
+    let peers: Value =
+        serde_json::from_str(&out).with_context(|| format!("reading `show bfd peers json`: {out}"))?;
+    let mut up: Vec<IpAddr> = peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["status"] == "up")
+        .filter_map(|p| p["peer"].as_str().and_then(|a| a.parse().ok()))
+        .collect();
+    up.sort();
+    Ok(up)
+}
+
 fn nexthop_group(lab: &Lab, id: u64) -> Result<Vec<IpAddr>> {
     let show = |id: u64| -> Result<Value> {
         let out = ip(&["-n", &lab.router_ns(), "-j", "nexthop", "show", "id", &id.to_string()])?;

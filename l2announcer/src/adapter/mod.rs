@@ -287,6 +287,8 @@ impl Stores {
         }
     }
 
+    /// Returns once every cache has listed. The only task that may wait on these `Store`s: kube's
+    /// `Store::wait_until_ready` wakes one waiter only (BGP mode waits on this one's outcome).
     async fn wait_until_ready(&self) {
         let _ = tokio::join!(
             self.nodes.wait_until_ready(),
@@ -378,6 +380,7 @@ pub async fn run(
     let bgp_notify = Arc::new(Notify::new());
     let book = HeartbeatBook::default();
     let stores = Stores::start(&client, &settings.namespace, &notify, &bgp_notify, &book);
+    let (listed_tx, listed_rx) = tokio::sync::watch::channel(false);
     let bgp_task = settings.bgp.clone().map(|bgp| {
         let inputs = crate::bgp::Inputs {
             nodes: stores.nodes.clone(),
@@ -385,6 +388,7 @@ pub async fn run(
             slices: stores.slices.clone(),
             pools: stores.pools.clone(),
             wake: bgp_notify.clone(),
+            listed: listed_rx,
         };
         tokio::spawn(crate::bgp::run(client.clone(), bgp, inputs, shutdown.child_token()))
     });
@@ -471,6 +475,7 @@ pub async fn run(
         }
     }
     tracing::info!("caches listed");
+    listed_tx.send_replace(true);
     if settings.datapath == Mode::Netlink {
         remove_leftovers(netlink.as_ref(), &links, &stores).await;
     }

@@ -63,6 +63,10 @@ pub struct Inputs {
     pub slices: Projected<SliceEndpoints>,
     pub pools: Store<LoadBalancerIPPool>,
     pub wake: Arc<Notify>,
+    /// Turns true once the L2 side has seen its caches (these among them) listed. BGP mode waits
+    /// for that instead of on the caches: a kube `Store` wakes only one of two tasks waiting for
+    /// its first list (its `DelayedInit` keeps one waker), so a second waiter could wait forever.
+    pub listed: watch::Receiver<bool>,
 }
 
 /// One running session.
@@ -141,15 +145,9 @@ pub async fn run(client: Client, settings: Settings, inputs: Inputs, shutdown: C
         });
     let profiles: Store<BFDProfile> =
         watch(Api::all(client.clone()), bgp_only, "bfdprofiles", |p| p.metadata.managed_fields = None);
+    let mut listed = inputs.listed.clone();
     tokio::select! {
-        _ = async {
-            let _ = tokio::join!(
-                inputs.nodes.wait_until_ready(),
-                inputs.services.wait_until_ready(),
-                inputs.slices.wait_until_ready(),
-                inputs.pools.wait_until_ready(),
-            );
-        } => {}
+        _ = listed.wait_for(|l| *l) => {}
         () = shutdown.cancelled() => return,
     }
 
