@@ -18,9 +18,14 @@
 //! - **4-octet AS numbers are required** (RFC 6793): a peer without the capability is refused with
 //!   Unsupported Capability. Every router this project targets has it, and it keeps AS_PATH in one
 //!   format.
-//! - **Connect-retry backs off**: the retry delay starts at the configured connect-retry time and
-//!   doubles after each failure (TCP or session) up to `connect_retry_max`; reaching Established
-//!   resets it. This replaces RFC 4271's optional peer-oscillation damping.
+//! - **Connect-retry backs off after session failures only**: a connect that fails or gets no
+//!   answer is tried again after the configured connect-retry time, always (RFC 4271's fixed
+//!   timer): it costs the peer one SYN, and the speaker only connects out, so a longer wait would
+//!   be added to every recovery after a link or router outage. A connection that ends before or
+//!   after Established (refused OPEN, NOTIFICATION, hold timer, closed by the peer) doubles the
+//!   delay before the next attempt, up to `connect_retry_max`, so a peer that accepts and rejects
+//!   us is not made to process an OPEN every few seconds; reaching Established resets it. This
+//!   replaces RFC 4271's optional peer-oscillation damping.
 //! - **Route refresh is tolerated, not advertised**: a ROUTE-REFRESH for a negotiated family asks
 //!   the owner to send its Adj-RIB-Out again ([`Action::RouteRefresh`]).
 //! - **BFD down tears the session down at once** (RFC 5882 §4.3), with a Cease / BFD Down
@@ -332,7 +337,7 @@ impl Session {
             Event::TcpFailed if self.state == State::Connect => {
                 self.stop_timer(Timer::ConnectRetry, &mut out);
                 self.state = State::Active;
-                self.schedule_retry(now, &mut out);
+                self.schedule_connect_retry(now, &mut out);
             }
             Event::TcpClosed if self.is_connected() => self.fail(now, None, DownReason::TcpClosed, &mut out),
             Event::Received(msg) if self.is_connected() => self.received(now, msg, &mut out),
@@ -541,7 +546,7 @@ impl Session {
                 // The attempt took too long: give it up and wait before the next.
                 out.push(Action::Close);
                 self.state = State::Active;
-                self.schedule_retry(now, out);
+                self.schedule_connect_retry(now, out);
             }
             (Timer::ConnectRetry, State::Idle | State::Active) if self.started => self.connect(now, out),
             (Timer::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
@@ -578,7 +583,16 @@ impl Session {
         self.schedule_retry(now, out);
     }
 
-    /// Arms connect-retry with the current back-off delay, then doubles it.
+    /// Arms connect-retry after a connect that failed: the configured time, no back-off.
+    fn schedule_connect_retry(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.started {
+            self.stop_timer(Timer::ConnectRetry, out);
+            return;
+        }
+        self.start_timer(Timer::ConnectRetry, now + self.config.connect_retry, out);
+    }
+
+    /// Arms connect-retry after a session failure with the current back-off delay, then doubles it.
     fn schedule_retry(&mut self, now: Instant, out: &mut Vec<Action>) {
         if !self.started {
             self.stop_timer(Timer::ConnectRetry, out);

@@ -270,7 +270,20 @@ pub async fn run_peer(
             }
             n = read => {
                 match n {
-                    Ok(0) | Err(_) => actions = session.handle(Instant::now(), Event::TcpClosed),
+                    Ok(0) | Err(_) => {
+                        // Before Established nothing else would say why the attempt ended: a
+                        // router that refuses us for a while (BIRD's error wait time) closes
+                        // the connection right after accepting it.
+                        if session.state() != State::Established {
+                            let why = match &n {
+                                Err(e) => format!("connection failed in {:?}: {e}", session.state()),
+                                Ok(_) => format!("the peer closed the connection in {:?}", session.state()),
+                            };
+                            tracing::info!(%peer, "{why}");
+                            last_error = Some(why);
+                        }
+                        actions = session.handle(Instant::now(), Event::TcpClosed);
+                    }
                     Ok(n) => {
                         buf.extend_from_slice(&chunk[..n]);
                         actions = drain_messages(&mut session, &mut buf);

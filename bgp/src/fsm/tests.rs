@@ -160,14 +160,40 @@ fn keepalives_every_three_seconds_and_hold_expiry() {
 }
 
 #[test]
-fn connect_retry_backs_off_and_resets_when_established() {
+fn failed_connects_retry_at_the_connect_retry_time() {
+    let mut t = Instant::now();
+    let mut s = Session::new(config());
+    s.handle(t, Event::Start);
+    let mut delays = vec![];
+    for i in 0..6 {
+        if i % 2 == 0 {
+            s.handle(t, Event::TcpFailed);
+        } else {
+            // No answer within connect-retry: given up, tried again after connect-retry.
+            t += Duration::from_secs(5);
+            assert_eq!(s.handle(t, Event::TimerExpired(Timer::ConnectRetry))[0], Action::Close);
+        }
+        assert_eq!(s.state(), State::Active);
+        let d = s.deadline(Timer::ConnectRetry).unwrap();
+        delays.push((d - t).as_secs());
+        t = d;
+        assert_eq!(s.handle(t, Event::TimerExpired(Timer::ConnectRetry))[0], Action::Connect);
+    }
+    // A link that comes back is found at the next attempt, never a back-off later.
+    assert_eq!(delays, vec![5; 6]);
+}
+
+#[test]
+fn session_failures_back_off_and_reset_when_established() {
     let mut t = Instant::now();
     let mut s = Session::new(config());
     s.handle(t, Event::Start);
     let mut delays = vec![];
     for _ in 0..6 {
-        s.handle(t, Event::TcpFailed);
-        assert_eq!(s.state(), State::Active);
+        // The peer accepts and closes before OPEN (e.g. it has no neighbour for us).
+        s.handle(t, Event::TcpConnected);
+        s.handle(t, Event::TcpClosed);
+        assert_eq!(s.state(), State::Idle);
         let d = s.deadline(Timer::ConnectRetry).unwrap();
         delays.push((d - t).as_secs());
         t = d;

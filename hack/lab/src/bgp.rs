@@ -191,6 +191,9 @@ fn start_frr(lab: &Lab, state: &mut LabState, dir: &std::path::Path) -> Result<(
     wait_for(&dir.join("bgpd.vty"))
 }
 
+/// BIRD 2 with the nodes as passive dynamic neighbours. `error wait time 2, 16`: after a session
+/// error (a node's hold timer expiring) BIRD refuses that node for its error wait time, 60 s by
+/// default, which the lab's flap tests would spend waiting (docs/bgp.md tells BIRD users the same).
 fn start_bird(lab: &Lab, state: &mut LabState, dir: &std::path::Path) -> Result<()> {
     if !std::path::Path::new("/usr/sbin/bird").exists() {
         bail!("/usr/sbin/bird is missing: install Debian's bird2 package (hack/test.sh does)");
@@ -203,7 +206,7 @@ fn start_bird(lab: &Lab, state: &mut LabState, dir: &std::path::Path) -> Result<
              protocol device {{ }}\n\
              protocol kernel kernel4 {{ merge paths on limit 16; ipv4 {{ export all; import none; }}; }}\n\
              protocol kernel kernel6 {{ merge paths on limit 16; ipv6 {{ export all; import none; }}; }}\n\
-             template bgp nodes {{ local as {asn}; neighbor as {node_asn}; passive on; }}\n\
+             template bgp nodes {{ local as {asn}; neighbor as {node_asn}; passive on; error wait time 2, 16; }}\n\
              protocol bgp nodes4 from nodes {{ neighbor range 198.51.100.0/24 as {node_asn}; ipv4 {{ import all; export none; }}; }}\n\
              protocol bgp nodes6 from nodes {{ neighbor range 2001:db8:100::/64 as {node_asn}; ipv6 {{ import all; export none; }}; }}\n"
         ),
