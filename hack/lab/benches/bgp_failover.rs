@@ -11,6 +11,11 @@
 //! - `hold`: the same without BFD, hold time 3 s (keepalive 1 s). Target: ≤ the hold time.
 //! - `term`: the node's announcer gets SIGTERM (planned: it withdraws and sends Cease before it
 //!   exits). Target ≤ 100 ms p50.
+//! - `fib`: `--services N` (10,000; 200 at smoke size) IPv6 LoadBalancer Services get their
+//!   addresses first; then the lab's IPv6 BGPPeer is created, and the bench measures the time from
+//!   that create to every address in the router's kernel FIB with the three nodes as next hops
+//!   (sessions opened, N prefixes sent by each node, FRR's bgpd and zebra install them). Target
+//!   ≤ 2 s. One run per `--runs`: the peer is deleted (and the routes gone) between runs.
 //!
 //! ```sh
 //! cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab
@@ -50,16 +55,18 @@ enum Scenario {
     Bfd,
     Hold,
     Term,
+    Fib,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [Scenario::Bfd, Scenario::Hold, Scenario::Term];
+    const ALL: [Scenario; 4] = [Scenario::Bfd, Scenario::Hold, Scenario::Term, Scenario::Fib];
 
     fn name(self) -> &'static str {
         match self {
             Scenario::Bfd => "bfd",
             Scenario::Hold => "hold",
             Scenario::Term => "term",
+            Scenario::Fib => "fib",
         }
     }
 
@@ -68,6 +75,7 @@ impl Scenario {
             Scenario::Bfd => "node's eth0 down, announcer alive; BFD 100 ms × 3",
             Scenario::Hold => "node's eth0 down, announcer alive; no BFD, hold 3 s",
             Scenario::Term => "announcer SIGTERM (withdraw + Cease)",
+            Scenario::Fib => "IPv6 BGPPeer created → every Service address in the FIB, 3 next hops",
         }
     }
 
@@ -77,6 +85,7 @@ impl Scenario {
             Scenario::Bfd => 350.0,
             Scenario::Hold => 3000.0,
             Scenario::Term => 100.0,
+            Scenario::Fib => 2000.0,
         }
     }
 
@@ -94,7 +103,7 @@ impl Scenario {
         Self::ALL
             .into_iter()
             .find(|x| x.name() == s)
-            .with_context(|| format!("unknown scenario {s:?} (bfd, hold, term)"))
+            .with_context(|| format!("unknown scenario {s:?} (bfd, hold, term, fib)"))
     }
 }
 
@@ -102,14 +111,21 @@ struct Args {
     runs: usize,
     scenarios: Vec<Scenario>,
     prefix: String,
+    /// Services of the `fib` scenario.
+    services: usize,
 }
 
 fn parse_args() -> Result<Args> {
     let full = full_run();
     let mut a = Args {
         runs: if full { 20 } else { 1 },
-        scenarios: if full { Scenario::ALL.to_vec() } else { vec![Scenario::Bfd, Scenario::Term] },
+        scenarios: if full {
+            Scenario::ALL.to_vec()
+        } else {
+            vec![Scenario::Bfd, Scenario::Term, Scenario::Fib]
+        },
         prefix: format!("flbg{}", std::process::id()),
+        services: if full { 10_000 } else { 200 },
     };
     for (name, value) in options()? {
         match name.as_str() {
@@ -118,6 +134,7 @@ fn parse_args() -> Result<Args> {
                 a.scenarios = value.split(',').map(Scenario::parse).collect::<Result<_>>()?
             }
             "--prefix" => a.prefix = value,
+            "--services" => a.services = value.parse().context("--services")?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -220,6 +237,7 @@ fn fault(lab: &Lab, scenario: Scenario, node: u8) -> Result<()> {
     match scenario {
         Scenario::Bfd | Scenario::Hold => cluster::set_link(lab, node, "eth0", false),
         Scenario::Term => cluster::kill_announcer(lab, node, Signal::SIGTERM).map(|_| ()),
+        Scenario::Fib => unreachable!("the fib scenario breaks no node"),
     }
 }
 
@@ -244,6 +262,7 @@ fn repair(lab: &Lab, scenario: Scenario, node: u8) -> Result<()> {
             }
             cluster::restart_announcer(lab, node).map(|_| ())
         }
+        Scenario::Fib => unreachable!("the fib scenario breaks no node"),
     }
 }
 
@@ -288,6 +307,9 @@ fn measure(args: &Args, scenario: Scenario, lab: &Lab, state: &mut LabState) -> 
     state.save(&lab)?;
     let info = state.cluster.clone().context("no cluster info")?;
     let rt = info.runtime()?;
+    if scenario == Scenario::Fib {
+        return measure_fib(args, &lab, &info, &rt);
+    }
     let vip = rt.block_on(setup(info.clone(), scenario.objects()))??;
     let prefix = format!("{vip}/32");
     wait_all_ready(&lab, NODES, Duration::from_secs(30))?;
@@ -342,6 +364,158 @@ fn measure(args: &Args, scenario: Scenario, lab: &Lab, state: &mut LabState) -> 
         runs.push(r);
     }
     drop(rt);
+    Ok((runs, poll, failures))
+}
+
+/// The `fib` scenario's pool: room for far more Services than the lab's VIP range.
+const FIB_POOL: &str = "2001:db8:200::/112";
+
+/// Creates `n` IPv6 LoadBalancer Services (32 at a time) and waits until each has its address.
+async fn create_services(client: kube::Client, n: usize) -> Result<()> {
+    use futures::StreamExt;
+    let pool: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
+        "metadata": {"name": "bench-fib"},
+        "spec": {"blocks": [{"cidr": FIB_POOL}]},
+    }))?;
+    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
+        .create(&PostParams::default(), &pool)
+        .await
+        .context("creating the pool")?;
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let results: Vec<Result<()>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let svc: Service = serde_json::from_value(json!({
+                    "metadata": {"name": format!("fib-{i}")},
+                    "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"],
+                             "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]},
+                }))?;
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .with_context(|| format!("creating fib-{i}"))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    let start = tokio::time::Instant::now();
+    loop {
+        let assigned = api
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .filter(|s| {
+                s.status
+                    .as_ref()
+                    .and_then(|s| s.load_balancer.as_ref())
+                    .and_then(|l| l.ingress.as_ref())
+                    .is_some()
+            })
+            .count();
+        if assigned >= n {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("only {assigned} of {n} Services got an address within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The router's BGP routes in `FIB_POOL`: how many, and the next hops of one of them.
+fn fib_routes(lab: &Lab) -> Result<(usize, Vec<IpAddr>)> {
+    let out = ferrolb_lab::run("ip", &["-n", &lab.router_ns(), "-6", "route", "show", "proto", "bgp"])?;
+    let mut count = 0;
+    let mut sample = None;
+    for line in out.lines().filter(|l| l.starts_with("2001:db8:200::")) {
+        count += 1;
+        sample.get_or_insert_with(|| line.split_whitespace().next().unwrap_or_default().to_string());
+    }
+    let hops = match sample {
+        Some(prefix) => bgp::next_hops(lab, &prefix)?,
+        None => Vec::new(),
+    };
+    Ok((count, hops))
+}
+
+fn measure_fib(
+    args: &Args,
+    lab: &Lab,
+    info: &ClusterInfo,
+    rt: &ferrolb_lab::netns::NsRuntime,
+) -> Result<Measured> {
+    let n = args.services;
+    let t = Instant::now();
+    let i = info.clone();
+    let client = rt.block_on(async move { i.client().await })??;
+    rt.block_on(create_services(client.clone(), n))??;
+    eprintln!("[fib] {n} IPv6 Services have addresses ({:.1} s)", t.elapsed().as_secs_f64());
+    wait_all_ready(lab, NODES, Duration::from_secs(60))?;
+    let all: Vec<IpAddr> = (1..=NODES).map(|i| Lab::node_v6(i).parse().expect("lab address")).collect();
+    // BFD plays no part in this figure; the advertisement and the IPv6 peer are the lab's.
+    let mut objects = bgp::lab_objects(true, None);
+    let peer = objects.remove(0);
+    rt.block_on(bgp::create_objects(client.clone(), objects))??;
+    let peers = cr_api(client, "BGPPeer", "bgppeers");
+    let mut runs = Vec::new();
+    let mut failures = Vec::new();
+    let mut poll = Duration::ZERO;
+    for run in 1..=args.runs {
+        check_interrupted()?;
+        let at = Instant::now();
+        let (api, object): (_, DynamicObject) = (peers.clone(), serde_json::from_value(peer.clone())?);
+        rt.block_on(async move { api.create(&PostParams::default(), &object).await })?
+            .context("creating the BGPPeer")?;
+        let mut polls = 0u32;
+        let installed = loop {
+            let (count, hops) = fib_routes(lab)?;
+            polls += 1;
+            if count >= n && hops == all {
+                break Some(Instant::now());
+            }
+            if at.elapsed() > Duration::from_secs(60) {
+                failures.push(format!("run {run}: {count} of {n} routes installed ({hops:?}) after 60 s"));
+                break None;
+            }
+        };
+        poll = poll.max(at.elapsed() / polls);
+        let removed_at = Instant::now();
+        let name = peer["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let api = peers.clone();
+        rt.block_on(async move { api.delete(&name, &Default::default()).await.map(|_| ()) })?
+            .context("deleting the BGPPeer")?;
+        // Gone from the FIB before the next run (the sessions end with Cease, routes withdrawn).
+        let mut gone = None;
+        while removed_at.elapsed() < Duration::from_secs(60) {
+            if fib_routes(lab)?.0 == 0 {
+                gone = Some(Instant::now());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let r = Run {
+            run,
+            node: format!("{n} prefixes × {NODES} nodes"),
+            removed_ms: installed.map(|t| t.duration_since(at).as_secs_f64() * 1000.0),
+            back_ms: gone.map(|t| t.duration_since(removed_at).as_secs_f64() * 1000.0),
+        };
+        eprintln!(
+            "[fib] run {run:>2}: {n} prefixes in the FIB with {NODES} next hops {} after the BGPPeer was created; \
+             gone {} after it was deleted",
+            fmt_ms(r.removed_ms),
+            fmt_ms(r.back_ms)
+        );
+        runs.push(r);
+        if gone.is_none() {
+            failures.push(format!("run {run}: routes still in the FIB 60 s after the BGPPeer was deleted"));
+            break;
+        }
+    }
     Ok((runs, poll, failures))
 }
 
