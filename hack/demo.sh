@@ -3,7 +3,8 @@
 # the announcer and the lab tool, then runs `ferrolb-lab demo`: three nodes in network namespaces,
 # a pool, a policy and a LoadBalancer Service, curl through the VIP, the leader's announcer killed
 # while the client probes every 10 ms, traffic moving to another node. The lab is removed at the end
-# (also on Ctrl-C or an error); pass --keep to leave it up. Other flags go to `ferrolb-lab demo`
+# (also on Ctrl-C or an error); pass --keep to leave it up. `--bgp` runs the BGP demo instead (an FRR
+# router, ECMP over the nodes, a node's link down dropped by BFD; needs Debian's frr). Other flags go to `ferrolb-lab demo`
 # (see `target/debug/ferrolb-lab demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -177,12 +177,22 @@ fn wait_hops(
     }
 }
 
-/// Waits until the router has a BFD session Up with each of `nodes`.
-fn wait_bfd_up(lab: &Lab, nodes: &[IpAddr]) -> Result<bool> {
+/// Waits until the router has a BFD session Up with each of `nodes`, and each node with the
+/// router (a node still in Init advertises the 1 s slow rate, which the router's detection time
+/// follows).
+fn wait_bfd_up(
+    lab: &Lab,
+    info: &ClusterInfo,
+    rt: &ferrolb_lab::netns::NsRuntime,
+    nodes: &[IpAddr],
+) -> Result<bool> {
     let start = Instant::now();
     while start.elapsed() < MAX_WAIT {
         check_interrupted()?;
-        if bgp::frr_bfd_up(lab)? == nodes {
+        let i = info.clone();
+        let rows = rt.block_on(async move { bgp::session_states(i.client().await?).await })??;
+        let nodes_up = rows.len() == nodes.len() && rows.iter().all(|r| r.bfd == "Up");
+        if nodes_up && bgp::frr_bfd_up(lab)? == nodes {
             return Ok(true);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -329,7 +339,7 @@ fn measure(args: &Args, scenario: Scenario, lab: &Lab, state: &mut LabState) -> 
         // BFD and the sessions settle after a repair before the next fault: with BFD, the router
         // must have every node's BFD session Up (it comes up after the BGP session).
         std::thread::sleep(Duration::from_secs(1));
-        if scenario == Scenario::Bfd && !wait_bfd_up(&lab, &all)? {
+        if scenario == Scenario::Bfd && !wait_bfd_up(&lab, &info, &rt, &all)? {
             failures.push(format!("run {run}: the router's BFD sessions not all Up within {MAX_WAIT:?}"));
             break;
         }

@@ -334,6 +334,41 @@ pub fn lab_objects(v6: bool, bfd: Option<&str>) -> Vec<Value> {
     ]
 }
 
+/// One `BGPSessionState` as `kubectl get bgpsessionstates` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionRow {
+    pub node: String,
+    pub peer: String,
+    pub state: String,
+    pub bfd: String,
+    pub sent: u64,
+}
+
+/// The `BGPSessionState`s, sorted by node and peer.
+pub async fn session_states(client: kube::Client) -> Result<Vec<SessionRow>> {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+    let gvk =
+        GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, "BGPSessionState");
+    let api: Api<DynamicObject> =
+        Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, "bgpsessionstates"));
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let mut rows: Vec<SessionRow> = api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|o| SessionRow {
+            node: s(&o.data["spec"]["node"]),
+            peer: s(&o.data["spec"]["peer"]),
+            state: s(&o.data["status"]["sessionState"]),
+            bfd: s(&o.data["status"]["bfdState"]),
+            sent: o.data["status"]["prefixesSent"].as_u64().unwrap_or(0),
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
+
 /// Creates FerroLB objects (`ferrolb.io/v1alpha1`, cluster-scoped) such as [`lab_objects`].
 pub async fn create_objects(client: kube::Client, objects: Vec<Value>) -> Result<()> {
     use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};

@@ -25,19 +25,21 @@ pub struct DemoOptions {
     pub cluster: ClusterOptions,
     /// How long to wait for the address, the leader, and the takeover.
     pub timeout: Duration,
+    /// The BGP demo ([`crate::demo_bgp`]) instead of the L2 one.
+    pub bgp: bool,
 }
 
-fn step(n: u32, text: &str) {
+pub(crate) fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     println!("    {text}");
 }
 
 /// Runs the demo; tears the lab down at the end, after an error and after Ctrl-C (unless `keep`).
 pub fn demo(lab: &Lab, self_exe: &Path, opts: &DemoOptions) -> Result<()> {
-    let result = run(lab, self_exe, opts);
+    let result = if opts.bgp { crate::demo_bgp::run(lab, self_exe, opts) } else { run(lab, self_exe, opts) };
     if let Err(e) = &result {
         println!("\nThe demo failed: {e:#}");
         if let Ok(Some(state)) = crate::LabState::load(lab) {
@@ -52,7 +54,12 @@ pub fn demo(lab: &Lab, self_exe: &Path, opts: &DemoOptions) -> Result<()> {
     if opts.keep {
         println!("\nThe lab stays up (--keep). Try:");
         let exe = self_exe.display();
-        println!("  {exe} --prefix {} exec client -- {exe} http-get http://198.51.100.128/", lab.prefix);
+        let from = if opts.bgp { "outside" } else { "client" };
+        println!("  {exe} --prefix {} exec {from} -- {exe} http-get http://198.51.100.128/", lab.prefix);
+        if opts.bgp {
+            println!("  {exe} --prefix {} exec router -- ip route show 198.51.100.128", lab.prefix);
+            println!("  {exe} --prefix {} kubectl -- get bgpsessionstates", lab.prefix);
+        }
         println!("  {exe} --prefix {} kubectl -- get svc,leases -A", lab.prefix);
         println!(
             "  {exe} --prefix {} exec client -- {exe} probe --target 198.51.100.128 --for 5s",
@@ -173,7 +180,7 @@ fn run(lab: &Lab, self_exe: &Path, opts: &DemoOptions) -> Result<()> {
     Ok(())
 }
 
-fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+pub(crate) fn cr_api(client: kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
     Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, plural))
 }
@@ -204,7 +211,7 @@ async fn create_pool_and_policy(info: &ClusterInfo) -> Result<()> {
     Ok(())
 }
 
-async fn create_service_and_wait(info: &ClusterInfo, timeout: Duration) -> Result<IpAddr> {
+pub(crate) async fn create_service_and_wait(info: &ClusterInfo, timeout: Duration) -> Result<IpAddr> {
     let client = info.client().await?;
     let api: Api<Service> = Api::namespaced(client, "default");
     let svc: Service = serde_json::from_value(json!({

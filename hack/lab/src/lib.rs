@@ -29,6 +29,7 @@
 pub mod bgp;
 pub mod cluster;
 pub mod demo;
+pub mod demo_bgp;
 pub mod netns;
 pub mod probe;
 

@@ -61,6 +61,10 @@ enum Cmd {
         /// RUST_LOG for the cluster's processes.
         #[arg(long)]
         rust_log: Option<String>,
+        /// The BGP demo: nodes on one NIC peering with an FRR router; the Service's address routed
+        /// to every node (ECMP), reached from outside; a node's link down, dropped by BFD.
+        #[arg(long)]
+        bgp: bool,
     },
     /// Probe a target from the current namespace (run it in the client namespace, e.g. with `exec`):
     /// an HTTP GET every --interval; reports who answered and the longest gap between answers.
@@ -307,7 +311,7 @@ fn real_main(cli: Cli) -> Result<()> {
             let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&cmd).exec();
             Err(err).with_context(|| format!("cannot run `ip netns exec {ns} {}`", cmd.join(" ")))
         }
-        Cmd::Demo { nodes, keep, timeout, announcer_args, rust_log } => {
+        Cmd::Demo { nodes, keep, timeout, announcer_args, rust_log, bgp } => {
             let lab = Lab::new(&cli.prefix)?;
             ferrolb_lab::install_interrupt_handler()?;
             let exe = std::env::current_exe().context("locating own executable")?;
@@ -317,7 +321,7 @@ fn real_main(cli: Cli) -> Result<()> {
             ferrolb_lab::demo::demo(
                 &lab,
                 &exe,
-                &ferrolb_lab::demo::DemoOptions { nodes, keep, cluster: opts, timeout },
+                &ferrolb_lab::demo::DemoOptions { nodes, keep, cluster: opts, timeout, bgp },
             )
         }
         Cmd::Probe { target, port, interval, duration, timeout, stop_after_switch, json } => {
