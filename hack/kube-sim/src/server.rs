@@ -1,5 +1,6 @@
 //! HTTP(S) front end: authentication, fault injection, counters, URL routing, discovery,
-//! OpenAPI, content negotiation (JSON, Table, PartialObjectMetadata) and watch streams.
+//! OpenAPI, content negotiation (JSON, Table, PartialObjectMetadata; protobuf request bodies) and
+//! watch streams.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -337,8 +338,26 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     Ok(bytes)
 }
 
-fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
-    if yaml {
+/// How a request body is encoded, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    /// Server-side apply configurations.
+    Yaml,
+    /// `application/vnd.kubernetes.protobuf` (see `protobuf`).
+    Protobuf,
+}
+
+fn body_format(headers: &HeaderMap) -> BodyFormat {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if crate::protobuf::is_protobuf(ct) { BodyFormat::Protobuf } else { BodyFormat::Json }
+}
+
+fn parse_body(bytes: &[u8], format: BodyFormat) -> Result<Value, ApiError> {
+    if format == BodyFormat::Protobuf {
+        return crate::protobuf::decode(bytes);
+    }
+    if format == BodyFormat::Yaml {
         let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
         return serde_saphyr::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
@@ -621,12 +640,14 @@ async fn resource_request(
             Ok(json_response(StatusCode::OK, &body))
         }
         ("POST", None) => {
-            let body = into(parse_body(&read_body(req, shared.max_body).await?, false)?);
+            let format = body_format(&headers);
+            let body = into(parse_body(&read_body(req, shared.max_body).await?, format)?);
             let w = sim.with(|s| s.create(&rt, ns, body, &opts))?;
             Ok(respond(StatusCode::CREATED, &w.object, &w.warnings))
         }
         ("PUT", Some(name)) => {
-            let body = into(parse_body(&read_body(req, shared.max_body).await?, false)?);
+            let format = body_format(&headers);
+            let body = into(parse_body(&read_body(req, shared.max_body).await?, format)?);
             let sub = subresource.as_deref().filter(|s| *s == "status");
             let w = sim.with(|s| s.update(&rt, ns, &name, body, sub, &opts))?;
             Ok(respond(StatusCode::OK, &w.object, &w.warnings))
@@ -644,7 +665,8 @@ async fn resource_request(
                     )));
                 }
             };
-            let body = parse_body(&read_body(req, shared.max_body).await?, kind == PatchType::Apply)?;
+            let format = if kind == PatchType::Apply { BodyFormat::Yaml } else { BodyFormat::Json };
+            let body = parse_body(&read_body(req, shared.max_body).await?, format)?;
             let sub = subresource.as_deref().filter(|s| *s == "status");
             if alias {
                 // The patch names the view's fields: apply it to the view, store the result.
@@ -661,7 +683,8 @@ async fn resource_request(
         }
         ("DELETE", Some(name)) => {
             let bytes = read_body(req, shared.max_body).await?;
-            let opts_body: Value = if bytes.is_empty() { json!({}) } else { parse_body(&bytes, false)? };
+            let opts_body: Value =
+                if bytes.is_empty() { json!({}) } else { parse_body(&bytes, body_format(&headers))? };
             let pre_rv = opts_body.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
             let pre_uid = opts_body.pointer("/preconditions/uid").and_then(Value::as_str);
             let dry =
