@@ -127,6 +127,24 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     Ok(obj)
 }
 
+/// Checks that a decoded body is of the kind its endpoint serves. A protobuf body always names its
+/// kind, and the apiserver decodes it as that kind, not as the endpoint's.
+pub fn check_kind(body: &Value, api_version: &str, kind: &str) -> Result<(), ApiError> {
+    let found = |f: &str| body.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (found_version, found_kind) = (found("apiVersion"), found("kind"));
+    if found_version != api_version {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({found_version}) does not match the expected API version ({api_version})"
+        )));
+    }
+    if found_kind != kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({found_kind}) does not match the expected kind ({kind})"
+        )));
+    }
+    Ok(())
+}
+
 /// A protobuf value as JSON.
 trait ToJson {
     /// The value as the apiserver's JSON encoding prints it.

@@ -92,15 +92,47 @@ async fn protobuf_bodies_create_and_update_built_in_kinds() {
 
     // An update (PUT) carries the resourceVersion it read.
     let mut cm = cm;
-    let meta = cm.metadata.as_mut().unwrap();
-    meta.resource_version = read.metadata.resource_version.clone();
-    meta.namespace = Some("x".into());
+    let cm_meta = cm.metadata.as_mut().unwrap();
+    cm_meta.resource_version = read.metadata.resource_version.clone();
+    cm_meta.namespace = Some("x".into());
     cm.data.insert("mode".into(), "bgp".into());
     let (code, _, body) =
         send(&client, "PUT", "/api/v1/namespaces/x/configmaps/settings", envelope("v1", "ConfigMap", &cm))
             .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(configmaps.get("settings").await.unwrap().data.unwrap()["mode"], "bgp");
+
+    // events.k8s.io/v1 Events are a view of the core ones: a protobuf body goes through the view.
+    let event = k8s_pb::api::events::v1::Event {
+        metadata: Some(pbmeta::ObjectMeta { namespace: Some("x".into()), ..meta("web.1") }),
+        event_time: Some(pbmeta::MicroTime { seconds: Some(1_700_000_000), nanos: Some(5_000) }),
+        reporting_controller: Some("ferrolb.io/controller".into()),
+        reporting_instance: Some("ctrl-0".into()),
+        action: Some("Allocate".into()),
+        reason: Some("IPAllocated".into()),
+        regarding: Some(k8s_pb::api::core::v1::ObjectReference {
+            kind: Some("Service".into()),
+            name: Some("web".into()),
+            namespace: Some("x".into()),
+            ..Default::default()
+        }),
+        note: Some("Assigned 198.51.100.130".into()),
+        r#type: Some("Normal".into()),
+        ..Default::default()
+    };
+    let (code, _, body) = send(
+        &client,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/x/events",
+        envelope("events.k8s.io/v1", "Event", &event),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["eventTime"], "2023-11-14T22:13:20.000005Z", "{body}");
+    let core =
+        Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "x").get("web.1").await.unwrap();
+    assert_eq!(core.message.as_deref(), Some("Assigned 198.51.100.130"));
+    assert_eq!(core.involved_object.name.as_deref(), Some("web"));
 
     // DeleteOptions in protobuf: a precondition that does not hold refuses the delete.
     let opts = pbmeta::DeleteOptions {
@@ -149,6 +181,24 @@ async fn malformed_or_unknown_protobuf_bodies_get_a_status() {
     assert_eq!(code, 400);
     status(&body, 400, "BadRequest");
 
+    // A body names its kind: a Namespace sent to the ConfigMaps endpoint is not a ConfigMap.
+    let ns = k8s_pb::api::core::v1::Namespace { metadata: Some(meta("y")), ..Default::default() };
+    let (code, _, body) =
+        send(&client, "POST", "/api/v1/namespaces/default/configmaps", envelope("v1", "Namespace", &ns))
+            .await;
+    assert_eq!(code, 400);
+    assert!(status(&body, 400, "BadRequest").contains("kind in the data (Namespace)"));
+    let lease = k8s_pb::api::coordination::v1::Lease { metadata: Some(meta("y")), ..Default::default() };
+    let (code, _, body) = send(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        envelope("coordination.k8s.io/v1", "Lease", &lease),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(status(&body, 400, "BadRequest").contains("API version in the data (coordination.k8s.io/v1)"));
+
     let pod = pbmeta::ObjectMeta { name: Some("p".into()), ..Default::default() };
     let (code, _, body) =
         send(&client, "POST", "/api/v1/namespaces/default/pods", envelope("v1", "Pod", &pod)).await;
@@ -156,7 +206,7 @@ async fn malformed_or_unknown_protobuf_bodies_get_a_status() {
     assert!(status(&body, 415, "UnsupportedMediaType").contains("send Pod (v1) as application/json"));
 
     // Nothing was created along the way.
-    let names: Vec<String> = Api::<Namespace>::all(client)
+    let names: Vec<String> = Api::<Namespace>::all(client.clone())
         .list(&Default::default())
         .await
         .unwrap()
@@ -164,5 +214,7 @@ async fn malformed_or_unknown_protobuf_bodies_get_a_status() {
         .into_iter()
         .filter_map(|n| n.metadata.name)
         .collect();
-    assert!(!names.iter().any(|n| n.is_empty() || n == "p"), "{names:?}");
+    assert!(!names.iter().any(|n| n.is_empty() || n == "p" || n == "y"), "{names:?}");
+    let configmaps = Api::<ConfigMap>::namespaced(client, "default").list(&Default::default()).await.unwrap();
+    assert!(configmaps.items.is_empty(), "{:?}", configmaps.items);
 }

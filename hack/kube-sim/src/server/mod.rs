@@ -521,13 +521,21 @@ async fn resource_request(
         }
         ("POST", None) => {
             let format = body_format(&headers);
-            let body = into(parse_body(&read_body(req, shared.max_body).await?, format)?);
+            let body = parse_body(&read_body(req, shared.max_body).await?, format)?;
+            if format == BodyFormat::Protobuf {
+                crate::protobuf::check_kind(&body, &view.api_version(), &view.kind)?;
+            }
+            let body = into(body);
             let w = sim.with(|s| s.create(&rt, ns, body, &opts))?;
             Ok(respond(StatusCode::CREATED, &w.object, &w.warnings))
         }
         ("PUT", Some(name)) => {
             let format = body_format(&headers);
-            let body = into(parse_body(&read_body(req, shared.max_body).await?, format)?);
+            let body = parse_body(&read_body(req, shared.max_body).await?, format)?;
+            if format == BodyFormat::Protobuf {
+                crate::protobuf::check_kind(&body, &view.api_version(), &view.kind)?;
+            }
+            let body = into(body);
             let sub = subresource.as_deref().filter(|s| *s == "status");
             let w = sim.with(|s| s.update(&rt, ns, &name, body, sub, &opts))?;
             Ok(respond(StatusCode::OK, &w.object, &w.warnings))
