@@ -22,6 +22,7 @@ pub mod fields;
 pub mod labels;
 mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod seed;

@@ -1,5 +1,6 @@
 //! Debian's `kubectl` against kube-sim: apply the committed CRDs, then create, read (JSON and
-//! printer-column tables), patch, label and delete FerroLB objects and a Service.
+//! printer-column tables), patch, label and delete FerroLB objects and a Service; `kubectl create`
+//! of built-in kinds, which sends protobuf bodies.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -162,4 +163,41 @@ async fn kubectl_manages_services() {
     let table = kubectl(kc, &["get", "svc", "web"], None).await;
     assert!(table.contains("198.51.100.130"), "{table}");
     kubectl(kc, &["delete", "svc", "web"], None).await;
+}
+
+/// `kubectl create` goes through client-go's typed clients, which send built-in kinds as protobuf
+/// (`Content-Type: application/vnd.kubernetes.protobuf`) and accept JSON answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_sends_protobuf() {
+    let sim = KubeSim::start(Options::default()).await.unwrap();
+    let kc = sim.kubeconfig_path();
+    let (ok, out, log) = kubectl_raw(kc, &["create", "namespace", "x", "-v=8"], None).await;
+    assert!(ok, "kubectl create namespace failed:\n{log}\n{out}");
+    assert!(out.contains("namespace/x created"), "{out}");
+    assert!(
+        log.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl no longer sends protobuf, this test checks nothing:\n{log}"
+    );
+    kubectl(kc, &["create", "configmap", "c", "-n", "x", "--from-literal=mode=l2"], None).await;
+    kubectl(kc, &["create", "secret", "generic", "s", "-n", "x", "--from-literal=k=v"], None).await;
+    kubectl(kc, &["create", "service", "loadbalancer", "web", "-n", "x", "--tcp=80:8080"], None).await;
+
+    let ns: serde_json::Value =
+        serde_json::from_str(&kubectl(kc, &["get", "namespace", "x", "-o", "json"], None).await).unwrap();
+    assert_eq!(ns["status"]["phase"], "Active", "{ns}");
+    let cm = kubectl(kc, &["get", "configmap", "c", "-n", "x", "-o", "jsonpath={.data.mode}"], None).await;
+    assert_eq!(cm, "l2");
+    let secret = kubectl(kc, &["get", "secret", "s", "-n", "x", "-o", "jsonpath={.data.k}"], None).await;
+    assert_eq!(secret, "dg==");
+    let svc: serde_json::Value =
+        serde_json::from_str(&kubectl(kc, &["get", "svc", "web", "-n", "x", "-o", "json"], None).await)
+            .unwrap();
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+    assert!(svc["spec"]["ports"][0]["nodePort"].as_u64().is_some_and(|p| p >= 30000), "{svc}");
+    assert!(svc["spec"]["clusterIP"].as_str().is_some_and(|ip| !ip.is_empty()), "{svc}");
+
+    // Creating it again is refused the way kubectl reports it for a real apiserver.
+    let (ok, _, err) = kubectl_raw(kc, &["create", "namespace", "x"], None).await;
+    assert!(!ok && err.contains("AlreadyExists") && err.contains("already exists"), "{err}");
 }

@@ -1,12 +1,11 @@
 //! HTTP(S) front end: authentication, fault injection, counters, URL routing, discovery,
-//! OpenAPI, content negotiation (JSON, Table, PartialObjectMetadata) and watch streams.
+//! OpenAPI, content negotiation (JSON, Table, PartialObjectMetadata; protobuf request bodies) and
+//! watch streams.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::labels::LabelSelector;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
@@ -18,10 +17,16 @@ use serde_json::{Value, json};
 use crate::admin::{CounterTable, Faults, PauseMode};
 use crate::error::ApiError;
 use crate::fields::FieldSelector;
+use crate::labels::LabelSelector;
 use crate::resources::ResourceType;
-use crate::sim::{FieldValidation, PatchType, Sim, WriteOptions, labels_of};
-use crate::store::{EventType, HistoryRead};
+use crate::sim::{FieldValidation, PatchType, Sim, WriteOptions};
 use crate::table::{self, IncludeObject};
+
+mod route;
+mod watch;
+
+use route::{Route, query_map, verb_of};
+use watch::watch;
 
 /// Everything the request handlers share.
 pub struct Shared {
@@ -200,130 +205,6 @@ async fn admin(shared: &Shared, method: Method, rest: &str, req: Request) -> Res
     }
 }
 
-/// What a URL addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    Version,
-    Health,
-    CoreVersions,
-    Groups,
-    Group(String),
-    ResourceList {
-        group: String,
-        version: String,
-    },
-    OpenApiV3Root,
-    OpenApiV3 {
-        group: String,
-        version: String,
-    },
-    OpenApiV2,
-    Resource {
-        group: String,
-        version: String,
-        namespace: Option<String>,
-        resource: String,
-        name: Option<String>,
-        subresource: Option<String>,
-    },
-    Unknown,
-}
-
-impl Route {
-    fn parse(path: &str) -> Route {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-        let (group, version, rest): (&str, &str, &[&str]) = match parts.as_slice() {
-            ["version"] => return Route::Version,
-            ["healthz" | "livez" | "readyz", ..] => return Route::Health,
-            ["api"] => return Route::CoreVersions,
-            ["apis"] => return Route::Groups,
-            ["apis", g] => return Route::Group(g.to_string()),
-            ["openapi", "v2"] => return Route::OpenApiV2,
-            ["openapi", "v3"] => return Route::OpenApiV3Root,
-            ["openapi", "v3", "api", v] => {
-                return Route::OpenApiV3 { group: String::new(), version: v.to_string() };
-            }
-            ["openapi", "v3", "apis", g, v] => {
-                return Route::OpenApiV3 { group: g.to_string(), version: v.to_string() };
-            }
-            ["api", v, rest @ ..] => ("", v, rest),
-            ["apis", g, v, rest @ ..] => (g, v, rest),
-            _ => return Route::Unknown,
-        };
-        let res = |ns: Option<&str>, r: &str, name: Option<&str>, sub: Option<&str>| Route::Resource {
-            group: group.to_string(),
-            version: version.to_string(),
-            namespace: ns.map(String::from),
-            resource: r.to_string(),
-            name: name.map(String::from),
-            subresource: sub.map(String::from),
-        };
-        match rest {
-            [] => Route::ResourceList { group: group.to_string(), version: version.to_string() },
-            // `/api/v1/namespaces/{name}` is the Namespace itself, not a namespace scope.
-            ["namespaces"] => res(None, "namespaces", None, None),
-            ["namespaces", n] => res(None, "namespaces", Some(n), None),
-            ["namespaces", n, sub @ ("status" | "finalize")] => res(None, "namespaces", Some(n), Some(sub)),
-            ["namespaces", ns, r] => res(Some(ns), r, None, None),
-            ["namespaces", ns, r, n] => res(Some(ns), r, Some(n), None),
-            ["namespaces", ns, r, n, sub] => res(Some(ns), r, Some(n), Some(sub)),
-            [r] => res(None, r, None, None),
-            [r, n] => res(None, r, Some(n), None),
-            [r, n, sub] => res(None, r, Some(n), Some(sub)),
-            _ => Route::Unknown,
-        }
-    }
-}
-
-fn query_map(query: &str) -> BTreeMap<String, String> {
-    query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex =
-            bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 2;
-            }
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn verb_of(method: &Method, route: &Route, query: &str) -> String {
-    let Route::Resource { name, .. } = route else { return "get".into() };
-    let q = query_map(query);
-    let watch = q.get("watch").is_some_and(|v| v == "true" || v == "1");
-    match (method.as_str(), name.is_some()) {
-        ("GET", _) if watch => "watch",
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        _ => "unknown",
-    }
-    .into()
-}
-
 async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let body = req
         .into_body()
@@ -337,8 +218,26 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     Ok(bytes)
 }
 
-fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
-    if yaml {
+/// How a request body is encoded, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    /// Server-side apply configurations.
+    Yaml,
+    /// `application/vnd.kubernetes.protobuf` (see `protobuf`).
+    Protobuf,
+}
+
+fn body_format(headers: &HeaderMap) -> BodyFormat {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if crate::protobuf::is_protobuf(ct) { BodyFormat::Protobuf } else { BodyFormat::Json }
+}
+
+fn parse_body(bytes: &[u8], format: BodyFormat) -> Result<Value, ApiError> {
+    if format == BodyFormat::Protobuf {
+        return crate::protobuf::decode(bytes);
+    }
+    if format == BodyFormat::Yaml {
         let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
         return serde_saphyr::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
@@ -621,12 +520,22 @@ async fn resource_request(
             Ok(json_response(StatusCode::OK, &body))
         }
         ("POST", None) => {
-            let body = into(parse_body(&read_body(req, shared.max_body).await?, false)?);
+            let format = body_format(&headers);
+            let body = parse_body(&read_body(req, shared.max_body).await?, format)?;
+            if format == BodyFormat::Protobuf {
+                crate::protobuf::check_kind(&body, &view.api_version(), &view.kind)?;
+            }
+            let body = into(body);
             let w = sim.with(|s| s.create(&rt, ns, body, &opts))?;
             Ok(respond(StatusCode::CREATED, &w.object, &w.warnings))
         }
         ("PUT", Some(name)) => {
-            let body = into(parse_body(&read_body(req, shared.max_body).await?, false)?);
+            let format = body_format(&headers);
+            let body = parse_body(&read_body(req, shared.max_body).await?, format)?;
+            if format == BodyFormat::Protobuf {
+                crate::protobuf::check_kind(&body, &view.api_version(), &view.kind)?;
+            }
+            let body = into(body);
             let sub = subresource.as_deref().filter(|s| *s == "status");
             let w = sim.with(|s| s.update(&rt, ns, &name, body, sub, &opts))?;
             Ok(respond(StatusCode::OK, &w.object, &w.warnings))
@@ -644,7 +553,8 @@ async fn resource_request(
                     )));
                 }
             };
-            let body = parse_body(&read_body(req, shared.max_body).await?, kind == PatchType::Apply)?;
+            let format = if kind == PatchType::Apply { BodyFormat::Yaml } else { BodyFormat::Json };
+            let body = parse_body(&read_body(req, shared.max_body).await?, format)?;
             let sub = subresource.as_deref().filter(|s| *s == "status");
             if alias {
                 // The patch names the view's fields: apply it to the view, store the result.
@@ -661,7 +571,8 @@ async fn resource_request(
         }
         ("DELETE", Some(name)) => {
             let bytes = read_body(req, shared.max_body).await?;
-            let opts_body: Value = if bytes.is_empty() { json!({}) } else { parse_body(&bytes, false)? };
+            let opts_body: Value =
+                if bytes.is_empty() { json!({}) } else { parse_body(&bytes, body_format(&headers))? };
             let pre_rv = opts_body.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
             let pre_uid = opts_body.pointer("/preconditions/uid").and_then(Value::as_str);
             let dry =
@@ -697,154 +608,6 @@ fn include_of(q: &BTreeMap<String, String>) -> IncludeObject {
     q.get("includeObject").and_then(|s| IncludeObject::from_query(s)).unwrap_or_default()
 }
 
-/// Starts a watch: initial events when asked for, then changes from the history, bookmarks,
-/// and a server-side timeout; ends early when the client goes away or watches are closed.
-fn watch(
-    shared: Arc<Shared>,
-    rt: Arc<ResourceType>,
-    view: Arc<ResourceType>,
-    namespace: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    q: &BTreeMap<String, String>,
-) -> Response {
-    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
-    let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
-    // The apiserver picks a timeout between its minimum and twice it when none is asked for.
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
-    let matches = move |o: &Value| labels.matches(&labels_of(o)) && fields.matches(o);
-    // Objects go out (and are matched) in the view the client asked for.
-    let alias = crate::events::is_events_view(&view);
-    let out = move |o: &Value| if alias { crate::events::to_view(o) } else { o.clone() };
-    let in_scope = {
-        let ns = namespace.clone();
-        move |change_ns: &str| ns.as_deref().is_none_or(|n| n == change_ns)
-    };
-    let line = |kind: &str, obj: &Value| {
-        let mut buf = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
-        buf.push(b'\n');
-        Bytes::from(buf)
-    };
-    let mut closed = shared.close_watches.subscribe();
-    closed.mark_unchanged();
-    tokio::spawn(async move {
-        let sim = shared.sim.clone();
-        let mut changed = sim.subscribe();
-        // Initial state: for "" or "0" (list-then-watch in one call), or sendInitialEvents=true.
-        let initial = send_initial.unwrap_or(rv_param.is_empty() || rv_param == "0");
-        let mut cursor: u64 = if initial {
-            let (items, rv) = sim.with(|s| {
-                let page = s.list(
-                    &rt,
-                    namespace.as_deref(),
-                    &LabelSelector::default(),
-                    &FieldSelector::default(),
-                    None,
-                    None,
-                );
-                (page.map(|p| p.items).unwrap_or_default(), s.store.resource_version())
-            });
-            for o in items.iter().map(|o| out(o)).filter(|o| matches(o)) {
-                if tx.send(line("ADDED", &o)).await.is_err() {
-                    return;
-                }
-            }
-            if send_initial == Some(true) {
-                let bm = json!({"kind": view.kind, "apiVersion": view.api_version(), "metadata": {
-                    "resourceVersion": rv.to_string(),
-                    "annotations": {"k8s.io/initial-events-end": "true"}}});
-                if tx.send(line("BOOKMARK", &bm)).await.is_err() {
-                    return;
-                }
-            }
-            rv
-        } else {
-            match rv_param.parse::<u64>() {
-                Ok(rv) => rv,
-                Err(_) => {
-                    let e = ApiError::bad_request(format!("invalid resource version: {rv_param:?}"));
-                    let _ = tx.send(line("ERROR", &e.status())).await;
-                    return;
-                }
-            }
-        };
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut bookmark_timer = tokio::time::interval(shared.bookmark_interval);
-        bookmark_timer.tick().await;
-        loop {
-            let read = sim.with(|s| s.store.read_history(cursor, 1000));
-            match read {
-                HistoryRead::Expired => {
-                    let current = sim.resource_version();
-                    let e = ApiError::gone(format!("too old resource version: {cursor} ({current})"));
-                    let _ = tx.send(line("ERROR", &e.status())).await;
-                    return;
-                }
-                HistoryRead::Changes(changes, next) => {
-                    let more = changes.len() == 1000;
-                    for c in changes {
-                        if c.res != rt.key() || !in_scope(&c.namespace) {
-                            continue;
-                        }
-                        let object = out(&c.object);
-                        let now_in = matches(&object);
-                        let was_in = c.previous.as_deref().map(&out).is_some_and(|p| matches(&p));
-                        let kind = match (c.kind, was_in, now_in) {
-                            (EventType::Deleted, true, _) => "DELETED",
-                            (EventType::Deleted, false, _) => continue,
-                            (EventType::Added, _, true) => "ADDED",
-                            (EventType::Modified, true, true) => "MODIFIED",
-                            (EventType::Modified, false, true) => "ADDED",
-                            (EventType::Modified, true, false) => "DELETED",
-                            _ => continue,
-                        };
-                        if tx.send(line(kind, &object)).await.is_err() {
-                            return;
-                        }
-                    }
-                    cursor = next;
-                    if more {
-                        continue;
-                    }
-                }
-            }
-            tokio::select! {
-                r = changed.changed() => if r.is_err() { return },
-                _ = bookmark_timer.tick() => {
-                    if bookmarks {
-                        let bm = json!({"kind": view.kind, "apiVersion": view.api_version(),
-                            "metadata": {"resourceVersion": cursor.to_string()}});
-                        if tx.send(line("BOOKMARK", &bm)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                _ = &mut deadline => return,
-                _ = closed.changed() => return,
-                _ = tx.closed() => return,
-            }
-        }
-    });
-    let stream =
-        futures::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) },
-        );
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::TRANSFER_ENCODING, "chunked")
-        .body(Body::from_stream(stream))
-        .expect("static response parts are valid")
-}
-
 /// Applies a JSON, merge or strategic-merge patch to an object in a view (`events.k8s.io/v1`
 /// Events). Server-side apply to a view is not simulated.
 fn patch_view(
@@ -874,42 +637,4 @@ fn patch_view(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        assert_eq!(
-            Route::parse("/api/v1/namespaces/default/services/web/status"),
-            Route::Resource {
-                group: String::new(),
-                version: "v1".into(),
-                namespace: Some("default".into()),
-                resource: "services".into(),
-                name: Some("web".into()),
-                subresource: Some("status".into()),
-            }
-        );
-        assert!(
-            matches!(Route::parse("/api/v1/namespaces/default"), Route::Resource { ref resource, ref name, namespace: None, .. } if resource == "namespaces" && name.as_deref() == Some("default"))
-        );
-        assert!(
-            matches!(Route::parse("/apis/ferrolb.io/v1alpha1/loadbalancerippools"), Route::Resource { ref group, name: None, .. } if group == "ferrolb.io")
-        );
-        assert_eq!(
-            Route::parse("/apis/ferrolb.io/v1alpha1"),
-            Route::ResourceList { group: "ferrolb.io".into(), version: "v1alpha1".into() }
-        );
-        assert_eq!(Route::parse("/apis"), Route::Groups);
-    }
-
-    #[test]
-    fn query_decoding() {
-        let q = query_map("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1");
-        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 }
