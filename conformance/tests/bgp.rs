@@ -143,21 +143,6 @@ fn session_states(h: &Harness) -> Vec<(String, String, String, u64)> {
     out
 }
 
-fn endpoint_slice(service: &str, nodes: &[u8], ready: bool) -> Value {
-    json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{service}-conformance"), "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": service}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
-        "endpoints": nodes.iter().map(|n| json!({
-            "addresses": [Lab::node_v4(*n)],
-            "nodeName": Lab::node_name(*n),
-            "conditions": {"ready": ready, "serving": ready, "terminating": false},
-        })).collect::<Vec<_>>(),
-    })
-}
-
 fn v4_only() -> Value {
     json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}})
 }
@@ -194,7 +179,7 @@ fn frr_ecmp_local_endpoints_bfd_and_sigterm() {
     }
 
     // externalTrafficPolicy Local: only node2 (its one ready endpoint) advertises.
-    let slice = endpoint_slice("local", &[2], true);
+    let slice = support::endpoint_slice("local", &[2], true);
     h.api("creating the EndpointSlice", move |c| async move {
         let api: Api<EndpointSlice> = Api::namespaced(c, "default");
         api.create(&PostParams::default(), &serde_json::from_value(slice)?).await?;
@@ -206,7 +191,7 @@ fn frr_ecmp_local_endpoints_bfd_and_sigterm() {
     wait_hops(&h, &local_prefix, secs(15), "node2 alone", |x| x == [node_v4(2)]);
     assert_eq!(outside_nodes(&h, local, 6), ["node2"]);
     // The endpoint turns not ready: the last local endpoint is gone, the prefix is withdrawn.
-    let slice = endpoint_slice("local", &[2], false);
+    let slice = support::endpoint_slice("local", &[2], false);
     h.api("patching the EndpointSlice", move |c| async move {
         let api: Api<EndpointSlice> = Api::namespaced(c, "default");
         api.patch("local-conformance", &PatchParams::default(), &Patch::Merge(&slice)).await?;

@@ -394,21 +394,6 @@ fn wait_child(pid: u32, timeout: Duration) -> Option<i32> {
     }
 }
 
-fn endpoint_slice(service: &str, nodes: &[u8]) -> serde_json::Value {
-    json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{service}-conformance"), "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": service}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
-        "endpoints": nodes.iter().map(|n| json!({
-            "addresses": [ferrolb_lab::Lab::node_v4(*n)],
-            "nodeName": node(*n),
-            "conditions": {"ready": true, "serving": true, "terminating": false},
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// Scenario 7: externalTrafficPolicy: Local: only a node with a local ready endpoint holds the address; the
 /// Lease follows the endpoint; without endpoints nobody holds it and a Warning says why.
 #[test]
@@ -416,7 +401,7 @@ fn external_traffic_policy_local_follows_endpoints() {
     let h = Harness::up("etp-local", 3, &[]);
     h.default_pool_and_policy();
     let set_slice = |nodes: &[u8], create: bool| {
-        let slice = endpoint_slice("local", nodes);
+        let slice = support::endpoint_slice("local", nodes, true);
         h.api("writing the EndpointSlice", move |c| async move {
             let api: Api<EndpointSlice> = Api::namespaced(c, "default");
             if create {

@@ -669,6 +669,23 @@ impl Drop for Harness {
     }
 }
 
+/// EndpointSlice `<service>-conformance` in `default`: one endpoint on each of `nodes` (their LAN
+/// address), all `ready` and serving or all not.
+pub fn endpoint_slice(service: &str, nodes: &[u8], ready: bool) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{service}-conformance"), "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+        "endpoints": nodes.iter().map(|n| json!({
+            "addresses": [Lab::node_v4(*n)],
+            "nodeName": Lab::node_name(*n),
+            "conditions": {"ready": ready, "serving": ready, "terminating": false},
+        })).collect::<Vec<_>>(),
+    })
+}
+
 pub fn node_number(name: &str) -> u8 {
     Lab::node_number(name).unwrap_or_else(|| panic!("unexpected node name {name:?}"))
 }

@@ -35,9 +35,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{
-    LabGuard, binaries, check_interrupted, create_pool_and_policy, full_run, is_root, loadavg, options,
-};
+use common::{LabGuard, check_interrupted, create_pool_and_policy, full_run, loadavg, options};
 
 const NAMESPACE: &str = "default";
 const LEASE_VERBS: [&str; 3] = ["create", "update", "patch"];
@@ -322,11 +320,7 @@ fn lease_writes(c: &kube_sim::admin::Counters) -> u64 {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    if !is_root() {
-        bail!("the api_load bench builds network namespaces: run it as root");
-    }
-    let (bin_dir, lab_exe) = binaries()?;
-    ferrolb_lab::install_interrupt_handler()?;
+    let (bin_dir, lab_exe) = common::start("api_load")?;
     eprintln!(
         "api_load bench: {} nodes, Services {:?}, window {:?}; load {}",
         args.nodes,

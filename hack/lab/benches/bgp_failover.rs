@@ -45,7 +45,7 @@ use std::sync::atomic::Ordering;
 
 mod common;
 use common::service::wait_all_ready;
-use common::{LabGuard, binaries, check_interrupted, cr_api, full_run, is_root, loadavg, options};
+use common::{LabGuard, check_interrupted, cr_api, full_run, loadavg, options, pct, sorted};
 
 const NODES: u8 = 3;
 /// How long a run waits for the next hop to go (or to come back) before it counts as failed.
@@ -207,43 +207,27 @@ fn node_address(i: u8) -> IpAddr {
     Lab::node_v4(i).parse().expect("the lab's node addresses parse")
 }
 
-/// Pool `bench` (the lab's IPv4 VIP range, no L2 policy: BGP only) and Service default/web; returns
-/// the Service's address.
+/// Pool `name` with the one block `cidr`.
+async fn create_pool(client: kube::Client, name: &str, cidr: &str) -> Result<()> {
+    let pool: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
+        "metadata": {"name": name},
+        "spec": {"blocks": [{"cidr": cidr}]},
+    }))?;
+    cr_api(client, "LoadBalancerIPPool", "loadbalancerippools")
+        .create(&PostParams::default(), &pool)
+        .await
+        .with_context(|| format!("creating pool {name}"))?;
+    Ok(())
+}
+
+/// `objects`, pool `bench` (the lab's IPv4 VIP range, no L2 policy: BGP only) and Service
+/// default/web; returns the Service's address.
 async fn setup(info: ClusterInfo, objects: Vec<Value>) -> Result<IpAddr> {
     let client = info.client().await?;
     bgp::create_objects(client.clone(), objects).await?;
-    let pool: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-        "metadata": {"name": "bench"},
-        "spec": {"blocks": [{"cidr": ferrolb_lab::VIP_RANGE_V4}]},
-    }))?;
-    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
-        .create(&PostParams::default(), &pool)
-        .await
-        .context("creating the pool")?;
-    let api: Api<Service> = Api::namespaced(client, "default");
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]},
-    }))?;
-    api.create(&PostParams::default(), &svc).await.context("creating the Service")?;
-    let start = tokio::time::Instant::now();
-    loop {
-        let ip = api
-            .get("web")
-            .await?
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|lb| lb.ingress)
-            .and_then(|i| i.into_iter().find_map(|i| i.ip));
-        if let Some(ip) = ip {
-            return ip.parse().context("ingress is not an IP");
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("the Service got no address within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    create_pool(client, "bench", ferrolb_lab::VIP_RANGE_V4).await?;
+    ferrolb_lab::demo::create_service_and_wait(&info, Duration::from_secs(30)).await
 }
 
 fn fault(lab: &Lab, scenario: Scenario, node: u8) -> Result<()> {
@@ -388,15 +372,7 @@ const FIB_POOL: &str = "2001:db8:200::/112";
 /// Creates `n` IPv6 LoadBalancer Services (32 at a time) and waits until each has its address.
 async fn create_services(client: kube::Client, n: usize) -> Result<()> {
     use futures::StreamExt;
-    let pool: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-        "metadata": {"name": "bench-fib"},
-        "spec": {"blocks": [{"cidr": FIB_POOL}]},
-    }))?;
-    cr_api(client.clone(), "LoadBalancerIPPool", "loadbalancerippools")
-        .create(&PostParams::default(), &pool)
-        .await
-        .context("creating the pool")?;
+    create_pool(client.clone(), "bench-fib", FIB_POOL).await?;
     let api: Api<Service> = Api::namespaced(client, "default");
     let results: Vec<Result<()>> = futures::stream::iter(0..n)
         .map(|i| {
@@ -539,28 +515,9 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "-".into())
 }
 
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    Some(sorted[rank.min(sorted.len()) - 1])
-}
-
-fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    v
-}
-
 fn main() -> Result<()> {
     let args = parse_args()?;
-    if !is_root() {
-        bail!("the BGP failover bench builds network namespaces: run it as root");
-    }
-    let (bin_dir, lab_exe) = binaries()?;
-    ferrolb_lab::install_interrupt_handler()?;
+    let (bin_dir, lab_exe) = common::start("bgp_failover")?;
     eprintln!(
         "bgp_failover bench: {} run(s) per scenario, scenarios {}; load {}",
         args.runs,

@@ -43,7 +43,7 @@ mod common;
 use common::service::{
     SERVICE, in_ns, join, setup_service, traffic_stable, wait_all_ready, wait_stable_holder,
 };
-use common::{LabGuard, binaries, check_interrupted, full_run, is_root, loadavg, options};
+use common::{LabGuard, check_interrupted, full_run, loadavg, options};
 
 const NIC_AGENT: Binary = Binary { name: "ferrolb-nic-agent", package: "ferrolb-cni" };
 const NODES: u8 = 3;
@@ -323,23 +323,13 @@ fn fmt(v: Option<f64>) -> String {
 
 /// Nearest-rank percentile.
 fn pct(values: impl Iterator<Item = f64>, p: f64) -> Option<f64> {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-    Some(v[rank.min(v.len()) - 1])
+    common::pct(&common::sorted(values), p)
 }
 
 fn main() -> Result<ExitCode> {
     let args = parse_args()?;
-    if !is_root() {
-        bail!("the delegate takeover bench builds network namespaces: run it as root");
-    }
-    let (bin_dir, lab_exe) = binaries()?;
+    let (bin_dir, lab_exe) = common::start("delegate_takeover")?;
     let agent = cluster::find_binary(&bin_dir, NIC_AGENT)?;
-    ferrolb_lab::install_interrupt_handler()?;
     eprintln!(
         "delegate takeover: {} run(s) per mode, modes {}; load {}",
         args.runs,

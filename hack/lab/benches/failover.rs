@@ -47,7 +47,7 @@ mod common;
 use common::service::{
     SERVICE, in_ns, join, lease_holder, setup_service, traffic_stable, wait_all_ready, wait_stable_holder,
 };
-use common::{LabGuard, binaries, check_interrupted, full_run, is_root, loadavg, options};
+use common::{LabGuard, check_interrupted, full_run, loadavg, options, pct, sorted};
 
 const FAST_HEARTBEAT: [&str; 3] =
     ["--heartbeat-lease-duration=1s", "--heartbeat-renew-deadline=700ms", "--heartbeat-retry-period=250ms"];
@@ -484,28 +484,14 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "-".into())
 }
 
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    Some(sorted[rank.min(sorted.len()) - 1])
-}
-
 fn stats(values: impl Iterator<Item = f64>) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
+    let v = sorted(values);
     (pct(&v, 50.0), pct(&v, 99.0), v.last().copied())
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    if !is_root() {
-        bail!("the failover bench builds network namespaces: run it as root");
-    }
-    let (bin_dir, lab_exe) = binaries()?;
-    ferrolb_lab::install_interrupt_handler()?;
+    let (bin_dir, lab_exe) = common::start("failover")?;
     eprintln!(
         "failover bench: {} run(s) per scenario, {} nodes, scenarios {}; load {}",
         args.runs,

@@ -42,9 +42,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{
-    LabGuard, binaries, check_interrupted, create_pool_and_policy, full_run, is_root, loadavg, options,
-};
+use common::{LabGuard, check_interrupted, create_pool_and_policy, full_run, loadavg, options};
 
 const NAMESPACE: &str = "default";
 /// 2001:db8:1::/112 without its first address: `2001:db8:1::` gives the Lease name
@@ -408,11 +406,7 @@ fn mib(kib: u64) -> f64 {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    if !is_root() {
-        bail!("the footprint bench builds network namespaces: run it as root");
-    }
-    let (bin_dir, lab_exe) = binaries()?;
-    ferrolb_lab::install_interrupt_handler()?;
+    let (bin_dir, lab_exe) = common::start("footprint")?;
     eprintln!(
         "footprint bench: {} Services, nodes {:?}, window {:?}; load {}",
         args.services,

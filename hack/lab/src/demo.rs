@@ -211,7 +211,8 @@ async fn create_pool_and_policy(info: &ClusterInfo) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn create_service_and_wait(info: &ClusterInfo, timeout: Duration) -> Result<IpAddr> {
+/// Creates LoadBalancer Service default/web (port 80) and waits for its first address.
+pub async fn create_service_and_wait(info: &ClusterInfo, timeout: Duration) -> Result<IpAddr> {
     let client = info.client().await?;
     let api: Api<Service> = Api::namespaced(client, "default");
     let svc: Service = serde_json::from_value(json!({

@@ -110,3 +110,32 @@ pub async fn create_pool_and_policy(client: kube::Client, block: serde_json::Val
         .context("creating the policy")?;
     Ok(())
 }
+
+/// Every lab bench's start: root (it builds network namespaces), the binaries, Ctrl-C handling.
+/// Returns the binaries' directory and `ferrolb-lab`.
+pub fn start(bench: &str) -> Result<(PathBuf, PathBuf)> {
+    if !is_root() {
+        bail!("the {bench} bench builds network namespaces: run it as root");
+    }
+    let found = binaries()?;
+    ferrolb_lab::install_interrupt_handler()?;
+    Ok(found)
+}
+
+/// Nearest-rank percentile of sorted values.
+#[allow(dead_code)] // not every bench reports percentiles
+pub fn pct(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+/// The values, sorted (NaN last).
+#[allow(dead_code)] // not every bench reports percentiles
+pub fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
