@@ -376,15 +376,7 @@ fn main() -> Result<()> {
     }
     // Keep the logs for a look (they are removed with the lab).
     let keep = std::env::temp_dir().join("ferrolb-bench-api-load");
-    let _ = std::fs::remove_dir_all(&keep);
-    let _ = std::fs::create_dir_all(&keep);
-    if let Ok(rd) = std::fs::read_dir(lab.log_dir()) {
-        for e in rd.flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
-            }
-        }
-    }
+    common::keep_logs(&lab, &keep);
     drop(rt);
 
     let target = args.nodes as f64; // nodes / 1 s default renew period

@@ -283,15 +283,7 @@ fn run_scenario(args: &Args, scenario: Scenario, bin_dir: &Path, lab_exe: &Path)
     let result = measure(args, scenario, &lab, &mut state);
     // Keep the logs of the lab for a look (they are removed with it).
     let keep = std::env::temp_dir().join(format!("ferrolb-bench-bgp-{}", scenario.name()));
-    let _ = std::fs::remove_dir_all(&keep);
-    let _ = std::fs::create_dir_all(&keep);
-    if let Ok(rd) = std::fs::read_dir(lab.log_dir()) {
-        for e in rd.flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
-            }
-        }
-    }
+    common::keep_logs(&lab, &keep);
     let (runs, poll, failures) = result?;
     Ok(ScenarioResult { scenario, runs, poll, failures, load: (load_before, loadavg()) })
 }

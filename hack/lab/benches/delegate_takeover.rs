@@ -26,7 +26,7 @@
 //! Ctrl-C.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -305,16 +305,10 @@ fn run_mode(args: &Args, mode: Mode, bin_dir: &Path, lab_exe: &Path, agent: &Pat
 
 /// Keeps the last lab's logs for a look (they are removed with the lab).
 fn keep_logs(lab: &Lab, mode: Mode) {
-    let keep: PathBuf = std::env::temp_dir().join(format!("ferrolb-bench-delegate-takeover-{}", mode.name()));
-    let _ = std::fs::remove_dir_all(&keep);
-    let _ = std::fs::create_dir_all(&keep);
-    if let Ok(dir) = std::fs::read_dir(lab.log_dir()) {
-        for entry in dir.flatten() {
-            if entry.path().extension().is_some_and(|x| x == "log") {
-                let _ = std::fs::copy(entry.path(), keep.join(entry.file_name()));
-            }
-        }
-    }
+    common::keep_logs(
+        lab,
+        &std::env::temp_dir().join(format!("ferrolb-bench-delegate-takeover-{}", mode.name())),
+    );
 }
 
 fn fmt(v: Option<f64>) -> String {

@@ -388,16 +388,7 @@ fn logs_dir(nodes: u8) -> PathBuf {
 
 /// Copies the lab's process logs out of the lab (they are removed with it).
 fn keep_logs(lab: &Lab, nodes: u8) {
-    let keep = logs_dir(nodes);
-    let _ = std::fs::remove_dir_all(&keep);
-    let _ = std::fs::create_dir_all(&keep);
-    if let Ok(rd) = std::fs::read_dir(lab.log_dir()) {
-        for e in rd.flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
-            }
-        }
-    }
+    common::keep_logs(lab, &logs_dir(nodes));
 }
 
 fn mib(kib: u64) -> f64 {

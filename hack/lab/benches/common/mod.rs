@@ -122,6 +122,19 @@ pub fn start(bench: &str) -> Result<(PathBuf, PathBuf)> {
     Ok(found)
 }
 
+/// Copies the lab's process logs to `keep` (emptied first), for a look after the lab is gone.
+pub fn keep_logs(lab: &Lab, keep: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(keep);
+    let _ = std::fs::create_dir_all(keep);
+    if let Ok(rd) = std::fs::read_dir(lab.log_dir()) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+            }
+        }
+    }
+}
+
 /// Nearest-rank percentile of sorted values.
 #[allow(dead_code)] // not every bench reports percentiles
 pub fn pct(sorted: &[f64], p: f64) -> Option<f64> {
