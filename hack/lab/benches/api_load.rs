@@ -20,6 +20,7 @@
 //! Options (after `--`, or environment): `--services 100,1000` (`FERROLB_BENCH_SERVICES`), `--window
 //! 60s` (`FERROLB_BENCH_WINDOW`), `--nodes 5`, `--announcer-arg=--flag=v` (repeat), `--prefix P`
 //! (default `flbb<pid>a`). Needs root. The lab is removed at the end, on errors and on Ctrl-C.
+//! Under `cargo bench` a missed target exits non-zero (under `cargo test` the smoke run only reports).
 
 use anyhow::{Context, Result, bail};
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
@@ -468,6 +469,10 @@ fn main() -> Result<()> {
         });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("writing {path}"))?;
         eprintln!("JSON written to {path}");
+    }
+    // As a benchmark, a missed target is a failure (a smoke run under `cargo test` only reports).
+    if full_run() && max > target {
+        bail!("MISSED: announcer Lease writes {max:.1}/s > {target:.0}/s");
     }
     Ok(())
 }

@@ -29,7 +29,8 @@
 //! Options (after `--`, or environment): `--runs N` (`FERROLB_BENCH_RUNS`, default 20), `--scenario
 //! a,b` (`FERROLB_BENCH_SCENARIOS`, default all), `--nodes N` (default 3), `--announcer-arg=--flag=v`
 //! (repeat; added to every scenario), `--prefix P` (lab prefix, default `flbb<pid>`). Needs root.
-//! Every lab is removed at the end, on errors and on Ctrl-C.
+//! Every lab is removed at the end, on errors and on Ctrl-C. Under `cargo bench` a missed target
+//! exits non-zero after the table (under `cargo test` the smoke run only reports).
 
 use anyhow::{Context, Result, bail};
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
@@ -520,6 +521,7 @@ fn main() -> Result<()> {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
     let mut json_out = Vec::new();
+    let mut missed = Vec::new();
     for r in &results {
         let (g50, g99, gmax) = stats(r.runs.iter().map(|x| x.gap_ms));
         let (t50, t99, tmax) = stats(r.runs.iter().filter_map(|x| x.takeover_ms));
@@ -529,6 +531,9 @@ fn main() -> Result<()> {
             .target()
             .map(|(a, b)| {
                 let ok = g50.is_some_and(|g| g <= a) && g99.is_some_and(|g| g <= b) && r.failures.is_empty();
+                if !ok {
+                    missed.push(r.scenario.name());
+                }
                 format!("≤ {a:.0} / ≤ {b:.0} ms: {}", if ok { "met" } else { "MISSED" })
             })
             .unwrap_or_default();
@@ -594,6 +599,10 @@ fn main() -> Result<()> {
         });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("writing {path}"))?;
         eprintln!("JSON written to {path}");
+    }
+    // As a benchmark, a missed target is a failure (a smoke run under `cargo test` only reports).
+    if full_run() && !missed.is_empty() {
+        bail!("MISSED: {}", missed.join(", "));
     }
     Ok(())
 }
