@@ -24,8 +24,11 @@
 pub mod cache;
 pub mod convert;
 pub mod datapath;
+mod events;
+mod lease_write;
 mod preflight;
 pub mod spec_condition;
+mod stores;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -33,25 +36,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use ferrolb_api::L2AnnouncementPolicy;
 use ferrolb_api::names::{annotations, events as reasons, leases as lease_names};
-use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
 use ferrolb_proto::server::{
     AnnouncerService, SharedTable, bind_tcp, new_epoch, serve_tcp_listener, serve_unix,
 };
 use ferrolb_proto::table::{Announcement as TableEntry, AnnouncementTable};
 use ferrolb_runtime::admin::Readiness;
-use ferrolb_runtime::election::{ElectionConfig, LeaseRecord, Observed};
-use ferrolb_runtime::lease::{LeaderElector, WritePeriod, apply_record, record_of};
+use ferrolb_runtime::election::{ElectionConfig, LeaseRecord};
+use ferrolb_runtime::lease::{LeaderElector, WritePeriod, record_of};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -59,15 +59,17 @@ use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
 use crate::datapath::{AnnounceSchedule, Link, LinkEvent, Netlink, RtNetlink};
 use crate::delegate::{self as delegation, DelegateTracker};
 use crate::engine::{Engine, EngineConfig, LeaseWrite, Plan, View};
-use crate::lease_state::LeaseObject;
 use crate::liveness::{PeerLiveness, SelfLiveness, api_peer_ready, heartbeat_write_period};
 use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
 use crate::policy::{AddressKey, Policies, ServiceInput, ServiceKey};
 use crate::report::Report;
 
-use cache::{ObjectName, Projected, Snapshot, Wake};
-use convert::{ServiceEntry, SliceEndpoints};
+use cache::{ObjectName, Snapshot};
 pub use datapath::Mode;
+use events::publish_event;
+use lease_write::{lease_patch, new_lease};
+pub(crate) use stores::watch;
+use stores::{HeartbeatBook, Stores};
 
 /// The field manager / Event reporter of the announcer.
 pub const FIELD_MANAGER: &str = "ferrolb-announcer";
@@ -150,155 +152,6 @@ pub enum Error {
     Grpc(#[from] ferrolb_proto::server::ServeError),
     #[error("gRPC over TCP: {0}")]
     GrpcTcp(#[from] ferrolb_proto::server::TcpServeError),
-}
-
-/// The watch caches. Services, EndpointSlices and per-address Leases number in the thousands: of
-/// those only projections are kept (see [`cache`]); Nodes, policies and pools are few and kept whole.
-struct Stores {
-    nodes: Store<Node>,
-    services: Projected<ServiceEntry>,
-    slices: Projected<SliceEndpoints>,
-    policies: Store<L2AnnouncementPolicy>,
-    pools: Store<LoadBalancerIPPool>,
-    /// The per-address Leases' records (node heartbeat Leases go to the [`HeartbeatBook`]).
-    leases: Projected<LeaseRecord>,
-}
-
-/// Starts a reflector; `strip` drops what the announcer never reads before an object is cached (the
-/// caches are most of its memory with thousands of Services).
-pub(crate) fn watch<K>(api: Api<K>, notify: Wake, what: &'static str, strip: fn(&mut K)) -> Store<K>
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default()).default_backoff().modify(strip).reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(error) = event {
-                tracing::warn!(what, %error, "watch failed; retrying");
-            }
-            notify.wake();
-        }
-    });
-    reader
-}
-
-/// Node heartbeat Leases as observed when their watch events arrived (lease name -> observation and
-/// report annotation). Renewals are recorded here by the watch task itself, at receipt, and do not
-/// wake the decision loop: a renewal changes no decision, only how long its node stays alive, and
-/// the loop wakes by itself when a holder could die ([`Plan::wake_at`]).
-#[derive(Clone, Default)]
-struct HeartbeatBook(Arc<std::sync::Mutex<HashMap<String, Sighting>>>);
-
-/// A heartbeat Lease as last observed, with its report annotation.
-type Sighting = (Observed, Option<String>);
-
-impl HeartbeatBook {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sighting>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Records one heartbeat Lease as seen now; whether the loop must decide again (a new Lease, a new
-    /// holder or a new report).
-    fn note(&self, lease: &Lease, now: Instant) -> bool {
-        let Some(name) = lease.metadata.name.clone() else { return false };
-        let report =
-            lease.metadata.annotations.as_ref().and_then(|a| a.get(annotations::ANNOUNCER_STATE)).cloned();
-        let record = record_of(lease);
-        let mut book = self.lock();
-        let previous = book.remove(&name);
-        let wake =
-            previous.as_ref().is_none_or(|(o, r)| o.record.holder() != record.holder() || *r != report);
-        let observed = Observed::note(previous.map(|(o, _)| o), record, now);
-        book.insert(name, (observed, report));
-        wake
-    }
-
-    fn forget(&self, name: &str) {
-        self.lock().remove(name);
-    }
-
-    fn get(&self, name: &str) -> Option<Sighting> {
-        self.lock().get(name).cloned()
-    }
-}
-
-fn watch_leases(api: Api<Lease>, notify: Wake, book: HeartbeatBook) -> Projected<LeaseRecord> {
-    let project = |lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
-    let observe = move |event: &watcher::Event<Lease>| match event {
-        watcher::Event::Apply(lease) | watcher::Event::InitApply(lease) if is_heartbeat(lease) => {
-            book.note(lease, Instant::now())
-        }
-        watcher::Event::Delete(lease) if is_heartbeat(lease) => {
-            book.forget(lease.metadata.name.as_deref().unwrap_or_default());
-            true
-        }
-        // Address Leases wake the loop when their record changes (the cache tells); other Leases of
-        // the namespace (the IPAM controller's, anyone's) decide nothing.
-        _ => false,
-    };
-    Projected::spawn(api, "leases", notify, project, observe)
-}
-
-fn is_address_lease(lease: &Lease) -> bool {
-    lease.metadata.name.as_deref().is_some_and(|n| n.starts_with(ADDRESS_LEASE_PREFIX))
-}
-
-fn is_heartbeat(lease: &Lease) -> bool {
-    lease.metadata.name.as_deref().is_some_and(|n| n.starts_with(HEARTBEAT_LEASE_PREFIX))
-}
-
-impl Stores {
-    /// Starts the caches; those BGP mode reads too wake `bgp` as well as the decision loop.
-    fn start(
-        client: &Client,
-        namespace: &str,
-        notify: &Arc<Notify>,
-        bgp: &Arc<Notify>,
-        book: &HeartbeatBook,
-    ) -> Self {
-        let l2 = Wake::new([notify.clone()]);
-        let both = Wake::new([notify.clone(), bgp.clone()]);
-        Self {
-            nodes: watch(Api::all(client.clone()), both.clone(), "nodes", convert::strip_node),
-            services: Projected::spawn(
-                Api::all(client.clone()),
-                "services",
-                both.clone(),
-                convert::service_entry,
-                |_| false,
-            ),
-            slices: Projected::spawn(
-                Api::all(client.clone()),
-                "endpointslices",
-                both.clone(),
-                convert::slice_endpoints,
-                |_| false,
-            ),
-            policies: watch(Api::all(client.clone()), l2.clone(), "l2announcementpolicies", |p| {
-                p.metadata.managed_fields = None
-            }),
-            pools: watch(Api::all(client.clone()), both, "loadbalancerippools", |p| {
-                p.metadata.managed_fields = None
-            }),
-            leases: watch_leases(Api::namespaced(client.clone(), namespace), l2, book.clone()),
-        }
-    }
-
-    /// Returns once every cache has listed. The only task that may wait on these `Store`s: kube's
-    /// `Store::wait_until_ready` wakes one waiter only (BGP mode waits on this one's outcome).
-    async fn wait_until_ready(&self) {
-        let _ = tokio::join!(
-            self.nodes.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.slices.wait_until_ready(),
-            self.policies.wait_until_ready(),
-            self.pools.wait_until_ready(),
-            self.leases.wait_until_ready(),
-        );
-    }
 }
 
 /// The outcome of one Lease write, back in the loop.
@@ -1368,133 +1221,5 @@ impl Announcer {
                 api.patch(&name, &pp, &Patch::Merge(&patch)).await.map(|_| text).map_err(|e| e.to_string());
             let _ = tx.send(result).await;
         });
-    }
-}
-
-/// Creates one `events.k8s.io/v1` Event about `reference`.
-async fn publish_event(
-    client: &Client,
-    reporter: &Reporter,
-    event: &Event,
-    reference: &ObjectReference,
-) -> Result<(), kube::Error> {
-    use k8s_openapi::api::events::v1::Event as K8sEvent;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-    let namespace = reference.namespace.clone().unwrap_or_else(|| "default".into());
-    let object = K8sEvent {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}.", reference.name.as_deref().unwrap_or("ferrolb"))),
-            namespace: Some(namespace.clone()),
-            ..Default::default()
-        },
-        event_time: Some(MicroTime(Timestamp::now())),
-        action: Some(event.action.clone()),
-        reason: Some(event.reason.clone()),
-        note: event.note.clone(),
-        type_: Some(match event.type_ {
-            EventType::Normal => "Normal".into(),
-            EventType::Warning => "Warning".into(),
-        }),
-        regarding: Some(reference.clone()),
-        reporting_controller: Some(reporter.controller.clone()),
-        reporting_instance: reporter.instance.clone(),
-        ..Default::default()
-    };
-    let api: Api<K8sEvent> = Api::namespaced(client.clone(), &namespace);
-    metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "create").increment(1);
-    api.create(&PostParams::default(), &object).await.map(|_| ())
-}
-
-/// A new per-address Lease.
-fn new_lease(namespace: &str, object: &LeaseObject) -> Lease {
-    let mut lease = ferrolb_runtime::lease::new_lease(namespace, &object.name, &object.record);
-    lease.metadata.labels = Some(object.labels.clone());
-    lease.metadata.annotations = Some(object.annotations.clone());
-    lease
-}
-
-/// A JSON merge patch that writes `object` over the version it was decided on: the
-/// `resourceVersion` it carries makes the API server refuse it (409) if the Lease changed meanwhile,
-/// like an update, while fields others set on the Lease stay as they are (the announcer's caches
-/// keep only the election record, not the whole object an update would need).
-fn lease_patch(object: &LeaseObject) -> serde_json::Value {
-    let mut lease = Lease::default();
-    apply_record(&mut lease, &object.record);
-    let mut spec = serde_json::to_value(lease.spec.unwrap_or_default()).unwrap_or_default();
-    if let Some(spec) = spec.as_object_mut() {
-        // A merge patch removes a field only where it says null (a release clears the holder).
-        for field in ["holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime"] {
-            spec.entry(field).or_insert(serde_json::Value::Null);
-        }
-    }
-    let mut annots = serde_json::Map::new();
-    annots.insert(annotations::HEARTBEAT_LEASE.to_owned(), serde_json::Value::Null);
-    for (k, v) in &object.annotations {
-        annots.insert(k.clone(), v.clone().into());
-    }
-    serde_json::json!({
-        "metadata": {
-            "resourceVersion": object.record.resource_version,
-            "labels": object.labels,
-            "annotations": annots,
-        },
-        "spec": spec,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lease_state::lease_object;
-
-    fn key() -> AddressKey {
-        AddressKey::new(ServiceKey::new("default", "web"), "198.51.100.130".parse().unwrap())
-    }
-
-    #[test]
-    fn a_lease_patch_is_conditioned_and_clears_what_a_release_drops() {
-        let wall = Timestamp::from_second(1_800_000_000).unwrap();
-        let held = LeaseRecord {
-            holder: Some("node-a".into()),
-            lease_duration: Some(Duration::from_secs(15)),
-            acquire_time: Some(wall),
-            renew_time: Some(wall),
-            transitions: 3,
-            resource_version: Some("41".into()),
-        };
-        let patch = lease_patch(&lease_object(&key(), held.clone()));
-        assert_eq!(patch["metadata"]["resourceVersion"], "41");
-        assert_eq!(patch["metadata"]["labels"]["ferrolb.io/service-name"], "web");
-        assert_eq!(patch["metadata"]["annotations"][annotations::HEARTBEAT_LEASE], "ferrolb-node-node-a");
-        assert_eq!(patch["spec"]["holderIdentity"], "node-a");
-        assert_eq!(patch["spec"]["leaseDurationSeconds"], 15);
-        assert_eq!(patch["spec"]["leaseTransitions"], 3);
-        // Applied to the Lease it was decided on, the patch yields the record it carries.
-        let mut lease = new_lease("ferrolb-system", &lease_object(&key(), held.clone()));
-        lease.metadata.resource_version = Some("41".into());
-        let mut value = serde_json::to_value(&lease).unwrap();
-        json_patch::merge(&mut value, &patch);
-        assert_eq!(record_of(&serde_json::from_value(value).unwrap()), held);
-
-        let released =
-            LeaseRecord { resource_version: Some("42".into()), transitions: 3, ..Default::default() };
-        let patch = lease_patch(&lease_object(&key(), released));
-        assert!(patch["spec"]["holderIdentity"].is_null() && patch["spec"].get("holderIdentity").is_some());
-        assert!(patch["spec"]["renewTime"].is_null() && patch["spec"].get("renewTime").is_some());
-        assert!(patch["metadata"]["annotations"][annotations::HEARTBEAT_LEASE].is_null());
-        assert!(patch["metadata"]["annotations"].get(annotations::HEARTBEAT_LEASE).is_some());
-    }
-
-    #[test]
-    fn a_new_lease_carries_no_resource_version() {
-        let record = LeaseRecord {
-            holder: Some("node-a".into()),
-            resource_version: Some("7".into()),
-            ..Default::default()
-        };
-        let lease = new_lease("ferrolb-system", &lease_object(&key(), record));
-        assert_eq!(lease.metadata.resource_version, None);
-        assert_eq!(lease.metadata.namespace.as_deref(), Some("ferrolb-system"));
-        assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("node-a"));
     }
 }
