@@ -24,6 +24,7 @@
 pub mod cache;
 pub mod convert;
 pub mod datapath;
+mod delegate_sync;
 mod events;
 mod lease_write;
 mod preflight;
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ferrolb_api::L2AnnouncementPolicy;
-use ferrolb_api::names::{annotations, events as reasons, leases as lease_names};
+use ferrolb_api::names::{annotations, leases as lease_names};
 use ferrolb_proto::server::{
     AnnouncerService, SharedTable, bind_tcp, new_epoch, serve_tcp_listener, serve_unix,
 };
@@ -51,7 +52,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Reporter};
+use kube::runtime::events::{Event, Reporter};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +65,7 @@ use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
 use crate::policy::{AddressKey, Policies, ServiceInput, ServiceKey};
 use crate::report::Report;
 
-use cache::{ObjectName, Snapshot};
+use cache::Snapshot;
 pub use datapath::Mode;
 use events::publish_event;
 use lease_write::{lease_patch, new_lease};
@@ -973,195 +974,6 @@ impl Announcer {
             }
         }
         self.table.update(|t| t.reset(by_ip.into_values()));
-    }
-
-    fn emit_events(&mut self, plan: &Plan, services: &[Arc<ServiceInput>], nodes: &[NodeState]) {
-        let now = Instant::now();
-        let me = self.me().to_owned();
-        let mut answering: BTreeMap<AddressKey, Vec<String>> = BTreeMap::new();
-        for a in plan.addresses.iter().filter(|a| a.answering) {
-            answering.insert(a.key.clone(), a.interfaces.clone());
-        }
-        let mut events: Vec<(AddressKey, EventType, &'static str, String)> = Vec::new();
-        for (key, ifaces) in &answering {
-            if self.answering.get(key) != Some(ifaces) {
-                let msg = format!("{me} announces {} on {}", key.address, ifaces.join(", "));
-                events.push((key.clone(), EventType::Normal, reasons::ANNOUNCING, msg));
-            }
-        }
-        let existing: HashSet<&ServiceKey> = services.iter().map(|s| &s.key).collect();
-        for key in self.answering.keys() {
-            if !answering.contains_key(key) && existing.contains(&key.service) {
-                let holder = plan
-                    .addresses
-                    .iter()
-                    .find(|a| &a.key == key)
-                    .and_then(|a| a.holder.clone())
-                    .map_or_else(|| "no holder yet".to_owned(), |h| format!("now held by {h}"));
-                let msg = format!("{me} stopped announcing {} ({holder})", key.address);
-                events.push((key.clone(), EventType::Normal, reasons::NOT_ANNOUNCING, msg));
-            }
-        }
-        self.answering = answering;
-        let reporter = self.is_reporter(nodes);
-        let mut why_now = HashMap::new();
-        for a in &plan.addresses {
-            if let Some(why) = &a.why_none {
-                if reporter && self.why_none.get(&a.key) != Some(why) {
-                    let msg = format!("nobody announces {}: {why}", a.key.address);
-                    events.push((a.key.clone(), EventType::Warning, reasons::NOT_ANNOUNCING, msg));
-                }
-                why_now.insert(a.key.clone(), why.clone());
-            }
-        }
-        self.why_none = why_now;
-        for (key, type_, reason, note) in events {
-            self.send_event(&key, type_, reason, note, now);
-        }
-        if self.last_event.len() > 4 * (plan.addresses.len() + 16) {
-            let interval = self.settings.event_interval;
-            self.last_event.retain(|_, t| now < *t + interval);
-        }
-    }
-
-    /// Queues one Event about `key`'s Service.
-    fn send_event(
-        &mut self,
-        key: &AddressKey,
-        type_: EventType,
-        reason: &'static str,
-        note: String,
-        now: Instant,
-    ) {
-        {
-            // Warnings repeat while the cause lasts and are limited per (address, reason); the
-            // Normal Events mark changes of this node's own answering and all go out (so they need
-            // no entry here: 10,000 addresses taken over would otherwise keep 10,000 entries).
-            if type_ == EventType::Warning {
-                let slot = (key.clone(), reason);
-                if self.last_event.get(&slot).is_some_and(|t| now < *t + self.settings.event_interval) {
-                    return;
-                }
-                self.last_event.insert(slot, now);
-            }
-            let uid = self
-                .stores
-                .services
-                .get(&ObjectName::new(&key.service.namespace, &key.service.name))
-                .and_then(|s| s.uid);
-            let reference = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Service".into()),
-                namespace: Some(key.service.namespace.clone()),
-                name: Some(key.service.name.clone()),
-                uid,
-                ..Default::default()
-            };
-            let event = Event {
-                type_,
-                reason: reason.into(),
-                note: Some(note),
-                action: "Announce".into(),
-                secondary: None,
-            };
-            if self.events_tx.try_send((event, reference)).is_err() {
-                metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(1);
-            }
-        }
-    }
-
-    /// Delegate mode: the pairs this node answers for, as the table shows them to the agent, go to
-    /// the tracker; overdue reports become warnings; the table shows each address's state. Returns
-    /// when the next report falls overdue.
-    fn sync_delegate(&mut self, now: Instant) -> Option<Instant> {
-        let tracker = self.delegate.as_mut()?;
-        let held: Vec<(delegation::Pair, u64)> = {
-            let table = self.table.read();
-            let filter = ferrolb_proto::Filter { only_local: true, ..Default::default() };
-            table
-                .snapshot(&filter)
-                .entries
-                .iter()
-                .flat_map(|entry| {
-                    let ip = entry.announcement.ip;
-                    entry.announcement.interfaces.iter().map(move |i| ((ip, i.clone()), entry.revision))
-                })
-                .collect()
-        };
-        tracker.set_held(held, now);
-        let actions = tracker.expire(now);
-        let next = tracker.next_deadline();
-        self.delegate_actions(actions, now);
-        next
-    }
-
-    /// A programming report the table accepted.
-    fn agent_report(&mut self, report: &ferrolb_proto::ProgrammingReport) {
-        let Some(tracker) = self.delegate.as_mut() else { return };
-        let actions =
-            tracker.report(report.ip, &report.interface, report.ok, &report.error_message, report.revision);
-        self.delegate_actions(actions, Instant::now());
-    }
-
-    /// Carries out the tracker's decisions, then shows its states in the table and the gauge.
-    fn delegate_actions(&mut self, actions: Vec<delegation::Action>, now: Instant) {
-        for action in actions {
-            match action {
-                delegation::Action::Announce { ip, interface } => {
-                    self.driver.agent_programmed(ip, &interface)
-                }
-                delegation::Action::Warn { ip, interface, failure } => {
-                    metrics::counter!(crate::metrics::DELEGATE_FAILURES, "reason" => failure.metric_label())
-                        .increment(1);
-                    let note = failure.message(ip, &interface);
-                    tracing::warn!(%ip, %interface, "{note}");
-                    let services = self
-                        .table
-                        .read()
-                        .get(ip)
-                        .map(|e| e.announcement.services.clone())
-                        .unwrap_or_default();
-                    for service in services {
-                        let key = AddressKey::new(ServiceKey::new(&service.namespace, &service.name), ip);
-                        self.send_event(
-                            &key,
-                            EventType::Warning,
-                            reasons::PROGRAMMING_FAILED,
-                            note.clone(),
-                            now,
-                        );
-                    }
-                }
-            }
-        }
-        let Some(tracker) = &self.delegate else { return };
-        let states = tracker.programming();
-        metrics::gauge!(crate::metrics::DELEGATE_UNPROGRAMMED).set(tracker.unprogrammed() as f64);
-        self.table.update(|table| {
-            let local: Vec<IpAddr> = table
-                .snapshot(&ferrolb_proto::Filter { only_local: true, ..Default::default() })
-                .entries
-                .iter()
-                .map(|e| e.announcement.ip)
-                .collect();
-            for ip in local {
-                table.set_programming(ip, states.get(&ip).cloned());
-            }
-        });
-    }
-
-    /// The count of WatchAnnouncements streams changed.
-    fn watchers_changed(&mut self, open: usize) {
-        metrics::gauge!(crate::metrics::GRPC_WATCHERS).set(open as f64);
-        if self.delegate.is_some() {
-            let detail = delegation::agent_detail(open);
-            if detail.is_some() {
-                tracing::warn!("delegate mode: no CNI agent follows the announcement table");
-            } else {
-                tracing::info!(streams = open, "delegate mode: a CNI agent follows the announcement table");
-            }
-            self.readiness.set_detail(detail);
-        }
     }
 
     /// Sets each policy's `ferrolb.io/InvalidSpec` condition (True with every problem, or False) when
