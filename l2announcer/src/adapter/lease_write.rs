@@ -1,10 +1,13 @@
-//! The per-address Lease objects the announcer writes: a new one, or a conditioned merge patch.
+//! The per-address Lease writes: starting one (a new Lease, or a merge patch conditioned on the
+//! version decided on), and taking its outcome back into the loop's state.
 
 use ferrolb_api::names::annotations;
 use ferrolb_runtime::lease::apply_record;
 use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::lease_state::LeaseObject;
+
+use super::*;
 
 /// A new per-address Lease.
 pub(super) fn new_lease(namespace: &str, object: &LeaseObject) -> Lease {
@@ -41,6 +44,130 @@ pub(super) fn lease_patch(object: &LeaseObject) -> serde_json::Value {
         },
         "spec": spec,
     })
+}
+
+impl Announcer {
+    pub(super) fn write_done(&mut self, done: WriteDone) {
+        self.in_flight.remove(&done.name);
+        let elapsed = done.started.elapsed();
+        metrics::histogram!(crate::metrics::LEASE_WRITE_SECONDS).record(elapsed.as_secs_f64());
+        match done.result {
+            Outcome::Deleted => {
+                self.overlay.remove(&done.name);
+            }
+            Outcome::Written(record) => {
+                tracing::debug!(lease = %done.name, holder = ?record.holder(), ?elapsed, "lease written");
+                if let Some((node, mut notice)) = done.notify {
+                    notice.lease_resource_version = record.resource_version.clone().unwrap_or_default();
+                    metrics::counter!(crate::metrics::TAKEOVERS).increment(1);
+                    if let Some(hub) = &self.hub {
+                        hub.notify_takeover(&node, notice);
+                    }
+                }
+                if done.handover {
+                    metrics::counter!(crate::metrics::HANDOVERS).increment(1);
+                }
+                if let Some(since) = done.free_since {
+                    metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
+                        .record(since.elapsed().as_secs_f64());
+                }
+                self.overlay.insert(done.name, (done.pre_rv, *record));
+            }
+            Outcome::Failed(error) => {
+                let failure = ferrolb_runtime::api_error::ApiFailure::of(&error);
+                let conflict = failure == ferrolb_runtime::api_error::ApiFailure::Conflict;
+                if conflict {
+                    tracing::debug!(lease = %done.name, "lease changed meanwhile (409); deciding again");
+                } else {
+                    tracing::warn!(lease = %done.name, %error, "lease write failed; retrying");
+                }
+                // A refusal (400, 403, 422) will not change by retrying soon: back off long, so a
+                // bad object costs one write per half minute, not one per second.
+                let refused = failure == ferrolb_runtime::api_error::ApiFailure::Refused;
+                let backoff = if conflict {
+                    CONFLICT_BACKOFF
+                } else if refused {
+                    Duration::from_secs(30)
+                } else {
+                    CONFLICT_BACKOFF * 5
+                };
+                self.blocked.insert(done.name, (done.pre_rv, Instant::now() + backoff));
+            }
+        }
+    }
+
+    /// Starts one Lease write unless one is in flight for it or it is backing off after a
+    /// conflict; returns when to retry a blocked one.
+    pub(super) fn start_write(
+        &mut self,
+        write: &LeaseWrite,
+        leases: &BTreeMap<String, LeaseRecord>,
+        now: Instant,
+    ) -> Option<Instant> {
+        let name = write.name.clone();
+        if self.in_flight.contains(&name) {
+            return None;
+        }
+        // At most MAX_PENDING_WRITES writes exist at once (`write_concurrency` of them running):
+        // the rest are decided again in a later round, so tens of thousands of pending writes never
+        // pile up in memory, and each goes out with the freshest decision.
+        if self.in_flight.len() >= MAX_PENDING_WRITES {
+            return None;
+        }
+        let current_rv = leases.get(&name).and_then(|r| r.resource_version.clone());
+        if let Some((rv, until)) = self.blocked.get(&name) {
+            if *rv == current_rv && now < *until {
+                return Some(*until);
+            }
+            self.blocked.remove(&name);
+        }
+        let object = write.object();
+        let notify = write.notify.clone().map(|node| {
+            (
+                node,
+                Takeover {
+                    namespace: write.key.service.namespace.clone(),
+                    service: write.key.service.name.clone(),
+                    address: write.key.address,
+                    new_holder: self.settings.node.clone(),
+                    lease_resource_version: String::new(),
+                    replaced_resource_version: write.record.resource_version.clone().unwrap_or_default(),
+                },
+            )
+        });
+        tracing::info!(
+            lease = %name,
+            holder = write.record.holder().unwrap_or(""),
+            handover = write.handover,
+            create = write.create,
+            "writing lease"
+        );
+        self.in_flight.insert(name.clone());
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let tx = self.writes_tx.clone();
+        let slots = self.write_slots.clone();
+        let create = write.create;
+        let handover = write.handover;
+        let pre_rv = if create { None } else { write.record.resource_version.clone() };
+        let namespace = self.settings.namespace.clone();
+        let free_since = write.free_since;
+        tokio::spawn(async move {
+            let _permit = slots.acquire_owned().await;
+            let started = Instant::now();
+            let result = if create {
+                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "create").increment(1);
+                let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                api.create(&pp, &new_lease(&namespace, &object)).await
+            } else {
+                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "patch").increment(1);
+                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                api.patch(&name, &pp, &Patch::Merge(lease_patch(&object))).await
+            };
+            let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(record_of(&l))));
+            let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started, free_since }).await;
+        });
+        None
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,13 @@
 //!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
 //! - Preflight ([`preflight`]) runs beside the loop once the caches are listed, every
 //!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
+//!
+//! The loop's parts, each an `impl Announcer` or functions of its own: the caches ([`stores`]),
+//! Lease writes and their outcomes ([`lease_write`]), Events ([`events`]), what one node writes for
+//! the cluster ([`cluster_status`]), delegate mode ([`delegate_sync`]).
 
 pub mod cache;
+mod cluster_status;
 pub mod convert;
 pub mod datapath;
 mod delegate_sync;
@@ -68,7 +73,6 @@ use crate::report::Report;
 use cache::Snapshot;
 pub use datapath::Mode;
 use events::publish_event;
-use lease_write::{lease_patch, new_lease};
 pub(crate) use stores::watch;
 use stores::{HeartbeatBook, Stores};
 
@@ -562,55 +566,6 @@ impl Announcer {
         }
     }
 
-    fn write_done(&mut self, done: WriteDone) {
-        self.in_flight.remove(&done.name);
-        let elapsed = done.started.elapsed();
-        metrics::histogram!(crate::metrics::LEASE_WRITE_SECONDS).record(elapsed.as_secs_f64());
-        match done.result {
-            Outcome::Deleted => {
-                self.overlay.remove(&done.name);
-            }
-            Outcome::Written(record) => {
-                tracing::debug!(lease = %done.name, holder = ?record.holder(), ?elapsed, "lease written");
-                if let Some((node, mut notice)) = done.notify {
-                    notice.lease_resource_version = record.resource_version.clone().unwrap_or_default();
-                    metrics::counter!(crate::metrics::TAKEOVERS).increment(1);
-                    if let Some(hub) = &self.hub {
-                        hub.notify_takeover(&node, notice);
-                    }
-                }
-                if done.handover {
-                    metrics::counter!(crate::metrics::HANDOVERS).increment(1);
-                }
-                if let Some(since) = done.free_since {
-                    metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
-                        .record(since.elapsed().as_secs_f64());
-                }
-                self.overlay.insert(done.name, (done.pre_rv, *record));
-            }
-            Outcome::Failed(error) => {
-                let failure = ferrolb_runtime::api_error::ApiFailure::of(&error);
-                let conflict = failure == ferrolb_runtime::api_error::ApiFailure::Conflict;
-                if conflict {
-                    tracing::debug!(lease = %done.name, "lease changed meanwhile (409); deciding again");
-                } else {
-                    tracing::warn!(lease = %done.name, %error, "lease write failed; retrying");
-                }
-                // A refusal (400, 403, 422) will not change by retrying soon: back off long, so a
-                // bad object costs one write per half minute, not one per second.
-                let refused = failure == ferrolb_runtime::api_error::ApiFailure::Refused;
-                let backoff = if conflict {
-                    CONFLICT_BACKOFF
-                } else if refused {
-                    Duration::from_secs(30)
-                } else {
-                    CONFLICT_BACKOFF * 5
-                };
-                self.blocked.insert(done.name, (done.pre_rv, Instant::now() + backoff));
-            }
-        }
-    }
-
     /// The per-address Lease records: the watch cache with our confirmed writes on top.
     fn address_leases(&mut self) -> Arc<BTreeMap<String, LeaseRecord>> {
         let mut records = self
@@ -809,152 +764,6 @@ impl Announcer {
         wake
     }
 
-    /// Starts one Lease write unless one is in flight for it or it is backing off after a
-    /// conflict; returns when to retry a blocked one.
-    fn start_write(
-        &mut self,
-        write: &LeaseWrite,
-        leases: &BTreeMap<String, LeaseRecord>,
-        now: Instant,
-    ) -> Option<Instant> {
-        let name = write.name.clone();
-        if self.in_flight.contains(&name) {
-            return None;
-        }
-        // At most MAX_PENDING_WRITES writes exist at once (`write_concurrency` of them running):
-        // the rest are decided again in a later round, so tens of thousands of pending writes never
-        // pile up in memory, and each goes out with the freshest decision.
-        if self.in_flight.len() >= MAX_PENDING_WRITES {
-            return None;
-        }
-        let current_rv = leases.get(&name).and_then(|r| r.resource_version.clone());
-        if let Some((rv, until)) = self.blocked.get(&name) {
-            if *rv == current_rv && now < *until {
-                return Some(*until);
-            }
-            self.blocked.remove(&name);
-        }
-        let object = write.object();
-        let notify = write.notify.clone().map(|node| {
-            (
-                node,
-                Takeover {
-                    namespace: write.key.service.namespace.clone(),
-                    service: write.key.service.name.clone(),
-                    address: write.key.address,
-                    new_holder: self.settings.node.clone(),
-                    lease_resource_version: String::new(),
-                    replaced_resource_version: write.record.resource_version.clone().unwrap_or_default(),
-                },
-            )
-        });
-        tracing::info!(
-            lease = %name,
-            holder = write.record.holder().unwrap_or(""),
-            handover = write.handover,
-            create = write.create,
-            "writing lease"
-        );
-        self.in_flight.insert(name.clone());
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
-        let tx = self.writes_tx.clone();
-        let slots = self.write_slots.clone();
-        let create = write.create;
-        let handover = write.handover;
-        let pre_rv = if create { None } else { write.record.resource_version.clone() };
-        let namespace = self.settings.namespace.clone();
-        let free_since = write.free_since;
-        tokio::spawn(async move {
-            let _permit = slots.acquire_owned().await;
-            let started = Instant::now();
-            let result = if create {
-                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "create").increment(1);
-                let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-                api.create(&pp, &new_lease(&namespace, &object)).await
-            } else {
-                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "patch").increment(1);
-                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-                api.patch(&name, &pp, &Patch::Merge(lease_patch(&object))).await
-            };
-            let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(record_of(&l))));
-            let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started, free_since }).await;
-        });
-        None
-    }
-
-    /// Deletes per-address Leases nothing announces any more: their holder does it (or, for a Lease
-    /// nobody holds, the node that reports Events), conditioned on the version read.
-    fn collect_garbage(&mut self, plan: &Plan, leases: &BTreeMap<String, LeaseRecord>, nodes: &[NodeState]) {
-        if self.shutting_down {
-            return;
-        }
-        let wanted: HashSet<String> = plan
-            .addresses
-            .iter()
-            .map(|a| {
-                lease_names::service_address(&a.key.service.namespace, &a.key.service.name, a.key.address)
-            })
-            .collect();
-        let reporter = self.is_reporter(nodes);
-        for (name, record) in leases {
-            if self.in_flight.len() >= MAX_PENDING_WRITES {
-                break;
-            }
-            if wanted.contains(name) || self.in_flight.contains(name) {
-                continue;
-            }
-            let mine = match record.holder() {
-                Some(h) => h == self.me(),
-                None => reporter,
-            };
-            if !mine {
-                continue;
-            }
-            self.in_flight.insert(name.clone());
-            let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
-            let name = name.clone();
-            let rv = record.resource_version.clone();
-            let tx = self.writes_tx.clone();
-            tokio::spawn(async move {
-                let dp = DeleteParams {
-                    preconditions: Some(Preconditions { resource_version: rv.clone(), uid: None }),
-                    ..Default::default()
-                };
-                metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "delete").increment(1);
-                let started = Instant::now();
-                let result = match api.delete(&name, &dp).await {
-                    Ok(_) => {
-                        tracing::info!(lease = %name, "deleted the Lease of an address nothing announces");
-                        Outcome::Deleted
-                    }
-                    Err(e) => Outcome::Failed(e),
-                };
-                let _ = tx
-                    .send(WriteDone {
-                        name,
-                        pre_rv: rv,
-                        result,
-                        notify: None,
-                        handover: false,
-                        started,
-                        free_since: None,
-                    })
-                    .await;
-            });
-        }
-    }
-
-    /// The node that reports cluster-wide facts (Events about addresses nobody can announce, garbage
-    /// nobody holds): the first ready node by name, so exactly one does.
-    fn is_reporter(&self, nodes: &[NodeState]) -> bool {
-        nodes
-            .iter()
-            .filter(|n| n.announcer.as_ref().is_some_and(|a| a.ready))
-            .map(|n| n.node.name.as_str())
-            .min()
-            .is_some_and(|n| n == self.me())
-    }
-
     fn update_table(&mut self, plan: &Plan, leases: &BTreeMap<String, LeaseRecord>) {
         let mut by_ip: BTreeMap<IpAddr, TableEntry> = BTreeMap::new();
         for status in &plan.addresses {
@@ -974,64 +783,5 @@ impl Announcer {
             }
         }
         self.table.update(|t| t.reset(by_ip.into_values()));
-    }
-
-    /// Sets each policy's `ferrolb.io/InvalidSpec` condition (True with every problem, or False) when
-    /// it differs from what the policy shows. Only the reporter node writes it.
-    fn write_policy_status(&mut self, policies: &Policies) {
-        for policy in self.stores.policies.state() {
-            let Some(name) = policy.metadata.name.clone() else { continue };
-            if self.policy_writes.contains(&name) {
-                continue;
-            }
-            let problems: Vec<String> =
-                policies.errors_of(&name).map(|e| format!("{}: {}", e.field, e.message)).collect();
-            let current = policy.status.as_ref().and_then(|s| spec_condition::current(&s.conditions));
-            let Some(condition) =
-                spec_condition::invalid_spec(current, &problems, policy.metadata.generation)
-            else {
-                continue;
-            };
-            if !problems.is_empty() {
-                let message = problems.join("; ");
-                tracing::warn!(policy = %name, %message, "L2AnnouncementPolicy not used: invalid spec");
-            }
-            self.policy_writes.insert(name.clone());
-            let api: Api<L2AnnouncementPolicy> = Api::all(self.client.clone());
-            let tx = self.policy_tx.clone();
-            tokio::spawn(async move {
-                let patch = serde_json::json!({"status": {"conditions": [condition]}});
-                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-                if let Err(error) = api.patch_status(&name, &pp, &Patch::Merge(&patch)).await {
-                    tracing::warn!(policy = %name, %error, "writing the policy status failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                let _ = tx.send(name).await;
-            });
-        }
-    }
-
-    /// Patches this node's report onto its heartbeat Lease when it changed.
-    fn publish_report(&mut self, own: &Report) {
-        let text = own.encode();
-        if self.publishing || self.published.as_deref() == Some(text.as_str()) {
-            return;
-        }
-        let name = lease_names::node_heartbeat(self.me());
-        if self.heartbeats.get(&name).is_none() {
-            return;
-        }
-        self.publishing = true;
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
-        let tx = self.publish_tx.clone();
-        tokio::spawn(async move {
-            let patch =
-                serde_json::json!({"metadata": {"annotations": {annotations::ANNOUNCER_STATE: text}}});
-            let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-            metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "patch").increment(1);
-            let result =
-                api.patch(&name, &pp, &Patch::Merge(&patch)).await.map(|_| text).map_err(|e| e.to_string());
-            let _ = tx.send(result).await;
-        });
     }
 }
