@@ -21,9 +21,9 @@
 //! - Preflight ([`preflight`]) runs beside the loop once the caches are listed, every
 //!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
 //!
-//! The loop's parts, each an `impl Announcer` or functions of its own: the caches ([`stores`]),
-//! Lease writes and their outcomes ([`lease_write`]), Events ([`events`]), what one node writes for
-//! the cluster ([`cluster_status`]), delegate mode ([`delegate_sync`]).
+//! The loop's parts, each an `impl Announcer` or functions of its own: the caches (`stores`),
+//! Lease writes and their outcomes (`lease_write`), Events (`events`), what one node writes for
+//! the cluster (`cluster_status`), delegate mode (`delegate_sync`).
 
 pub mod cache;
 mod cluster_status;
