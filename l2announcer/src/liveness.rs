@@ -190,6 +190,63 @@ pub fn monitors(members: &[String], node: &str) -> Vec<String> {
     (1..=k).map(|i| members[(at + i) % members.len()].clone()).collect()
 }
 
+/// Whom a monitor's heartbeats go to while it reports silences, besides its own monitors
+/// ([`dissemination`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dissemination {
+    /// Every announcer: a majority of a silent node's monitors reports it, so any observer that
+    /// hears them can decide its death ([`quorum_silent_at`]) and must be told.
+    pub everyone: bool,
+    /// The other monitors of each node reported silent by fewer than a majority of its monitors:
+    /// they are the ones whose reports can make that majority, so they are told first.
+    pub monitors: std::collections::BTreeSet<String>,
+}
+
+/// Whom to tell about this node's silences. `reported` has, per member this node reports silent,
+/// that member's monitors (this node among them) and how many of them report it now (this node
+/// counted, and every other monitor whose fresh heartbeat lists it).
+///
+/// Why not every announcer at once: at 100 announcers a broadcast is 99 heartbeats (and 99 acks) per
+/// interval per report, and a report that only one monitor makes (a late read on a starved machine,
+/// a single lost path) can never become a quorum: no observer can count a majority from it. So a
+/// lone report goes only to the silent node's other monitors (SWIM-style: piggybacked on
+/// heartbeats, at most `MONITORS - 1` extra datagrams), which count it with their own; only once a
+/// majority of them reports the node do they tell everyone, which is when any observer can decide.
+/// The quorum rule itself is unchanged: each observer still counts the direct reports of a majority.
+pub fn dissemination<'a>(
+    me: &str,
+    reported: impl IntoIterator<Item = (&'a [String], usize)>,
+) -> Dissemination {
+    let mut d = Dissemination::default();
+    for (monitors, reporting) in reported {
+        if reporting >= majority(monitors.len() + 1) {
+            d.everyone = true;
+        } else {
+            d.monitors.extend(monitors.iter().filter(|m| *m != me).cloned());
+        }
+    }
+    d
+}
+
+/// Whether a timer set for `scheduled` that fired at `fired` was late by more than `margin`: the
+/// process was not scheduled for that long, so what it has read of its peers is that old, and
+/// datagrams that arrived in the meantime still wait in its socket. A silence judged then would be
+/// the observer's own stall, not the peer's.
+pub fn timer_late(scheduled: Instant, fired: Instant, margin: Duration) -> bool {
+    fired.saturating_duration_since(scheduled) > margin
+}
+
+/// When a datagram read at `read_at` arrived, from the age of the kernel's receive timestamp
+/// (`kernel_age`: the wall clock at the read minus the wall-clock stamp; `None` without one), kept
+/// within `[empty_at, read_at]`, `empty_at` being the last time the socket was found empty (the
+/// datagram arrived after it). A starved process reads late; judging a peer by the read would count
+/// the observer's own delay as the peer's silence. The bound keeps a step of the wall clock between
+/// arrival and read from moving the arrival before the socket was last seen empty.
+pub fn arrival(read_at: Instant, kernel_age: Option<Duration>, empty_at: Instant) -> Instant {
+    let floor = empty_at.min(read_at);
+    kernel_age.and_then(|age| read_at.checked_sub(age)).map_or(read_at, |t| t.max(floor))
+}
+
 /// Whether a node is alive and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
@@ -631,6 +688,44 @@ mod quorum_tests {
         assert_eq!(unreported.dead_since("h", &cfg), Some(ms(800)));
     }
 
+    #[test]
+    fn a_lone_report_goes_to_the_other_monitors_and_a_majority_to_everyone() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let of_d = names(&["e", "f", "g", "h"]);
+        let of_x = names(&["h", "y", "z"]);
+        // h alone reports d: d's other monitors only.
+        let d = dissemination("h", [(&of_d[..], 1)]);
+        assert_eq!(
+            (d.everyone, d.monitors.iter().map(String::as_str).collect::<Vec<_>>()),
+            (false, vec!["e", "f", "g"])
+        );
+        // Two of four: still no majority of five (d's monitors and d).
+        assert!(!dissemination("h", [(&of_d[..], 2)]).everyone);
+        // Three of four: everyone.
+        assert!(dissemination("h", [(&of_d[..], 3)]).everyone);
+        // Two silent nodes: the monitors of both, without this node.
+        let d = dissemination("h", [(&of_d[..], 1), (&of_x[..], 1)]);
+        assert_eq!(d.monitors.iter().map(String::as_str).collect::<Vec<_>>(), ["e", "f", "g", "y", "z"]);
+        assert_eq!(dissemination("h", []), Dissemination::default());
+    }
+
+    #[test]
+    fn late_timers_and_arrivals() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let margin = Duration::from_millis(50);
+        assert!(!timer_late(ms(100), ms(150), margin));
+        assert!(timer_late(ms(100), ms(151), margin));
+        assert!(!timer_late(ms(100), ms(90), margin), "early is not late");
+        // The kernel stamp moves the arrival back, never before the socket was last found empty.
+        assert_eq!(arrival(ms(500), Some(Duration::from_millis(300)), ms(100)), ms(200));
+        assert_eq!(arrival(ms(500), Some(Duration::from_millis(450)), ms(100)), ms(100));
+        assert_eq!(arrival(ms(500), None, ms(100)), ms(500));
+        assert_eq!(arrival(ms(500), Some(Duration::ZERO), ms(100)), ms(500));
+        // A floor after the read (cannot happen, but must not panic) is the read.
+        assert_eq!(arrival(ms(500), Some(Duration::from_millis(300)), ms(600)), ms(500));
+    }
+
     proptest! {
         /// The safety argument of [`quorum_silent_at`]: whenever a majority of observers has been
         /// silent on the holder for `P`, the holder cannot count a majority of acknowledgements of
@@ -653,6 +748,42 @@ mod quorum_tests {
             let dead = quorum_silent_at(silent, size, P).is_some_and(|t| t <= ms(now));
             let vouched = quorum_acked(acked, size, ms(now).checked_sub(A).unwrap_or(t0));
             prop_assert!(!(dead && vouched));
+        }
+
+        /// A report reaches, directly or by the broadcast, every monitor of the silent node that is
+        /// not this node, and everyone exactly when a majority of the monitors (the node itself
+        /// counted in the size) reports it: so a node that could count a majority is always told.
+        #[test]
+        fn dissemination_reaches_every_monitor_and_everyone_only_with_a_majority(
+            k in 1usize..8,
+            me_at in 0usize..8,
+            reporting in 1usize..9,
+        ) {
+            let monitors: Vec<String> = (0..k).map(|i| format!("m{i}")).collect();
+            let me = monitors[me_at % k].clone();
+            let reporting = reporting.min(k);
+            let d = dissemination(&me, [(&monitors[..], reporting)]);
+            prop_assert_eq!(d.everyone, reporting >= majority(k + 1));
+            if !d.everyone {
+                prop_assert!(!d.monitors.contains(&me));
+                prop_assert_eq!(d.monitors.len(), k - 1);
+            }
+        }
+
+        /// The arrival is never after the read nor before the socket was last found empty (when
+        /// that was before the read), and equals the read without a stamp.
+        #[test]
+        fn arrivals_stay_between_the_last_empty_socket_and_the_read(
+            read in 0u64..10_000, empty in 0u64..10_000, age in proptest::option::of(0u64..20_000),
+        ) {
+            let t0 = Instant::now();
+            let ms = |n: u64| t0 + Duration::from_millis(n);
+            let a = arrival(ms(read), age.map(Duration::from_millis), ms(empty));
+            prop_assert!(a <= ms(read));
+            prop_assert!(a >= ms(empty.min(read)));
+            if age.is_none() {
+                prop_assert_eq!(a, ms(read));
+            }
         }
     }
 }

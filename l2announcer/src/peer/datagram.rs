@@ -71,9 +71,116 @@ pub async fn connect(peer: SocketAddr) -> std::io::Result<tokio::net::UdpSocket>
     Ok(socket)
 }
 
+/// Asks the kernel to stamp every datagram `socket` receives with its arrival time
+/// (`SO_TIMESTAMPNS`, read back by [`recv_stamped`]).
+pub fn enable_receive_timestamps(socket: &tokio::net::UdpSocket) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true).map_err(std::io::Error::from)
+}
+
+/// One datagram read by [`recv_stamped`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub len: usize,
+    /// The sender's address (`None` when the kernel gave none).
+    pub from: Option<SocketAddr>,
+    /// When it arrived on the local monotonic clock ([`crate::liveness::arrival`]).
+    pub arrived: std::time::Instant,
+}
+
+/// Reads one datagram from `socket` into `buf`, with its arrival time: the kernel's receive
+/// timestamp when [`enable_receive_timestamps`] is on, else the read time. `empty_at` is the last
+/// time this socket was found empty (start with its creation); it is updated here, and bounds the
+/// arrival from below.
+///
+/// Why: a process that is not scheduled for a while reads its heartbeats late, and judged by the
+/// read it would count its own stall as its peers' silence. The stamp is on the wall clock (the
+/// only clock `SO_TIMESTAMPNS` offers); its age at the read is converted to the monotonic clock.
+pub async fn recv_stamped(
+    socket: &tokio::net::UdpSocket,
+    buf: &mut [u8],
+    empty_at: &mut std::time::Instant,
+) -> std::io::Result<Received> {
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    use nix::errno::Errno;
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg};
+
+    let fd = socket.as_raw_fd();
+    socket
+        .async_io(tokio::io::Interest::READABLE, || {
+            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+            let mut iov = [IoSliceMut::new(buf)];
+            let msg = match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+                Ok(m) => m,
+                Err(Errno::EAGAIN) => {
+                    // Nothing queued now: whatever is read next arrived after this moment.
+                    *empty_at = std::time::Instant::now();
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let read_at = std::time::Instant::now();
+            let stamp = msg.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|m| match m {
+                    ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+                    _ => None,
+                })
+            });
+            let age = stamp.and_then(|ts| {
+                let stamp = std::time::UNIX_EPOCH
+                    + std::time::Duration::new(
+                        u64::try_from(ts.tv_sec()).ok()?,
+                        u32::try_from(ts.tv_nsec()).ok()?,
+                    );
+                // A stamp ahead of the wall clock (stepped back since): the read time.
+                Some(std::time::SystemTime::now().duration_since(stamp).unwrap_or_default())
+            });
+            let from = msg.address.as_ref().and_then(|a| match a.family() {
+                Some(nix::sys::socket::AddressFamily::Inet) => {
+                    a.as_sockaddr_in().map(|s| SocketAddr::V4(std::net::SocketAddrV4::from(*s)))
+                }
+                Some(nix::sys::socket::AddressFamily::Inet6) => {
+                    a.as_sockaddr_in6().map(|s| SocketAddr::V6(std::net::SocketAddrV6::from(*s)))
+                }
+                _ => None,
+            });
+            Ok(Received { len: msg.bytes, from, arrived: crate::liveness::arrival(read_at, age, *empty_at) })
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A datagram that waited in the socket before the read is dated by its arrival, not the read.
+    #[tokio::test]
+    async fn a_datagram_read_late_is_dated_by_its_arrival() {
+        let rx = tokio::net::UdpSocket::bind(("127.0.0.1", 0)).await.unwrap();
+        enable_receive_timestamps(&rx).unwrap();
+        // The kernel turns its receive stamping on asynchronously when the first socket asks for
+        // it; until then datagrams are stamped at the read.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut empty_at = std::time::Instant::now();
+        let tx = connect(rx.local_addr().unwrap()).await.unwrap();
+        let sent = std::time::Instant::now();
+        tx.send(b"x").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut buf = [0u8; 16];
+        let r = recv_stamped(&rx, &mut buf, &mut empty_at).await.unwrap();
+        let read = std::time::Instant::now();
+        assert_eq!((r.len, r.from), (1, Some(tx.local_addr().unwrap())));
+        assert!(r.arrived >= empty_at.min(sent) && r.arrived <= read);
+        assert!(
+            read.duration_since(r.arrived) >= std::time::Duration::from_millis(250),
+            "arrival {:?} before the read, {:?} after the send, empty {:?} after the send",
+            read.duration_since(r.arrived),
+            r.arrived.saturating_duration_since(sent),
+            empty_at.saturating_duration_since(sent)
+        );
+    }
 
     #[test]
     fn round_trip_and_rejections() {

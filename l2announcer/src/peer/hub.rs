@@ -103,9 +103,17 @@ struct State {
     /// counts from then: while announcers join, the ring changes and a new monitor has not heard
     /// its new member yet; reporting that as a silence made every node broadcast at once).
     watched_since: HashMap<String, Instant>,
-    /// Until when our heartbeats go to every peer, not only our monitors: while we report a
-    /// silence, and a few intervals after, so that every node can count the reports.
+    /// Until when our heartbeats go to every peer, not only our monitors: while a majority of a
+    /// silent node's monitors (us among them) reports it, and a few intervals after, so that every
+    /// node can count the reports ([`crate::liveness::dissemination`]).
     broadcast_until: Option<Instant>,
+    /// Per peer that is not our monitor: until when our heartbeats also go to it, because it
+    /// monitors a node we report silent (while fewer than a majority of that node's monitors do):
+    /// it counts our report with its own, and the majority, if there is one, forms among them.
+    extra_until: HashMap<String, Instant>,
+    /// Whether the last silence sweep fired late (this process was not scheduled for a while):
+    /// until the next sweep on time, our own silences count for nothing (see [`Inner::sweep`]).
+    sweep_late: bool,
     /// Per peer: since when its peer port refuses our connections (cleared when it is heard or
     /// acknowledges a heartbeat).
     refused: HashMap<String, Instant>,
@@ -419,6 +427,12 @@ impl PeerHub {
         lock(&self.inner.peers).get(node).is_some_and(|l| !l.task.is_finished())
     }
 
+    /// Whether `reporter`'s latest heartbeat to us listed `node` as silent (tests).
+    #[cfg(test)]
+    pub(super) fn reported_silent(&self, reporter: &str, node: &str) -> bool {
+        lock(&self.inner.state).reports.get(reporter).is_some_and(|r| r.silent_since.contains_key(node))
+    }
+
     #[cfg(test)]
     pub(super) fn inner(&self) -> &Arc<Inner> {
         &self.inner
@@ -483,21 +497,36 @@ impl Inner {
     fn quorum_silent_at(&self, node: &str, now: Instant) -> Option<Instant> {
         let st = lock(&self.state);
         let monitors = st.ring.monitors_of(node);
-        let fresh = |reporter: &str| {
-            st.heard
-                .get(reporter)
-                .is_some_and(|h| h.heard && now.saturating_duration_since(h.at) < self.cfg.silence)
-        };
         let silent_since = monitors.iter().filter_map(|m| {
             if *m == self.cfg.node {
                 self.own_silence_since(&st, node)
-            } else if fresh(m) {
+            } else if self.fresh(&st, m, now) {
                 st.reports.get(m).and_then(|r| r.silent_since.get(node).copied())
             } else {
                 None
             }
         });
         crate::liveness::quorum_silent_at(silent_since, monitors.len() + 1, self.cfg.silence)
+    }
+
+    /// Whether `reporter`'s reports count at `now`: we heard it within the silence timeout.
+    fn fresh(&self, st: &State, reporter: &str, now: Instant) -> bool {
+        st.heard
+            .get(reporter)
+            .is_some_and(|h| h.heard && now.saturating_duration_since(h.at) < self.cfg.silence)
+    }
+
+    /// How many of `node`'s monitors report it silent at `now`: us (when we report it) and every
+    /// other monitor whose fresh report lists it.
+    fn reporting_monitors(&self, st: &State, node: &str, now: Instant, we_report: bool) -> usize {
+        let others = st
+            .ring
+            .monitors_of(node)
+            .iter()
+            .filter(|m| **m != self.cfg.node && self.fresh(st, m, now))
+            .filter(|m| st.reports.get(*m).is_some_and(|r| r.silent_since.contains_key(node)))
+            .count();
+        others + usize::from(we_report)
     }
 
     /// Whom we report not hearing at `now` (leaving out `to`): every member we monitor that we
@@ -524,6 +553,9 @@ impl Inner {
     /// heard it, but never before we were last in touch with a majority of our monitors
     /// ([`State::observing_since`]); `None` while we are not.
     fn own_silence_since(&self, st: &State, node: &str) -> Option<Instant> {
+        if st.sweep_late {
+            return None;
+        }
         let observing = st.observing_since?;
         let expected = st.watched_since.get(node).copied().unwrap_or(observing);
         Some(st.heard.get(node).map_or(self.start, |h| h.at).max(observing).max(expected))
@@ -543,11 +575,12 @@ impl Inner {
         }
     }
 
-    /// Whether a heartbeat goes to `peer` at `now`: to our monitors always, to everyone while we
-    /// broadcast our silences.
+    /// Whether a heartbeat goes to `peer` at `now`: to our monitors always, to the other monitors
+    /// of the nodes we report silent, and to everyone while a majority reports one of them.
     fn sends_to(&self, peer: &str, now: Instant) -> bool {
         let st = lock(&self.state);
         st.broadcast_until.is_some_and(|t| now < t)
+            || st.extra_until.get(peer).is_some_and(|t| now < *t)
             || st.ring.monitors_of(&self.cfg.node).iter().any(|m| m == peer)
     }
 
@@ -641,22 +674,24 @@ impl Inner {
 
     /// Marks the peers unheard for `silence` at `now` as silent, and those a majority has not heard
     /// for `silence` as quorum-silent; emits Silent for each on the transition.
-    fn sweep(&self, now: Instant) {
+    ///
+    /// A sweep whose timer fired late (`late`: this process was not scheduled for a while) decides
+    /// nothing, and until the next sweep on time our own silences count for nothing (not in our
+    /// reports, not in our quorum counts): the heartbeats that arrived meanwhile may still wait in
+    /// the socket, and judging by them would make our stall our peers' silence. At a hundred
+    /// announcers on two cores that was the start of a feedback loop: late reads, silences reported,
+    /// broadcasts, more load. The other monitors, scheduled in time, still decide.
+    fn sweep(&self, now: Instant, late: bool) {
         {
             let mut st = lock(&self.state);
             self.observe_connectivity(&mut st, now);
+            st.sweep_late = late;
         }
-        if !self.silences("", now).is_empty() {
-            let started = {
-                let mut st = lock(&self.state);
-                let was = st.broadcast_until.is_some_and(|t| now < t);
-                st.broadcast_until = Some(now + self.cfg.interval * 3);
-                !was
-            };
-            if started {
-                self.sending_changed.notify_waiters();
-            }
+        if late {
+            tracing::debug!("silence sweep skipped: its timer fired late");
+            return;
         }
+        self.disseminate(now);
         let peers: Vec<String> = lock(&self.peers).keys().cloned().collect();
         for node in peers {
             let dead = self.quorum_silent_at(&node, now).is_some_and(|t| t <= now);
@@ -693,15 +728,49 @@ impl Inner {
         }
     }
 
+    /// Widens whom our heartbeats go to, from the silences we report at `now`
+    /// ([`crate::liveness::dissemination`]): the silent nodes' other monitors, or everyone once a
+    /// majority of a silent node's monitors reports it. Each for three intervals from now.
+    fn disseminate(&self, now: Instant) {
+        let silent = self.silences("", now);
+        let changed = {
+            let mut st = lock(&self.state);
+            st.extra_until.retain(|_, t| now < *t);
+            if silent.is_empty() {
+                return;
+            }
+            let d = {
+                let reported: Vec<(&[String], usize)> = silent
+                    .iter()
+                    .map(|s| (st.ring.monitors_of(&s.node), self.reporting_monitors(&st, &s.node, now, true)))
+                    .collect();
+                crate::liveness::dissemination(&self.cfg.node, reported)
+            };
+            let until = now + self.cfg.interval * 3;
+            let mut changed = false;
+            if d.everyone {
+                changed |= st.broadcast_until.is_none_or(|t| now >= t);
+                st.broadcast_until = Some(until);
+            }
+            for m in d.monitors {
+                changed |= st.extra_until.insert(m, until).is_none();
+            }
+            changed
+        };
+        if changed {
+            self.sending_changed.notify_waiters();
+        }
+    }
+
     /// The datagram of the next heartbeat to `peer`, sent at `sent`; also returns its seq and
-    /// `sent_at`, which its ack must echo.
-    fn heartbeat_datagram(&self, peer: &str, sent: Instant) -> (Vec<u8>, u64, u64) {
+    /// `sent_at`, which its ack must echo. Without `report_silences` it lists no silences.
+    fn heartbeat_datagram(&self, peer: &str, sent: Instant, report_silences: bool) -> (Vec<u8>, u64, u64) {
         let seq = self.next_seq(peer);
         let sent_at = u64::try_from(sent.duration_since(self.start).as_nanos()).unwrap_or(u64::MAX);
         // Each lock in its own statement: a guard in the message's initializer would live until its
         // end, and `silences` takes the same lock.
         let api_ok = lock(&self.state).api_ok;
-        let silent = self.silences(peer, sent);
+        let silent = if report_silences { self.silences(peer, sent) } else { Vec::new() };
         let mut hb = v1::Heartbeat {
             node: self.cfg.node.clone(),
             epoch: self.epoch,
@@ -886,17 +955,25 @@ async fn heartbeat_loop(inner: Arc<Inner>, peer: String, addr: SocketAddr, cance
             }
         }
     };
+    if let Err(e) = datagram::enable_receive_timestamps(&socket) {
+        tracing::debug!(peer = %peer, error = %e, "no kernel receive timestamps on the heartbeat socket; acks dated by their read");
+    }
+    let mut empty_at = Instant::now();
     let mut tick = tokio::time::interval(inner.cfg.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pending = Pending::default();
     let mut buf = vec![0u8; datagram::MAX_LEN];
+    let late_margin = late_margin(&inner.cfg);
     // The last failure logged, and whether an ack came since the last tick.
     let mut failing: Option<&'static str> = None;
     let mut acked_since_tick = true;
+    // Whether the sender just woke from sleeping on `sending_changed`: its next tick reports a
+    // deadline missed while it slept on purpose, which is no sign of this process being starved.
+    let mut resumed = false;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = tick.tick() => {
+            scheduled = tick.tick() => {
                 // Not one of our monitors and nothing to broadcast: sleep until that changes rather
                 // than wake every interval for nothing (a hundred peers would be a thousand wake-ups
                 // a second). Registered before the check, so a change in between is not missed.
@@ -908,6 +985,7 @@ async fn heartbeat_loop(inner: Arc<Inner>, peer: String, addr: SocketAddr, cance
                         () = cancel.cancelled() => return,
                         () = changed => {}
                     }
+                    resumed = true;
                     continue;
                 }
                 if !acked_since_tick && pending.len() > 1 && failing.is_none() {
@@ -917,21 +995,25 @@ async fn heartbeat_loop(inner: Arc<Inner>, peer: String, addr: SocketAddr, cance
                 }
                 acked_since_tick = false;
                 let sent = Instant::now();
-                let (datagram, seq, sent_at) = inner.heartbeat_datagram(&peer, sent);
+                // Sent late, this process was not scheduled: what it would report as silent may
+                // be its own stall (the sweep's rule, `Inner::sweep`). A heartbeat without silences
+                // withdraws our report until the next one: it only ever delays a verdict.
+                let on_time =
+                    std::mem::take(&mut resumed) || !crate::liveness::timer_late(scheduled.into_std(), sent, late_margin);
+                let (datagram, seq, sent_at) = inner.heartbeat_datagram(&peer, sent, on_time);
                 pending.push(seq, sent_at, sent);
                 if let Err(e) = socket.send(&datagram).await {
                     note_send_error(&inner, &peer, &e, &mut failing);
                 }
             }
-            r = socket.recv(&mut buf) => {
-                let received = Instant::now();
+            r = datagram::recv_stamped(&socket, &mut buf, &mut empty_at) => {
                 let outcome = match r {
                     Err(e) => {
                         note_send_error(&inner, &peer, &e, &mut failing);
                         continue;
                     }
-                    Ok(n) => match datagram::decode_ack(&buf[..n]) {
-                        Ok(ack) => inner.receive_ack(&peer, &ack, &mut pending, received),
+                    Ok(r) => match datagram::decode_ack(&buf[..r.len]) {
+                        Ok(ack) => inner.receive_ack(&peer, &ack, &mut pending, r.arrived),
                         Err(e) => {
                             inner.count_malformed(&peer, &e);
                             continue;
@@ -977,12 +1059,17 @@ fn note_send_error(inner: &Inner, peer: &str, e: &std::io::Error, failing: &mut 
 /// Serves the heartbeats arriving on the hub's UDP port: each accepted one is answered with its
 /// ack, to the address it came from.
 async fn datagram_server(inner: Arc<Inner>, socket: tokio::net::UdpSocket) {
+    if let Err(e) = datagram::enable_receive_timestamps(&socket) {
+        tracing::warn!(error = %e, "no kernel receive timestamps on the peer socket: heartbeats are dated by when \
+            they are read, so a process not scheduled in time may find its peers silent");
+    }
+    let mut empty_at = Instant::now();
     let mut buf = vec![0u8; datagram::MAX_LEN];
     loop {
-        let (n, from) = tokio::select! {
+        let r = tokio::select! {
             () = inner.shutdown.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
+            r = datagram::recv_stamped(&socket, &mut buf, &mut empty_at) => match r {
+                Ok(r) => r,
                 // Errors of our own earlier sends (an ack to a vanished port) surface here: harmless.
                 Err(e) => {
                     tracing::trace!(error = %e, "peer datagram socket");
@@ -990,14 +1077,17 @@ async fn datagram_server(inner: Arc<Inner>, socket: tokio::net::UdpSocket) {
                 }
             },
         };
-        let hb = match datagram::decode_heartbeat(&buf[..n]) {
+        let Some(from) = r.from else { continue };
+        let hb = match datagram::decode_heartbeat(&buf[..r.len]) {
             Ok(hb) => hb,
             Err(e) => {
                 inner.count_malformed(&from.to_string(), &e);
                 continue;
             }
         };
-        if let Ok(ack) = inner.receive_heartbeat(&hb, Instant::now()) {
+        // Dated by its arrival: a heartbeat that waited in the socket while this process was not
+        // scheduled was on time.
+        if let Ok(ack) = inner.receive_heartbeat(&hb, r.arrived) {
             let _ = socket.send_to(&datagram::encode(datagram::Kind::HeartbeatAck, &ack), from).await;
         }
     }
@@ -1049,14 +1139,25 @@ impl Pending {
     }
 }
 
-/// Every `min(interval, silence)`, marks peers silent after `silence` without a heartbeat.
+/// How late a timer may fire before this process counts as not scheduled in time: half an interval
+/// (the sweeps and heartbeats come every interval; reports start at two intervals of silence).
+fn late_margin(cfg: &PeerConfig) -> Duration {
+    cfg.interval.min(cfg.silence) / 2
+}
+
+/// Every `min(interval, silence)`, marks peers silent after `silence` without a heartbeat (a sweep
+/// whose timer fired late decides nothing: [`Inner::sweep`]).
 async fn silence_ticker(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.cfg.interval.min(inner.cfg.silence));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let margin = late_margin(&inner.cfg);
     loop {
         tokio::select! {
             () = inner.shutdown.cancelled() => return,
-            _ = tick.tick() => inner.sweep(Instant::now()),
+            scheduled = tick.tick() => {
+                let now = Instant::now();
+                inner.sweep(now, crate::liveness::timer_late(scheduled.into_std(), now, margin));
+            }
         }
     }
 }

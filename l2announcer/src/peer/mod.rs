@@ -39,7 +39,11 @@
 //! played back, would keep it "alive", and an old takeover notice would make a holder stop again.
 //!
 //! Everything is judged on the local monotonic clock; the `sent_at` a heartbeat carries is the
-//! sender's own clock and only the sender reads it back (from the ack). Metrics:
+//! sender's own clock and only the sender reads it back (from the ack). Heartbeats and acks are dated
+//! by their arrival (the kernel's receive timestamp, [`datagram::recv_stamped`]), not by when this
+//! process got round to reading them, and a silence sweep whose timer fired late decides nothing:
+//! a process that was not scheduled for a while must not count its own stall as its peers' silence
+//! (docs/l2-failover.md, "Quorum silence"). Metrics:
 //! `ferrolb_announcer_peer_heartbeat_rtt_seconds{peer}`, `ferrolb_announcer_peer_rejected_total{reason}`
 //! and `ferrolb_announcer_peers_heard`.
 

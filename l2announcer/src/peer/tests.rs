@@ -533,3 +533,44 @@ async fn a_member_that_joins_is_silent_only_from_its_join() {
         assert!(at >= joined + SILENCE, "silent {:?} after the join", at.saturating_duration_since(joined));
     }
 }
+
+/// Ten hubs; `h`, one of `d`'s four monitors (`e`, `f`, `g`, `h`), stops hearing `d` while the
+/// others still do. Its report goes to `d`'s other monitors (not all of them are its own monitors),
+/// and to nobody else: a lone report can make no majority, and at a hundred nodes broadcasting it
+/// cost 99 datagrams per interval. Nobody finds `d` silent for a majority.
+#[tokio::test]
+async fn a_lone_silence_report_goes_to_the_other_monitors_only() {
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let mut hubs = Vec::new();
+    for n in names {
+        hubs.push(hub(n, Some(key(1))).await);
+    }
+    let all: BTreeMap<String, SocketAddr> =
+        names.iter().zip(&hubs).map(|(n, h)| (n.to_string(), h.hub.local_addr())).collect();
+    for h in &hubs {
+        h.hub.set_peers(all.clone());
+    }
+    eventually("every hub acknowledged by its monitors", || {
+        hubs.iter().all(|h| h.hub.acked_sends().len() == crate::liveness::MONITORS)
+    })
+    .await;
+    // `d`'s heartbeats to `h` now go to a socket that never answers.
+    let hole = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut cut = all.clone();
+    cut.insert("h".into(), hole.local_addr().unwrap());
+    hubs[3].hub.set_peers(cut);
+    let at = |n: &str| &hubs[names.iter().position(|x| *x == n).unwrap()].hub;
+    // `e` is not one of `h`'s monitors (`i`, `j`, `a`, `b`): it hears the report only because it
+    // monitors `d` too.
+    eventually("e hears h report d silent", || at("e").reported_silent("h", "d")).await;
+    let until = Instant::now() + INTERVAL * 6;
+    while Instant::now() < until {
+        assert!(at("c").heard_at("h").is_none(), "c, no monitor of d nor of h, heard h");
+        let now = Instant::now();
+        for n in names {
+            assert!(at(n).quorum_silent_at("d", now).is_none_or(|t| t > now), "{n} finds d silent");
+        }
+        tokio::time::sleep(INTERVAL / 5).await;
+    }
+    assert!(at("f").reported_silent("h", "d") && at("g").reported_silent("h", "d"));
+}
