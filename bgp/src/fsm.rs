@@ -585,21 +585,25 @@ impl Session {
 
     /// Arms connect-retry after a connect that failed: the configured time, no back-off.
     fn schedule_connect_retry(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if !self.started {
-            self.stop_timer(Timer::ConnectRetry, out);
-            return;
-        }
-        self.start_timer(Timer::ConnectRetry, now + self.config.connect_retry, out);
+        self.arm_retry(now, self.config.connect_retry, out);
     }
 
     /// Arms connect-retry after a session failure with the current back-off delay, then doubles it.
     fn schedule_retry(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.arm_retry(now, self.retry_delay, out) {
+            self.retry_delay = (self.retry_delay * 2).min(self.config.connect_retry_max);
+        }
+    }
+
+    /// Arms connect-retry `delay` from now while started (a stopped session never reconnects);
+    /// whether it did.
+    fn arm_retry(&mut self, now: Instant, delay: Duration, out: &mut Vec<Action>) -> bool {
         if !self.started {
             self.stop_timer(Timer::ConnectRetry, out);
-            return;
+            return false;
         }
-        self.start_timer(Timer::ConnectRetry, now + self.retry_delay, out);
-        self.retry_delay = (self.retry_delay * 2).min(self.config.connect_retry_max);
+        self.start_timer(Timer::ConnectRetry, now + delay, out);
+        true
     }
 
     fn restart_hold(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -17,7 +17,6 @@
 mod support;
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::bgp::{self, Router};
@@ -66,20 +65,18 @@ fn wait_hops(
     want: impl Fn(&[IpAddr]) -> bool,
 ) -> Duration {
     let start = Instant::now();
-    loop {
-        let hops =
-            bgp::next_hops(&h.lab, prefix).unwrap_or_else(|e| panic!("reading the router's FIB: {e:#}"));
-        if want(&hops) {
-            return start.elapsed();
-        }
-        if start.elapsed() > timeout {
+    let waited = bgp::wait_next_hops(&h.lab, prefix, timeout, want)
+        .unwrap_or_else(|e| panic!("reading the router's FIB: {e:#}"));
+    match waited.met_at {
+        Some(at) => at.duration_since(start),
+        None => {
             let log = std::fs::read_to_string(h.lab.log_dir().join("router-bgpd.log")).unwrap_or_default();
             panic!(
-                "{prefix}: {what} not reached in {timeout:?}; next hops {hops:?}\nrouter log tail:\n{}",
+                "{prefix}: {what} not reached in {timeout:?}; next hops {:?}\nrouter log tail:\n{}",
+                waited.hops,
                 tail(&log)
             );
         }
-        std::thread::sleep(ms(20));
     }
 }
 
@@ -88,26 +85,13 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// One HTTP GET from the outside client (behind the router): the answering node's name.
-fn outside_get(h: &Harness, ip: IpAddr) -> Result<String, String> {
-    let url = ferrolb_lab::probe::url_for(ip, 80);
-    let out = Command::new("ip")
-        .args(["netns", "exec", &h.lab.outside_ns()])
-        .arg(&h.lab_exe)
-        .args(["http-get", "--timeout-ms", "1000", &url])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// `n` GETs from outside, each a new connection (a new source port, so ECMP may pick another
 /// node); the answering nodes, sorted and deduplicated. Panics on any failed GET.
 fn outside_nodes(h: &Harness, ip: IpAddr, n: usize) -> Vec<String> {
     let mut seen: Vec<String> = (0..n)
-        .map(|_| outside_get(h, ip).unwrap_or_else(|e| panic!("HTTP from outside to {ip}: {e}")))
+        .map(|_| {
+            bgp::outside_get(&h.lab, &h.lab_exe, ip).unwrap_or_else(|e| panic!("HTTP from outside: {e:#}"))
+        })
         .collect();
     seen.sort();
     seen.dedup();
@@ -117,30 +101,6 @@ fn outside_nodes(h: &Harness, ip: IpAddr, n: usize) -> Vec<String> {
 fn dynamic(kind: &str, plural: &str) -> ApiResource {
     let gvk = GroupVersionKind::gvk(ferrolb_api::names::GROUP, ferrolb_api::names::VERSION, kind);
     ApiResource::from_gvk_with_plural(&gvk, plural)
-}
-
-/// The `BGPSessionState`s as (node, state, BFD state, prefixes sent), sorted by node.
-fn session_states(h: &Harness) -> Vec<(String, String, String, u64)> {
-    let mut out: Vec<(String, String, String, u64)> = h.api("listing BGPSessionStates", |c| async move {
-        let api: Api<DynamicObject> = Api::all_with(c, &dynamic("BGPSessionState", "bgpsessionstates"));
-        Ok(api
-            .list(&Default::default())
-            .await?
-            .items
-            .into_iter()
-            .map(|o| {
-                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-                (
-                    s(&o.data["spec"]["node"]),
-                    s(&o.data["status"]["sessionState"]),
-                    s(&o.data["status"]["bfdState"]),
-                    o.data["status"]["prefixesSent"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect())
-    });
-    out.sort();
-    out
 }
 
 fn v4_only() -> Value {
@@ -165,9 +125,9 @@ fn frr_ecmp_local_endpoints_bfd_and_sigterm() {
     // Status: every node's session Established with BFD Up and at least this prefix sent.
     let start = Instant::now();
     loop {
-        let states = session_states(&h);
+        let states = h.api("listing BGPSessionStates", bgp::session_states);
         let good = states.len() == 3
-            && states.iter().all(|(_, s, b, sent)| s == "Established" && b == "Up" && *sent >= 1);
+            && states.iter().all(|r| r.state == "Established" && r.bfd == "Up" && r.sent >= 1);
         if good {
             break;
         }

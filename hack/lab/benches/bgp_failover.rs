@@ -158,51 +158,6 @@ struct Run {
     back_ms: Option<f64>,
 }
 
-/// Polls the router's FIB until `want(next hops)` holds or `MAX_WAIT` passes; returns when it
-/// first held, and how long one poll took on average (the resolution of the figure).
-fn wait_hops(
-    lab: &Lab,
-    prefix: &str,
-    want: impl Fn(&[IpAddr]) -> bool,
-) -> Result<(Option<Instant>, Duration)> {
-    let start = Instant::now();
-    let mut polls = 0u32;
-    loop {
-        check_interrupted()?;
-        let hops = bgp::next_hops(lab, prefix)?;
-        polls += 1;
-        if want(&hops) {
-            return Ok((Some(Instant::now()), start.elapsed() / polls));
-        }
-        if start.elapsed() > MAX_WAIT {
-            return Ok((None, start.elapsed() / polls));
-        }
-    }
-}
-
-/// Waits until the router has a BFD session Up with each of `nodes`, and each node with the
-/// router (a node still in Init advertises the 1 s slow rate, which the router's detection time
-/// follows).
-fn wait_bfd_up(
-    lab: &Lab,
-    info: &ClusterInfo,
-    rt: &ferrolb_lab::netns::NsRuntime,
-    nodes: &[IpAddr],
-) -> Result<bool> {
-    let start = Instant::now();
-    while start.elapsed() < MAX_WAIT {
-        check_interrupted()?;
-        let i = info.clone();
-        let rows = rt.block_on(async move { bgp::session_states(i.client().await?).await })??;
-        let nodes_up = rows.len() == nodes.len() && rows.iter().all(|r| r.bfd == "Up");
-        if nodes_up && bgp::frr_bfd_up(lab)? == nodes {
-            return Ok(true);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(false)
-}
-
 fn node_address(i: u8) -> IpAddr {
     Lab::node_v4(i).parse().expect("the lab's node addresses parse")
 }
@@ -303,9 +258,9 @@ fn measure(args: &Args, scenario: Scenario, lab: &Lab, state: &mut LabState) -> 
     let prefix = format!("{vip}/32");
     wait_all_ready(&lab, NODES, Duration::from_secs(30))?;
     let all: Vec<IpAddr> = (1..=NODES).map(node_address).collect();
-    let (ready, _) = wait_hops(&lab, &prefix, |h| h == all.as_slice())?;
-    if ready.is_none() {
-        bail!("{prefix} never had the {NODES} nodes as next hops (now {:?})", bgp::next_hops(&lab, &prefix)?);
+    let ready = bgp::wait_next_hops(&lab, &prefix, MAX_WAIT, |h| h == all.as_slice())?;
+    if ready.met_at.is_none() {
+        bail!("{prefix} never had the {NODES} nodes as next hops (now {:?})", ready.hops);
     }
     eprintln!("[{}] {prefix} routed to {all:?}", scenario.name());
 
@@ -318,7 +273,7 @@ fn measure(args: &Args, scenario: Scenario, lab: &Lab, state: &mut LabState) -> 
         // BFD and the sessions settle after a repair before the next fault: with BFD, the router
         // must have every node's BFD session Up (it comes up after the BGP session).
         std::thread::sleep(Duration::from_secs(1));
-        if scenario == Scenario::Bfd && !wait_bfd_up(&lab, &info, &rt, &all)? {
+        if scenario == Scenario::Bfd && !bgp::wait_bfd_up(&lab, &rt, &info, &all, MAX_WAIT)? {
             failures.push(format!("run {run}: the router's BFD sessions not all Up within {MAX_WAIT:?}"));
             break;
         }
@@ -326,16 +281,16 @@ fn measure(args: &Args, scenario: Scenario, lab: &Lab, state: &mut LabState) -> 
         // after the process start that is most of the command's time.
         fault(&lab, scenario, node)?;
         let at = Instant::now();
-        let (removed, p) = wait_hops(&lab, &prefix, |h| !h.contains(&gone))?;
-        poll = poll.max(p);
+        let removed = bgp::wait_next_hops(&lab, &prefix, MAX_WAIT, |h| !h.contains(&gone))?;
+        poll = poll.max(removed.poll);
         let repaired = Instant::now();
         repair(&lab, scenario, node)?;
-        let (back, _) = wait_hops(&lab, &prefix, |h| h == all.as_slice())?;
+        let back = bgp::wait_next_hops(&lab, &prefix, MAX_WAIT, |h| h == all.as_slice())?;
         let r = Run {
             run,
             node: Lab::node_name(node),
-            removed_ms: removed.map(|t| t.duration_since(at).as_secs_f64() * 1000.0),
-            back_ms: back.map(|t| t.duration_since(repaired).as_secs_f64() * 1000.0),
+            removed_ms: removed.met_at.map(|t| t.duration_since(at).as_secs_f64() * 1000.0),
+            back_ms: back.met_at.map(|t| t.duration_since(repaired).as_secs_f64() * 1000.0),
         };
         eprintln!(
             "[{}] run {run:>2}: {}  next hop removed {}  back {}",

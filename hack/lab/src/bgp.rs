@@ -18,6 +18,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -271,6 +272,79 @@ pub fn frr_bfd_up(lab: &Lab) -> Result<Vec<IpAddr>> {
         .collect();
     up.sort();
     Ok(up)
+}
+
+/// How a [`wait_next_hops`] ended.
+#[derive(Debug, Clone)]
+pub struct HopsWait {
+    /// When the next hops first satisfied the wait; `None` when the timeout came first.
+    pub met_at: Option<std::time::Instant>,
+    /// The next hops last read.
+    pub hops: Vec<IpAddr>,
+    /// The mean time one poll of the FIB took: the resolution of `met_at`.
+    pub poll: Duration,
+}
+
+/// Polls the router's FIB (back to back: each poll runs `ip` two or three times) until the next
+/// hops of `prefix` satisfy `want` or `timeout` passes.
+pub fn wait_next_hops(
+    lab: &Lab,
+    prefix: &str,
+    timeout: Duration,
+    want: impl Fn(&[IpAddr]) -> bool,
+) -> Result<HopsWait> {
+    let start = std::time::Instant::now();
+    let mut polls = 0u32;
+    loop {
+        check_interrupted()?;
+        let hops = next_hops(lab, prefix)?;
+        polls += 1;
+        let met = want(&hops);
+        if met || start.elapsed() > timeout {
+            let met_at = met.then(std::time::Instant::now);
+            return Ok(HopsWait { met_at, hops, poll: start.elapsed() / polls });
+        }
+    }
+}
+
+/// Waits until BFD is Up at both ends for each of `nodes` (their LAN addresses, sorted): on the
+/// router (FRR's `show bfd peers`) and on the nodes (their `BGPSessionState`s). A node still in
+/// Init advertises the 1 s slow rate, which the router's detection time follows; whether it
+/// happened within `timeout`.
+pub fn wait_bfd_up(
+    lab: &Lab,
+    rt: &crate::netns::NsRuntime,
+    info: &crate::cluster::ClusterInfo,
+    nodes: &[IpAddr],
+    timeout: Duration,
+) -> Result<bool> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        check_interrupted()?;
+        let i = info.clone();
+        let rows = rt.block_on(async move { session_states(i.client().await?).await })??;
+        if rows.len() == nodes.len() && rows.iter().all(|r| r.bfd == "Up") && frr_bfd_up(lab)? == nodes {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(false)
+}
+
+/// One HTTP GET of `ip` from the outside client (behind the router), with `lab_exe http-get`:
+/// the answering node's name.
+pub fn outside_get(lab: &Lab, lab_exe: &std::path::Path, ip: IpAddr) -> Result<String> {
+    let url = crate::probe::url_for(ip, 80);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.outside_ns()])
+        .arg(lab_exe)
+        .args(["http-get", "--timeout-ms", "1000", &url])
+        .output()
+        .context("running ferrolb-lab http-get in the outside namespace")?;
+    if !out.status.success() {
+        bail!("{url} from outside: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn nexthop_group(lab: &Lab, id: u64) -> Result<Vec<IpAddr>> {

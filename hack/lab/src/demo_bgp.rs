@@ -80,18 +80,8 @@ pub(crate) fn run(lab: &Lab, self_exe: &Path, opts: &DemoOptions) -> Result<()> 
 
     // BFD comes up a second or two after its BGP session (slow packets until both ends are Up);
     // until then only the hold time would notice a silent node. Wait for both ends.
-    let start = Instant::now();
-    loop {
-        let i2 = info.clone();
-        let rows = rt.block_on(async move { bgp::session_states(i2.client().await?).await })??;
-        let nodes_up = rows.len() == usize::from(opts.nodes) && rows.iter().all(|r| r.bfd == "Up");
-        if nodes_up && bgp::frr_bfd_up(lab)? == all {
-            break;
-        }
-        if start.elapsed() > opts.timeout {
-            bail!("BFD not Up on every node and on the router after {:?}: {rows:?}", opts.timeout);
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if !bgp::wait_bfd_up(lab, &rt, &info, &all, opts.timeout)? {
+        bail!("BFD not Up on every node and on the router after {:?}", opts.timeout);
     }
     step(
         6,
@@ -160,7 +150,7 @@ async fn create_objects(info: &ClusterInfo) -> Result<()> {
     Ok(())
 }
 
-/// Polls the router's FIB until the next hops of `prefix` satisfy `want`.
+/// Polls the router's FIB until the next hops of `prefix` satisfy `want`; how long that took.
 fn wait_hops(
     lab: &Lab,
     prefix: &str,
@@ -168,34 +158,19 @@ fn wait_hops(
     want: impl Fn(&[IpAddr]) -> bool,
 ) -> Result<Duration> {
     let start = Instant::now();
-    loop {
-        check_interrupted()?;
-        let hops = bgp::next_hops(lab, prefix)?;
-        if want(&hops) {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            bail!("{prefix}: the router's next hops are {hops:?} after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let waited = bgp::wait_next_hops(lab, prefix, timeout, want)?;
+    match waited.met_at {
+        Some(at) => Ok(at.duration_since(start)),
+        None => bail!("{prefix}: the router's next hops are {:?} after {timeout:?}", waited.hops),
     }
 }
 
 /// `n` GETs from the outside client: how many each node answered.
 fn spread(lab: &Lab, self_exe: &Path, vip: IpAddr, n: usize) -> Result<BTreeMap<String, usize>> {
-    let url = crate::probe::url_for(vip, 80);
     let mut seen = BTreeMap::new();
     for _ in 0..n {
         check_interrupted()?;
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &lab.outside_ns()])
-            .arg(self_exe)
-            .args(["http-get", "--timeout-ms", "1000", &url])
-            .output()?;
-        if !out.status.success() {
-            bail!("{url} from outside: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        *seen.entry(String::from_utf8_lossy(&out.stdout).trim().to_string()).or_insert(0) += 1;
+        *seen.entry(bgp::outside_get(lab, self_exe, vip)?).or_insert(0) += 1;
     }
     Ok(seen)
 }

@@ -65,6 +65,25 @@ async fn next_event(rx: &mut mpsc::Receiver<PeerEvent>, want: impl Fn(&PeerEvent
 }
 
 /// Waits until `cond` holds; panics after [`WAIT`].
+/// One hub per name, each told of all the others, once every one is acknowledged by its monitors;
+/// also the peer map they were given.
+async fn mesh(names: &[&str]) -> (Vec<TestHub>, BTreeMap<String, SocketAddr>) {
+    let mut hubs = Vec::new();
+    for n in names {
+        hubs.push(hub(n, Some(key(1))).await);
+    }
+    let all: BTreeMap<String, SocketAddr> =
+        names.iter().zip(&hubs).map(|(n, h)| (n.to_string(), h.hub.local_addr())).collect();
+    for h in &hubs {
+        h.hub.set_peers(all.clone());
+    }
+    eventually("every hub acknowledged by its monitors", || {
+        hubs.iter().all(|h| h.hub.acked_sends().len() == crate::liveness::MONITORS)
+    })
+    .await;
+    (hubs, all)
+}
+
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -415,20 +434,8 @@ async fn a_node_the_majority_does_not_hear_is_quorum_silent() {
 #[tokio::test]
 async fn with_more_peers_than_monitors_the_monitors_decide_and_tell_everyone() {
     let names = ["a", "b", "c", "d", "e", "f", "g"];
-    let mut hubs = Vec::new();
-    for n in names {
-        hubs.push(hub(n, Some(key(1))).await);
-    }
-    let all: BTreeMap<String, SocketAddr> =
-        names.iter().zip(&hubs).map(|(n, h)| (n.to_string(), h.hub.local_addr())).collect();
-    for h in &hubs {
-        h.hub.set_peers(all.clone());
-    }
     // Each hub is vouched for by its monitors.
-    eventually("every hub acknowledged by its monitors", || {
-        hubs.iter().all(|h| h.hub.acked_sends().len() == crate::liveness::MONITORS)
-    })
-    .await;
+    let (mut hubs, all) = mesh(&names).await;
     let stopped = hubs.remove(3);
     assert_eq!(stopped.hub.local_addr(), all["d"]);
     drop(stopped);
@@ -541,19 +548,7 @@ async fn a_member_that_joins_is_silent_only_from_its_join() {
 #[tokio::test]
 async fn a_lone_silence_report_goes_to_the_other_monitors_only() {
     let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
-    let mut hubs = Vec::new();
-    for n in names {
-        hubs.push(hub(n, Some(key(1))).await);
-    }
-    let all: BTreeMap<String, SocketAddr> =
-        names.iter().zip(&hubs).map(|(n, h)| (n.to_string(), h.hub.local_addr())).collect();
-    for h in &hubs {
-        h.hub.set_peers(all.clone());
-    }
-    eventually("every hub acknowledged by its monitors", || {
-        hubs.iter().all(|h| h.hub.acked_sends().len() == crate::liveness::MONITORS)
-    })
-    .await;
+    let (hubs, all) = mesh(&names).await;
     // `d`'s heartbeats to `h` now go to a socket that never answers.
     let hole = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let mut cut = all.clone();
