@@ -249,6 +249,44 @@ pub(crate) fn sysctl(ns: &str, settings: &[String]) -> Result<()> {
     ip(&args).map(|_| ())
 }
 
+/// Neighbour entries a lab of `nodes` nodes may need at once, per address family: every node
+/// namespace may resolve every other node (the peer channel's monitors, dissemination, hand-overs),
+/// the switch and the API server, and the switch and the client resolve every node.
+pub fn neighbour_entries_needed(nodes: u8) -> u64 {
+    let n = u64::from(nodes);
+    n * (n + 2) + 2 * (n + 2)
+}
+
+/// The kernel's neighbour tables (ARP and NDP) are one per host, shared by every network namespace,
+/// with a hard cap of `gc_thresh3` entries (1024 by default). A 100-node lab needs about ten times
+/// that; past the cap the kernel drops packets to unresolved neighbours (`neighbor table
+/// overflow!`), and the lab would measure its own table instead of FerroLB. So a lab that could
+/// overflow the host's tables raises `gc_thresh2` and `gc_thresh3` (never lowers them) and says so.
+fn ensure_neighbour_capacity(nodes: u8) -> Result<()> {
+    let need = neighbour_entries_needed(nodes);
+    for family in ["ipv4", "ipv6"] {
+        for (knob, want) in [("gc_thresh2", need), ("gc_thresh3", 2 * need)] {
+            let key = format!("net.{family}.neigh.default.{knob}");
+            let path = format!("/proc/sys/{}", key.replace('.', "/"));
+            let current: u64 = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {path}"))?
+                .trim()
+                .parse()
+                .with_context(|| format!("parsing {path}"))?;
+            if current < want {
+                run("sysctl", &["-q", "-w", &format!("{key}={want}")]).with_context(|| {
+                    format!("raising {key} from {current} to {want} for a {nodes}-node lab")
+                })?;
+                eprintln!(
+                    "ferrolb-lab: raised the host's {key} from {current} to {want}: {nodes} nodes need up to \
+                     {need} {family} neighbour entries, and the table is shared by every namespace"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted");
@@ -278,6 +316,7 @@ pub fn up_with(lab: &Lab, nodes: u8, self_exe: &Path, topology: Topology) -> Res
         bail!("--nodes must be between 1 and {MAX_NODES}, got {nodes}");
     }
     down(lab).context("cleaning up leftovers of a previous lab")?;
+    ensure_neighbour_capacity(nodes)?;
     let mut state = LabState { prefix: lab.prefix.clone(), nodes, topology, ..Default::default() };
     match build(lab, nodes, self_exe, &mut state) {
         Ok(()) => Ok(state),
@@ -579,4 +618,18 @@ pub fn install_interrupt_handler() -> Result<()> {
         })
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_labs_leave_the_hosts_default_neighbour_tables_alone() {
+        // Default gc_thresh2 is 512: labs up to 20 nodes must fit under it, so that the suites that
+        // CI runs change nothing on the host.
+        assert!(neighbour_entries_needed(20) <= 512, "{}", neighbour_entries_needed(20));
+        // A 100-node lab needs about ten times the default hard cap of 1024.
+        assert!(neighbour_entries_needed(MAX_NODES) > 10_000);
+    }
 }
