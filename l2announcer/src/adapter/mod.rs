@@ -457,9 +457,13 @@ pub async fn run(
                 shutdown_deadline = Some(Instant::now() + me.settings.shutdown_grace);
             }
         }
-        // Coalesce whatever else is ready before deciding.
+        // Coalesce whatever else is ready before deciding: one round for a burst, not one per
+        // event (at 100 nodes a broadcast makes every peer heard and then silent at once).
         while let Ok(done) = writes_rx.try_recv() {
             me.write_done(done);
+        }
+        while let Some(Ok(event)) = peer_rx.as_mut().map(mpsc::Receiver::try_recv) {
+            me.peer_event(event);
         }
         let now = Instant::now();
         if !me.ready {
@@ -558,8 +562,9 @@ impl Announcer {
                 tracing::info!(lease = %name, by = %t.new_holder, "takeover notice: stop answering");
                 self.notices.insert(name, (t.replaced_resource_version, Instant::now()));
             }
-            PeerEvent::Heard { node } => tracing::info!(%node, "peer heard"),
-            PeerEvent::Silent { node } => tracing::info!(%node, "peer silent"),
+            // The hub logs these; here they only wake the loop, since a round reads the hub's
+            // view of every peer.
+            PeerEvent::Heard { .. } | PeerEvent::Silent { .. } => {}
             PeerEvent::Refused { node } => {
                 tracing::info!(%node, "peer refuses connections: its announcer is gone")
             }

@@ -26,6 +26,8 @@ use super::{METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT, PeerConfig, PeerErr
 /// How many events may wait for the main loop before Heard/Silent wake-ups are dropped (and
 /// takeover notices answered `RESOURCE_EXHAUSTED`, so their senders retry).
 const EVENT_BUFFER: usize = 1024;
+/// At most one "queue full" warning per this long (with the number dropped since the last one).
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(1);
 
 /// How long delivering one takeover notice may take, retries included.
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(1);
@@ -73,6 +75,10 @@ pub(super) struct Inner {
     shutdown: CancellationToken,
     runtime: tokio::runtime::Handle,
     events: mpsc::Sender<PeerEvent>,
+    /// Events dropped on a full queue since the last warning, and when that warning was: under a
+    /// storm a warning per drop (thousands a second at 100 nodes) was itself a large part of the
+    /// load that kept the queue full.
+    dropped: Mutex<(u64, Option<Instant>)>,
     /// Woken when whom we send heartbeats to may have changed (the ring, or a broadcast starting):
     /// the sender tasks of peers we do not send to sleep on it instead of ticking.
     sending_changed: tokio::sync::Notify,
@@ -236,6 +242,7 @@ impl PeerHub {
             shutdown: shutdown.clone(),
             runtime: tokio::runtime::Handle::current(),
             events,
+            dropped: Mutex::new((0, None)),
             sending_changed: tokio::sync::Notify::new(),
             replay: Mutex::new(ReplayGuard::new()),
             state: Mutex::new(State::default()),
@@ -646,7 +653,13 @@ impl Inner {
         match self.events.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(e)) => {
-                tracing::warn!(event = ?e, "peer event queue full; event dropped");
+                let mut dropped = lock(&self.dropped);
+                dropped.0 += 1;
+                let now = Instant::now();
+                if dropped.1.is_none_or(|at| now.duration_since(at) >= DROP_WARNING_EVERY) {
+                    tracing::warn!(dropped = dropped.0, last = ?e, "peer event queue full; events dropped");
+                    *dropped = (0, Some(now));
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -655,7 +668,7 @@ impl Inner {
 
     /// Records an authenticated heartbeat of `node`; emits Heard on the transition.
     fn heard(&self, node: &str, now: Instant) {
-        let (transition, count) = {
+        let (transition, count, watched) = {
             let mut st = lock(&self.state);
             let entry = st.heard.entry(node.to_owned()).or_insert(HeardState { at: now, heard: false });
             entry.at = entry.at.max(now);
@@ -663,11 +676,21 @@ impl Inner {
             entry.heard = true;
             st.refused.remove(node);
             st.quorum_silent.remove(node);
-            (transition, st.heard.values().filter(|h| h.heard).count())
+            (
+                transition,
+                st.heard.values().filter(|h| h.heard).count(),
+                st.ring.watched.iter().any(|w| w == node),
+            )
         };
         if transition {
             metrics::gauge!(METRIC_PEERS_HEARD).set(count as f64);
-            tracing::info!(peer = %node, "peer heard");
+            // As for silences (`sweep`): only the nodes we monitor are news; the others are heard
+            // while they broadcast, by every node at once.
+            if watched {
+                tracing::info!(peer = %node, "peer heard");
+            } else {
+                tracing::debug!(peer = %node, "peer heard (broadcasting)");
+            }
             self.emit(PeerEvent::Heard { node: node.to_owned() });
         }
     }
