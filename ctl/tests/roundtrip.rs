@@ -643,22 +643,15 @@ fn key_of(s: &Service) -> String {
     )
 }
 
-/// Polls `get` until `check` holds (20 s at most), returning the last value.
+/// Polls `get` until `check` holds (20 s at most: a whole migration converges within it), returning
+/// the last value.
 async fn wait_for<T, F, Fut>(what: &str, get: F, check: impl Fn(&T) -> bool) -> T
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = T>,
     T: std::fmt::Debug,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = get().await;
-        if check(&v) {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last: {v:#?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    ferrolb_testkit::wait_for(what, Duration::from_secs(20), get, check).await
 }
 
 /// Waits until every listed Service (`ns/name`) is satisfied; returns their ingress IPs.

@@ -15,11 +15,7 @@ fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
 }
 
 async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ferrolb_testkit::eventually(what, Duration::from_secs(10), f).await;
 }
 
 #[tokio::test]

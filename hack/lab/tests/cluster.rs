@@ -88,13 +88,7 @@ fn ipam_lease_holder(info: &ClusterInfo) -> Option<String> {
     .unwrap()
 }
 
-fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use ferrolb_testkit::eventually_blocking as eventually;
 
 #[test]
 fn cluster_up_serves_the_api_over_mgmt_and_down_cleans() {

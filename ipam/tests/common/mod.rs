@@ -146,22 +146,14 @@ pub fn condition(s: &Service) -> Option<(String, String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// Polls `get` until `check` holds (10 s at most), returning the last value.
+/// Polls `get` until `check` holds (10 s at most, this suite's bound), returning the last value.
 pub async fn wait_for<T, F, Fut>(what: &str, get: F, check: impl Fn(&T) -> bool) -> T
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = T>,
     T: std::fmt::Debug,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = get().await;
-        if check(&v) {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last: {v:#?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    ferrolb_testkit::wait_for(what, Duration::from_secs(10), get, check).await
 }
 
 /// Waits until the Service has `n` ingress addresses and a condition (and, with addresses, the
