@@ -456,18 +456,7 @@ where
     Fut: Future<Output = T>,
     T: std::fmt::Debug,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let v = get().await;
-        if check(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting for {what}; last: {v:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ferrolb_testkit::wait_for_every(what, PATIENCE, Duration::from_millis(100), get, check).await
 }
 
 /// The IPs of a Service's `status.loadBalancer.ingress`.

@@ -19,6 +19,23 @@ where
     Fut: Future<Output = T>,
     T: Debug,
 {
+    wait_for_every(what, within, POLL, get, check).await
+}
+
+/// [`wait_for`] polling every `every`: the conformance suites, which may run against a real API
+/// server, poll it less often.
+pub async fn wait_for_every<T, F, Fut>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    get: F,
+    check: impl Fn(&T) -> bool,
+) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = T>,
+    T: Debug,
+{
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let v = get().await;
@@ -29,7 +46,7 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out after {within:?} waiting for {what}; last: {v:#?}"
         );
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(every).await;
     }
 }
 
