@@ -1,9 +1,9 @@
 //! One node's announcer decisions over its whole view of the cluster, without I/O.
 //!
-//! The adapter gathers a [`View`] (policies, Services, pools, Nodes with their announcers' reports,
-//! endpoints, the per-address Lease records, every node's liveness) and asks [`Engine::decide`] for
-//! a [`Plan`]: which addresses to answer for and on which interfaces, which Lease writes to make, and
-//! when to decide again. The steps, each a module of this crate:
+//! Each round [`crate::round::Core`] builds a [`View`] (policies, Services, pools, Nodes with their
+//! announcers' reports, endpoints, the per-address Lease records, every node's liveness) from what
+//! the adapter read and asks [`Engine::decide`] for a [`Plan`]: which addresses to answer for and
+//! on which interfaces, which Lease writes to make, and when to decide again. The steps, each a module of this crate:
 //!
 //! 1. [`Policies::announcements`]: every (Service, address) some policy selects;
 //! 2. [`candidates_for`]: per announcement, the nodes that may announce it and why the others may not;

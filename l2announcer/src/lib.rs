@@ -14,6 +14,13 @@
 //!   wait), the failover rules and the worst-case double-announcement window;
 //! - [`engine`]: all of the above for one node's whole view, one round at a time: a plan of what to
 //!   answer and which Leases to write;
+//! - [`observe`]: what a node keeps between rounds about what it observed (since when each node is
+//!   ready, since when it reaches the API server, takeover notices) and its own standing;
+//! - [`lease_writes`]: which Lease writes may start, which Leases to delete, backoff after a failed
+//!   write, and the confirmed writes the watch has not shown yet;
+//! - [`events`]: which Events a node sends after a round, and how often a warning may repeat;
+//! - [`lifecycle`]: when a node is ready, rests between rounds and stops;
+//! - [`round`]: all of the above for one round: every action the adapter carries out;
 //! - [`delegate`]: with `--datapath delegate`, when the CNI agent's reports allow gratuitous packets
 //!   and when a failed or missing report becomes a warning;
 //! - [`preflight`]: what this node's policies select for the shared preflight checks
@@ -25,16 +32,21 @@ pub mod candidates;
 pub mod datapath;
 pub mod delegate;
 pub mod engine;
+pub mod events;
 pub mod fuzzing;
 pub mod interface;
 pub mod lease_state;
+pub mod lease_writes;
+pub mod lifecycle;
 pub mod liveness;
 pub mod metrics;
+pub mod observe;
 pub mod peer;
 pub mod placement;
 pub mod policy;
 pub mod preflight;
 pub mod report;
+pub mod round;
 
 pub use candidates::{
     AnnouncerState, CandidateNode, Candidates, LocalEndpoints, NodeState, Rejection, candidates_for,

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use ferrolb_api::names::events as reasons;
-use kube::runtime::events::EventType;
 
 use super::Announcer;
 use crate::delegate as delegation;
+use crate::events::{Note, Severity};
 use crate::policy::{AddressKey, ServiceKey};
 
 impl Announcer {
@@ -55,8 +55,8 @@ impl Announcer {
                 delegation::Action::Warn { ip, interface, failure } => {
                     metrics::counter!(crate::metrics::DELEGATE_FAILURES, "reason" => failure.metric_label())
                         .increment(1);
-                    let note = failure.message(ip, &interface);
-                    tracing::warn!(%ip, %interface, "{note}");
+                    let message = failure.message(ip, &interface);
+                    tracing::warn!(%ip, %interface, "{message}");
                     let services = self
                         .table
                         .read()
@@ -64,14 +64,15 @@ impl Announcer {
                         .map(|e| e.announcement.services.clone())
                         .unwrap_or_default();
                     for service in services {
-                        let key = AddressKey::new(ServiceKey::new(&service.namespace, &service.name), ip);
-                        self.send_event(
-                            &key,
-                            EventType::Warning,
-                            reasons::PROGRAMMING_FAILED,
-                            note.clone(),
-                            now,
-                        );
+                        let note = Note {
+                            key: AddressKey::new(ServiceKey::new(&service.namespace, &service.name), ip),
+                            severity: Severity::Warning,
+                            reason: reasons::PROGRAMMING_FAILED,
+                            message: message.clone(),
+                        };
+                        if self.core.events_mut().admit(&note, now) {
+                            self.send_event(&note);
+                        }
                     }
                 }
             }

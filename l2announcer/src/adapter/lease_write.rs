@@ -1,7 +1,9 @@
-//! The per-address Lease writes: starting one (a new Lease, or a merge patch conditioned on the
-//! version decided on), and taking its outcome back into the loop's state.
+//! The per-address Lease writes and deletes the core admitted: starting one (a new Lease, a merge
+//! patch conditioned on the version decided on, or a conditioned delete), and taking its answer back
+//! to the core ([`crate::lease_writes`]).
 
 use ferrolb_api::names::annotations;
+use ferrolb_runtime::api_error::ApiFailure;
 use ferrolb_runtime::lease::apply_record;
 use k8s_openapi::api::coordination::v1::Lease;
 
@@ -47,14 +49,13 @@ pub(super) fn lease_patch(object: &LeaseObject) -> serde_json::Value {
 }
 
 impl Announcer {
+    /// A write's or delete's answer: counted, the old holder told of a takeover, and the outcome
+    /// given to the core.
     pub(super) fn write_done(&mut self, done: WriteDone) {
-        self.in_flight.remove(&done.name);
         let elapsed = done.started.elapsed();
         metrics::histogram!(crate::metrics::LEASE_WRITE_SECONDS).record(elapsed.as_secs_f64());
-        match done.result {
-            Outcome::Deleted => {
-                self.overlay.remove(&done.name);
-            }
+        let answer = match done.result {
+            Outcome::Deleted => Answer::Deleted,
             Outcome::Written(record) => {
                 tracing::debug!(lease = %done.name, holder = ?record.holder(), ?elapsed, "lease written");
                 if let Some((node, mut notice)) = done.notify {
@@ -71,56 +72,25 @@ impl Announcer {
                     metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
                         .record(since.elapsed().as_secs_f64());
                 }
-                self.overlay.insert(done.name, (done.pre_rv, *record));
+                Answer::Written(*record)
             }
             Outcome::Failed(error) => {
-                let failure = ferrolb_runtime::api_error::ApiFailure::of(&error);
-                let conflict = failure == ferrolb_runtime::api_error::ApiFailure::Conflict;
-                if conflict {
+                let failure = ApiFailure::of(&error);
+                if failure == ApiFailure::Conflict {
                     tracing::debug!(lease = %done.name, "lease changed meanwhile (409); deciding again");
                 } else {
                     tracing::warn!(lease = %done.name, %error, "lease write failed; retrying");
                 }
-                // A refusal (400, 403, 422) will not change by retrying soon: back off long, so a
-                // bad object costs one write per half minute, not one per second.
-                let refused = failure == ferrolb_runtime::api_error::ApiFailure::Refused;
-                let backoff = if conflict {
-                    CONFLICT_BACKOFF
-                } else if refused {
-                    Duration::from_secs(30)
-                } else {
-                    CONFLICT_BACKOFF * 5
-                };
-                self.blocked.insert(done.name, (done.pre_rv, Instant::now() + backoff));
+                Answer::Failed(failure)
             }
-        }
+        };
+        self.core.answered(done.name, done.pre_rv, answer, Instant::now());
     }
 
-    /// Starts one Lease write unless one is in flight for it or it is backing off after a
-    /// conflict; returns when to retry a blocked one.
-    pub(super) fn start_write(
-        &mut self,
-        write: &LeaseWrite,
-        leases: &BTreeMap<String, LeaseRecord>,
-        now: Instant,
-    ) -> Option<Instant> {
+    /// Starts one Lease write the core admitted: a create, or a merge patch conditioned on the
+    /// version decided on.
+    pub(super) fn start_write(&self, write: &LeaseWrite) {
         let name = write.name.clone();
-        if self.in_flight.contains(&name) {
-            return None;
-        }
-        // At most MAX_PENDING_WRITES writes exist at once (`write_concurrency` of them running):
-        // the rest are decided again in a later round, so tens of thousands of pending writes never
-        // pile up in memory, and each goes out with the freshest decision.
-        if self.in_flight.len() >= MAX_PENDING_WRITES {
-            return None;
-        }
-        let current_rv = leases.get(&name).and_then(|r| r.resource_version.clone());
-        if let Some((rv, until)) = self.blocked.get(&name) {
-            if *rv == current_rv && now < *until {
-                return Some(*until);
-            }
-            self.blocked.remove(&name);
-        }
         let object = write.object();
         let notify = write.notify.clone().map(|node| {
             (
@@ -142,7 +112,6 @@ impl Announcer {
             create = write.create,
             "writing lease"
         );
-        self.in_flight.insert(name.clone());
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
         let tx = self.writes_tx.clone();
         let slots = self.write_slots.clone();
@@ -166,7 +135,37 @@ impl Announcer {
             let result = result.map_or_else(Outcome::Failed, |l| Outcome::Written(Box::new(record_of(&l))));
             let _ = tx.send(WriteDone { name, pre_rv, result, notify, handover, started, free_since }).await;
         });
-        None
+    }
+
+    /// Deletes a per-address Lease nothing announces any more, conditioned on the version read.
+    pub(super) fn start_delete(&self, name: String, rv: Option<String>) {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let tx = self.writes_tx.clone();
+        tokio::spawn(async move {
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions { resource_version: rv.clone(), uid: None }),
+                ..Default::default()
+            };
+            metrics::counter!(crate::metrics::API_REQUESTS, "verb" => "delete").increment(1);
+            let started = Instant::now();
+            let result = match api.delete(&name, &dp).await {
+                Ok(_) => {
+                    tracing::info!(lease = %name, "deleted the Lease of an address nothing announces");
+                    Outcome::Deleted
+                }
+                Err(e) => Outcome::Failed(e),
+            };
+            let done = WriteDone {
+                name,
+                pre_rv: rv,
+                result,
+                notify: None,
+                handover: false,
+                started,
+                free_since: None,
+            };
+            let _ = tx.send(done).await;
+        });
     }
 }
 

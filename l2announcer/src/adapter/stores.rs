@@ -58,7 +58,7 @@ where
 /// Node heartbeat Leases as observed when their watch events arrived (lease name -> observation and
 /// report annotation). Renewals are recorded here by the watch task itself, at receipt, and do not
 /// wake the decision loop: a renewal changes no decision, only how long its node stays alive, and
-/// the loop wakes by itself when a holder could die ([`Plan::wake_at`]).
+/// the loop wakes by itself when a holder could die ([`crate::engine::Plan::wake_at`]).
 #[derive(Clone, Default)]
 pub(super) struct HeartbeatBook(Arc<std::sync::Mutex<HashMap<String, Sighting>>>);
 
