@@ -208,7 +208,9 @@ async fn create_services(client: kube::Client, n: usize) -> Result<()> {
                         "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}],
                     },
                 }))?;
-                api.create(&PostParams::default(), &svc).await.with_context(|| format!("creating svc-{i:05}"))?;
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .with_context(|| format!("creating svc-{i:05}"))?;
                 anyhow::Ok(())
             }
         })
@@ -260,7 +262,11 @@ async fn main() -> Result<()> {
     // Listed and led: its caches hold the pool and no Service yet.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = mem(ipam.pid)?;
-    eprintln!("footprint: ferrolb-ipam (pid {}) leads, {:.1} MiB; creating {n} Services", ipam.pid, mib(idle.rss_kib));
+    eprintln!(
+        "footprint: ferrolb-ipam (pid {}) leads, {:.1} MiB; creating {n} Services",
+        ipam.pid,
+        mib(idle.rss_kib)
+    );
 
     let t0 = Instant::now();
     create_services(client.clone(), n).await?;
@@ -303,7 +309,9 @@ async fn main() -> Result<()> {
     drop(ipam);
 
     println!();
-    println!("| Services | creates done | all assigned | ferrolb-ipam: RSS before the Services | VmRSS | VmHWM |");
+    println!(
+        "| Services | creates done | all assigned | ferrolb-ipam: RSS before the Services | VmRSS | VmHWM |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
         "| {n} | {:.2} s | {:.2} s | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
