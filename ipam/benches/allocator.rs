@@ -131,7 +131,7 @@ fn core(what: &str, cidr: &str, family: Family, n: usize) {
 
     let before = live();
     let mut ipam = Ipam::new(Config::default());
-    ipam.resync(vec![pool(cidr)], Vec::new());
+    ipam.resync(vec![pool(cidr)], Vec::<ServiceInput>::new());
     ipam.take_changes();
     let start = Instant::now();
     for s in svcs.iter().cloned() {

@@ -141,7 +141,8 @@ struct Shown {
 }
 
 struct Svc {
-    input: ServiceInput,
+    /// Shared with the adapter's cache, which keeps the same input for every Service.
+    input: Arc<ServiceInput>,
     request: Request,
     held: Vec<Addr>,
     condition: Option<ConditionView>,
@@ -271,7 +272,8 @@ impl Ipam {
     /// Replaces the whole picture with a full listing: pools and Services not listed are deleted,
     /// the others applied, all in one batch. This is the start-up path (and a re-list's); the
     /// result does not depend on the order of either list.
-    pub fn resync(&mut self, pools: Vec<PoolInput>, mut services: Vec<ServiceInput>) {
+    pub fn resync<S: Into<Arc<ServiceInput>>>(&mut self, pools: Vec<PoolInput>, services: Vec<S>) {
+        let mut services: Vec<Arc<ServiceInput>> = services.into_iter().map(Into::into).collect();
         self.begin_batch();
         let listed: BTreeSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
         let gone: Vec<String> = self.pools.keys().filter(|n| !listed.contains(n.as_str())).cloned().collect();
@@ -398,7 +400,9 @@ impl Ipam {
     // ---------------------------------------------------------------- services
 
     /// A Service was added or changed (any field, including its status).
-    pub fn apply_service(&mut self, input: ServiceInput) {
+    /// The input is taken shared (`Arc`) or owned: the adapter keeps its own handle on it.
+    pub fn apply_service(&mut self, input: impl Into<Arc<ServiceInput>>) {
+        let input: Arc<ServiceInput> = input.into();
         let served = self.config.serves(&input);
         let existing = self.ids.get(&input.key).copied();
         if let Some(id) = existing
@@ -453,7 +457,7 @@ impl Ipam {
         }
     }
 
-    fn insert_service(&mut self, input: ServiceInput) -> SvcId {
+    fn insert_service(&mut self, input: Arc<ServiceInput>) -> SvcId {
         let request = Request::parse(&input, &self.config);
         let shown = shown_service(&input);
         // Warnings already in the condition were reported before a restart.

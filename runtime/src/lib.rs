@@ -8,11 +8,13 @@
 //!   `--log-format`, the election timings), the client and logging built from them.
 //! - [`admin`]: the `/metrics`, `/healthz` and `/readyz` server.
 //! - [`api_error`]: what a failed API request means (the one place that reads HTTP status codes).
+//! - [`events`]: Events created directly, without kube's `Recorder` and its cache.
 
 pub mod admin;
 pub mod api_error;
 pub mod cli;
 pub mod election;
+pub mod events;
 pub mod lease;
 
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 //! out. No I/O: the loop and the writer are elsewhere.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ferrolb_api::names::{annotations, conditions};
 use ferrolb_api::{Family, LoadBalancerIPPool, ServedClasses};
@@ -29,6 +30,40 @@ pub fn service_key(svc: &Service) -> ServiceKey {
         svc.metadata.namespace.clone().unwrap_or_default(),
         svc.metadata.name.clone().unwrap_or_default(),
     )
+}
+
+/// What the adapter keeps of a Service between its events: the core's input, and the one thing a
+/// status write needs beyond it. A whole `Service` object is several KiB (its managedFields alone
+/// are trees of JSON maps); at 10,000 Services the cache of whole objects was most of the
+/// controller's memory. Whatever else an event carries (managedFields for the contest rule) is
+/// read from the event and not kept.
+#[derive(Debug, Clone)]
+pub struct CachedService {
+    /// Shared with the core ([`crate::Ipam`] keeps the same input while leading).
+    pub input: Arc<ServiceInput>,
+    /// The `IPAMRequestSatisfied` condition's `lastTransitionTime`, and whether its status is
+    /// `True`, when it is `True` or `False`: a write with the same status keeps the time.
+    pub condition_since: Option<(bool, Time)>,
+}
+
+impl CachedService {
+    pub fn new(svc: &Service) -> Self {
+        let condition_since = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == conditions::IPAM_REQUEST_SATISFIED))
+            .and_then(|c| match c.status.as_str() {
+                "True" => Some((true, c.last_transition_time.clone())),
+                "False" => Some((false, c.last_transition_time.clone())),
+                _ => None,
+            });
+        Self { input: Arc::new(service_input(svc)), condition_since }
+    }
+
+    fn previous_condition(&self) -> Option<(&str, &Time)> {
+        self.condition_since.as_ref().map(|(ok, t)| (if *ok { "True" } else { "False" }, t))
+    }
 }
 
 /// What the core needs from a Service.
@@ -104,18 +139,19 @@ pub fn pool_input(pool: &LoadBalancerIPPool) -> PoolInput {
     }
 }
 
-/// A condition as written, keeping `lastTransitionTime` when the status did not change.
+/// A condition as written, keeping `lastTransitionTime` when the status did not change;
+/// `previous` is the status and time the object shows.
 fn condition_json(
     type_: &str,
     view: &ConditionView,
-    previous: Option<&Condition>,
+    previous: Option<(&str, &Time)>,
     generation: Option<i64>,
     now: &str,
 ) -> Value {
     let status = if view.status { "True" } else { "False" };
     let since = previous
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.0.to_string())
+        .filter(|(s, _)| *s == status)
+        .map(|(_, t)| t.0.to_string())
         .unwrap_or_else(|| now.to_string());
     let mut c = json!({
         "type": type_,
@@ -138,7 +174,7 @@ fn condition_json(
 /// ingress too, unless it now belongs to a load-balancer class not in `classes` (that
 /// implementation's list is not ours to clear); the condition is dropped by owning no condition.
 pub fn service_status_apply(
-    svc: &Service,
+    svc: &CachedService,
     output: Option<&ServiceStatusOutput>,
     classes: &ServedClasses,
     now: &str,
@@ -149,45 +185,42 @@ pub fn service_status_apply(
             let ingress: Vec<Value> =
                 out.ingress.iter().map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"})).collect();
             status["loadBalancer"] = json!({"ingress": ingress});
-            let previous = svc
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.type_ == conditions::IPAM_REQUEST_SATISFIED));
             status["conditions"] = json!([condition_json(
                 conditions::IPAM_REQUEST_SATISFIED,
                 &out.condition,
-                previous,
+                svc.previous_condition(),
                 None,
                 now
             )]);
         }
         None => {
-            let class = svc.spec.as_ref().and_then(|s| s.load_balancer_class.as_deref());
+            let class = svc.input.load_balancer_class.as_deref();
             if class.is_none() || classes.serves(class) {
                 status["loadBalancer"] = json!({"ingress": []});
             }
         }
     }
+    let key = &svc.input.key;
     json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": svc.metadata.name, "namespace": svc.metadata.namespace},
+        "metadata": {"name": key.name, "namespace": key.namespace},
         "status": status,
     })
 }
 
 /// The merge patch that sets (or removes) `ferrolb.io/allocated-from-pool`, when it must change.
-pub fn pool_annotation_patch(svc: &Service, desired: Option<String>) -> Option<Value> {
-    let current =
-        svc.metadata.annotations.as_ref().and_then(|a| a.get(annotations::ALLOCATED_FROM_POOL)).cloned();
-    (current != desired)
+pub fn pool_annotation_patch(svc: &CachedService, desired: Option<String>) -> Option<Value> {
+    (svc.input.status.allocated_from_pool != desired)
         .then(|| json!({"metadata": {"annotations": {annotations::ALLOCATED_FROM_POOL: desired}}}))
 }
 
 /// The server-side-apply body for a pool's `/status`.
 pub fn pool_status_apply(pool: &LoadBalancerIPPool, out: &PoolStatusOutput, now: &str) -> Value {
-    let previous = |t: &str| pool.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == t));
+    let previous = |t: &str| {
+        let c = pool.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == t))?;
+        Some((c.status.as_str(), &c.last_transition_time))
+    };
     let generation = pool.metadata.generation;
     json!({
         "apiVersion": "ferrolb.io/v1alpha1",
@@ -248,7 +281,8 @@ mod tests {
             pools: vec!["lab".into()],
             condition: ConditionView::new(true, "satisfied", "1 of 1 assigned"),
         };
-        let body = service_status_apply(&s, Some(&out), &classes, "2026-11-21T00:00:00Z");
+        let body =
+            service_status_apply(&CachedService::new(&s), Some(&out), &classes, "2026-11-21T00:00:00Z");
         assert_eq!(
             body["status"]["loadBalancer"]["ingress"],
             json!([{"ip": "198.51.100.130", "ipMode": "VIP"}])
@@ -259,23 +293,24 @@ mod tests {
             pools: vec![],
             condition: ConditionView::new(false, "no_pool", "x"),
         };
-        let body = service_status_apply(&s, Some(&failed), &classes, "2026-11-21T00:00:00Z");
+        let body =
+            service_status_apply(&CachedService::new(&s), Some(&failed), &classes, "2026-11-21T00:00:00Z");
         assert_eq!(body["status"]["loadBalancer"], json!({"ingress": []}), "a released address must go");
         assert_eq!(body["status"]["conditions"][0]["lastTransitionTime"], "2026-11-21T00:00:00Z");
         assert_eq!(
-            service_status_apply(&s, None, &classes, "now")["status"],
+            service_status_apply(&CachedService::new(&s), None, &classes, "now")["status"],
             json!({"loadBalancer": {"ingress": []}})
         );
         let other =
             svc(json!({"metadata": {"name": "o"}, "spec": {"loadBalancerClass": "example.com/other"}}));
         assert_eq!(
-            service_status_apply(&other, None, &classes, "now")["status"],
+            service_status_apply(&CachedService::new(&other), None, &classes, "now")["status"],
             json!({}),
             "another class's ingress is left alone"
         );
         let served_other = ServedClasses::new(true, ["example.com/other"]);
         assert_eq!(
-            service_status_apply(&other, None, &served_other, "now")["status"],
+            service_status_apply(&CachedService::new(&other), None, &served_other, "now")["status"],
             json!({"loadBalancer": {"ingress": []}}),
             "a served class's ingress is FerroLB's to clear"
         );
@@ -286,9 +321,9 @@ mod tests {
         let s = svc(
             json!({"metadata": {"name": "web", "annotations": {"ferrolb.io/allocated-from-pool": "lab"}}}),
         );
-        assert!(pool_annotation_patch(&s, Some("lab".into())).is_none());
+        assert!(pool_annotation_patch(&CachedService::new(&s), Some("lab".into())).is_none());
         assert_eq!(
-            pool_annotation_patch(&s, None).unwrap()["metadata"]["annotations"]["ferrolb.io/allocated-from-pool"],
+            pool_annotation_patch(&CachedService::new(&s), None).unwrap()["metadata"]["annotations"]["ferrolb.io/allocated-from-pool"],
             Value::Null
         );
     }

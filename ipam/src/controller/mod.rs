@@ -27,12 +27,13 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use convert::CachedService;
 pub use convert::{pool_input, service_input, service_key};
 
 use crate::contest::{ContestConfig, Contests, Hold};
@@ -127,21 +128,21 @@ struct Written {
 }
 
 /// Collects a full listing during a (re-)list, then replaces the cache with it.
-struct Cache<K> {
-    objects: BTreeMap<String, K>,
-    relisting: Option<BTreeMap<String, K>>,
+struct Cache<K, V> {
+    objects: BTreeMap<K, V>,
+    relisting: Option<BTreeMap<K, V>>,
     synced: bool,
     /// When the listing the cache holds was requested.
     list_started: Option<Instant>,
 }
 
-impl<K> Default for Cache<K> {
+impl<K, V> Default for Cache<K, V> {
     fn default() -> Self {
         Self { objects: BTreeMap::new(), relisting: None, synced: false, list_started: None }
     }
 }
 
-impl<K> Cache<K> {
+impl<K: Ord, V> Cache<K, V> {
     fn start_list(&mut self) {
         self.relisting = Some(BTreeMap::new());
         self.list_started = Some(Instant::now());
@@ -153,18 +154,16 @@ impl<K> Cache<K> {
     }
 }
 
-fn cache_key(ns: Option<&String>, name: Option<&String>) -> String {
-    match ns {
-        Some(ns) => format!("{ns}/{}", name.map_or("", String::as_str)),
-        None => name.cloned().unwrap_or_default(),
-    }
+fn pool_key(p: &LoadBalancerIPPool) -> String {
+    p.metadata.name.clone().unwrap_or_default()
 }
 
 struct Controller {
     client: kube::Client,
     settings: Settings,
-    pools: Cache<LoadBalancerIPPool>,
-    services: Cache<Service>,
+    pools: Cache<String, LoadBalancerIPPool>,
+    /// Services as the projections the controller reads, not whole objects.
+    services: Cache<ServiceKey, CachedService>,
     ipam: Option<Ipam>,
     leader: bool,
     /// When this replica last became leader.
@@ -183,7 +182,10 @@ struct Controller {
     failed: HashSet<WorkKey>,
     event_seq: u64,
     last_event: HashMap<(ServiceKey, &'static str), Instant>,
-    recorder: Arc<Recorder>,
+    /// Size of `last_event` at which its expired entries are dropped (then twice what is left):
+    /// an entry past the interval limits nothing, and deleted Services' entries stayed for good.
+    last_event_sweep: usize,
+    reporter: Arc<Reporter>,
     /// What FerroLB last wrote to each Service's ingress (while leading).
     written: HashMap<ServiceKey, Written>,
     /// Services whose status another controller keeps overwriting.
@@ -216,7 +218,7 @@ pub async fn run(
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(settings.instance.clone()) };
     let settings_contest = settings.contest;
     let mut c = Controller {
-        recorder: Arc::new(Recorder::new(client.clone(), reporter)),
+        reporter: Arc::new(reporter),
         client,
         settings,
         pools: Cache::default(),
@@ -235,6 +237,7 @@ pub async fn run(
         failed: HashSet::new(),
         event_seq: 0,
         last_event: HashMap::new(),
+        last_event_sweep: 1024,
         written: HashMap::new(),
         contests: Contests::new(settings_contest),
     };
@@ -287,12 +290,11 @@ pub async fn run(
 
 impl Controller {
     fn pool_event(&mut self, ev: watcher::Event<LoadBalancerIPPool>) {
-        let key = |p: &LoadBalancerIPPool| cache_key(None, p.metadata.name.as_ref());
         match ev {
             watcher::Event::Init => self.pools.start_list(),
             watcher::Event::InitApply(p) => {
                 if let Some(r) = self.pools.relisting.as_mut() {
-                    r.insert(key(&p), p);
+                    r.insert(pool_key(&p), p);
                 }
             }
             watcher::Event::InitDone => {
@@ -306,24 +308,24 @@ impl Controller {
                 if let Some(ipam) = self.ipam.as_mut() {
                     ipam.apply_pool(pool_input(&p));
                 }
-                self.pools.objects.insert(key(&p), p);
+                self.pools.objects.insert(pool_key(&p), p);
             }
             watcher::Event::Delete(p) => {
                 if let Some(ipam) = self.ipam.as_mut() {
-                    ipam.delete_pool(&key(&p));
+                    ipam.delete_pool(&pool_key(&p));
                 }
-                self.pools.objects.remove(&key(&p));
+                self.pools.objects.remove(&pool_key(&p));
             }
         }
     }
 
     fn service_event(&mut self, ev: watcher::Event<Service>) {
-        let key = |s: &Service| cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref());
         match ev {
             watcher::Event::Init => self.services.start_list(),
             watcher::Event::InitApply(s) => {
                 if let Some(r) = self.services.relisting.as_mut() {
-                    r.insert(key(&s), s);
+                    let c = CachedService::new(&s);
+                    r.insert(c.input.key.clone(), c);
                 }
             }
             watcher::Event::InitDone => {
@@ -337,10 +339,11 @@ impl Controller {
                 if self.ipam.is_some() {
                     self.check_contest(&s);
                 }
+                let c = CachedService::new(&s);
                 if let Some(ipam) = self.ipam.as_mut() {
-                    ipam.apply_service(service_input(&s));
+                    ipam.apply_service(c.input.clone());
                 }
-                self.services.objects.insert(key(&s), s);
+                self.services.objects.insert(c.input.key.clone(), c);
             }
             watcher::Event::Delete(s) => {
                 let k = service_key(&s);
@@ -349,7 +352,7 @@ impl Controller {
                 if let Some(ipam) = self.ipam.as_mut() {
                     ipam.delete_service(&k);
                 }
-                self.services.objects.remove(&key(&s));
+                self.services.objects.remove(&k);
             }
         }
     }
@@ -360,7 +363,7 @@ impl Controller {
         if let Some(ipam) = self.ipam.as_mut() {
             ipam.resync(
                 self.pools.objects.values().map(pool_input).collect(),
-                self.services.objects.values().map(service_input).collect(),
+                self.services.objects.values().map(|c| c.input.clone()).collect(),
             );
         }
     }
@@ -372,18 +375,20 @@ impl Controller {
     async fn activate(&mut self) {
         if !(self.pools.listed_after(self.leader_since) && self.services.listed_after(self.leader_since)) {
             let list = async {
-                let pools = list_all(Api::<LoadBalancerIPPool>::all(self.client.clone())).await?;
-                let services = list_all(Api::<Service>::all(self.client.clone())).await?;
+                let pools =
+                    list_all(Api::<LoadBalancerIPPool>::all(self.client.clone()), |p| (pool_key(&p), p))
+                        .await?;
+                let services = list_all(Api::<Service>::all(self.client.clone()), |s| {
+                    let c = CachedService::new(&s);
+                    (c.input.key.clone(), c)
+                })
+                .await?;
                 Ok::<_, kube::Error>((pools, services))
             };
             match list.await {
                 Ok((pools, services)) => {
-                    self.pools.objects =
-                        pools.into_iter().map(|p| (cache_key(None, p.metadata.name.as_ref()), p)).collect();
-                    self.services.objects = services
-                        .into_iter()
-                        .map(|s| (cache_key(s.metadata.namespace.as_ref(), s.metadata.name.as_ref()), s))
-                        .collect();
+                    self.pools.objects = pools.into_iter().collect();
+                    self.services.objects = services.into_iter().collect();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "listing for leadership failed; retrying");
@@ -395,7 +400,7 @@ impl Controller {
         let mut ipam = Ipam::new(self.settings.ipam.clone());
         ipam.resync(
             self.pools.objects.values().map(pool_input).collect(),
-            self.services.objects.values().map(service_input).collect(),
+            self.services.objects.values().map(|c| c.input.clone()).collect(),
         );
         tracing::info!(
             pools = self.pools.objects.len(),
@@ -481,8 +486,7 @@ impl Controller {
                 // Held: the Service is written again when the hold ends.
                 continue;
             }
-            let Some(svc) = self.services.objects.get(&cache_key(Some(&key.namespace), Some(&key.name)))
-            else {
+            let Some(svc) = self.services.objects.get(key) else {
                 continue;
             };
             if let Some(out) = output
@@ -522,6 +526,11 @@ impl Controller {
             }
             self.last_event.insert(slot, now);
             self.push_event(&ev.service, &ev.uid, ev.event_type, ev.reason, &ev.message);
+        }
+        if self.last_event.len() >= self.last_event_sweep {
+            let (now, interval) = (Instant::now(), self.settings.event_interval);
+            self.last_event.retain(|_, t| now.duration_since(*t) < interval);
+            self.last_event_sweep = (2 * self.last_event.len()).max(1024);
         }
     }
 
@@ -646,7 +655,7 @@ impl Controller {
     /// right before each request, not when the write was queued.
     fn write(&self, key: WorkKey, work: Work) -> BoxFuture<'static, Done> {
         let client = self.client.clone();
-        let recorder = self.recorder.clone();
+        let reporter = self.reporter.clone();
         let claim = self.claim.clone();
         let held = move || {
             let ok = claim.borrow().is_leader_at(std::time::Instant::now());
@@ -707,7 +716,7 @@ impl Controller {
                     if let Err(e) = held() {
                         return (key, Err(e));
                     }
-                    let r = recorder.publish(&event, &reference).await;
+                    let r = ferrolb_runtime::events::publish(&client, &reporter, &event, &reference).await;
                     count("create", "events", &r);
                     r.map(|()| None).map_err(WriteError::from)
                 }
@@ -771,7 +780,9 @@ fn count<T, E>(verb: &'static str, resource: &'static str, r: &Result<T, E>) {
     metrics::counter!(crate::metrics::API_REQUESTS, "verb" => verb, "resource" => resource, "outcome" => outcome).increment(1);
 }
 
-async fn list_all<K>(api: Api<K>) -> Result<Vec<K>, kube::Error>
+/// Every object, each turned by `keep` into what is cached as its page arrives (a page of whole
+/// objects at a time, never the whole listing).
+async fn list_all<K, T>(api: Api<K>, keep: impl Fn(K) -> T) -> Result<Vec<T>, kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -780,7 +791,7 @@ where
     let mut lp = ListParams::default().limit(5000);
     loop {
         let page = api.list(&lp).await?;
-        out.extend(page.items);
+        out.extend(page.items.into_iter().map(&keep));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => lp = lp.continue_token(&token),
             None => return Ok(out),
