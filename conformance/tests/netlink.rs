@@ -7,7 +7,7 @@
 //!   holder, on `eth0` only;
 //! - after SIGKILL of the holder's announcer its kernel keeps answering until the address's
 //!   lifetime runs out, beside the new holder: the double-answer window, measured from the client
-//!   and bounded by docs/l2-failover.md ("Worst-case double announcement": L + 0.35 s, 3.35 s with
+//!   and bounded by docs/l2-failover.md ("Worst-case double announcement": L + 1.25 s, 4.25 s with
 //!   the default `--netlink-address-lifetime 3s`).
 //!
 //! Needs root; fails loudly (never skips) without it.
@@ -23,9 +23,12 @@ use serde_json::json;
 use support::raw::{Captured, Frame, Mac};
 use support::{Harness, ms, node_number, secs};
 
-/// docs/l2-failover.md: the double answer after SIGKILL lasts at most L + 0.35 s.
+/// docs/l2-failover.md: the kernel deletes an expired address at most L + 1.25 s after its last
+/// refresh (its lifetime check runs at least 1 s apart, rounded up by up to 0.25 s), and the double
+/// answer after SIGKILL lasts at most that.
 const LIFETIME: Duration = Duration::from_secs(3);
-const DOUBLE_ANSWER_BOUND: Duration = Duration::from_millis(3350);
+const KERNEL_SLACK: Duration = Duration::from_millis(1250);
+const DOUBLE_ANSWER_BOUND: Duration = Duration::from_millis(4250);
 
 fn node(i: u8) -> String {
     format!("node{i}")
@@ -189,7 +192,7 @@ fn netlink_double_answer_after_sigkill_is_bounded_by_the_address_lifetime() {
     assert!(window <= DOUBLE_ANSWER_BOUND, "both answered for {window:?}, over {DOUBLE_ANSWER_BOUND:?}");
     let gone_at = gone_at.unwrap_or_else(|| panic!("{vip} still on node{old}'s eth0 6 s after SIGKILL"));
     assert!(
-        after(gone_at) <= LIFETIME + ms(500),
+        after(gone_at) <= LIFETIME + KERNEL_SLACK,
         "{vip} left node{old}'s eth0 {:?} after SIGKILL",
         after(gone_at)
     );

@@ -29,9 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use ferrolb_api::LoadBalancerIPPool;
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube_sim::{KubeSim, Options};
@@ -194,30 +193,8 @@ async fn wait_leading(client: &kube::Client, ipam: &mut Ipam) -> Result<()> {
 }
 
 async fn create_services(client: kube::Client, n: usize) -> Result<()> {
-    let api: Api<Service> = Api::namespaced(client, NAMESPACE);
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": format!("svc-{i:05}")},
-                    "spec": {
-                        "type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
-                        // 10,000 Services exceed the 2,768 NodePorts of 30000-32767.
-                        "allocateLoadBalancerNodePorts": false,
-                        "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}],
-                    },
-                }))?;
-                api.create(&PostParams::default(), &svc)
-                    .await
-                    .with_context(|| format!("creating svc-{i:05}"))?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    let names = (0..n).map(|i| format!("svc-{i:05}"));
+    Ok(ferrolb_testkit::services::create_ipv6(client, NAMESPACE, names, 64).await?)
 }
 
 /// Every Service's ingress IPs, read in-process from kube-sim (no API request, no load on the

@@ -8,23 +8,7 @@ use ferrolb_ipam::Config;
 use ferrolb_ipam::controller::{self, Settings};
 use ferrolb_runtime::cli::{CommonArgs, ElectionArgs};
 
-/// jemalloc returns freed pages to the system; glibc's malloc keeps the peak of a start-up with
-/// thousands of Services resident, spread over its per-thread arenas. At 10,000 Services
-/// (benches/footprint.rs, docs/benchmarks.md "IPAM footprint") the same code measured 97.5 MiB
-/// VmRSS with glibc, 84.4 MiB with jemalloc, against a 100 MiB target. Without the `jemalloc`
-/// feature the system allocator serves, for heap profilers.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's settings (its `malloc_conf`, read once at start), as the announcer's: a background
-/// thread purges pages unused for 2 s, with `MADV_DONTNEED` at once (`muzzy_decay_ms:0`) rather than
-/// `MADV_FREE`, whose pages count as resident until the kernel needs them. Exporting the symbol is
-/// `unsafe` (it must not clash); jemalloc reads it as a NUL-terminated `const char *`.
-#[cfg(feature = "jemalloc")]
-#[allow(unsafe_code)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0\0";
+ferrolb_runtime::jemalloc_global_allocator!();
 
 /// FerroLB IPAM controller.
 #[derive(Debug, Parser)]

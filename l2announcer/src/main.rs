@@ -18,21 +18,7 @@ use ferrolb_runtime::cli::CommonArgs;
 use ferrolb_runtime::election::ElectionConfig;
 use tokio_util::sync::CancellationToken;
 
-/// jemalloc returns freed pages to the system after a few seconds; glibc's malloc kept the peak of
-/// a takeover of thousands of addresses resident for good (spread over its per-thread arenas).
-/// Without the `jemalloc` feature the system allocator serves, for heap profilers.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's settings (its `malloc_conf`, read once at start): a background thread purges pages
-/// unused for 2 s, and purges them with `MADV_DONTNEED` at once (`muzzy_decay_ms:0`) rather than
-/// `MADV_FREE`, whose pages count as resident until the kernel needs them. Exporting the symbol is
-/// `unsafe` (it must not clash); jemalloc reads it as a NUL-terminated `const char *`.
-#[cfg(feature = "jemalloc")]
-#[allow(unsafe_code)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0\0";
+ferrolb_runtime::jemalloc_global_allocator!();
 
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)

@@ -11,6 +11,7 @@
 //! - [`events`]: Events created directly, without kube's `Recorder` and its cache.
 
 pub mod admin;
+mod allocator;
 pub mod api_error;
 pub mod cli;
 pub mod election;

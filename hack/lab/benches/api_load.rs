@@ -25,10 +25,10 @@
 use anyhow::{Context, Result, bail};
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
 use ferrolb_lab::{INTERRUPTED, Lab};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -96,28 +96,7 @@ fn service_name(i: usize) -> String {
 
 /// Creates Services `from..to` (IPv6 only), 32 in flight.
 async fn create_services(client: kube::Client, from: usize, to: usize) -> Result<()> {
-    let api: Api<Service> = Api::namespaced(client, NAMESPACE);
-    futures::stream::iter(from..to)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": service_name(i)},
-                    "spec": {
-                        "type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
-                        "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}],
-                    },
-                }))?;
-                api.create(&PostParams::default(), &svc)
-                    .await
-                    .with_context(|| format!("creating Service {}", service_name(i)))?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    Ok(ferrolb_testkit::services::create_ipv6(client, NAMESPACE, (from..to).map(service_name), 32).await?)
 }
 
 /// Every expected (Service, address) Lease name, from the Services' ingress.

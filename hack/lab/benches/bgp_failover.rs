@@ -318,29 +318,10 @@ const FIB_POOL: &str = "2001:db8:200::/112";
 
 /// Creates `n` IPv6 LoadBalancer Services (32 at a time) and waits until each has its address.
 async fn create_services(client: kube::Client, n: usize) -> Result<()> {
-    use futures::StreamExt;
     create_pool(client.clone(), "bench-fib", FIB_POOL).await?;
+    let names = (0..n).map(|i| format!("fib-{i}"));
+    ferrolb_testkit::services::create_ipv6(client.clone(), "default", names, 32).await?;
     let api: Api<Service> = Api::namespaced(client, "default");
-    let results: Vec<Result<()>> = futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": format!("fib-{i}")},
-                    "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"],
-                         "allocateLoadBalancerNodePorts": false,
-                             "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]},
-                }))?;
-                api.create(&PostParams::default(), &svc)
-                    .await
-                    .with_context(|| format!("creating fib-{i}"))?;
-                Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
     let start = tokio::time::Instant::now();
     loop {
         let assigned = api

@@ -33,10 +33,8 @@
 use anyhow::{Context, Result, bail};
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
 use ferrolb_lab::{Lab, Topology};
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -145,30 +143,8 @@ fn announcer_metric(lab: &Lab, i: u8, name: &'static str) -> Result<f64> {
 
 /// Creates `n` IPv6-only Services, 64 in flight.
 async fn create_services(client: kube::Client, n: usize) -> Result<()> {
-    let api: Api<Service> = Api::namespaced(client, NAMESPACE);
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": format!("svc-{i:05}")},
-                    "spec": {
-                        "type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
-                        // 10,000 Services exceed the 2,768 NodePorts of 30000-32767.
-                        "allocateLoadBalancerNodePorts": false,
-                        "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}],
-                    },
-                }))?;
-                api.create(&PostParams::default(), &svc)
-                    .await
-                    .with_context(|| format!("creating svc-{i:05}"))?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    let names = (0..n).map(|i| format!("svc-{i:05}"));
+    Ok(ferrolb_testkit::services::create_ipv6(client, NAMESPACE, names, 64).await?)
 }
 
 /// Per-service Leases with a holder (one API listing).
