@@ -17,8 +17,11 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube_sim::{KubeSim, Options};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
+
+mod common;
+use common::addresses;
 
 struct Running {
     ready: watch::Receiver<bool>,
@@ -34,27 +37,6 @@ fn start(client: kube::Client) -> Running {
     std::mem::forget(_leader_tx);
     let task = tokio::spawn(controller::run(client, Settings::default(), leader_rx, ready_tx, shutdown_rx));
     Running { ready, shutdown, task }
-}
-
-/// Every Service's ingress IPs, read in-process from kube-sim (no API requests counted).
-fn addresses(sim: &KubeSim) -> BTreeMap<String, Vec<String>> {
-    sim.sim().with(|s| {
-        let rt = s.registry.get("", "v1", "services").expect("built in");
-        let page = s
-            .list(&rt, None, &kube_sim::labels::LabelSelector::default(), &Default::default(), None, None)
-            .expect("list");
-        page.items
-            .iter()
-            .map(|o| {
-                let ips = o
-                    .pointer("/status/loadBalancer/ingress")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|i| i["ip"].as_str().map(String::from)).collect())
-                    .unwrap_or_default();
-                (o["metadata"]["name"].as_str().unwrap_or_default().to_string(), ips)
-            })
-            .collect()
-    })
 }
 
 fn print_counters(sim: &KubeSim) {

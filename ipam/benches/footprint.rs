@@ -34,7 +34,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube_sim::{KubeSim, Options};
-use serde_json::{Value, json};
+use serde_json::json;
+
+mod common;
+use common::addresses;
 
 const RSS_TARGET_MIB: f64 = 100.0;
 /// 2001:db8:1::/112 without `::`, as in the lab's footprint bench (an address ending in `::` gives
@@ -197,26 +200,6 @@ async fn create_services(client: kube::Client, n: usize) -> Result<()> {
     Ok(ferrolb_testkit::services::create_ipv6(client, NAMESPACE, names, 64).await?)
 }
 
-/// Every Service's ingress IPs, read in-process from kube-sim (no API request, no load on the
-/// controller's watch).
-fn ingress_ips(sim: &KubeSim) -> Vec<Vec<String>> {
-    sim.sim().with(|s| {
-        let rt = s.registry.get("", "v1", "services").expect("built in");
-        let page = s
-            .list(&rt, None, &kube_sim::labels::LabelSelector::default(), &Default::default(), None, None)
-            .expect("list");
-        page.items
-            .iter()
-            .map(|o| {
-                o.pointer("/status/loadBalancer/ingress")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|i| i["ip"].as_str().map(String::from)).collect())
-                    .unwrap_or_default()
-            })
-            .collect()
-    })
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = parse_args()?;
@@ -250,7 +233,7 @@ async fn main() -> Result<()> {
     let created = t0.elapsed();
     let mut last_print = Instant::now();
     let ips = loop {
-        let ips = ingress_ips(&sim);
+        let ips: Vec<Vec<String>> = addresses(&sim).into_values().collect();
         let done = ips.iter().filter(|i| !i.is_empty()).count();
         if done == n {
             break ips;

@@ -43,9 +43,9 @@ pub struct EngineConfig {
     pub classes: ServedClasses,
 }
 
-/// Everything one decision round looks at.
+/// The cluster as the adapter read it for one round: the watch caches and the peer channel.
 #[derive(Debug, Clone, Copy)]
-pub struct View<'a> {
+pub struct Cluster<'a> {
     pub policies: &'a Policies,
     /// Shared with the adapter's cache snapshot: a round copies no Service.
     pub services: &'a [Arc<ServiceInput>],
@@ -54,10 +54,16 @@ pub struct View<'a> {
     pub nodes: &'a [NodeState],
     /// Per Service, its endpoints per node name.
     pub endpoints: &'a BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
-    /// The per-address Leases, by name.
-    pub leases: &'a BTreeMap<String, LeaseRecord>,
     /// The liveness of every other node.
     pub liveness: &'a BTreeMap<String, PeerLiveness>,
+}
+
+/// Everything one decision round looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub cluster: Cluster<'a>,
+    /// The per-address Leases, by name.
+    pub leases: &'a BTreeMap<String, LeaseRecord>,
     /// Since when (local time) each node's announcer has reported itself ready.
     pub ready_since: &'a BTreeMap<String, Instant>,
     /// This node's own standing.
@@ -144,15 +150,17 @@ impl Engine {
     pub fn decide(&mut self, view: &View<'_>, now: Instant, wall: Timestamp) -> Plan {
         let cfg = self.cfg.clone();
         let me = cfg.me.as_str();
-        let anns = view.policies.announcements(view.services, view.pools, &cfg.classes);
+        let anns =
+            view.cluster.policies.announcements(view.cluster.services, view.cluster.pools, &cfg.classes);
         let liveness_of = |node: &str| {
-            view.liveness.get(node).map_or(Liveness::Dead { since: now }, |p| {
+            view.cluster.liveness.get(node).map_or(Liveness::Dead { since: now }, |p| {
                 p.liveness_seen_by(node, now, &cfg.liveness, view.api_stable_since)
             })
         };
         // A node judged dead takes no addresses, whatever its last report said: placement must not
         // choose it, or the nodes that can take over would wait for their fallback stagger.
         let nodes: Vec<NodeState> = view
+            .cluster
             .nodes
             .iter()
             .map(|n| {
@@ -167,8 +175,8 @@ impl Engine {
         let cands: Vec<Candidates> = anns
             .iter()
             .map(|a| {
-                let eps = view.endpoints.get(&a.key.service).unwrap_or(&no_endpoints);
-                candidates_for(view.policies, a, &nodes, eps)
+                let eps = view.cluster.endpoints.get(&a.key.service).unwrap_or(&no_endpoints);
+                candidates_for(view.cluster.policies, a, &nodes, eps)
             })
             .collect();
         let table = Nodes::new(nodes.iter().map(|n| n.node.name.clone()));
@@ -248,7 +256,7 @@ impl Engine {
                 };
                 if let (Some(h), HolderStatus::Valid) = (holders[i], holder_status)
                     && h != me
-                    && let Some(p) = view.liveness.get(h)
+                    && let Some(p) = view.cluster.liveness.get(h)
                 {
                     // While the holder is heard, its silence is reported by the peer channel (which
                     // wakes the loop); only an unheard holder needs a timer, at its heartbeat
@@ -447,13 +455,15 @@ mod tests {
 
         fn view(&self) -> View<'_> {
             View {
-                policies: &self.policies,
-                services: &self.services,
-                pools: &[],
-                nodes: &self.nodes,
-                endpoints: &self.endpoints,
+                cluster: Cluster {
+                    policies: &self.policies,
+                    services: &self.services,
+                    pools: &[],
+                    nodes: &self.nodes,
+                    endpoints: &self.endpoints,
+                    liveness: &self.liveness,
+                },
                 leases: &self.leases,
-                liveness: &self.liveness,
                 ready_since: &self.ready_since,
                 me: SelfLiveness { heartbeat_current: true, peer_acked: true, api_peer_ready: false },
                 takeover_notices: &self.notices,

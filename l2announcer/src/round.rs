@@ -18,14 +18,11 @@ use std::time::{Duration, Instant};
 use ferrolb_runtime::election::LeaseRecord;
 use jiff::Timestamp;
 
-use crate::candidates::{LocalEndpoints, NodeState};
-use crate::engine::{AddressStatus, Engine, EngineConfig, LeaseWrite, View};
+use crate::engine::{AddressStatus, Cluster, Engine, EngineConfig, LeaseWrite, View};
 use crate::events::{EventBook, Note};
 use crate::lease_writes::{Admission, Answer, WriteBook};
 use crate::lifecycle::{Lifecycle, Stop};
-use crate::liveness::PeerLiveness;
 use crate::observe::{Observer, Sight, earliest, heartbeat_period, is_reporter};
-use crate::policy::{Policies, PoolInput, ServiceInput, ServiceKey};
 use crate::report::Report;
 
 /// Fixed settings of one node's core.
@@ -43,14 +40,7 @@ pub struct CoreConfig {
 /// What the adapter read for one round.
 #[derive(Debug, Clone, Copy)]
 pub struct RoundInputs<'a> {
-    pub policies: &'a Policies,
-    pub services: &'a [Arc<ServiceInput>],
-    pub pools: &'a [PoolInput],
-    /// Every Node, with its announcer's report (this node's own from local facts).
-    pub nodes: &'a [NodeState],
-    pub endpoints: &'a BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>,
-    /// The liveness of every other node.
-    pub liveness: &'a BTreeMap<String, PeerLiveness>,
+    pub cluster: Cluster<'a>,
     /// Per peer, what it last reported about its own API access: (reaches it, since when).
     pub peer_api: &'a BTreeMap<String, (bool, Instant)>,
     /// Until when a majority of the cluster vouches for this node.
@@ -176,8 +166,8 @@ impl Core {
     ) -> Actions {
         let leases = self.writes.overlay(leases);
         let sight = Sight {
-            nodes: input.nodes,
-            liveness: input.liveness,
+            nodes: input.cluster.nodes,
+            liveness: input.cluster.liveness,
             peer_api: input.peer_api,
             acked_until: input.acked_until,
             heartbeat_current: input.heartbeat_current,
@@ -185,13 +175,8 @@ impl Core {
         };
         let standing = self.observer.observe(&sight, now);
         let view = View {
-            policies: input.policies,
-            services: input.services,
-            pools: input.pools,
-            nodes: input.nodes,
-            endpoints: input.endpoints,
+            cluster: input.cluster,
             leases: &leases,
-            liveness: input.liveness,
             ready_since: self.observer.ready_since(),
             me: standing.me,
             takeover_notices: &standing.notices,
@@ -212,13 +197,13 @@ impl Core {
             }
         });
         let me = self.cfg.engine.me.clone();
-        let reporter = is_reporter(input.nodes, &me);
+        let reporter = is_reporter(input.cluster.nodes, &me);
         let deletes = if self.lifecycle.is_stopping() {
             Vec::new()
         } else {
             self.writes.garbage(&plan, &leases, &me, reporter)
         };
-        let events = self.events.after_round(&plan, input.services, reporter, now);
+        let events = self.events.after_round(&plan, input.cluster.services, reporter, now);
         Actions {
             answer: plan.answer,
             writes,
@@ -227,7 +212,11 @@ impl Core {
             addresses: plan.addresses,
             leases,
             reporter,
-            heartbeat_period: heartbeat_period(input.nodes, self.cfg.peer_channel, self.cfg.heartbeat_retry),
+            heartbeat_period: heartbeat_period(
+                input.cluster.nodes,
+                self.cfg.peer_channel,
+                self.cfg.heartbeat_retry,
+            ),
             wake_at: earliest([plan.wake_at, standing.wake_at, retry]),
             publish: self.publish(input.own, input.heartbeat_seen),
         }
@@ -249,11 +238,11 @@ mod tests {
     use ferrolb_api::{L2AnnouncementPolicySpec, ServedClasses};
 
     use super::*;
-    use crate::candidates::AnnouncerState;
+    use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
     use crate::interface::Interface;
     use crate::lease_state::LeaseConfig;
-    use crate::liveness::LivenessConfig;
-    use crate::policy::{NodeInput, PolicyInput};
+    use crate::liveness::{LivenessConfig, PeerLiveness};
+    use crate::policy::{NodeInput, Policies, PolicyInput, ServiceInput, ServiceKey};
 
     fn core_at(started: Instant) -> Core {
         let engine = EngineConfig {
@@ -317,12 +306,14 @@ mod tests {
 
         fn inputs(&self) -> RoundInputs<'_> {
             RoundInputs {
-                policies: &self.policies,
-                services: &self.services,
-                pools: &[],
-                nodes: &self.nodes,
-                endpoints: &self.endpoints,
-                liveness: &self.liveness,
+                cluster: Cluster {
+                    policies: &self.policies,
+                    services: &self.services,
+                    pools: &[],
+                    nodes: &self.nodes,
+                    endpoints: &self.endpoints,
+                    liveness: &self.liveness,
+                },
                 peer_api: &self.peer_api,
                 acked_until: None,
                 heartbeat_current: true,

@@ -1,6 +1,7 @@
 //! One round's inputs, read from the watch caches, the node heartbeat Leases and the peer channel
 //! into the core's plain types ([`RoundInputs`]).
 
+use crate::engine::Cluster;
 use crate::liveness::PeerLiveness;
 use crate::policy::PoolInput;
 
@@ -26,12 +27,14 @@ pub(super) struct Read {
 impl Read {
     pub(super) fn inputs(&self) -> RoundInputs<'_> {
         RoundInputs {
-            policies: &self.policies,
-            services: &self.services,
-            pools: &self.pools,
-            nodes: &self.nodes,
-            endpoints: &self.endpoints,
-            liveness: &self.liveness,
+            cluster: Cluster {
+                policies: &self.policies,
+                services: &self.services,
+                pools: &self.pools,
+                nodes: &self.nodes,
+                endpoints: &self.endpoints,
+                liveness: &self.liveness,
+            },
             peer_api: &self.peer_api,
             acked_until: self.acked_until,
             heartbeat_current: self.heartbeat_current,
