@@ -190,6 +190,32 @@ pub fn monitors(members: &[String], node: &str) -> Vec<String> {
     (1..=k).map(|i| members[(at + i) % members.len()].clone()).collect()
 }
 
+/// Whether `node` stays a member of the peer ring (who monitors whom, [`monitors`]) for an observer
+/// at `now`: while its heartbeat Lease is valid or this observer hears it. A node whose announcer is
+/// gone for good (a powered-off node that is still a Node) otherwise stayed a member for ever, and a
+/// majority of its monitors reported it silent for ever, so they sent every heartbeat to every
+/// announcer for ever: at 100 nodes, four monitors at about 2,000 datagrams a second each, and
+/// every other announcer at twice its usual heartbeat load. Its death was decided long before (by
+/// the quorum of its monitors, or by its Lease expiring), and leaving the ring changes nothing of
+/// it: expired and unheard is dead.
+///
+/// Judged only by an observer that has reached the API server for a whole heartbeat Lease duration
+/// (`observer_api_since`): before that, its Lease cache may be stale, every Lease would look
+/// expired, and the ring (everyone's monitors) would change under a control-plane outage, which
+/// must change nothing.
+pub fn in_ring(
+    p: &PeerLiveness,
+    node: &str,
+    now: Instant,
+    cfg: &LivenessConfig,
+    observer_api_since: Option<Instant>,
+) -> bool {
+    let judged = observer_api_since.is_some_and(|s| now >= s + cfg.heartbeat_lease_duration);
+    !judged
+        || p.heartbeat_expiry(node, cfg).is_some_and(|e| now < e)
+        || p.heard_until(cfg).is_some_and(|t| now < t)
+}
+
 /// Whom a monitor's heartbeats go to while it reports silences, besides its own monitors
 /// ([`dissemination`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -245,6 +271,79 @@ pub fn timer_late(scheduled: Instant, fired: Instant, margin: Duration) -> bool 
 pub fn arrival(read_at: Instant, kernel_age: Option<Duration>, empty_at: Instant) -> Instant {
     let floor = empty_at.min(read_at);
     kernel_age.and_then(|age| read_at.checked_sub(age)).map_or(read_at, |t| t.max(floor))
+}
+
+/// How far this node trusts its own observations of its peers: Lifeguard's local health awareness
+/// (memberlist's "awareness" score). A process that is not scheduled in time, or whose heartbeats
+/// its monitors stop acknowledging or report unheard, is more likely the slow one than each of the
+/// peers it stops hearing; at a hundred announcers on two cores such an observer's reports started
+/// verdicts, the verdicts' broadcasts added load, and the load made more observers slow. So each such
+/// sign raises a score (at most [`LocalHealth::MAX`], at most once per `step`), every `step` without
+/// one lowers it again, and this node dates its own silences `score × silence` later
+/// ([`LocalHealth::delay`]): a degraded observer reports later and counts its own testimony later,
+/// and the monitors that are healthy decide without it. Only ever delays a verdict, so the quorum
+/// rule's safety (see [`quorum_silent_at`]) is untouched; the holder's own rule ([`SelfLiveness`])
+/// does not depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalHealth {
+    score: u32,
+    /// When the last sign that counted was seen.
+    last_sign: Option<Instant>,
+    /// Since when no sign was seen, or the score last dropped: recovery counts whole steps from it.
+    quiet_since: Option<Instant>,
+}
+
+/// What a [`LocalHealth`] update did to the score, for the caller's log and metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthChange {
+    Unchanged,
+    /// From 0 to 1: this node starts discounting its own observations.
+    Degraded,
+    /// Changed, still above 0 or above 0 before.
+    Moved,
+    /// Back to 0.
+    Recovered,
+}
+
+impl LocalHealth {
+    /// The highest score: a node at it dates its own silences eight silence timeouts later (4 s with
+    /// the defaults), as memberlist caps its awareness at 8.
+    pub const MAX: u32 = 8;
+
+    pub fn score(self) -> u32 {
+        self.score
+    }
+
+    /// How much later this node dates its own silences of others.
+    pub fn delay(self, silence: Duration) -> Duration {
+        silence.saturating_mul(self.score)
+    }
+
+    /// A sign of this node's own trouble at `now` (a late timer, its heartbeats unacknowledged by a
+    /// majority of its monitors, a peer reporting it unheard). One per `step` counts: the same stall
+    /// seen by several timers is one sign; every sign restarts the quiet time that recovery needs.
+    pub fn degrade(&mut self, now: Instant, step: Duration) -> HealthChange {
+        self.quiet_since = Some(now);
+        if self.score >= Self::MAX || self.last_sign.is_some_and(|t| now < t + step) {
+            return HealthChange::Unchanged;
+        }
+        self.last_sign = Some(now);
+        self.score += 1;
+        if self.score == 1 { HealthChange::Degraded } else { HealthChange::Moved }
+    }
+
+    /// Nothing wrong at `now` (a timer on time, in touch with a majority of the monitors): the score
+    /// drops by one for each whole `step` without a sign.
+    pub fn recover(&mut self, now: Instant, step: Duration) -> HealthChange {
+        let Some(since) = self.quiet_since.filter(|_| self.score > 0) else { return HealthChange::Unchanged };
+        if step.is_zero() || now < since + step {
+            return HealthChange::Unchanged;
+        }
+        let steps = u32::try_from(now.duration_since(since).as_nanos() / step.as_nanos()).unwrap_or(u32::MAX);
+        self.score = self.score.saturating_sub(steps);
+        self.quiet_since = Some(now);
+        if self.score == 0 { HealthChange::Recovered } else { HealthChange::Moved }
+    }
 }
 
 /// Whether a node is alive and why.
@@ -479,6 +578,88 @@ mod refusal_tests {
             quorum_silent_at: None,
         };
         assert_eq!(never_heard.dead_since("n", &cfg), None);
+    }
+}
+
+#[cfg(test)]
+mod ring_tests {
+    use super::*;
+    use ferrolb_runtime::election::LeaseRecord;
+
+    #[test]
+    fn a_node_leaves_the_ring_once_its_lease_expired_unheard_and_only_for_an_observer_on_the_api() {
+        let cfg = LivenessConfig {
+            heartbeat_lease_duration: Duration::from_secs(3),
+            peer_timeout: Duration::from_millis(500),
+            ack_timeout: Duration::from_millis(400),
+        };
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let lease = Observed {
+            record: LeaseRecord {
+                holder: Some("n".into()),
+                lease_duration: Some(Duration::from_secs(3)),
+                resource_version: Some("1".into()),
+                ..Default::default()
+            },
+            changed_at: s(10),
+        };
+        let p = PeerLiveness { heartbeat: Some(lease), ..Default::default() };
+        let on_api = Some(s(0));
+        assert!(in_ring(&p, "n", s(12), &cfg, on_api));
+        assert!(!in_ring(&p, "n", s(13), &cfg, on_api));
+        // Heard directly: stays, whatever its Lease says.
+        let heard = PeerLiveness { heard_at: Some(s(20)), ..p.clone() };
+        assert!(in_ring(&heard, "n", s(20), &cfg, on_api));
+        assert!(!in_ring(&heard, "n", s(21), &cfg, on_api));
+        // An observer off the API, or back on it for less than a Lease duration, changes nothing.
+        assert!(in_ring(&p, "n", s(30), &cfg, None));
+        assert!(in_ring(&p, "n", s(30), &cfg, Some(s(28))));
+        assert!(!in_ring(&p, "n", s(31), &cfg, Some(s(28))));
+        // A Lease released or held by another name: not valid.
+        assert!(!in_ring(&PeerLiveness::default(), "n", s(30), &cfg, on_api));
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    const STEP: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn signs_raise_the_score_once_per_step_and_quiet_steps_lower_it() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut h = LocalHealth::default();
+        assert_eq!(h.delay(STEP), Duration::ZERO);
+        assert_eq!(h.recover(ms(0), STEP), HealthChange::Unchanged);
+        assert_eq!(h.degrade(ms(0), STEP), HealthChange::Degraded);
+        // The same stall seen by another timer within the step: one sign.
+        assert_eq!(h.degrade(ms(100), STEP), HealthChange::Unchanged);
+        assert_eq!(h.degrade(ms(500), STEP), HealthChange::Moved);
+        assert_eq!(h.score(), 2);
+        assert_eq!(h.delay(STEP), Duration::from_secs(1));
+        // Not yet a quiet step since the last change.
+        assert_eq!(h.recover(ms(900), STEP), HealthChange::Unchanged);
+        assert_eq!(h.recover(ms(1000), STEP), HealthChange::Moved);
+        assert_eq!(h.score(), 1);
+        assert_eq!(h.recover(ms(1400), STEP), HealthChange::Unchanged);
+        assert_eq!(h.recover(ms(1500), STEP), HealthChange::Recovered);
+        assert_eq!(h.recover(ms(9000), STEP), HealthChange::Unchanged);
+    }
+
+    #[test]
+    fn the_score_is_capped_and_a_long_quiet_spell_clears_it_at_once() {
+        let t0 = Instant::now();
+        let mut h = LocalHealth::default();
+        for i in 0..20 {
+            h.degrade(t0 + STEP * i, STEP);
+        }
+        assert_eq!(h.score(), LocalHealth::MAX);
+        assert_eq!(h.delay(STEP), Duration::from_secs(4));
+        assert_eq!(h.recover(t0 + STEP * 19 + Duration::from_secs(60), STEP), HealthChange::Recovered);
+        assert_eq!(h.score(), 0);
     }
 }
 

@@ -2,7 +2,7 @@
 //! `# HELP` line for each and `docs/configuration.md` is generated from these descriptions (its
 //! drift test fails on a metric recorded but not described here).
 
-use crate::peer::{METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT};
+use crate::peer::{METRIC_LOCAL_HEALTH, METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT};
 
 /// Duration of one decision round.
 pub const ROUND_SECONDS: &str = "ferrolb_announcer_round_seconds";
@@ -79,6 +79,10 @@ pub fn describe() {
     );
     metrics::describe_counter!(METRIC_REJECTED, "Peer messages rejected, by reason (auth, replay, ...).");
     metrics::describe_gauge!(METRIC_PEERS_HEARD, "Peers whose heartbeats this node hears now.");
+    metrics::describe_gauge!(
+        METRIC_LOCAL_HEALTH,
+        "Local health score, 0 to 8: this node dates its peers' silences score x --peer-timeout later."
+    );
     metrics::describe_gauge!(BGP_SESSIONS_ESTABLISHED, "BGP sessions of this node that are Established.");
     metrics::describe_gauge!(
         BGP_PREFIXES_ADVERTISED,

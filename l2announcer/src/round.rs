@@ -127,6 +127,11 @@ impl Core {
         &mut self.events
     }
 
+    /// Since when this node has reached the API server without interruption ([`Observer`]).
+    pub fn api_stable_since(&self) -> Option<Instant> {
+        self.observer.api_stable_since()
+    }
+
     /// An authenticated takeover notice for the Lease `name`, written over version `replaced`.
     pub fn takeover_notice(&mut self, name: String, replaced: String, now: Instant) {
         self.observer.takeover_notice(name, replaced, now);

@@ -94,6 +94,8 @@ impl Announcer {
     fn read_nodes(&self, now: Instant, read: &mut Read) {
         let me = self.me();
         let node_objects = self.stores.nodes.state();
+        let cfg = &self.settings.engine.liveness;
+        let api_since = self.core.api_stable_since();
         read.nodes.reserve(node_objects.len());
         for node in &node_objects {
             let input = convert::node_input(node);
@@ -106,9 +108,6 @@ impl Announcer {
             let report =
                 heartbeat.as_ref().and_then(|(_, report)| report.as_deref()).and_then(Report::decode);
             let port = report.as_ref().and_then(|r| r.peer_port);
-            if let (Some(port), Some(ip)) = (port, convert::internal_ips(node).first()) {
-                read.peers.insert(name.clone(), SocketAddr::new(*ip, port));
-            }
             let hub = self.hub.as_ref();
             let peer_api = hub.and_then(|h| h.peer_api(&name));
             if let Some(api) = peer_api {
@@ -121,6 +120,10 @@ impl Announcer {
                 api_down_since: peer_api.and_then(|(ok, since)| (!ok).then_some(since)),
                 quorum_silent_at: hub.and_then(|h| h.quorum_silent_at(&name, now)),
             };
+            let member = crate::liveness::in_ring(&liveness, &name, now, cfg, api_since);
+            if let (true, Some(port), Some(ip)) = (member, port, convert::internal_ips(node).first()) {
+                read.peers.insert(name.clone(), SocketAddr::new(*ip, port));
+            }
             read.liveness.insert(name, liveness);
             read.nodes.push(NodeState { node: input, announcer: report.map(|r| r.state) });
         }

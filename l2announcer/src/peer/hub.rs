@@ -21,7 +21,10 @@ use tonic::transport::{Channel, Endpoint};
 use super::auth::{self, Reject, ReplayGuard};
 use super::datagram;
 use super::server::PeerService;
-use super::{METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT, PeerConfig, PeerError, PeerEvent, Takeover};
+use super::{
+    METRIC_LOCAL_HEALTH, METRIC_PEERS_HEARD, METRIC_REJECTED, METRIC_RTT, PeerConfig, PeerError, PeerEvent,
+    Takeover,
+};
 
 /// How many events may wait for the main loop before Heard/Silent wake-ups are dropped (and
 /// takeover notices answered `RESOURCE_EXHAUSTED`, so their senders retry).
@@ -120,6 +123,9 @@ struct State {
     /// Whether the last silence sweep fired late (this process was not scheduled for a while):
     /// until the next sweep on time, our own silences count for nothing (see [`Inner::sweep`]).
     sweep_late: bool,
+    /// How far we trust our own observations ([`crate::liveness::LocalHealth`]): our silences of
+    /// others are dated `score × silence` later.
+    health: crate::liveness::LocalHealth,
     /// Per peer: since when its peer port refuses our connections (cleared when it is heard or
     /// acknowledges a heartbeat).
     refused: HashMap<String, Instant>,
@@ -196,6 +202,30 @@ struct SendFailure {
 impl SendFailure {
     fn new(kind: &'static str, detail: impl Into<String>) -> Self {
         Self { kind, detail: detail.into() }
+    }
+}
+
+/// What [`Inner::local_health`] is told.
+#[derive(Debug, Clone, Copy)]
+enum HealthSign {
+    /// A timer of ours fired late: this process was not scheduled.
+    LateTimer,
+    /// A majority of our monitors stopped acknowledging our heartbeats.
+    Unacknowledged,
+    /// A peer reported not hearing us.
+    ReportedUnheard,
+    /// A sweep on time while in touch with a majority of our monitors.
+    Quiet,
+}
+
+impl HealthSign {
+    fn label(self) -> &'static str {
+        match self {
+            HealthSign::LateTimer => "timer late",
+            HealthSign::Unacknowledged => "heartbeats unacknowledged",
+            HealthSign::ReportedUnheard => "reported unheard",
+            HealthSign::Quiet => "quiet",
+        }
     }
 }
 
@@ -344,6 +374,12 @@ impl PeerHub {
             tracing::info!(peer = %node, %addr, "heartbeating peer");
             links.insert(node, PeerLink { addr, client, cancel, task });
         }
+    }
+
+    /// This node's local health score (0: it trusts its own observations of its peers; see
+    /// [`crate::liveness::LocalHealth`]).
+    pub fn local_health(&self) -> u32 {
+        lock(&self.inner.state).health.score()
     }
 
     /// Local time at which an authenticated heartbeat from `node` was last received.
@@ -536,15 +572,15 @@ impl Inner {
         others + usize::from(we_report)
     }
 
-    /// Whom we report not hearing at `now` (leaving out `to`): every member we monitor that we
-    /// have not heard for two heartbeat intervals or more.
-    fn silences(&self, to: &str, now: Instant) -> Vec<v1::Silence> {
+    /// Whom we report not hearing at `now`: every member we monitor that we have not heard for two
+    /// heartbeat intervals or more. A heartbeat to such a member lists it too: what it sends does
+    /// not reach us, which is a sign of its own health ([`crate::liveness::LocalHealth`]).
+    fn silences(&self, now: Instant) -> Vec<v1::Silence> {
         let st = lock(&self.state);
         let threshold = self.cfg.interval * 2;
         st.ring
             .watched
             .iter()
-            .filter(|node| node.as_str() != to)
             .filter_map(|node| {
                 let since = self.own_silence_since(&st, node)?;
                 let silent = now.saturating_duration_since(since);
@@ -565,7 +601,30 @@ impl Inner {
         }
         let observing = st.observing_since?;
         let expected = st.watched_since.get(node).copied().unwrap_or(observing);
-        Some(st.heard.get(node).map_or(self.start, |h| h.at).max(observing).max(expected))
+        let since = st.heard.get(node).map_or(self.start, |h| h.at).max(observing).max(expected);
+        Some(since + st.health.delay(self.cfg.silence))
+    }
+
+    /// Applies a sign of our own health (or its absence) at `now` ([`crate::liveness::LocalHealth`]);
+    /// logs when we start or stop discounting our own observations.
+    fn local_health(&self, st: &mut State, now: Instant, sign: HealthSign) {
+        use crate::liveness::HealthChange;
+        let step = self.cfg.silence;
+        let change = match sign {
+            HealthSign::Quiet => st.health.recover(now, step),
+            _ => st.health.degrade(now, step),
+        };
+        let score = st.health.score();
+        match change {
+            HealthChange::Unchanged => return,
+            HealthChange::Degraded => tracing::warn!(
+                sign = sign.label(),
+                "local health degraded: this node dates its peers' silences later until it recovers"
+            ),
+            HealthChange::Recovered => tracing::info!("local health recovered"),
+            HealthChange::Moved => tracing::debug!(score, sign = sign.label(), "local health score"),
+        }
+        metrics::gauge!(METRIC_LOCAL_HEALTH).set(f64::from(score));
     }
 
     /// Updates [`State::observing_since`] at `now` from the acknowledgements of our heartbeats.
@@ -577,7 +636,12 @@ impl Inner {
                 .is_some_and(|t| t > now);
         match (connected, st.observing_since) {
             (true, None) => st.observing_since = Some(now),
-            (false, Some(_)) => st.observing_since = None,
+            (false, Some(_)) => {
+                st.observing_since = None;
+                // A majority of our monitors stopped acknowledging us: cut off or not scheduled;
+                // either way our view of the others is suspect.
+                self.local_health(st, now, HealthSign::Unacknowledged);
+            }
             _ => {}
         }
     }
@@ -601,6 +665,11 @@ impl Inner {
         self.heard(&hb.node, now);
         {
             let mut st = lock(&self.state);
+            if hb.silent.iter().any(|s| s.node == self.cfg.node) {
+                // A peer that expects our heartbeats has missed them for two intervals or more: what
+                // we send arrives late or not at all, so what we hear may be as late.
+                self.local_health(&mut st, now, HealthSign::ReportedUnheard);
+            }
             let report = st.reports.entry(hb.node.clone()).or_default();
             if (hb.epoch, hb.seq) > report.from || hb.epoch != report.from.0 {
                 report.from = (hb.epoch, hb.seq);
@@ -709,6 +778,11 @@ impl Inner {
             let mut st = lock(&self.state);
             self.observe_connectivity(&mut st, now);
             st.sweep_late = late;
+            if late {
+                self.local_health(&mut st, now, HealthSign::LateTimer);
+            } else if st.observing_since.is_some() {
+                self.local_health(&mut st, now, HealthSign::Quiet);
+            }
         }
         if late {
             tracing::debug!("silence sweep skipped: its timer fired late");
@@ -755,7 +829,7 @@ impl Inner {
     /// ([`crate::liveness::dissemination`]): the silent nodes' other monitors, or everyone once a
     /// majority of a silent node's monitors reports it. Each for three intervals from now.
     fn disseminate(&self, now: Instant) {
-        let silent = self.silences("", now);
+        let silent = self.silences(now);
         let changed = {
             let mut st = lock(&self.state);
             st.extra_until.retain(|_, t| now < *t);
@@ -793,7 +867,7 @@ impl Inner {
         // Each lock in its own statement: a guard in the message's initializer would live until its
         // end, and `silences` takes the same lock.
         let api_ok = lock(&self.state).api_ok;
-        let silent = if report_silences { self.silences(peer, sent) } else { Vec::new() };
+        let silent = if report_silences { self.silences(sent) } else { Vec::new() };
         let mut hb = v1::Heartbeat {
             node: self.cfg.node.clone(),
             epoch: self.epoch,

@@ -67,6 +67,9 @@ pub const METRIC_RTT: &str = "ferrolb_announcer_peer_heartbeat_rtt_seconds";
 pub const METRIC_REJECTED: &str = "ferrolb_announcer_peer_rejected_total";
 /// Metric: peers currently heard (gauge).
 pub const METRIC_PEERS_HEARD: &str = "ferrolb_announcer_peers_heard";
+/// This node's local health score (0: it trusts its own observations; see
+/// [`crate::liveness::LocalHealth`]).
+pub const METRIC_LOCAL_HEALTH: &str = "ferrolb_announcer_peer_local_health";
 
 /// The shortest key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 16;

@@ -569,3 +569,22 @@ async fn a_lone_silence_report_goes_to_the_other_monitors_only() {
     }
     assert!(at("f").reported_silent("h", "d") && at("g").reported_silent("h", "d"));
 }
+
+#[tokio::test]
+async fn a_node_its_monitors_do_not_hear_discounts_its_own_observations_until_heard_again() {
+    let names = ["a", "b", "c", "d", "e"];
+    let (hubs, all) = mesh(&names).await;
+    // `a`'s heartbeats to `b`, one of its monitors, go to a socket that never answers: `b` reports
+    // `a` unheard in the heartbeats it sends `a`.
+    let hole = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut cut = all.clone();
+    cut.insert("b".into(), hole.local_addr().unwrap());
+    hubs[0].hub.set_peers(cut);
+    eventually("a's local health degraded", || hubs[0].hub.local_health() > 0).await;
+    // Nobody reports the others: they keep trusting their own observations.
+    for h in &hubs[1..] {
+        assert_eq!(h.hub.local_health(), 0, "{:?}", h.hub);
+    }
+    hubs[0].hub.set_peers(all);
+    eventually("a's local health recovered", || hubs[0].hub.local_health() == 0).await;
+}
