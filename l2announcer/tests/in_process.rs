@@ -83,9 +83,8 @@ impl Announcer {
     }
 }
 
-/// The flags' defaults (`src/main.rs`), except: the peer channel on 127.0.0.1 with a key, no gRPC
-/// API, no gratuitous packets, no BGP, and a 1 s hand-over settle time (5 s by default) so that a
-/// run takes seconds.
+/// The flags' defaults (`src/main.rs`), except: `--datapath netlink`, the peer channel on
+/// 127.0.0.1 with a key, no gRPC API, no gratuitous packets and no BGP.
 fn settings(node: &str) -> Settings {
     let liveness = LivenessConfig {
         heartbeat_lease_duration: Duration::from_secs(3),
@@ -101,7 +100,7 @@ fn settings(node: &str) -> Settings {
             me: node.to_owned(),
             lease: LeaseConfig {
                 acquire_stagger: Duration::from_millis(200),
-                handover_settle: Duration::from_secs(1),
+                handover_settle: Duration::from_secs(5),
                 heartbeat_lease_duration: liveness.heartbeat_lease_duration,
             },
             liveness,
