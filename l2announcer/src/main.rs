@@ -3,12 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use ferrolb_l2announcer::adapter::{self, GrpcTcp, Mode, Settings};
-use ferrolb_l2announcer::datapath::AnnounceSchedule;
+use ferrolb_l2announcer::datapath::{AnnounceSchedule, RtNetlink};
 use ferrolb_l2announcer::engine::EngineConfig;
 use ferrolb_l2announcer::lease_state::LeaseConfig;
 use ferrolb_l2announcer::liveness::LivenessConfig;
@@ -336,8 +337,9 @@ async fn main() -> anyhow::Result<()> {
         ferrolb_runtime::admin::serve(args.common.metrics_addr, metrics, readiness.clone()).await?;
     tracing::info!(%bound, node = %settings.node, datapath = ?settings.datapath, "starting");
 
+    let netlink = Arc::new(RtNetlink::new()?);
     let shutdown = CancellationToken::new();
-    let mut announcer = tokio::spawn(adapter::run(client, settings, readiness, shutdown.clone()));
+    let mut announcer = tokio::spawn(adapter::run(client, settings, netlink, readiness, shutdown.clone()));
     let result = tokio::select! {
         () = ferrolb_runtime::shutdown_signal() => {
             shutdown.cancel();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     /// Sets each policy's `ferrolb.io/InvalidSpec` condition (True with every problem, or False) when
     /// it differs from what the policy shows. Only the reporter node writes it.
     pub(super) fn write_policy_status(&mut self, policies: &Policies) {

@@ -7,11 +7,12 @@ use std::time::Instant;
 use ferrolb_api::names::events as reasons;
 
 use super::Announcer;
+use crate::datapath::Netlink;
 use crate::delegate as delegation;
 use crate::events::{Note, Severity};
 use crate::policy::{AddressKey, ServiceKey};
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     /// Delegate mode: the pairs this node answers for, as the table shows them to the agent, go to
     /// the tracker; overdue reports become warnings; the table shows each address's state. Returns
     /// when the next report falls overdue.

@@ -7,6 +7,7 @@ use kube::runtime::events::{Event, EventType, Reporter};
 
 use super::Announcer;
 use super::cache::ObjectName;
+use crate::datapath::Netlink;
 use crate::events::{Note, Severity};
 
 /// Creates one `events.k8s.io/v1` Event about `reference` (the same writer as the IPAM controller's).
@@ -20,7 +21,7 @@ pub(super) async fn publish_event(
     ferrolb_runtime::events::publish(client, reporter, event, reference).await
 }
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     /// Queues one Event the core decided on, about its address's Service.
     pub(super) fn send_event(&mut self, note: &Note) {
         let key = &note.key;

@@ -44,7 +44,7 @@ impl Read {
     }
 }
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     /// Reads one round's inputs.
     pub(super) fn read(&mut self, now: Instant) -> Read {
         let services =

@@ -48,7 +48,7 @@ pub(super) fn lease_patch(object: &LeaseObject) -> serde_json::Value {
     })
 }
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     /// A write's or delete's answer: counted, the old holder told of a takeover, and the outcome
     /// given to the core.
     pub(super) fn write_done(&mut self, done: WriteDone) {

@@ -30,7 +30,6 @@
 pub mod cache;
 mod cluster_status;
 pub mod convert;
-pub mod datapath;
 mod delegate_sync;
 mod events;
 mod inputs;
@@ -67,7 +66,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
-use crate::datapath::{AnnounceSchedule, Link, LinkEvent, Netlink, RtNetlink};
+use crate::datapath::{AnnounceSchedule, Driver, Link, LinkEvent, Netlink};
 use crate::delegate::{self as delegation, DelegateTracker};
 use crate::engine::{EngineConfig, LeaseWrite};
 use crate::lease_writes::Answer;
@@ -77,8 +76,8 @@ use crate::policy::{Policies, ServiceInput, ServiceKey};
 use crate::report::Report;
 use crate::round::{Actions, Core, CoreConfig, RoundInputs};
 
+pub use crate::datapath::Mode;
 use cache::Snapshot;
-pub use datapath::Mode;
 use events::publish_event;
 pub(crate) use stores::watch;
 use stores::{HeartbeatBook, Stores};
@@ -172,14 +171,14 @@ enum Outcome {
     Failed(kube::Error),
 }
 
-/// Everything the loop keeps between rounds.
-struct Announcer {
+/// Everything the loop keeps between rounds, with the datapath over the netlink facade `N`.
+struct Announcer<N> {
     settings: Settings,
     client: Client,
     stores: Stores,
     /// Every decision and what it remembers between rounds.
     core: Core,
-    driver: datapath::Driver,
+    driver: Driver<N>,
     links: BTreeMap<u32, Link>,
     table: SharedTable,
     hub: Option<PeerHub>,
@@ -204,16 +203,19 @@ struct Announcer {
     readiness: Readiness,
 }
 
-/// Runs the announcer until `shutdown` is cancelled and the hand-over is done.
-pub async fn run(
+/// Runs the announcer until `shutdown` is cancelled and the hand-over is done. `netlink` is the
+/// node's datapath: links, link changes and, with `--datapath netlink`, its addresses (the binary
+/// passes [`crate::datapath::RtNetlink`]).
+pub async fn run<N: Netlink + 'static>(
     client: Client,
     settings: Settings,
+    netlink: Arc<N>,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let Some((mut me, mut inbox, tasks)) =
-        startup::start(client, settings, readiness, &shutdown, started).await?
+        startup::start(client, settings, netlink, readiness, &shutdown, started).await?
     else {
         return Ok(());
     };
@@ -264,7 +266,7 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     fn me(&self) -> &str {
         &self.settings.node
     }

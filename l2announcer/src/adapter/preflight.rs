@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::convert;
-use crate::datapath::{Netlink, RtNetlink};
+use crate::datapath::Netlink;
 use crate::policy::{CompiledPolicy, PolicyInput};
 use crate::preflight::{Memory, policy_interfaces};
 
@@ -39,18 +39,18 @@ const LOCAL_TICK: Duration = Duration::from_secs(5);
 /// Where the node's sysctls are read.
 const PROC_SYS_CONF_ALL: &str = "/proc/sys/net/ipv4/conf/all";
 
-/// What the preflight task reads from.
-pub(super) struct Preflight {
+/// What the preflight task reads from, the node's links through `N`.
+pub(super) struct Preflight<N> {
     pub client: Client,
     pub node: String,
     pub nodes: Store<Node>,
     pub policies: Store<L2AnnouncementPolicy>,
-    pub netlink: Arc<RtNetlink>,
+    pub netlink: Arc<N>,
     pub events: mpsc::Sender<(Event, ObjectReference)>,
     pub interval: Duration,
 }
 
-impl Preflight {
+impl<N: Netlink + 'static> Preflight<N> {
     /// Checks now, then again every [`LOCAL_TICK`] with what the node and the watch caches show
     /// (links, sysctls, this Node, the policies: no API request), reading kube-system again every
     /// `interval`, until `stop`.

@@ -34,13 +34,14 @@ pub(super) struct Tasks {
 
 /// Starts everything the loop needs, for an announcer started at `started`; `None` when
 /// `shutdown` came before the caches listed.
-pub(super) async fn start(
+pub(super) async fn start<N: Netlink + 'static>(
     client: Client,
     settings: Settings,
+    netlink: Arc<N>,
     readiness: Readiness,
     shutdown: &CancellationToken,
     started: Instant,
-) -> Result<Option<(Announcer, Inbox, Tasks)>, Error> {
+) -> Result<Option<(Announcer<N>, Inbox, Tasks)>, Error> {
     let notify = Arc::new(Notify::new());
     let bgp_notify = Arc::new(Notify::new());
     let book = HeartbeatBook::default();
@@ -58,12 +59,10 @@ pub(super) async fn start(
         tokio::spawn(crate::bgp::run(client.clone(), bgp, inputs, shutdown.child_token()))
     });
 
-    let netlink = Arc::new(RtNetlink::new()?);
     let link_rx = netlink.watch_links()?;
     let links: BTreeMap<u32, Link> = netlink.links().await?.into_iter().map(|l| (l.index, l)).collect();
-    let mut driver =
-        datapath::Driver::new(settings.datapath, Some(netlink.clone()), settings.schedule.clone())
-            .with_address_lifetime(settings.netlink_address_lifetime);
+    let mut driver = Driver::new(settings.datapath, netlink.clone(), settings.schedule.clone())
+        .with_address_lifetime(settings.netlink_address_lifetime);
     driver.set_links(links.values().cloned());
     let (hub, peer_rx) = start_peer(&settings, shutdown).await?;
 
@@ -172,7 +171,7 @@ pub(super) async fn start(
 impl Tasks {
     /// After the loop: not ready, BGP and preflight stopped, the datapath cleared, the heartbeat
     /// Lease released, the gRPC servers stopped.
-    pub(super) async fn stop(self, me: &mut Announcer) {
+    pub(super) async fn stop<N: Netlink + 'static>(self, me: &mut Announcer<N>) {
         me.readiness.set_ready(false);
         self.preflight_stop.cancel();
         if let Some(task) = self.bgp {
@@ -266,7 +265,7 @@ fn spawn_event_publisher(client: &Client, node: &str) -> mpsc::Sender<(Event, Ob
 /// on its interfaces, which the kernel would keep answering. Before deciding anything, remove every
 /// host address (/32, /128) that lies in a pool or is a Service's load-balancer address: whatever
 /// this node should hold is added back once it holds it.
-async fn remove_leftovers(netlink: &RtNetlink, links: &BTreeMap<u32, Link>, stores: &Stores) {
+async fn remove_leftovers(netlink: &impl Netlink, links: &BTreeMap<u32, Link>, stores: &Stores) {
     let pools: Vec<_> = stores.pools.state().iter().map(|p| convert::pool_input(p)).collect();
     let ingress: HashSet<IpAddr> = stores.services.read(|e| {
         e.entries()

@@ -5,7 +5,7 @@ use crate::engine::AddressStatus;
 
 use super::*;
 
-impl Announcer {
+impl<N: Netlink + 'static> Announcer<N> {
     pub(super) fn update_table(
         &mut self,
         addresses: &[AddressStatus],

@@ -1,6 +1,8 @@
 //! The datapath (DESIGN.md §4 "Datapath"): how a node makes the LAN send it a held address's
 //! traffic.
 //!
+//! - [`driver`]: what this node answers for, programmed into the datapath of `--datapath`
+//!   ([`Mode`]), over the netlink facade;
 //! - [`netlink`]: the typed netlink facade (links, link changes, addresses for
 //!   `--datapath netlink`), behind a trait with an in-memory fake;
 //! - [`expiring`]: `--datapath netlink` addresses added with a short lifetime and refreshed while
@@ -18,6 +20,7 @@
 //! gratuitous packets sent, malformed frames dropped, send/receive errors.
 
 pub mod announce;
+pub mod driver;
 pub mod expiring;
 pub mod filter;
 pub mod frame;
@@ -32,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub use announce::{AnnounceSchedule, Announcement};
+pub use driver::{Driver, Mode};
 pub use expiring::ExpiringAddresses;
 pub use frame::Mac;
 pub use netlink::{FakeNetlink, Link, LinkEvent, Netlink, NetlinkError, RtNetlink};

@@ -7,8 +7,8 @@
 //! lifetime (see [`super::expiring`], which does so while the address is held).
 //!
 //! Everything above this module talks to the [`Netlink`] trait, so the announcer's logic runs in
-//! unit tests against [`FakeNetlink`]; [`RtNetlink`] is exercised in network namespaces by
-//! `tests/datapath.rs`.
+//! unit tests, and the whole announcer in `tests/in_process.rs`, against [`FakeNetlink`];
+//! [`RtNetlink`] is exercised in network namespaces by `tests/datapath.rs`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
