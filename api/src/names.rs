@@ -184,6 +184,11 @@ pub mod leases {
 
     const MAX_NAME: usize = 253;
 
+    /// The announcers' status writer: only its holder writes what one node writes for the whole
+    /// cluster (the L2AnnouncementPolicies' conditions). Outside the `ferrolb-l2-` and
+    /// `ferrolb-node-` prefixes, which name address and heartbeat Leases.
+    pub const ANNOUNCER_STATUS: &str = "ferrolb-announcer-status";
+
     /// `ferrolb-node-<node>`: the node's heartbeat Lease.
     pub fn node_heartbeat(node: &str) -> String {
         bounded(format!("ferrolb-node-{node}"))

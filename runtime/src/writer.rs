@@ -158,7 +158,10 @@ pub fn describe_metrics() {
         WRITES_WITHOUT_CLAIM,
         "Cluster-wide writes not sent because this replica did not hold the writer's Lease claim (or its queue was full), by writer."
     );
-    metrics::describe_counter!(WRITES, "Cluster-wide writes sent by the lease-gated writer, by writer and outcome.");
+    metrics::describe_counter!(
+        WRITES,
+        "Cluster-wide writes sent by the lease-gated writer, by writer and outcome."
+    );
 }
 
 #[cfg(test)]
@@ -207,7 +210,8 @@ mod tests {
                 Ok::<(), String>(())
             }
         });
-        let update = |key: &str, basis: &str, payload| Update { key: key.into(), basis: basis.into(), payload };
+        let update =
+            |key: &str, basis: &str, payload| Update { key: key.into(), basis: basis.into(), payload };
         writer.send(update("p", "1", 1));
         writer.send(update("p", "1", 1));
         writer.send(update("p", "2", 2));
