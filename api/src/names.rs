@@ -231,6 +231,14 @@ pub mod leases {
         use super::*;
 
         #[test]
+        fn the_status_writer_lease_is_neither_an_address_nor_a_heartbeat_lease() {
+            // The announcers take every `ferrolb-l2-*` Lease for an address Lease (and may delete
+            // it), every `ferrolb-node-*` one for a heartbeat.
+            assert!(!ANNOUNCER_STATUS.starts_with("ferrolb-l2-"));
+            assert!(!ANNOUNCER_STATUS.starts_with(&node_heartbeat("")));
+        }
+
+        #[test]
         fn service_lease_names() {
             let v4 = service_address("default", "web", "198.51.100.130".parse().unwrap());
             assert_eq!(v4, "ferrolb-l2-default-web-198-51-100-130");
