@@ -20,8 +20,8 @@ pub(super) struct ClusterWriter {
 }
 
 impl ClusterWriter {
-    /// Starts campaigning for the writer Lease in `namespace` with `election` (this node's identity
-    /// and the heartbeat timings), and the writer task; returns what wakes the loop when this node
+    /// Starts campaigning for the writer Lease in `namespace` with `election`
+    /// ([`crate::policy_status::election`]), and the writer task; returns what wakes the loop when this node
     /// starts or stops holding it.
     pub(super) fn start(
         &mut self,
@@ -64,12 +64,11 @@ impl ClusterWriter {
 impl<N: Netlink + 'static> Announcer<N> {
     /// While this node holds the writer Lease: sends the policies' conditions that differ from what
     /// they show to the writer task (which checks the claim again when it writes).
-    pub(super) fn write_policy_status(&mut self, policies: &Policies) {
+    pub(super) fn write_policy_status(&self, objects: &[Arc<L2AnnouncementPolicy>], policies: &Policies) {
         let Some(writer) = &self.cluster.writer else { return };
         if !self.cluster.holds_at(Instant::now()) {
             return;
         }
-        let objects = self.stores.policies.state();
         for update in crate::policy_status::updates(objects.iter().map(|p| &**p), policies) {
             if update.payload["status"]["conditions"][0]["status"] == "True" {
                 let message = &update.payload["status"]["conditions"][0]["message"];

@@ -239,7 +239,8 @@ pub async fn run<N: Netlink + 'static>(
             tracing::info!("ready: deciding and announcing");
             // Only a ready node campaigns: a node still starting must not hold up the writes.
             let (client, namespace) = (me.client.clone(), me.settings.namespace.clone());
-            inbox.status_leading = Some(me.cluster.start(&client, &namespace, me.settings.heartbeat.clone()));
+            let election = crate::policy_status::election(&me.settings.heartbeat);
+            inbox.status_leading = Some(me.cluster.start(&client, &namespace, election));
         }
         if me.core.lifecycle().stopped_unready() {
             break;
@@ -373,12 +374,12 @@ impl<N: Netlink + 'static> Announcer<N> {
         let leases = self.cached_leases();
         let actions = self.core.round(&read.inputs(), leases, now, Timestamp::now());
         self.heartbeat_writes.set(actions.heartbeat_period);
-        self.carry_out(&actions, &read.policies, now).await
+        self.carry_out(&actions, &read, now).await
     }
 
     /// Carries out one round's actions, in order: stop answering what this node no longer holds
     /// before any write (hand-overs) goes out.
-    async fn carry_out(&mut self, actions: &Actions, policies: &Policies, now: Instant) -> Option<Instant> {
+    async fn carry_out(&mut self, actions: &Actions, read: &inputs::Read, now: Instant) -> Option<Instant> {
         self.driver.apply(&actions.answer).await;
         for write in &actions.writes {
             self.start_write(write);
@@ -386,7 +387,7 @@ impl<N: Netlink + 'static> Announcer<N> {
         for (name, rv) in &actions.deletes {
             self.start_delete(name.clone(), rv.clone());
         }
-        self.write_policy_status(policies);
+        self.write_policy_status(&read.policy_objects, &read.policies);
         self.update_table(&actions.addresses, &actions.leases);
         let delegate_at = self.sync_delegate(now);
         for note in &actions.events {
