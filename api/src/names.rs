@@ -184,6 +184,11 @@ pub mod leases {
 
     const MAX_NAME: usize = 253;
 
+    /// The announcers' status writer: only its holder writes what one node writes for the whole
+    /// cluster (the L2AnnouncementPolicies' conditions). Outside the `ferrolb-l2-` and
+    /// `ferrolb-node-` prefixes, which name address and heartbeat Leases.
+    pub const ANNOUNCER_STATUS: &str = "ferrolb-announcer-status";
+
     /// `ferrolb-node-<node>`: the node's heartbeat Lease.
     pub fn node_heartbeat(node: &str) -> String {
         bounded(format!("ferrolb-node-{node}"))
@@ -224,6 +229,14 @@ pub mod leases {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_status_writer_lease_is_neither_an_address_nor_a_heartbeat_lease() {
+            // The announcers take every `ferrolb-l2-*` Lease for an address Lease (and may delete
+            // it), every `ferrolb-node-*` one for a heartbeat.
+            assert!(!ANNOUNCER_STATUS.starts_with("ferrolb-l2-"));
+            assert!(!ANNOUNCER_STATUS.starts_with(&node_heartbeat("")));
+        }
 
         #[test]
         fn service_lease_names() {

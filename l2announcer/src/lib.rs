@@ -19,6 +19,8 @@
 //! - [`lease_writes`]: which Lease writes may start, which Leases to delete, backoff after a failed
 //!   write, and the confirmed writes the watch has not shown yet;
 //! - [`events`]: which Events a node sends after a round, and how often a warning may repeat;
+//! - [`policy_status`], [`spec_condition`]: the conditions the cluster's status writer puts on the
+//!   policies (and the BGP objects), once they differ from what the objects show;
 //! - [`lifecycle`]: when a node is ready, rests between rounds and stops;
 //! - [`round`]: all of the above for one round: every action the adapter carries out;
 //! - [`delegate`]: with `--datapath delegate`, when the CNI agent's reports allow gratuitous packets
@@ -44,9 +46,11 @@ pub mod observe;
 pub mod peer;
 pub mod placement;
 pub mod policy;
+pub mod policy_status;
 pub mod preflight;
 pub mod report;
 pub mod round;
+pub mod spec_condition;
 
 pub use candidates::{
     AnnouncerState, CandidateNode, Candidates, LocalEndpoints, NodeState, Rejection, candidates_for,

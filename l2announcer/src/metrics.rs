@@ -90,4 +90,5 @@ pub fn describe() {
     );
     crate::datapath::metric::describe();
     ferrolb_runtime::lease::describe_metrics();
+    ferrolb_runtime::writer::describe_metrics();
 }

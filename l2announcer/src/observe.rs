@@ -157,8 +157,9 @@ pub fn heartbeat_period(nodes: &[NodeState], peer_channel: bool, retry: Duration
 }
 
 /// Whether `me` is the node that reports cluster-wide facts (Events about addresses nobody can
-/// announce, garbage nobody holds, policy conditions): the first ready node by name, so exactly one
-/// does.
+/// announce, garbage nobody holds): the first ready node by name, so one does when the nodes agree
+/// on who is ready. Policy conditions are not among them: only the holder of the status writer Lease
+/// writes those (`crate::policy_status`).
 pub fn is_reporter(nodes: &[NodeState], me: &str) -> bool {
     nodes
         .iter()

@@ -68,7 +68,8 @@ pub struct Actions {
     pub addresses: Vec<AddressStatus>,
     /// The per-address Lease records the round read: the cache with this node's confirmed writes.
     pub leases: Arc<BTreeMap<String, LeaseRecord>>,
-    /// This node reports cluster-wide facts (policy conditions among them).
+    /// This node reports cluster-wide facts (Events about addresses nobody can announce, garbage
+    /// nobody holds; policy conditions go through the status writer Lease instead).
     pub reporter: bool,
     /// How often to write the heartbeat Lease.
     pub heartbeat_period: Duration,

@@ -1,7 +1,9 @@
 //! The whole announcer in one process, without root: kube-sim and three announcers
 //! (`adapter::run`, as the binary runs it), each with a datapath of its own ([`FakeNetlink`]) and
 //! the peer channel on 127.0.0.1, as three nodes would run them. The assertions read what the
-//! announcers wrote to the API (Leases, policy status, Events) and what each one told its datapath.
+//! announcers wrote to the API (Leases, policy status, Events) and what each one told its datapath;
+//! the policy status comes from one node, the status writer Lease's holder, and from another
+//! once that one stops.
 //!
 //! The datapath is `--datapath netlink` over the fake: held addresses are added to the fake's
 //! `eth0`, released ones removed. The gratuitous schedule is empty, so no raw socket is opened (that
@@ -268,6 +270,32 @@ async fn invalid_spec(client: &kube::Client, policy: &str) -> Option<(String, St
     Some((condition.status, condition.reason, condition.message))
 }
 
+/// The holder of the status writer Lease, if any.
+async fn status_writer(client: &kube::Client) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+    holder(&api.get_opt(leases::ANNOUNCER_STATUS).await.unwrap())
+}
+
+/// Waits until the status writer Lease names one of `among`; returns it.
+async fn wait_for_status_writer(client: &kube::Client, among: &[&str]) -> String {
+    let what = format!("the status writer Lease held by one of {among:?}");
+    let found =
+        wait_for(&what, STEP, || status_writer(client), |h| h.as_deref().is_some_and(|h| among.contains(&h)))
+            .await;
+    found.unwrap()
+}
+
+/// Status writes the API server received for L2AnnouncementPolicies, from every node together.
+fn policy_status_writes(sim: &KubeSim) -> u64 {
+    let counters = sim.counters();
+    let writes = counters.requests.iter().filter(|e| {
+        e.resource == "l2announcementpolicies"
+            && e.subresource == "status"
+            && ["patch", "update", "apply"].contains(&e.verb.as_str())
+    });
+    writes.map(|e| e.count).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_announcers_take_over_hand_over_and_clean_up() {
     // Shown only when the test fails (`RUST_LOG` for more).
@@ -346,6 +374,12 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
     assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
     assert!(message.contains("eth["), "{message}");
 
+    // One writer: a node holds the status writer Lease, and the two conditions took two writes,
+    // from all three nodes together (each node alone would have written both).
+    wait_for_status_writer(&client, &names).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(policy_status_writes(&sim), 2, "one status write per policy");
+
     // Hand-over: the holder shuts down; another node takes the Lease and answers, the first one no
     // longer does.
     let position = started.iter().position(|a| a.name == first).unwrap();
@@ -372,6 +406,28 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
         started.iter().all(|a| a.programmed().is_empty())
     })
     .await;
+
+    // The status writer stops: another node takes the writer Lease over and writes.
+    let running: Vec<&str> = started.iter().map(|a| a.name.as_str()).collect();
+    let writer = wait_for_status_writer(&client, &running).await;
+    let position = started.iter().position(|a| a.name == writer).unwrap();
+    started.remove(position).stop().await;
+    let running: Vec<&str> = started.iter().map(|a| a.name.as_str()).collect();
+    wait_for_status_writer(&client, &running).await;
+    let before = policy_status_writes(&sim);
+    let policies: Api<L2AnnouncementPolicy> = Api::all(client.clone());
+    let fixed = json!({"spec": {"interfaces": ["eth0"]}});
+    policies.patch("broken", &PatchParams::default(), &Patch::Merge(&fixed)).await.unwrap();
+    let shown = wait_for(
+        "the fixed policy's condition, from the new writer",
+        STEP,
+        || invalid_spec(&client, "broken"),
+        |c| c.as_ref().is_some_and(|(status, _, _)| status == "False"),
+    )
+    .await;
+    assert_eq!(shown, Some(("False".into(), "Valid".into(), String::new())));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(policy_status_writes(&sim), before + 1, "one write, by the new writer alone");
 
     for announcer in started {
         announcer.stop().await;

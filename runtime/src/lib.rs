@@ -9,6 +9,7 @@
 //! - [`admin`]: the `/metrics`, `/healthz` and `/readyz` server.
 //! - [`api_error`]: what a failed API request means (the one place that reads HTTP status codes).
 //! - [`events`]: Events created directly, without kube's `Recorder` and its cache.
+//! - [`writer`]: cluster-wide writes, made only while this replica holds a Lease claim.
 
 pub mod admin;
 mod allocator;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod election;
 pub mod events;
 pub mod lease;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -23,6 +23,7 @@ use ferrolb_api::LoadBalancerIPPool;
 use ferrolb_api::names::events as event_reasons;
 use ferrolb_runtime::api_error::ApiFailure;
 pub use ferrolb_runtime::lease::Leadership;
+use ferrolb_runtime::writer::ClaimGate;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
@@ -168,8 +169,9 @@ struct Controller {
     leader: bool,
     /// When this replica last became leader.
     leader_since: Option<Instant>,
-    /// The Lease claim itself, which every write checks just before it is sent.
-    claim: watch::Receiver<Leadership>,
+    /// The Lease claim itself, which every write checks just before it is sent (the same gate as
+    /// the announcer's status writer: see `ferrolb_runtime::writer`).
+    claim: ClaimGate,
     queue: VecDeque<WorkKey>,
     pending: HashMap<WorkKey, Work>,
     in_flight: HashSet<WorkKey>,
@@ -226,7 +228,7 @@ pub async fn run(
         ipam: None,
         leader: leader.borrow().leader,
         leader_since: leader.borrow().leader.then(Instant::now),
-        claim: leader.clone(),
+        claim: ClaimGate::new(leader.clone()),
         queue: VecDeque::new(),
         pending: HashMap::new(),
         in_flight: HashSet::new(),
@@ -657,10 +659,7 @@ impl Controller {
         let client = self.client.clone();
         let reporter = self.reporter.clone();
         let claim = self.claim.clone();
-        let held = move || {
-            let ok = claim.borrow().is_leader_at(std::time::Instant::now());
-            if ok { Ok(()) } else { Err(WriteError::ClaimLapsed) }
-        };
+        let held = move || claim.check(std::time::Instant::now()).map_err(|_| WriteError::ClaimLapsed);
         Box::pin(async move {
             let result = match work {
                 Work::Service { key: svc, status, annotation } => {

@@ -10,6 +10,10 @@ use super::*;
 /// What one round read, owned (the core borrows it through [`Read::inputs`]).
 pub(super) struct Read {
     pub(super) policies: Policies,
+    /// The policy objects `policies` was compiled from: the status writer judges each policy's
+    /// condition on the same version (a newer one read later would pair its status with the old
+    /// version's problems).
+    pub(super) policy_objects: Vec<Arc<L2AnnouncementPolicy>>,
     pub(super) services: Arc<Vec<Arc<ServiceInput>>>,
     pub(super) pools: Vec<PoolInput>,
     pub(super) endpoints: Arc<BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>>,
@@ -50,8 +54,8 @@ impl<N: Netlink + 'static> Announcer<N> {
         let services =
             self.services.get(&self.stores.services, |e| e.values().map(|s| s.input.clone()).collect());
         let pools = self.stores.pools.state().iter().map(|p| convert::pool_input(p)).collect();
-        let policy_inputs: Vec<_> =
-            self.stores.policies.state().iter().map(|p| convert::policy_input(p)).collect();
+        let policy_objects = self.stores.policies.state();
+        let policy_inputs: Vec<_> = policy_objects.iter().map(|p| convert::policy_input(p)).collect();
         let endpoints = self.endpoints.get(&self.stores.slices, |e| {
             let mut endpoints = BTreeMap::new();
             for slice in e.values() {
@@ -61,6 +65,7 @@ impl<N: Netlink + 'static> Announcer<N> {
         });
         let mut read = Read {
             policies: Policies::compile(&policy_inputs),
+            policy_objects,
             services,
             pools,
             endpoints,

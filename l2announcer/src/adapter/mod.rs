@@ -19,6 +19,8 @@
 //! - SIGTERM (the `shutdown` token): this node reports itself not ready, hands every Lease it holds to
 //!   its successor (stopping to answer just before each write), waits until none names it (bounded by
 //!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
+//! - The policies' conditions are written by one node for the cluster: the holder of the status
+//!   writer Lease, through one lease-gated writer task ([`cluster_status`]).
 //! - Preflight ([`preflight`]) runs beside the loop once the caches are listed, every
 //!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
 //!
@@ -35,10 +37,12 @@ mod events;
 mod inputs;
 mod lease_write;
 mod preflight;
-pub mod spec_condition;
 mod startup;
 mod stores;
 mod table;
+
+/// The `ferrolb.io/InvalidSpec` rule, pure, in the core; also here, where the BGP status writer finds it.
+pub use crate::spec_condition;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -195,9 +199,8 @@ struct Announcer<N> {
     publish_tx: mpsc::Sender<Result<String, String>>,
     /// Events waiting for the publisher task (bounded: past it, Events are dropped and counted).
     events_tx: mpsc::Sender<(Event, ObjectReference)>,
-    /// Policies whose status write is in flight.
-    policy_writes: HashSet<String>,
-    policy_tx: mpsc::Sender<String>,
+    /// The cluster's status writer, on this node.
+    cluster: cluster_status::ClusterWriter,
     /// `--datapath delegate`: the CNI agent's programming of what this node answers for.
     delegate: Option<DelegateTracker>,
     readiness: Readiness,
@@ -234,6 +237,10 @@ pub async fn run<N: Netlink + 'static>(
         if me.core.lifecycle_mut().check_ready(heartbeat, Instant::now()) {
             me.readiness.set_ready(true);
             tracing::info!("ready: deciding and announcing");
+            // Only a ready node campaigns: a node still starting must not hold up the writes.
+            let (client, namespace) = (me.client.clone(), me.settings.namespace.clone());
+            let election = crate::policy_status::election(&me.settings.heartbeat);
+            inbox.status_leading = Some(me.cluster.start(&client, &namespace, election));
         }
         if me.core.lifecycle().stopped_unready() {
             break;
@@ -266,6 +273,16 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// Resolves when the optional receiver's value changes (never without one, or once it closed).
+async fn changed_opt(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) -> Result<(), ()> {
+    if let Some(r) = rx
+        && r.changed().await.is_ok()
+    {
+        return Ok(());
+    }
+    std::future::pending().await
+}
+
 impl<N: Netlink + 'static> Announcer<N> {
     fn me(&self) -> &str {
         &self.settings.node
@@ -284,7 +301,7 @@ impl<N: Netlink + 'static> Announcer<N> {
             }
             Some(event) = recv_opt(&mut inbox.peers) => self.peer_event(event),
             Some(done) = inbox.writes.recv() => self.write_done(done),
-            Some(policy) = inbox.policies.recv() => { self.policy_writes.remove(&policy); }
+            Ok(()) = changed_opt(&mut inbox.status_leading) => tracing::debug!("status writer Lease: holder changed"),
             Some(result) = inbox.published.recv() => match result {
                 Ok(text) => self.core.report_published(Some(text)),
                 Err(error) => {
@@ -357,12 +374,12 @@ impl<N: Netlink + 'static> Announcer<N> {
         let leases = self.cached_leases();
         let actions = self.core.round(&read.inputs(), leases, now, Timestamp::now());
         self.heartbeat_writes.set(actions.heartbeat_period);
-        self.carry_out(&actions, &read.policies, now).await
+        self.carry_out(&actions, &read, now).await
     }
 
     /// Carries out one round's actions, in order: stop answering what this node no longer holds
     /// before any write (hand-overs) goes out.
-    async fn carry_out(&mut self, actions: &Actions, policies: &Policies, now: Instant) -> Option<Instant> {
+    async fn carry_out(&mut self, actions: &Actions, read: &inputs::Read, now: Instant) -> Option<Instant> {
         self.driver.apply(&actions.answer).await;
         for write in &actions.writes {
             self.start_write(write);
@@ -370,9 +387,7 @@ impl<N: Netlink + 'static> Announcer<N> {
         for (name, rv) in &actions.deletes {
             self.start_delete(name.clone(), rv.clone());
         }
-        if actions.reporter {
-            self.write_policy_status(policies);
-        }
+        self.write_policy_status(&read.policy_objects, &read.policies);
         self.update_table(&actions.addresses, &actions.leases);
         let delegate_at = self.sync_delegate(now);
         for note in &actions.events {

@@ -13,7 +13,8 @@ pub(super) struct Inbox {
     pub(super) links: mpsc::Receiver<LinkEvent>,
     pub(super) peers: Option<mpsc::Receiver<PeerEvent>>,
     pub(super) writes: mpsc::Receiver<WriteDone>,
-    pub(super) policies: mpsc::Receiver<String>,
+    /// This node starts or stops holding the status writer Lease (once ready and campaigning).
+    pub(super) status_leading: Option<tokio::sync::watch::Receiver<bool>>,
     pub(super) published: mpsc::Receiver<Result<String, String>>,
     pub(super) reports: tokio::sync::broadcast::Receiver<ferrolb_proto::ProgrammingReport>,
     pub(super) watchers: tokio::sync::watch::Receiver<usize>,
@@ -118,7 +119,6 @@ pub(super) async fn start<N: Netlink + 'static>(
     );
     let (writes_tx, writes_rx) = mpsc::channel(1024);
     let (publish_tx, publish_rx) = mpsc::channel(4);
-    let (policy_tx, policy_rx) = mpsc::channel(64);
     let core = Core::new(
         CoreConfig {
             engine: settings.engine.clone(),
@@ -147,8 +147,7 @@ pub(super) async fn start<N: Netlink + 'static>(
         leases: Snapshot::default(),
         heartbeats: book,
         publish_tx,
-        policy_writes: HashSet::new(),
-        policy_tx,
+        cluster: cluster_status::ClusterWriter::default(),
         delegate,
         readiness,
     };
@@ -157,7 +156,7 @@ pub(super) async fn start<N: Netlink + 'static>(
         links: link_rx,
         peers: peer_rx,
         writes: writes_rx,
-        policies: policy_rx,
+        status_leading: None,
         published: publish_rx,
         reports,
         watchers,
@@ -169,8 +168,8 @@ pub(super) async fn start<N: Netlink + 'static>(
 }
 
 impl Tasks {
-    /// After the loop: not ready, BGP and preflight stopped, the datapath cleared, the heartbeat
-    /// Lease released, the gRPC servers stopped.
+    /// After the loop: not ready, BGP and preflight stopped, the datapath cleared, the status writer
+    /// and heartbeat Leases released, the gRPC servers stopped.
     pub(super) async fn stop<N: Netlink + 'static>(self, me: &mut Announcer<N>) {
         me.readiness.set_ready(false);
         self.preflight_stop.cancel();
@@ -180,6 +179,7 @@ impl Tasks {
         }
         me.driver.clear().await;
         me.table.update(|t| t.reset(Vec::new()));
+        me.cluster.release().await;
         self.elector.release().await;
         self.grpc_stop.cancel();
         for task in self.grpc {
