@@ -145,7 +145,6 @@ pub(super) async fn start(
         writes_tx,
         services: Snapshot::default(),
         endpoints: Snapshot::default(),
-        leases: Snapshot::default(),
         heartbeats: book,
         publish_tx,
         policy_writes: HashSet::new(),
