@@ -39,8 +39,9 @@ pub struct Note {
 pub struct EventBook {
     me: String,
     interval: Duration,
-    /// The addresses this node answered for after the last round, with their interfaces.
-    answering: BTreeMap<AddressKey, Vec<String>>,
+    /// The addresses this node answered for after the last round, with their interfaces. Addresses
+    /// answered on the same interfaces share one list (thousands of addresses, a few interfaces).
+    answering: BTreeMap<AddressKey, Arc<[String]>>,
     /// Why no node could announce an address, after the last round.
     why_none: HashMap<AddressKey, String>,
     /// The last Warning sent per (address, reason).
@@ -69,9 +70,18 @@ impl EventBook {
         now: Instant,
     ) -> Vec<Note> {
         let me = &self.me;
-        let mut answering: BTreeMap<AddressKey, Vec<String>> = BTreeMap::new();
+        let mut answering: BTreeMap<AddressKey, Arc<[String]>> = BTreeMap::new();
+        let mut lists: HashSet<Arc<[String]>> = HashSet::new();
         for a in plan.addresses.iter().filter(|a| a.answering) {
-            answering.insert(a.key.clone(), a.interfaces.clone());
+            let list = match lists.get(a.interfaces.as_slice()) {
+                Some(l) => l.clone(),
+                None => {
+                    let l: Arc<[String]> = a.interfaces.as_slice().into();
+                    lists.insert(l.clone());
+                    l
+                }
+            };
+            answering.insert(a.key.clone(), list);
         }
         let mut notes = Vec::new();
         let normal = |key: &AddressKey, message| Note {

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// How many changes the table keeps for watchers that resume, unless told otherwise. A watcher that
@@ -248,12 +249,14 @@ pub enum ProgrammingState {
     Failed,
 }
 
-/// One entry of the change log: the state of one address before and after one revision.
+/// One entry of the change log: the state of one address before and after one revision. The states
+/// are shared with the table and with neighbouring log entries: with thousands of addresses a log of
+/// copies cost as much as the table itself.
 #[derive(Clone, Debug)]
 struct LogEntry {
     revision: u64,
-    before: Option<Entry>,
-    after: Option<Entry>,
+    before: Option<Arc<Entry>>,
+    after: Option<Arc<Entry>>,
 }
 
 /// The revisioned table of announcements known to one announcer, with a bounded log of recent changes
@@ -263,7 +266,7 @@ pub struct AnnouncementTable {
     local_node: String,
     epoch: u64,
     revision: u64,
-    entries: BTreeMap<IpAddr, Entry>,
+    entries: BTreeMap<IpAddr, Arc<Entry>>,
     log: VecDeque<LogEntry>,
     log_capacity: usize,
     /// The revision of the newest change dropped from the log: the oldest revision a watcher can
@@ -331,7 +334,7 @@ impl AnnouncementTable {
 
     /// The announcement of `ip`, if any.
     pub fn get(&self, ip: IpAddr) -> Option<&Entry> {
-        self.entries.get(&ip)
+        self.entries.get(&ip).map(|entry| &**entry)
     }
 
     /// Sets the announcement of its address. Returns the new revision, or `None` when nothing
@@ -340,15 +343,15 @@ impl AnnouncementTable {
         let announcement = announcement.normalized();
         let ip = announcement.ip;
         let before = self.entries.get(&ip).cloned();
-        if before.as_ref().is_some_and(|entry| entry.announcement == announcement) {
+        if before.as_deref().is_some_and(|entry| entry.announcement == announcement) {
             return None;
         }
-        if before.as_ref().is_some_and(|entry| entry.announcement.node != announcement.node) {
+        if before.as_deref().is_some_and(|entry| entry.announcement.node != announcement.node) {
             self.reports.remove(&ip);
             self.programming.remove(&ip);
         }
         self.revision += 1;
-        let after = Entry { announcement, revision: self.revision };
+        let after = Arc::new(Entry { announcement, revision: self.revision });
         self.entries.insert(ip, after.clone());
         self.push_log(LogEntry { revision: self.revision, before, after: Some(after) });
         Some(self.revision)
@@ -389,7 +392,7 @@ impl AnnouncementTable {
                 .entries
                 .values()
                 .filter(|entry| filter.matches(&entry.announcement, &self.local_node))
-                .cloned()
+                .map(|entry| Entry::clone(entry))
                 .collect(),
         }
     }
@@ -406,8 +409,8 @@ impl AnnouncementTable {
             return Err(ResumeError::TooOld { requested: since, oldest: self.compacted_through });
         }
         let skip = usize::try_from(since - self.compacted_through).unwrap_or(usize::MAX);
-        let visible = |entry: &Option<Entry>| {
-            entry.clone().filter(|entry| filter.matches(&entry.announcement, &self.local_node))
+        let visible = |entry: &Option<Arc<Entry>>| {
+            entry.as_deref().filter(|entry| filter.matches(&entry.announcement, &self.local_node)).cloned()
         };
         Ok(self
             .log

@@ -8,6 +8,10 @@
 //! stores, so an event that changes nothing the announcer reads (a Service's status conditions, a
 //! Lease of someone else) does not wake the decision loop.
 //!
+//! What is kept is shared with the rounds ([`Entries::shared`]) and copied only when the watch
+//! changes it while a round still reads it: 10,000 Lease records read by every round are kept once,
+//! not once in the cache and again in a round's copy.
+//!
 //! [`ServiceInput`]: crate::policy::ServiceInput
 
 use std::collections::BTreeMap;
@@ -29,46 +33,62 @@ impl ObjectName {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self { namespace: namespace.into(), name: name.into() }
     }
+}
 
+/// How a cache names what it keeps.
+pub trait CacheKey: Ord + Clone + Send + Sync + 'static {
+    fn of<K: Resource>(object: &K) -> Self;
+}
+
+impl CacheKey for ObjectName {
     fn of<K: Resource>(object: &K) -> Self {
         let meta = object.meta();
         Self::new(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
     }
 }
 
+/// The name alone, for a cache of one namespace (the per-address Leases): the rounds look Leases up
+/// by name.
+impl CacheKey for String {
+    fn of<K: Resource>(object: &K) -> Self {
+        object.meta().name.clone().unwrap_or_default()
+    }
+}
+
 /// One watch event, already projected (`None`: the object is not kept, as if deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change<V> {
+pub enum Change<V, N = ObjectName> {
     /// A (re-)list starts.
     Init,
     /// An object of the list.
-    InitApply(ObjectName, Option<V>),
+    InitApply(N, Option<V>),
     /// The list is complete: it replaces what was kept.
     InitDone,
-    Apply(ObjectName, Option<V>),
-    Delete(ObjectName),
+    Apply(N, Option<V>),
+    Delete(N),
 }
 
 /// The projections kept, and how often they changed.
 #[derive(Debug)]
-pub struct Entries<V> {
-    entries: BTreeMap<ObjectName, V>,
+pub struct Entries<V, N = ObjectName> {
+    /// Shared with the rounds that read it; a change while one does copies it first.
+    entries: Arc<BTreeMap<N, V>>,
     /// Counts the changes; a reader compares it to know whether to copy again.
     generation: u64,
     /// The list in progress (a re-list after a 410 or a restarted watch).
-    listing: Option<BTreeMap<ObjectName, V>>,
+    listing: Option<BTreeMap<N, V>>,
     listed: bool,
 }
 
-impl<V> Default for Entries<V> {
+impl<V, N> Default for Entries<V, N> {
     fn default() -> Self {
-        Self { entries: BTreeMap::new(), generation: 0, listing: None, listed: false }
+        Self { entries: Arc::new(BTreeMap::new()), generation: 0, listing: None, listed: false }
     }
 }
 
-impl<V: PartialEq> Entries<V> {
+impl<V: PartialEq + Clone, N: Ord + Clone> Entries<V, N> {
     /// Applies one change; whether what is kept changed.
-    pub fn apply(&mut self, change: Change<V>) -> bool {
+    pub fn apply(&mut self, change: Change<V, N>) -> bool {
         let changed = match change {
             Change::Init => {
                 self.listing = Some(BTreeMap::new());
@@ -82,8 +102,8 @@ impl<V: PartialEq> Entries<V> {
             }
             Change::InitDone => {
                 let listed = self.listing.take().unwrap_or_default();
-                let changed = !self.listed || listed != self.entries;
-                self.entries = listed;
+                let changed = !self.listed || listed != *self.entries;
+                self.entries = Arc::new(listed);
                 self.listed = true;
                 changed
             }
@@ -91,20 +111,30 @@ impl<V: PartialEq> Entries<V> {
                 if self.entries.get(&name) == Some(&value) {
                     false
                 } else {
-                    self.entries.insert(name, value);
+                    Arc::make_mut(&mut self.entries).insert(name, value);
                     true
                 }
             }
-            Change::Apply(name, None) | Change::Delete(name) => self.entries.remove(&name).is_some(),
+            Change::Apply(name, None) | Change::Delete(name) => {
+                self.entries.contains_key(&name) && Arc::make_mut(&mut self.entries).remove(&name).is_some()
+            }
         };
         if changed {
             self.generation += 1;
         }
         changed
     }
+}
 
-    pub fn entries(&self) -> &BTreeMap<ObjectName, V> {
+impl<V, N> Entries<V, N> {
+    pub fn entries(&self) -> &BTreeMap<N, V> {
         &self.entries
+    }
+
+    /// What is kept, shared (see the module documentation). A reader that holds it across changes
+    /// makes the cache copy it: drop it after the round.
+    pub fn shared(&self) -> Arc<BTreeMap<N, V>> {
+        self.entries.clone()
     }
 
     pub fn generation(&self) -> u64 {
@@ -134,18 +164,18 @@ impl Wake {
 }
 
 /// A watch cache of projections (see the module documentation).
-pub struct Projected<V> {
-    entries: Arc<Mutex<Entries<V>>>,
+pub struct Projected<V, N = ObjectName> {
+    entries: Arc<Mutex<Entries<V, N>>>,
     listed: watch::Receiver<bool>,
 }
 
-impl<V> Clone for Projected<V> {
+impl<V, N> Clone for Projected<V, N> {
     fn clone(&self) -> Self {
         Self { entries: self.entries.clone(), listed: self.listed.clone() }
     }
 }
 
-impl<V: PartialEq + Send + 'static> Projected<V> {
+impl<V: PartialEq + Clone + Send + Sync + 'static, N: CacheKey> Projected<V, N> {
     /// Watches `api`, keeping `project(object)`. `observe` sees every event first (for what is not
     /// kept, such as heartbeat Leases) and returns whether it must wake the loop; `notify` is woken
     /// when that or a change of what is kept happens.
@@ -176,10 +206,10 @@ impl<V: PartialEq + Send + 'static> Projected<V> {
                 let mut wake = observe(&event);
                 let change = match &event {
                     watcher::Event::Init => Change::Init,
-                    watcher::Event::InitApply(o) => Change::InitApply(ObjectName::of(o), project(o)),
+                    watcher::Event::InitApply(o) => Change::InitApply(N::of(o), project(o)),
                     watcher::Event::InitDone => Change::InitDone,
-                    watcher::Event::Apply(o) => Change::Apply(ObjectName::of(o), project(o)),
-                    watcher::Event::Delete(o) => Change::Delete(ObjectName::of(o)),
+                    watcher::Event::Apply(o) => Change::Apply(N::of(o), project(o)),
+                    watcher::Event::Delete(o) => Change::Delete(N::of(o)),
                 };
                 // The object itself goes here; only its projection is kept.
                 drop(event);
@@ -195,7 +225,9 @@ impl<V: PartialEq + Send + 'static> Projected<V> {
         });
         Self { entries, listed }
     }
+}
 
+impl<V, N> Projected<V, N> {
     /// Returns once the first list is complete.
     pub async fn wait_until_ready(&self) {
         let mut listed = self.listed.clone();
@@ -203,18 +235,18 @@ impl<V: PartialEq + Send + 'static> Projected<V> {
     }
 
     /// Reads what is kept.
-    pub fn read<R>(&self, f: impl FnOnce(&Entries<V>) -> R) -> R {
+    pub fn read<R>(&self, f: impl FnOnce(&Entries<V, N>) -> R) -> R {
         f(&lock(&self.entries))
     }
 }
 
-impl<V: Clone + PartialEq + Send + 'static> Projected<V> {
-    pub fn get(&self, name: &ObjectName) -> Option<V> {
+impl<V: Clone, N: Ord> Projected<V, N> {
+    pub fn get(&self, name: &N) -> Option<V> {
         self.read(|e| e.entries().get(name).cloned())
     }
 }
 
-fn lock<V>(entries: &Mutex<Entries<V>>) -> MutexGuard<'_, Entries<V>> {
+fn lock<V, N>(entries: &Mutex<Entries<V, N>>) -> MutexGuard<'_, Entries<V, N>> {
     entries.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -233,7 +265,7 @@ impl<T: Default> Default for Snapshot<T> {
 
 impl<T> Snapshot<T> {
     /// The current copy, rebuilt with `build` when `cache` changed since the last one.
-    pub fn get<V: PartialEq + Send + 'static>(
+    pub fn get<V>(
         &mut self,
         cache: &Projected<V>,
         build: impl FnOnce(&BTreeMap<ObjectName, V>) -> T,

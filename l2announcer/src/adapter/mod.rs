@@ -194,7 +194,6 @@ struct Announcer<N> {
     /// The caches' values as the rounds read them, copied again only after a change.
     services: Snapshot<Vec<Arc<ServiceInput>>>,
     endpoints: Snapshot<BTreeMap<ServiceKey, BTreeMap<String, LocalEndpoints>>>,
-    leases: Snapshot<BTreeMap<String, LeaseRecord>>,
     heartbeats: HeartbeatBook,
     publish_tx: mpsc::Sender<Result<String, String>>,
     /// Events waiting for the publisher task (bounded: past it, Events are dropped and counted).
@@ -346,9 +345,11 @@ impl<N: Netlink + 'static> Announcer<N> {
         }
     }
 
-    /// The per-address Lease records of the watch cache (the core lays its confirmed writes on top).
-    fn cached_leases(&mut self) -> Arc<BTreeMap<String, LeaseRecord>> {
-        self.leases.get(&self.stores.leases, |e| e.iter().map(|(n, r)| (n.name.clone(), r.clone())).collect())
+    /// The per-address Lease records of the watch cache, shared with it, not copied (the core lays
+    /// its confirmed writes on top). Held only for one round: the cache copies what a round still
+    /// holds when the watch changes it.
+    fn cached_leases(&self) -> Arc<BTreeMap<String, LeaseRecord>> {
+        self.stores.leases.read(cache::Entries::shared)
     }
 
     /// Stopping: whether every Lease is handed over, or the grace period is over.

@@ -144,7 +144,6 @@ pub(super) async fn start<N: Netlink + 'static>(
         writes_tx,
         services: Snapshot::default(),
         endpoints: Snapshot::default(),
-        leases: Snapshot::default(),
         heartbeats: book,
         publish_tx,
         cluster: cluster_status::ClusterWriter::default(),

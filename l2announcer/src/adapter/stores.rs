@@ -30,8 +30,8 @@ pub(super) struct Stores {
     pub(super) slices: Projected<SliceEndpoints>,
     pub(super) policies: Store<L2AnnouncementPolicy>,
     pub(super) pools: Store<LoadBalancerIPPool>,
-    /// The per-address Leases' records (node heartbeat Leases go to the [`HeartbeatBook`]).
-    pub(super) leases: Projected<LeaseRecord>,
+    /// The per-address Leases' records by name (node heartbeat Leases go to the [`HeartbeatBook`]).
+    pub(super) leases: Projected<LeaseRecord, String>,
 }
 
 /// Starts a reflector; `strip` drops what the announcer never reads before an object is cached (the
@@ -95,7 +95,11 @@ impl HeartbeatBook {
     }
 }
 
-pub(super) fn watch_leases(api: Api<Lease>, notify: Wake, book: HeartbeatBook) -> Projected<LeaseRecord> {
+pub(super) fn watch_leases(
+    api: Api<Lease>,
+    notify: Wake,
+    book: HeartbeatBook,
+) -> Projected<LeaseRecord, String> {
     let project = |lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
     let observe = move |event: &watcher::Event<Lease>| match event {
         watcher::Event::Apply(lease) | watcher::Event::InitApply(lease) if is_heartbeat(lease) => {
