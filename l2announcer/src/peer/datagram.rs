@@ -17,6 +17,11 @@ use prost::Message;
 /// The largest datagram read (a heartbeat lists at most every peer it does not hear).
 pub const MAX_LEN: usize = 65_535;
 
+/// The largest ack read. An ack carries two node names (at most 253 bytes each, as Kubernetes
+/// names), a 32-byte MAC and six integers: under 650 bytes. A longer datagram is read truncated,
+/// fails to decode and is counted as malformed.
+pub const MAX_ACK_LEN: usize = 1024;
+
 /// The first byte of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -202,5 +207,28 @@ mod tests {
         assert!(matches!(decode_heartbeat(&[1, 0xff, 0xff]), Err(DecodeError::Protobuf(_))));
         let ack = v1::HeartbeatAck { node: "b".into(), heartbeat_seq: 9, ..Default::default() };
         assert_eq!(decode_ack(&encode(Kind::HeartbeatAck, &ack)), Ok(ack));
+    }
+
+    /// The largest ack there can be (longest names, largest integers, a full MAC) fits the ack
+    /// buffer; one cut at the buffer's end does not decode.
+    #[test]
+    fn the_largest_ack_fits_the_ack_buffer() {
+        let name = "n".repeat(253);
+        let ack = v1::HeartbeatAck {
+            node: name.clone(),
+            epoch: u64::MAX,
+            seq: u64::MAX,
+            to: name,
+            mac: vec![0xff; 32],
+            heartbeat_epoch: u64::MAX,
+            heartbeat_seq: u64::MAX,
+            heartbeat_sent_at: u64::MAX,
+        };
+        let d = encode(Kind::HeartbeatAck, &ack);
+        assert!(d.len() <= MAX_ACK_LEN, "{} bytes", d.len());
+        let mut long = ack.clone();
+        long.mac = vec![0xff; MAX_ACK_LEN];
+        let d = encode(Kind::HeartbeatAck, &long);
+        assert!(decode_ack(&d[..MAX_ACK_LEN]).is_err());
     }
 }

@@ -184,12 +184,26 @@ struct HeardState {
     heard: bool,
 }
 
-/// One configured peer: its address, its (lazily connected, shared) channel and its sender task.
+/// One configured peer: its address, its sender task and, once a takeover notice went to it, its
+/// gRPC channel (made on first use and kept: a channel is a task and buffers, and in a cluster of a
+/// hundred most peers are never sent a notice).
 struct PeerLink {
     addr: SocketAddr,
-    client: PeerClient<Channel>,
+    client: Option<PeerClient<Channel>>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
+}
+
+/// The gRPC channel to a peer's port (connected on its first call).
+fn peer_client(addr: SocketAddr, timeout: Duration) -> Result<PeerClient<Channel>, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    Ok(PeerClient::new(channel))
 }
 
 /// Why a heartbeat or notice got no acceptable answer; `kind` is stable (log de-duplication).
@@ -354,25 +368,10 @@ impl PeerHub {
             if node == inner.cfg.node || links.contains_key(&node) {
                 continue;
             }
-            let endpoint = match Endpoint::from_shared(format!("http://{addr}")) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(peer = %node, %addr, error = %e, "invalid peer address");
-                    continue;
-                }
-            };
-            let channel = endpoint
-                .connect_timeout(inner.cfg.request_timeout)
-                .timeout(inner.cfg.request_timeout)
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_timeout(Duration::from_secs(5))
-                .connect_lazy();
-            let client = PeerClient::new(channel);
             let cancel = inner.shutdown.child_token();
             let task = inner.runtime.spawn(heartbeat_loop(inner.clone(), node.clone(), addr, cancel.clone()));
             tracing::info!(peer = %node, %addr, "heartbeating peer");
-            links.insert(node, PeerLink { addr, client, cancel, task });
+            links.insert(node, PeerLink { addr, client: None, cancel, task });
         }
     }
 
@@ -423,11 +422,25 @@ impl PeerHub {
     /// Sends a takeover notice to `node`: fire and forget, a few attempts within about a second; a
     /// failure is logged (the old holder still learns from the Lease or its heartbeat Lease expiry).
     pub fn notify_takeover(&self, node: &str, notice: Takeover) {
-        let client = lock(&self.inner.peers).get(node).map(|l| l.client.clone());
-        let Some(client) = client else {
-            tracing::warn!(peer = %node, address = %notice.address, "takeover notice not sent: no address known for the peer");
-            return;
+        let client = {
+            let mut links = lock(&self.inner.peers);
+            let Some(link) = links.get_mut(node) else {
+                tracing::warn!(peer = %node, address = %notice.address, "takeover notice not sent: no address known for the peer");
+                return;
+            };
+            if link.client.is_none() {
+                let _rt = self.inner.runtime.enter();
+                match peer_client(link.addr, self.inner.cfg.request_timeout) {
+                    Ok(c) => link.client = Some(c),
+                    Err(e) => {
+                        tracing::error!(peer = %node, addr = %link.addr, error = %e, "takeover notice not sent: invalid peer address");
+                        return;
+                    }
+                }
+            }
+            link.client.clone()
         };
+        let Some(client) = client else { return };
         let inner = self.inner.clone();
         let node = node.to_owned();
         self.inner.runtime.spawn(async move { inner.deliver_takeover(node, notice, client).await });
@@ -1059,7 +1072,8 @@ async fn heartbeat_loop(inner: Arc<Inner>, peer: String, addr: SocketAddr, cance
     let mut tick = tokio::time::interval(inner.cfg.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pending = Pending::default();
-    let mut buf = vec![0u8; datagram::MAX_LEN];
+    // Acks only: a buffer per peer of the largest datagram would cost 64 KiB per peer.
+    let mut buf = vec![0u8; datagram::MAX_ACK_LEN];
     let late_margin = late_margin(&inner.cfg);
     // The last failure logged, and whether an ack came since the last tick.
     let mut failing: Option<&'static str> = None;

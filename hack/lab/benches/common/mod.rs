@@ -29,8 +29,14 @@ pub fn check_interrupted() -> Result<()> {
     Ok(())
 }
 
+/// The lab's binaries: next to the bench's executable, or in `FERROLB_BENCH_BIN_DIR` (for a build
+/// with other features, or a wrapper script that runs the announcer under a heap profiler; see
+/// docs/benchmarks.md, "Announcer footprint in the lab").
 pub fn binaries() -> Result<(PathBuf, PathBuf)> {
-    let dir = cluster::default_bin_dir()?;
+    let dir = match std::env::var_os("FERROLB_BENCH_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => cluster::default_bin_dir()?,
+    };
     let build = "cargo build --release -p kube-sim -p ferrolb-ipam -p ferrolb-l2announcer -p ferrolb-lab";
     for b in [cluster::KUBE_SIM, cluster::IPAM, cluster::ANNOUNCER, cluster::LAB] {
         if cluster::find_binary(&dir, b).is_err() {
