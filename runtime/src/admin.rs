@@ -50,6 +50,17 @@ impl Readiness {
     }
 }
 
+/// The buckets of every histogram (all in seconds: a heartbeat's round trip of a fraction of a
+/// millisecond up to a failover or a decision round over thousands of addresses).
+///
+/// Why buckets: without them the exporter renders histograms as summaries, each label set keeping a
+/// rolling quantile sketch (about 1 MiB for the Lease write durations after 10,000 takeovers, and one
+/// sketch per peer for the heartbeat round trip), and a summary's quantiles cannot be aggregated
+/// across nodes. Fixed buckets cost a few counters per label set and aggregate with
+/// `histogram_quantile`.
+pub const HISTOGRAM_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
 /// Installs the global Prometheus recorder (once per process) and returns its handle. Later calls return
 /// the same handle, so tests and binaries can both call it. Fails only when some other recorder was
 /// installed first.
@@ -59,8 +70,11 @@ pub fn install_metrics() -> Result<PrometheusHandle, Error> {
     if let Some(h) = handle.as_ref() {
         return Ok(h.clone());
     }
-    let installed =
-        PrometheusBuilder::new().install_recorder().map_err(|error| Error::Metrics(error.to_string()))?;
+    let installed = PrometheusBuilder::new()
+        .set_buckets(HISTOGRAM_BUCKETS)
+        .map_err(|error| Error::Metrics(error.to_string()))?
+        .install_recorder()
+        .map_err(|error| Error::Metrics(error.to_string()))?;
     *handle = Some(installed.clone());
     Ok(installed)
 }
@@ -154,6 +168,7 @@ mod tests {
         // Idempotent: a second install returns a working handle, not an error.
         let again = install_metrics().unwrap();
         metrics::counter!("ferrolb_admin_test_total", "kind" => "probe").increment(3);
+        metrics::histogram!("ferrolb_admin_test_seconds").record(0.003);
 
         let readiness = Readiness::new();
         let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), handle, readiness.clone()).await.unwrap();
@@ -173,6 +188,10 @@ mod tests {
         assert_eq!(status, 200);
         assert!(body.contains(r#"ferrolb_admin_test_total{kind="probe"} 3"#), "{body}");
         assert!(again.render().contains("ferrolb_admin_test_total"));
+        // Histograms have buckets (aggregable across nodes), not a summary's quantiles.
+        assert!(body.contains(r#"ferrolb_admin_test_seconds_bucket{le="0.005"} 1"#), "{body}");
+        assert!(body.contains(r#"ferrolb_admin_test_seconds_bucket{le="0.0025"} 0"#), "{body}");
+        assert!(!body.contains("quantile"), "{body}");
         assert_eq!(get(addr, "/nope").await.0, 404);
         task.abort();
     }
