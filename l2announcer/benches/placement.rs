@@ -16,7 +16,7 @@ fn slots(n_addrs: usize, nodes: &Nodes) -> Vec<Slot> {
     (0..n_addrs)
         .map(|i| Slot {
             address: IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0100_0000_0000_0000_0001_0000u128 + i as u128)),
-            services: vec![ServiceKey::new("default", format!("svc-{i}"))],
+            services: vec![ServiceKey::new("default", format!("svc-{i}")).into()],
             candidates: all.clone(),
             holder: None,
         })

@@ -409,7 +409,7 @@ mod tests {
 
     fn svc(name: &str, ips: &[&str]) -> ServiceInput {
         ServiceInput {
-            key: ServiceKey::new("default", name),
+            key: ServiceKey::new("default", name).into(),
             ingress: ips.iter().map(|a| a.parse().unwrap()).collect(),
             ..Default::default()
         }

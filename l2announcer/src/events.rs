@@ -95,9 +95,9 @@ impl EventBook {
                 notes.push(normal(key, format!("{me} announces {} on {}", key.address, ifaces.join(", "))));
             }
         }
-        let existing: HashSet<&ServiceKey> = services.iter().map(|s| &s.key).collect();
+        let existing: HashSet<&ServiceKey> = services.iter().map(|s| &*s.key).collect();
         for key in self.answering.keys() {
-            if !answering.contains_key(key) && existing.contains(&key.service) {
+            if !answering.contains_key(key) && existing.contains(&*key.service) {
                 let holder = plan
                     .addresses
                     .iter()
@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn web() -> Vec<Arc<ServiceInput>> {
-        vec![Arc::new(ServiceInput { key: ServiceKey::new("default", "web"), ..Default::default() })]
+        vec![Arc::new(ServiceInput { key: ServiceKey::new("default", "web").into(), ..Default::default() })]
     }
 
     #[test]

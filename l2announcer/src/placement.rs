@@ -57,6 +57,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_api::Family;
 
@@ -155,7 +156,7 @@ pub struct Slot {
     pub address: IpAddr,
     /// The Services announcing this address (several when shared). Addresses with a Service (and
     /// family) in common are spread over different nodes.
-    pub services: Vec<ServiceKey>,
+    pub services: Vec<Arc<ServiceKey>>,
     /// Candidate nodes, sorted and unique (see [`Nodes::ids`]).
     pub candidates: Vec<NodeId>,
     /// The node holding it now, if any.
@@ -179,7 +180,7 @@ pub fn place(nodes: &Nodes, slots: &[Slot]) -> Vec<Option<NodeId>> {
                 .iter()
                 .map(|svc| {
                     let next = spread_ids.len() as u32;
-                    *spread_ids.entry((svc, Family::of(s.address))).or_insert(next)
+                    *spread_ids.entry((&**svc, Family::of(s.address))).or_insert(next)
                 })
                 .collect();
             ids.sort_unstable();
@@ -372,7 +373,7 @@ mod tests {
             .zip(holders.iter().chain(std::iter::repeat(&None)))
             .map(|(&a, &h)| Slot {
                 address: v4(a),
-                services: vec![ServiceKey::new("default", format!("svc-{a}"))],
+                services: vec![ServiceKey::new("default", format!("svc-{a}")).into()],
                 candidates: all.clone(),
                 holder: h,
             })
@@ -457,7 +458,7 @@ mod tests {
     fn ip_count_service_addresses_land_on_different_nodes() {
         let nodes = node_names(3);
         let all: Vec<NodeId> = (0..3).map(NodeId).collect();
-        let svc = ServiceKey::new("default", "scaled");
+        let svc: Arc<ServiceKey> = ServiceKey::new("default", "scaled").into();
         let mk = |n: u32, holder| Slot {
             address: v4(n),
             services: vec![svc.clone()],
@@ -507,7 +508,7 @@ mod tests {
         for a in 0..10 {
             s.push(Slot {
                 address: v4(a),
-                services: vec![ServiceKey::new("x", format!("{a}"))],
+                services: vec![ServiceKey::new("x", format!("{a}")).into()],
                 candidates: if a % 2 == 0 { ab.clone() } else { cd.clone() },
                 holder: None,
             });
@@ -585,7 +586,7 @@ mod tests {
             for (i, n) in sizes.iter().enumerate() {
                 for _ in 0..*n {
                     next += 1;
-                    s.push(Slot { address: v4(next * 7), services: vec![ServiceKey::new("d", format!("{i}"))], candidates: all.clone(), holder: None });
+                    s.push(Slot { address: v4(next * 7), services: vec![ServiceKey::new("d", format!("{i}")).into()], candidates: all.clone(), holder: None });
                 }
             }
             let res = place(&nodes, &s);

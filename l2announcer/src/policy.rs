@@ -25,6 +25,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_api::names::labels;
 use ferrolb_api::{IpRange, L2AnnouncementPolicySpec, Selector, ServedClasses};
@@ -35,15 +36,19 @@ use crate::interface::{Interface, InterfaceSelector};
 pub use ferrolb_api::{ServiceKey, TrafficPolicy};
 
 /// One announced address of one Service: the unit of election and placement.
+///
+/// The Service's key is shared (with its [`ServiceInput`] and every other key of it): the engine,
+/// the write book, the Events book and each round's plan keep one key per address, and with
+/// thousands of addresses two strings per copy were megabytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddressKey {
-    pub service: ServiceKey,
+    pub service: Arc<ServiceKey>,
     pub address: IpAddr,
 }
 
 impl AddressKey {
-    pub fn new(service: ServiceKey, address: IpAddr) -> Self {
-        Self { service, address }
+    pub fn new(service: impl Into<Arc<ServiceKey>>, address: IpAddr) -> Self {
+        Self { service: service.into(), address }
     }
 }
 
@@ -56,7 +61,8 @@ impl fmt::Display for AddressKey {
 /// What the announcer needs from a Service.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceInput {
-    pub key: ServiceKey,
+    /// Shared with the keys of its addresses ([`AddressKey`]).
+    pub key: Arc<ServiceKey>,
     pub labels: BTreeMap<String, String>,
     pub load_balancer_class: Option<String>,
     pub external_traffic_policy: TrafficPolicy,
@@ -381,7 +387,7 @@ pub(crate) mod tests {
 
     pub(crate) fn svc(ns: &str, name: &str, ingress: &[&str]) -> ServiceInput {
         ServiceInput {
-            key: ServiceKey::new(ns, name),
+            key: ServiceKey::new(ns, name).into(),
             ingress: ingress.iter().map(|a| a.parse().unwrap()).collect(),
             ..Default::default()
         }

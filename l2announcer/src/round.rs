@@ -292,7 +292,7 @@ mod tests {
                     spec: L2AnnouncementPolicySpec { load_balancer_ips: true, ..Default::default() },
                 }]),
                 services: vec![Arc::new(ServiceInput {
-                    key: ServiceKey::new("default", "web"),
+                    key: ServiceKey::new("default", "web").into(),
                     ingress: vec!["198.51.100.128".parse().unwrap()],
                     ..Default::default()
                 })],

@@ -39,10 +39,10 @@ pub fn service_input(svc: &Service) -> Option<ServiceInput> {
     };
     let annotations = svc.metadata.annotations.as_ref();
     Some(ServiceInput {
-        key: ServiceKey::new(
+        key: Arc::new(ServiceKey::new(
             svc.metadata.namespace.clone().unwrap_or_default(),
             svc.metadata.name.clone().unwrap_or_default(),
-        ),
+        )),
         labels: svc.metadata.labels.clone().unwrap_or_default(),
         load_balancer_class: spec.load_balancer_class.clone(),
         external_traffic_policy: TrafficPolicy::parse(spec.external_traffic_policy.as_deref().unwrap_or("")),
