@@ -3,7 +3,7 @@
 //! [`plan`] decides, from the watch caches alone, which peers this node talks to and which
 //! prefixes it advertises to each; this module carries it out: one [`ferrolb_bgp::speaker`] task
 //! per session, BFD sessions on one socket per local address ([`ferrolb_bgp::bfd_socket`]), MD5
-//! passwords read from Secrets, and the status ([`status`]): a `BGPSessionState` per session and
+//! passwords read from Secrets, and the status (`status`): a `BGPSessionState` per session and
 //! the `ferrolb.io/InvalidSpec` conditions of the BGP objects.
 //!
 //! - Services, EndpointSlices, Nodes and pools are the L2 loop's caches (no second watch); the
