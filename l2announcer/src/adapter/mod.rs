@@ -19,8 +19,9 @@
 //! - SIGTERM (the `shutdown` token): this node reports itself not ready, hands every Lease it holds to
 //!   its successor (stopping to answer just before each write), waits until none names it (bounded by
 //!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
-//! - The policies' conditions are written by one node for the cluster: the holder of the status
-//!   writer Lease, through one lease-gated writer task (`cluster_status`).
+//! - What one node writes for the cluster (the policies' and, in BGP mode, the BGP objects'
+//!   conditions, the Warnings about addresses nobody can announce, the deletes of address Leases
+//!   nobody holds) is written only by the holder of the status writer Lease (`cluster_status`).
 //! - Preflight (`preflight`) runs beside the loop once the caches are listed, every
 //!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
 //!
