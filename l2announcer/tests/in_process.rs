@@ -469,3 +469,29 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
     monitor_stop.store(true, Ordering::Relaxed);
     assert!(!monitor.await.unwrap(), "two nodes answered for one address at once");
 }
+
+/// A stopped announcer leaves no task behind: its watches, electors and writers end with `run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_announcer_leaves_no_task_behind() {
+    let sim = KubeSim::start(Options::default()).await.unwrap();
+    let client = sim.client().await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ferrolb_api::crd::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+    create_node(&client, "node-a").await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+
+    let announcer = Announcer::start(&sim, "node-a", Arc::new(FakeNetlink::with_links(links(1)))).await;
+    eventually("the announcer ready", STEP, || announcer.readiness.is_ready()).await;
+    wait_for_status_writer(&client, &["node-a"]).await;
+    assert!(metrics.num_alive_tasks() > before);
+    announcer.stop().await;
+    // The API server's side of the announcer's connections ends as they close.
+    let what = format!("the tasks alive before the announcer started, {before} at most");
+    eventually(&what, STEP, || metrics.num_alive_tasks() <= before).await;
+}

@@ -22,6 +22,7 @@
 //! - What one node writes for the cluster (the policies' and, in BGP mode, the BGP objects'
 //!   conditions, the Warnings about addresses nobody can announce, the deletes of address Leases
 //!   nobody holds) is written only by the holder of the status writer Lease (`cluster_status`).
+//! - The watch tasks end when [`run`] returns (they belong to the caches it drops).
 //! - Preflight (`preflight`) runs beside the loop once the caches are listed, every
 //!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
 //!

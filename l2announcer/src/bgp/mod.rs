@@ -34,7 +34,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::cache::{Projected, Snapshot, Wake};
@@ -142,14 +142,15 @@ impl Bfd {
 /// Runs BGP mode until `shutdown`; then withdraws, says Cease and returns.
 pub async fn run(client: Client, settings: Settings, inputs: Inputs, shutdown: CancellationToken) {
     let bgp_only = Wake::new([inputs.wake.clone()]);
-    let peers: Store<BGPPeer> =
-        watch(Api::all(client.clone()), bgp_only.clone(), "bgppeers", |p| p.metadata.managed_fields = None);
-    let advertisements: Store<BGPAdvertisement> =
-        watch(Api::all(client.clone()), bgp_only.clone(), "bgpadvertisements", |a| {
-            a.metadata.managed_fields = None
-        });
-    let profiles: Store<BFDProfile> =
-        watch(Api::all(client.clone()), bgp_only, "bfdprofiles", |p| p.metadata.managed_fields = None);
+    // The watch tasks end when this returns.
+    let mut watches = JoinSet::new();
+    let strip_peer = |p: &mut BGPPeer| p.metadata.managed_fields = None;
+    let peers = watch(Api::all(client.clone()), bgp_only.clone(), "bgppeers", strip_peer, &mut watches);
+    let strip_ad = |a: &mut BGPAdvertisement| a.metadata.managed_fields = None;
+    let advertisements =
+        watch(Api::all(client.clone()), bgp_only.clone(), "bgpadvertisements", strip_ad, &mut watches);
+    let strip_profile = |p: &mut BFDProfile| p.metadata.managed_fields = None;
+    let profiles = watch(Api::all(client.clone()), bgp_only, "bfdprofiles", strip_profile, &mut watches);
     let mut listed = inputs.listed.clone();
     tokio::select! {
         _ = listed.wait_for(|l| *l) => {}
