@@ -185,7 +185,8 @@ pub mod leases {
     const MAX_NAME: usize = 253;
 
     /// The announcers' status writer: only its holder writes what one node writes for the whole
-    /// cluster (the L2AnnouncementPolicies' conditions). Outside the `ferrolb-l2-` and
+    /// cluster (the L2AnnouncementPolicies' and BGP objects' conditions, the Warnings about addresses
+    /// nobody can announce, the deletes of address Leases nobody holds). Outside the `ferrolb-l2-` and
     /// `ferrolb-node-` prefixes, which name address and heartbeat Leases.
     pub const ANNOUNCER_STATUS: &str = "ferrolb-announcer-status";
 

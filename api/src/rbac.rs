@@ -6,8 +6,8 @@
 //! - `ferrolb-ipam` (`ipam/src/controller`): watches (list + watch) pools and Services; patches a
 //!   Service's `status` (server-side apply) and its `ferrolb.io/allocated-from-pool` annotation (merge
 //!   patch), and a pool's `status`; creates Events (`events.k8s.io/v1`,
-//!   `ferrolb_runtime::events::publish`; patch is still granted, unused since a repeated Event is a
-//!   new object); leader election on the Lease `ferrolb-ipam`
+//!   `ferrolb_runtime::events::publish`; never patches them, since a repeated Event is a new
+//!   object); leader election on the Lease `ferrolb-ipam`
 //!   (`runtime/src/lease.rs`: get, create, update).
 //! - `ferrolb-announcer` (`l2announcer/src/adapter`): watches Nodes, Services, EndpointSlices,
 //!   L2AnnouncementPolicies, pools and the Leases of its namespace; creates, patches and deletes the
@@ -144,7 +144,7 @@ pub const IPAM: Component = Component {
             api_group: "events.k8s.io",
             resources: &["events"],
             resource_names: &[],
-            verbs: &["create", "patch"],
+            verbs: &["create"],
         },
         Rule {
             scope: Scope::ReleaseNamespace,

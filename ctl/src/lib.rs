@@ -3,7 +3,7 @@
 //!
 //! - [`input`] reads files, directories and stdin into documents, [`cluster`] the live cluster
 //!   (both are [`input::DocumentSource`]s);
-//! - [`convert`] classifies documents and assembles the result from the source modules
+//! - [`convert`](mod@convert) classifies documents and assembles the result from the source modules
 //!   [`metallb`], [`metallb_bgp`], [`metallb_legacy`], [`deckhouse`], [`cilium`],
 //!   [`cilium_bgp`] and [`services`], with the BGP drafts of [`bgp`];
 //! - [`report`] and [`output`] render it;

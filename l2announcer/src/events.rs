@@ -3,8 +3,10 @@
 //! - `Announcing` (Normal) when this node starts answering for an address or its interfaces change,
 //!   `NotAnnouncing` (Normal) when it stops while the Service still exists: every change of this
 //!   node's own answering goes out.
-//! - `NotAnnouncing` (Warning) when no node can announce an address, from the reporter node only,
-//!   when the reason first appears or changes.
+//! - `NotAnnouncing` (Warning) when no node can announce an address, only from the node that holds
+//!   the status writer Lease's claim (the adapter says so each round), when the reason first
+//!   appears or changes. Every node keeps track of the reasons, so a node that becomes the writer
+//!   warns about changes from then on.
 //! - Warnings repeat while their cause lasts and are limited to one per `interval` per (address,
 //!   reason) ([`EventBook::admit`]); Normal Events need no such entry (10,000 addresses taken over
 //!   would otherwise keep 10,000 entries).
@@ -61,12 +63,14 @@ impl EventBook {
         }
     }
 
-    /// The Events a round's `plan` calls for, already limited (see the module documentation).
+    /// The Events a round's `plan` calls for, already limited (see the module documentation);
+    /// `writer`: this node holds the status writer Lease's claim (it sends the Warnings about
+    /// addresses nobody can announce).
     pub fn after_round(
         &mut self,
         plan: &Plan,
         services: &[Arc<ServiceInput>],
-        reporter: bool,
+        writer: bool,
         now: Instant,
     ) -> Vec<Note> {
         let me = &self.me;
@@ -112,7 +116,7 @@ impl EventBook {
         let mut why_now = HashMap::new();
         for a in &plan.addresses {
             if let Some(why) = &a.why_none {
-                if reporter && self.why_none.get(&a.key) != Some(why) {
+                if writer && self.why_none.get(&a.key) != Some(why) {
                     notes.push(Note {
                         key: a.key.clone(),
                         severity: Severity::Warning,
@@ -198,12 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn nobody_announcing_is_warned_by_the_reporter_when_the_reason_changes_and_limited() {
+    fn nobody_announcing_is_warned_by_the_writer_when_the_reason_changes_and_limited() {
         let t0 = Instant::now();
         let interval = Duration::from_secs(60);
         let mut book = EventBook::new("node1", interval);
         let down = plan(vec![status("198.51.100.1", false, None, Some("link down"))]);
-        assert!(book.after_round(&down, &web(), false, t0).is_empty(), "not the reporter");
+        assert!(book.after_round(&down, &web(), false, t0).is_empty(), "not the writer");
         let mut book = EventBook::new("node1", interval);
         let notes = book.after_round(&down, &web(), true, t0);
         assert_eq!(notes.len(), 1);

@@ -5,10 +5,9 @@
 //! (`tests/fuzz_smoke.rs`) run the same code. A target panics when an invariant fails; "no panic"
 //! alone would miss a reply to the wrong address or a replayed message that got through.
 //!
-//! - [`frame`]: one Ethernet frame, as an AF_PACKET socket delivers it, through
-//!   [`frame::parse`](crate::datapath::frame::parse),
-//!   [`frame::observe`](crate::datapath::frame::observe), `frame::observe_mld` and
-//!   [`responder::answer`](crate::datapath::responder::answer) with no, some and all addresses
+//! - [`frame()`]: one Ethernet frame, as an AF_PACKET socket delivers it, through
+//!   [`frame::parse`], [`frame::observe`], `frame::observe_mld` and
+//!   [`responder::answer`] with no, some and all addresses
 //!   held. Every reply must answer a held address, re-read as the reply the frame asked for
 //!   (etherparse and `observe`), and never itself be a question (two responders on one link must
 //!   not answer each other).
@@ -37,10 +36,10 @@ use crate::peer::PeerKey;
 use crate::peer::auth::{self, DOMAIN, EPOCHS_PER_NODE, REPLAY_WINDOW, Reject, ReplayGuard, Signed};
 use crate::peer::datagram;
 
-/// The MAC of the interface the [`frame`] target's frames arrive on.
+/// The MAC of the interface the [`frame()`] target's frames arrive on.
 pub const OWN_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x11]);
 
-/// The addresses the [`frame`] target holds in its "some held" case.
+/// The addresses the [`frame()`] target holds in its "some held" case.
 pub const HELD: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(198, 51, 100, 200)),
     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x1000)),

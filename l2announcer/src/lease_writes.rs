@@ -11,7 +11,9 @@
 //! - A failed write blocks rewriting that Lease for a while ([`backoff`]), unless the watch shows a
 //!   newer version sooner.
 //! - A per-address Lease nothing announces any more is deleted by its holder (or, for a Lease
-//!   nobody holds, by the reporter node), conditioned on the version read ([`WriteBook::garbage`]).
+//!   nobody holds, by the node holding the status writer Lease's claim), conditioned on the version
+//!   read ([`WriteBook::garbage`]): two nodes deleting the same version at once (a writer claim
+//!   changing hands) cost one failed request, never a newer Lease.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -106,13 +108,14 @@ impl WriteBook {
     }
 
     /// The Leases to delete (name, version to condition the delete on): those no address of `plan`
-    /// uses that `me` holds, or nobody holds and `me` is the reporter. They count as in flight.
+    /// uses that `me` holds, or nobody holds and `me` holds the writer claim (`writer`). They count
+    /// as in flight.
     pub fn garbage(
         &mut self,
         plan: &Plan,
         leases: &BTreeMap<String, LeaseRecord>,
         me: &str,
-        reporter: bool,
+        writer: bool,
     ) -> Vec<(String, Option<String>)> {
         let wanted: HashSet<String> = plan
             .addresses
@@ -131,7 +134,7 @@ impl WriteBook {
             }
             let mine = match record.holder() {
                 Some(h) => h == me,
-                None => reporter,
+                None => writer,
             };
             if mine {
                 self.in_flight.insert(name.clone());
@@ -240,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_deleted_by_its_holder_or_unheld_by_the_reporter() {
+    fn garbage_is_deleted_by_its_holder_or_unheld_by_the_writer() {
         let t0 = Instant::now();
         let key = AddressKey::new(ServiceKey::new("default", "web"), "198.51.100.130".parse().unwrap());
         let used = lease_names::service_address("default", "web", key.address);

@@ -156,19 +156,6 @@ pub fn heartbeat_period(nodes: &[NodeState], peer_channel: bool, retry: Duration
     }
 }
 
-/// Whether `me` is the node that reports cluster-wide facts (Events about addresses nobody can
-/// announce, garbage nobody holds): the first ready node by name, so one does when the nodes agree
-/// on who is ready. Policy conditions are not among them: only the holder of the status writer Lease
-/// writes those (`crate::policy_status`).
-pub fn is_reporter(nodes: &[NodeState], me: &str) -> bool {
-    nodes
-        .iter()
-        .filter(|n| n.announcer.as_ref().is_some_and(|a| a.ready))
-        .map(|n| n.node.name.as_str())
-        .min()
-        .is_some_and(|n| n == me)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,14 +280,6 @@ mod tests {
         let standing = o.observe(&s, ready_at);
         assert!(standing.me.api_peer_ready);
         assert_eq!(standing.wake_at, None, "the time has come");
-    }
-
-    #[test]
-    fn the_reporter_is_the_first_ready_node_by_name() {
-        let nodes = [node("c", Some(true)), node("a", Some(false)), node("b", Some(true)), node("0", None)];
-        assert!(is_reporter(&nodes, "b"));
-        assert!(!is_reporter(&nodes, "a") && !is_reporter(&nodes, "c"));
-        assert!(!is_reporter(&[], "a"));
     }
 
     #[test]

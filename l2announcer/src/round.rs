@@ -22,7 +22,7 @@ use crate::engine::{AddressStatus, Cluster, Engine, EngineConfig, LeaseWrite, Vi
 use crate::events::{EventBook, Note};
 use crate::lease_writes::{Admission, Answer, WriteBook};
 use crate::lifecycle::{Lifecycle, Stop};
-use crate::observe::{Observer, Sight, earliest, heartbeat_period, is_reporter};
+use crate::observe::{Observer, Sight, earliest, heartbeat_period};
 use crate::report::Report;
 
 /// Fixed settings of one node's core.
@@ -51,6 +51,10 @@ pub struct RoundInputs<'a> {
     pub own: &'a Report,
     /// The watch has shown this node's heartbeat Lease (its report can be patched onto it).
     pub heartbeat_seen: bool,
+    /// This node holds the status writer Lease's claim now (`ferrolb-announcer-status`, checked
+    /// with its expiry): it makes the writes one node makes for the cluster, the Warnings about
+    /// addresses nobody can announce and the deletes of Leases nobody holds.
+    pub writer: bool,
 }
 
 /// Everything one round asks of the adapter.
@@ -68,9 +72,6 @@ pub struct Actions {
     pub addresses: Vec<AddressStatus>,
     /// The per-address Lease records the round read: the cache with this node's confirmed writes.
     pub leases: Arc<BTreeMap<String, LeaseRecord>>,
-    /// This node reports cluster-wide facts (Events about addresses nobody can announce, garbage
-    /// nobody holds; policy conditions go through the status writer Lease instead).
-    pub reporter: bool,
     /// How often to write the heartbeat Lease.
     pub heartbeat_period: Duration,
     /// Decide again at this time at the latest.
@@ -203,13 +204,12 @@ impl Core {
             }
         });
         let me = self.cfg.engine.me.clone();
-        let reporter = is_reporter(input.cluster.nodes, &me);
         let deletes = if self.lifecycle.is_stopping() {
             Vec::new()
         } else {
-            self.writes.garbage(&plan, &leases, &me, reporter)
+            self.writes.garbage(&plan, &leases, &me, input.writer)
         };
-        let events = self.events.after_round(&plan, input.cluster.services, reporter, now);
+        let events = self.events.after_round(&plan, input.cluster.services, input.writer, now);
         Actions {
             answer: plan.answer,
             writes,
@@ -217,7 +217,6 @@ impl Core {
             events,
             addresses: plan.addresses,
             leases,
-            reporter,
             heartbeat_period: heartbeat_period(
                 input.cluster.nodes,
                 self.cfg.peer_channel,
@@ -325,6 +324,7 @@ mod tests {
                 heartbeat_current: true,
                 own: &self.own,
                 heartbeat_seen: true,
+                writer: true,
             }
         }
     }
@@ -342,7 +342,6 @@ mod tests {
         let actions = core.round(&world.inputs(), none.clone(), t0, wall());
         assert_eq!(actions.writes.len(), 1, "{actions:?}");
         assert!(actions.writes[0].create && actions.answer.is_empty());
-        assert!(actions.reporter, "the only ready node");
         assert_eq!(actions.heartbeat_period, Duration::from_secs(2));
         let again = core.round(&world.inputs(), none.clone(), t0, wall());
         assert!(again.writes.is_empty(), "in flight");
@@ -393,6 +392,46 @@ mod tests {
         let actions = core.round(&world.inputs(), leases.clone(), t0, wall());
         assert_eq!(actions.deletes, [("ferrolb-l2-gone".to_owned(), Some("3".to_owned()))]);
         assert_eq!(core.stop_now(leases, t0), Stop::No, "not stopping");
+    }
+
+    /// Only the holder of the writer claim warns about addresses nobody can announce and deletes
+    /// Leases nobody holds; a node's own garbage is its own to delete either way.
+    #[test]
+    fn cluster_wide_writes_only_with_the_writer_claim() {
+        let t0 = Instant::now();
+        let mut world = World::new();
+        // The only node has no usable interface: nobody can announce the address.
+        world.nodes[0].announcer = Some(AnnouncerState { ready: true, interfaces: Vec::new() });
+        let record = |holder: Option<&str>, rv: &str| LeaseRecord {
+            holder: holder.map(Into::into),
+            resource_version: Some(rv.into()),
+            ..Default::default()
+        };
+        let leases = Arc::new(BTreeMap::from([
+            ("ferrolb-l2-unheld".to_owned(), record(None, "4")),
+            ("ferrolb-l2-mine".to_owned(), record(Some("node1"), "5")),
+        ]));
+        let warnings =
+            |a: &Actions| a.events.iter().filter(|n| n.severity == crate::events::Severity::Warning).count();
+
+        let mut core = core_at(t0);
+        let input = RoundInputs { writer: false, ..world.inputs() };
+        let actions = core.round(&input, leases.clone(), t0, wall());
+        assert_eq!(warnings(&actions), 0, "{actions:?}");
+        assert_eq!(actions.deletes, [("ferrolb-l2-mine".to_owned(), Some("5".to_owned()))]);
+
+        let mut core = core_at(t0);
+        let actions = core.round(&world.inputs(), leases, t0, wall());
+        assert_eq!(warnings(&actions), 1, "{actions:?}");
+        let mut deletes = actions.deletes.clone();
+        deletes.sort();
+        assert_eq!(
+            deletes,
+            [
+                ("ferrolb-l2-mine".to_owned(), Some("5".to_owned())),
+                ("ferrolb-l2-unheld".to_owned(), Some("4".to_owned())),
+            ]
+        );
     }
 
     #[test]

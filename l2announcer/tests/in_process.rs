@@ -184,10 +184,16 @@ async fn create_pool_and_policies(client: &kube::Client) {
 
 /// A LoadBalancer Service with its address in status, as the IPAM controller leaves it.
 async fn create_service(client: &kube::Client, name: &str, ip: IpAddr) {
+    create_service_with(client, name, ip, "Cluster").await;
+}
+
+/// [`create_service`] with the given `externalTrafficPolicy` (`Local` without endpoints: no node can
+/// announce it).
+async fn create_service_with(client: &kube::Client, name: &str, ip: IpAddr, traffic_policy: &str) {
     let services: Api<Service> = Api::namespaced(client.clone(), APPS);
     let service: Service = serde_json::from_value(json!({
         "metadata": {"name": name, "annotations": {annotations::ALLOCATED_FROM_POOL: "lan"}},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "externalTrafficPolicy": traffic_policy},
     }))
     .unwrap();
     services.create(&PostParams::default(), &service).await.unwrap();
@@ -259,6 +265,18 @@ async fn service_events(client: &kube::Client, name: &str) -> Vec<(String, Strin
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+/// The reporting instances (nodes) of the Warning Events `reason` about Service `name`.
+async fn warnings_by(client: &kube::Client, name: &str, reason: &str) -> Vec<String> {
+    let api: Api<Event> = Api::namespaced(client.clone(), APPS);
+    let events = api.list(&ListParams::default()).await.unwrap().items;
+    events
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason))
+        .map(|e| e.reporting_instance.unwrap_or_default())
         .collect()
 }
 
@@ -376,9 +394,25 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
 
     // One writer: a node holds the status writer Lease, and the two conditions took two writes,
     // from all three nodes together (each node alone would have written both).
-    wait_for_status_writer(&client, &names).await;
+    let writer = wait_for_status_writer(&client, &names).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(policy_status_writes(&sim), 2, "one status write per policy");
+
+    // An address nobody can announce (traffic policy Local, no endpoints): the writer alone warns.
+    create_service_with(&client, "nowhere", "198.51.100.131".parse().unwrap(), "Local").await;
+    wait_for(
+        "a NotAnnouncing Warning",
+        STEP,
+        || warnings_by(&client, "nowhere", reasons::NOT_ANNOUNCING),
+        |by| !by.is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        warnings_by(&client, "nowhere", reasons::NOT_ANNOUNCING).await,
+        [writer],
+        "one Warning, from the holder of the status writer Lease"
+    );
 
     // Hand-over: the holder shuts down; another node takes the Lease and answers, the first one no
     // longer does.
@@ -434,4 +468,30 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
     }
     monitor_stop.store(true, Ordering::Relaxed);
     assert!(!monitor.await.unwrap(), "two nodes answered for one address at once");
+}
+
+/// A stopped announcer leaves no task behind: its watches, electors and writers end with `run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_announcer_leaves_no_task_behind() {
+    let sim = KubeSim::start(Options::default()).await.unwrap();
+    let client = sim.client().await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ferrolb_api::crd::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+    create_node(&client, "node-a").await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+
+    let announcer = Announcer::start(&sim, "node-a", Arc::new(FakeNetlink::with_links(links(1)))).await;
+    eventually("the announcer ready", STEP, || announcer.readiness.is_ready()).await;
+    wait_for_status_writer(&client, &["node-a"]).await;
+    assert!(metrics.num_alive_tasks() > before);
+    announcer.stop().await;
+    // The API server's side of the announcer's connections ends as they close.
+    let what = format!("the tasks alive before the announcer started, {before} at most");
+    eventually(&what, STEP, || metrics.num_alive_tasks() <= before).await;
 }

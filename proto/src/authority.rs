@@ -81,7 +81,7 @@ pub enum RewriteError {
     /// The frames break HTTP/2's rules for header blocks (a PROTOCOL_ERROR for h2 too).
     #[error("HTTP/2 framing: {0}")]
     Framing(&'static str),
-    /// A header block is longer than [`MAX_BLOCK`].
+    /// A header block is longer than `MAX_BLOCK` (1 MiB).
     #[error("HTTP/2 header block on stream {stream_id} is longer than {MAX_BLOCK} bytes")]
     TooLong {
         /// The stream the block belongs to.

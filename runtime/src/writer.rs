@@ -54,6 +54,17 @@ impl ClaimGate {
         self.leadership.borrow().is_leader_at(now)
     }
 
+    /// Resolves once holding the claim differs from `held`, as judged when the elector publishes
+    /// (a renewal that only moves the expiry does not wake; a late one that restores the claim
+    /// does); never once the elector is gone. For a loop that decides its cluster-wide writes again
+    /// when this replica starts or stops holding the claim.
+    pub async fn changed_from(&mut self, held: bool) {
+        let changed = self.leadership.wait_for(|l| l.is_leader_at(Instant::now()) != held).await.is_ok();
+        if !changed {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// [`ClaimGate::holds_at`] as a result, for a write that is about to go out.
     pub fn check(&self, now: Instant) -> Result<(), ClaimLapsed> {
         if self.holds_at(now) { Ok(()) } else { Err(ClaimLapsed) }
@@ -185,6 +196,21 @@ mod tests {
         assert_eq!(gate.check(now + Duration::from_secs(2)), Err(ClaimLapsed), "still `leader`, but expired");
         tx.send_replace(Leadership::default());
         assert!(!gate.holds_at(now));
+    }
+
+    #[tokio::test]
+    async fn a_change_of_holding_wakes_and_a_renewal_does_not() {
+        let now = Instant::now();
+        let (tx, rx) = watch::channel(Leadership::default());
+        let mut gate = ClaimGate::new(rx);
+        let wait = Duration::from_millis(50);
+        assert!(tokio::time::timeout(wait, gate.changed_from(false)).await.is_err(), "nothing yet");
+        tx.send_replace(leading_until(now + Duration::from_secs(60)));
+        tokio::time::timeout(wait, gate.changed_from(false)).await.expect("now held");
+        tx.send_replace(leading_until(now + Duration::from_secs(61)));
+        assert!(tokio::time::timeout(wait, gate.changed_from(true)).await.is_err(), "a renewal");
+        drop(tx);
+        assert!(tokio::time::timeout(wait, gate.changed_from(true)).await.is_err(), "the elector is gone");
     }
 
     #[test]

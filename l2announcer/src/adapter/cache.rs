@@ -21,6 +21,7 @@ use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 /// An object's namespace (empty for cluster-scoped objects) and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -178,13 +179,15 @@ impl<V, N> Clone for Projected<V, N> {
 impl<V: PartialEq + Clone + Send + Sync + 'static, N: CacheKey> Projected<V, N> {
     /// Watches `api`, keeping `project(object)`. `observe` sees every event first (for what is not
     /// kept, such as heartbeat Leases) and returns whether it must wake the loop; `notify` is woken
-    /// when that or a change of what is kept happens.
+    /// when that or a change of what is kept happens. The watch task joins `tasks`: it ends when
+    /// they are dropped.
     pub fn spawn<K>(
         api: Api<K>,
         what: &'static str,
         notify: Wake,
         project: impl Fn(&K) -> Option<V> + Send + 'static,
         mut observe: impl FnMut(&watcher::Event<K>) -> bool + Send + 'static,
+        tasks: &mut JoinSet<()>,
     ) -> Self
     where
         K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
@@ -193,7 +196,7 @@ impl<V: PartialEq + Clone + Send + Sync + 'static, N: CacheKey> Projected<V, N> 
         let (listed_tx, listed) = watch::channel(false);
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         let shared = entries.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 let event = match event {

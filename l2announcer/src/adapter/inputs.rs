@@ -26,6 +26,8 @@ pub(super) struct Read {
     pub(super) heartbeat_current: bool,
     pub(super) own: Report,
     pub(super) heartbeat_seen: bool,
+    /// This node holds the status writer Lease's claim ([`RoundInputs::writer`]).
+    pub(super) writer: bool,
 }
 
 impl Read {
@@ -44,6 +46,7 @@ impl Read {
             heartbeat_current: self.heartbeat_current,
             own: &self.own,
             heartbeat_seen: self.heartbeat_seen,
+            writer: self.writer,
         }
     }
 }
@@ -77,6 +80,7 @@ impl<N: Netlink + 'static> Announcer<N> {
             heartbeat_current: self.leadership.borrow().is_leader_at(now),
             own: self.own_report(),
             heartbeat_seen: self.heartbeats.get(&lease_names::node_heartbeat(self.me())).is_some(),
+            writer: self.cluster.holds_at(now),
         };
         self.read_nodes(now, &mut read);
         read.acked_until =

@@ -1,6 +1,6 @@
 //! The announcer's adapter: watches in, one serial decision loop around the pure [`Core`], Lease
 //! writes, the datapath, the gRPC table and Events out. It decides nothing: each round it reads its
-//! inputs ([`inputs`]), asks [`Core::round`] for [`Actions`] and carries them out.
+//! inputs (`inputs`), asks [`Core::round`] for [`Actions`] and carries them out.
 //!
 //! - Watches (kube reflectors) on Nodes, Services, EndpointSlices, L2AnnouncementPolicies, pools and
 //!   the Leases of FerroLB's namespace; link changes from netlink; peer heartbeats and takeover
@@ -19,9 +19,11 @@
 //! - SIGTERM (the `shutdown` token): this node reports itself not ready, hands every Lease it holds to
 //!   its successor (stopping to answer just before each write), waits until none names it (bounded by
 //!   `shutdown_grace`), then stops the datapath and releases its heartbeat Lease.
-//! - The policies' conditions are written by one node for the cluster: the holder of the status
-//!   writer Lease, through one lease-gated writer task ([`cluster_status`]).
-//! - Preflight ([`preflight`]) runs beside the loop once the caches are listed, every
+//! - What one node writes for the cluster (the policies' and, in BGP mode, the BGP objects'
+//!   conditions, the Warnings about addresses nobody can announce, the deletes of address Leases
+//!   nobody holds) is written only by the holder of the status writer Lease (`cluster_status`).
+//! - The watch tasks end when [`run`] returns (they belong to the caches it drops).
+//! - Preflight (`preflight`) runs beside the loop once the caches are listed, every
 //!   `preflight_interval`, and posts its findings as Warning Events on this node's Node object.
 //!
 //! The loop's parts, each an `impl Announcer` or functions of its own: the wiring (`startup`), the

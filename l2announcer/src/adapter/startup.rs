@@ -48,6 +48,7 @@ pub(super) async fn start<N: Netlink + 'static>(
     let book = HeartbeatBook::default();
     let stores = Stores::start(&client, &settings.namespace, &notify, &bgp_notify, &book);
     let (listed_tx, listed_rx) = tokio::sync::watch::channel(false);
+    let cluster = cluster_status::ClusterWriter::new();
     let bgp = settings.bgp.clone().map(|bgp| {
         let inputs = crate::bgp::Inputs {
             nodes: stores.nodes.clone(),
@@ -56,6 +57,7 @@ pub(super) async fn start<N: Netlink + 'static>(
             pools: stores.pools.clone(),
             wake: bgp_notify.clone(),
             listed: listed_rx,
+            writer: cluster.gate(),
         };
         tokio::spawn(crate::bgp::run(client.clone(), bgp, inputs, shutdown.child_token()))
     });
@@ -146,7 +148,7 @@ pub(super) async fn start<N: Netlink + 'static>(
         endpoints: Snapshot::default(),
         heartbeats: book,
         publish_tx,
-        cluster: cluster_status::ClusterWriter::default(),
+        cluster,
         delegate,
         readiness,
     };

@@ -17,6 +17,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use super::cache::{Projected, Wake};
 use super::convert::{self, ServiceEntry, SliceEndpoints};
@@ -32,18 +33,27 @@ pub(super) struct Stores {
     pub(super) pools: Store<LoadBalancerIPPool>,
     /// The per-address Leases' records by name (node heartbeat Leases go to the [`HeartbeatBook`]).
     pub(super) leases: Projected<LeaseRecord, String>,
+    /// The watch tasks: aborted when the caches are dropped (when `adapter::run` returns).
+    _watches: JoinSet<()>,
 }
 
-/// Starts a reflector; `strip` drops what the announcer never reads before an object is cached (the
-/// caches are most of its memory with thousands of Services).
-pub(crate) fn watch<K>(api: Api<K>, notify: Wake, what: &'static str, strip: fn(&mut K)) -> Store<K>
+/// Starts a reflector, its task joining `tasks` (it ends when they are dropped); `strip` drops what
+/// the announcer never reads before an object is cached (the caches are most of its memory with
+/// thousands of Services).
+pub(crate) fn watch<K>(
+    api: Api<K>,
+    notify: Wake,
+    what: &'static str,
+    strip: fn(&mut K),
+    tasks: &mut JoinSet<()>,
+) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default()).default_backoff().modify(strip).reflect(writer);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             if let Err(error) = event {
@@ -99,6 +109,7 @@ pub(super) fn watch_leases(
     api: Api<Lease>,
     notify: Wake,
     book: HeartbeatBook,
+    tasks: &mut JoinSet<()>,
 ) -> Projected<LeaseRecord, String> {
     let project = |lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
     let observe = move |event: &watcher::Event<Lease>| match event {
@@ -113,7 +124,7 @@ pub(super) fn watch_leases(
         // the namespace (the IPAM controller's, anyone's) decide nothing.
         _ => false,
     };
-    Projected::spawn(api, "leases", notify, project, observe)
+    Projected::spawn(api, "leases", notify, project, observe, tasks)
 }
 
 pub(super) fn is_address_lease(lease: &Lease) -> bool {
@@ -135,14 +146,17 @@ impl Stores {
     ) -> Self {
         let l2 = Wake::new([notify.clone()]);
         let both = Wake::new([notify.clone(), bgp.clone()]);
+        let mut tasks = JoinSet::new();
+        let t = &mut tasks;
         Self {
-            nodes: watch(Api::all(client.clone()), both.clone(), "nodes", convert::strip_node),
+            nodes: watch(Api::all(client.clone()), both.clone(), "nodes", convert::strip_node, t),
             services: Projected::spawn(
                 Api::all(client.clone()),
                 "services",
                 both.clone(),
                 convert::service_entry,
                 |_| false,
+                t,
             ),
             slices: Projected::spawn(
                 Api::all(client.clone()),
@@ -150,14 +164,24 @@ impl Stores {
                 both.clone(),
                 convert::slice_endpoints,
                 |_| false,
+                t,
             ),
-            policies: watch(Api::all(client.clone()), l2.clone(), "l2announcementpolicies", |p| {
-                p.metadata.managed_fields = None
-            }),
-            pools: watch(Api::all(client.clone()), both, "loadbalancerippools", |p| {
-                p.metadata.managed_fields = None
-            }),
-            leases: watch_leases(Api::namespaced(client.clone(), namespace), l2, book.clone()),
+            policies: watch(
+                Api::all(client.clone()),
+                l2.clone(),
+                "l2announcementpolicies",
+                |p| p.metadata.managed_fields = None,
+                t,
+            ),
+            pools: watch(
+                Api::all(client.clone()),
+                both,
+                "loadbalancerippools",
+                |p| p.metadata.managed_fields = None,
+                t,
+            ),
+            leases: watch_leases(Api::namespaced(client.clone(), namespace), l2, book.clone(), t),
+            _watches: tasks,
         }
     }
 

@@ -3,8 +3,9 @@
 //! [`plan`] decides, from the watch caches alone, which peers this node talks to and which
 //! prefixes it advertises to each; this module carries it out: one [`ferrolb_bgp::speaker`] task
 //! per session, BFD sessions on one socket per local address ([`ferrolb_bgp::bfd_socket`]), MD5
-//! passwords read from Secrets, and the status ([`status`]): a `BGPSessionState` per session and
-//! the `ferrolb.io/InvalidSpec` conditions of the BGP objects.
+//! passwords read from Secrets, and the status (`status`): a `BGPSessionState` per session and
+//! the `ferrolb.io/InvalidSpec` conditions of the BGP objects, these written only by the node that
+//! holds the announcers' status writer Lease (the gate in [`Inputs::writer`]).
 //!
 //! - Services, EndpointSlices, Nodes and pools are the L2 loop's caches (no second watch); the
 //!   BGP objects have their own. A cluster without BGP objects costs three idle watches.
@@ -28,11 +29,12 @@ use ferrolb_api::{LoadBalancerIPPool, ServedClasses, ServiceKey};
 use ferrolb_bgp::bfd_socket::{BfdCommand, BfdPeer, BfdStatus, serve_bfd};
 use ferrolb_bgp::fsm::State;
 use ferrolb_bgp::speaker::{PeerStatus, PeerTransport, Routes, run_peer};
+use ferrolb_runtime::writer::ClaimGate;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::cache::{Projected, Snapshot, Wake};
@@ -67,6 +69,9 @@ pub struct Inputs {
     /// for that instead of on the caches: a kube `Store` wakes only one of two tasks waiting for
     /// its first list (its `DelayedInit` keeps one waker), so a second waiter could wait forever.
     pub listed: watch::Receiver<bool>,
+    /// This node's claim on the status writer Lease (`ferrolb-announcer-status`), which the L2 loop
+    /// campaigns for once ready: the BGP objects' conditions are written only while it holds.
+    pub writer: ClaimGate,
 }
 
 /// One running session.
@@ -137,14 +142,15 @@ impl Bfd {
 /// Runs BGP mode until `shutdown`; then withdraws, says Cease and returns.
 pub async fn run(client: Client, settings: Settings, inputs: Inputs, shutdown: CancellationToken) {
     let bgp_only = Wake::new([inputs.wake.clone()]);
-    let peers: Store<BGPPeer> =
-        watch(Api::all(client.clone()), bgp_only.clone(), "bgppeers", |p| p.metadata.managed_fields = None);
-    let advertisements: Store<BGPAdvertisement> =
-        watch(Api::all(client.clone()), bgp_only.clone(), "bgpadvertisements", |a| {
-            a.metadata.managed_fields = None
-        });
-    let profiles: Store<BFDProfile> =
-        watch(Api::all(client.clone()), bgp_only, "bfdprofiles", |p| p.metadata.managed_fields = None);
+    // The watch tasks end when this returns.
+    let mut watches = JoinSet::new();
+    let strip_peer = |p: &mut BGPPeer| p.metadata.managed_fields = None;
+    let peers = watch(Api::all(client.clone()), bgp_only.clone(), "bgppeers", strip_peer, &mut watches);
+    let strip_ad = |a: &mut BGPAdvertisement| a.metadata.managed_fields = None;
+    let advertisements =
+        watch(Api::all(client.clone()), bgp_only.clone(), "bgpadvertisements", strip_ad, &mut watches);
+    let strip_profile = |p: &mut BFDProfile| p.metadata.managed_fields = None;
+    let profiles = watch(Api::all(client.clone()), bgp_only, "bfdprofiles", strip_profile, &mut watches);
     let mut listed = inputs.listed.clone();
     tokio::select! {
         _ = listed.wait_for(|l| *l) => {}
@@ -152,7 +158,13 @@ pub async fn run(client: Client, settings: Settings, inputs: Inputs, shutdown: C
     }
 
     let mut secrets = Secrets::new(client.clone(), &settings.namespace, inputs.wake.clone());
-    let writer = StatusWriter::spawn(client.clone(), settings.node.clone(), inputs.nodes.clone());
+    let writer = StatusWriter::spawn(
+        client.clone(),
+        settings.node.clone(),
+        inputs.nodes.clone(),
+        inputs.writer.clone(),
+    );
+    let mut claim = inputs.writer.clone();
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut bfd = Bfd::default();
     let mut services: Snapshot<Vec<Arc<ServiceInput>>> = Snapshot::default();
@@ -243,11 +255,11 @@ pub async fn run(client: Client, settings: Settings, inputs: Inputs, shutdown: C
         metrics::gauge!(crate::metrics::BGP_SESSIONS_ESTABLISHED).set(established as f64);
         let sent: usize = running.values().map(|r| r.status.borrow().routes_sent).sum();
         metrics::gauge!(crate::metrics::BGP_PREFIXES_ADVERTISED).set(sent as f64);
-        // Only one node writes the BGP objects' conditions (see `status::is_reporter`).
-        let reporter = status::is_reporter(&inputs.nodes.state(), &settings.node);
+        // Only the holder of the status writer Lease writes the BGP objects' conditions.
+        let held = claim.holds_at(std::time::Instant::now());
         writer.publish(
             desired,
-            reporter.then_some(&plan.problems),
+            held.then_some(&plan.problems),
             &peers.state(),
             &advertisements.state(),
             &profiles.state(),
@@ -280,6 +292,8 @@ pub async fn run(client: Client, settings: Settings, inputs: Inputs, shutdown: C
         tokio::select! {
             () = inputs.wake.notified() => {}
             () = any_change => {}
+            // This node starts or stops holding the writer claim: its conditions, or none.
+            () = claim.changed_from(held) => {}
             // A safety net against a missed wake-up, and the retry of status writes.
             () = tokio::time::sleep(Duration::from_secs(30)) => {}
             () = shutdown.cancelled() => break,

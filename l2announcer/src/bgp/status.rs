@@ -1,5 +1,9 @@
 //! What BGP mode writes to the API, from one task: this node's `BGPSessionState` objects and,
-//! on the reporter node only, the `ferrolb.io/InvalidSpec` conditions of the BGP objects.
+//! only while this node holds the announcers' status writer Lease (`ferrolb-announcer-status`), the
+//! `ferrolb.io/InvalidSpec` conditions of the BGP objects. The loop publishes conditions only while
+//! the claim holds, and the task checks the claim with its expiry again right before each condition
+//! write ([`ClaimGate`]): a node whose renewal is late never writes over the new holder; what it
+//! does not write is counted (`ferrolb_writes_without_claim_total{writer="bgp-conditions"}`).
 //!
 //! The loop publishes what should be shown ([`StatusWriter::publish`], a watch channel, so a
 //! burst of changes folds into the latest); the task writes what differs from what it last
@@ -16,6 +20,7 @@ use ferrolb_bgp::bfd_socket::BfdStatus;
 use ferrolb_bgp::fsm::State;
 use ferrolb_bgp::speaker::PeerStatus;
 use ferrolb_runtime::api_error::ApiFailure;
+use ferrolb_runtime::writer::{ClaimGate, WRITES_WITHOUT_CLAIM};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -79,25 +84,15 @@ fn spec_conditions<K: Resource>(
     }
 }
 
-/// Whether `node` writes the BGP objects' conditions: the first Ready Node by name, so that one
-/// node does. Two nodes disagreeing for a moment write the same condition, which is harmless.
-pub fn is_reporter(nodes: &[Arc<Node>], node: &str) -> bool {
-    nodes
-        .iter()
-        .filter(|n| !crate::adapter::convert::node_input(n).not_ready)
-        .filter_map(|n| n.metadata.name.as_deref())
-        .min()
-        .is_some_and(|n| n == node)
-}
-
 impl StatusWriter {
-    pub fn spawn(client: Client, node: String, nodes: Store<Node>) -> Self {
+    /// Starts the task; it writes conditions only while `gate` holds.
+    pub fn spawn(client: Client, node: String, nodes: Store<Node>, gate: ClaimGate) -> Self {
         let (tx, rx) = watch::channel(Published::default());
-        let task = tokio::spawn(write_loop(client, node, nodes, rx));
+        let task = tokio::spawn(write_loop(client, node, nodes, gate, rx));
         Self { tx, task }
     }
 
-    /// What should be shown now; `problems` only on the reporter node.
+    /// What should be shown now; `problems` only while this node holds the writer claim.
     pub fn publish(
         &self,
         sessions: BTreeMap<String, Desired>,
@@ -180,7 +175,13 @@ struct Written {
     created: bool,
 }
 
-async fn write_loop(client: Client, node: String, nodes: Store<Node>, mut rx: watch::Receiver<Published>) {
+async fn write_loop(
+    client: Client,
+    node: String,
+    nodes: Store<Node>,
+    gate: ClaimGate,
+    mut rx: watch::Receiver<Published>,
+) {
     let api: Api<BGPSessionState> = Api::all(client.clone());
     let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     // This node's objects from an earlier run: kept if still wanted, deleted otherwise.
@@ -289,6 +290,11 @@ async fn write_loop(client: Client, node: String, nodes: Store<Node>, mut rx: wa
                 .get(&key)
                 .is_some_and(|(c, at)| same_condition(c, condition) && now < *at + CONDITION_RESEND)
             {
+                continue;
+            }
+            if !gate.holds_at(Instant::now()) {
+                metrics::counter!(WRITES_WITHOUT_CLAIM, "writer" => "bgp-conditions").increment(1);
+                tracing::debug!(kind, %name, "condition not written: the writer Lease claim had lapsed");
                 continue;
             }
             conditions_sent.insert(key, (condition.clone(), now));

@@ -84,7 +84,7 @@ thread_local! {
 /// Evaluates every `x-kubernetes-validations` rule at its node (for list items and map values, on
 /// each element), with `self` bound to the node's value and, when `old` is given and the node
 /// correlates with the old object, `oldSelf`. Transition rules (those using `oldSelf`) are skipped
-/// without an old value, as on create. [`validate_all`] calls it the way the apiserver does.
+/// without an old value, as on create. [`validate_all`](super::validate_all) calls it the way the apiserver does.
 pub fn validate_cel(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     CEL.with(|cel| walk_cel(cel, schema, obj, old, "", &mut errs));

@@ -26,7 +26,7 @@ fn builtin_age() -> Column {
 
 /// The columns kubectl shows for the built-in kinds kube-sim serves, as the apiserver's printers
 /// compute them (`Wide` columns have priority 1); `None` for any other kind, which gets
-/// [`default_columns`] (or its CRD's printer columns).
+/// [`default_columns`](super::default_columns) (or its CRD's printer columns).
 pub fn builtin_columns(group: &str, kind: &str) -> Option<Vec<Column>> {
     let columns = match (group, kind) {
         ("", "Service") => service_columns(),
