@@ -321,17 +321,7 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
         tracing_subscriber::EnvFilter::new("in_process=info,ferrolb_l2announcer=info,ferrolb_runtime=info")
     });
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_test_writer().try_init();
-    let sim = KubeSim::start(Options::default()).await.unwrap();
-    let client = sim.client().await.unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ferrolb_api::crd::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for name in [NAMESPACE, APPS] {
-        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        namespaces.create(&PostParams::default(), &namespace).await.unwrap();
-    }
+    let (sim, client) = cluster(&[NAMESPACE, APPS]).await;
     let names = ["node-a", "node-b", "node-c"];
     for name in names {
         create_node(&client, name).await;
@@ -470,18 +460,26 @@ async fn three_announcers_take_over_hand_over_and_clean_up() {
     assert!(!monitor.await.unwrap(), "two nodes answered for one address at once");
 }
 
-/// A stopped announcer leaves no task behind: its watches, electors and writers end with `run`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_announcer_leaves_no_task_behind() {
+/// kube-sim in this process with FerroLB's CRDs and `namespaces`, and a client of it.
+async fn cluster(namespaces: &[&str]) -> (KubeSim, kube::Client) {
     let sim = KubeSim::start(Options::default()).await.unwrap();
     let client = sim.client().await.unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in ferrolb_api::crd::all() {
         crds.create(&PostParams::default(), &crd).await.unwrap();
     }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+    let api: Api<Namespace> = Api::all(client.clone());
+    for name in namespaces {
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &namespace).await.unwrap();
+    }
+    (sim, client)
+}
+
+/// A stopped announcer leaves no task behind: its watches, electors and writers end with `run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_announcer_leaves_no_task_behind() {
+    let (sim, client) = cluster(&[NAMESPACE]).await;
     create_node(&client, "node-a").await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
