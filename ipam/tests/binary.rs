@@ -112,3 +112,30 @@ fn version_names_the_binary_and_the_workspace_version() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("ferrolb-ipam {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+/// jemalloc ignores a misspelt `malloc_conf` option with a warning on stderr: the binaries'
+/// settings (`ferrolb_runtime::jemalloc_global_allocator!`) must be read and in force. Its
+/// statistics at exit (asked for through the environment) list the options it runs with.
+#[test]
+fn the_allocator_runs_with_the_compiled_settings() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-ipam"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true,stats_print_opts:mdablxe")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(!stats.contains("<jemalloc>"), "jemalloc refused a setting:\n{stats}");
+    for option in [
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 2000",
+        "opt.muzzy_decay_ms: 0",
+        "opt.narenas: 1",
+        "opt.tcache: true",
+        "opt.tcache_max: 4096",
+        "opt.tcache_nslots_small_max: 16",
+        "opt.tcache_nslots_large: 4",
+    ] {
+        assert!(stats.contains(option), "{option} not in force:\n{stats}");
+    }
+}
