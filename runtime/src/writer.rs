@@ -13,7 +13,9 @@
 //! - [`StatusWriter`]: the channel and the task. An update repeated with the same `basis` (the
 //!   version of the object it was decided on) after it was written is not written again: the watch
 //!   cache may show the object before the write for a while, and the core decides the same update
-//!   again meanwhile. A failed write is not remembered, so the next decision retries it.
+//!   again meanwhile. A failed write is not remembered, so the next decision retries it. The caller
+//!   says which objects still exist ([`StatusWriter::keep_only`]), so what was written to deleted
+//!   objects is forgotten rather than kept for the process's lifetime.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -99,6 +101,29 @@ impl Written {
     pub fn record(&mut self, key: String, basis: String) {
         self.0.insert(key, basis);
     }
+
+    /// Forgets every object but `keys` (the others were deleted).
+    pub fn keep_only(&mut self, keys: &[String]) {
+        self.0.retain(|key, _| keys.contains(key));
+    }
+
+    /// How many objects are remembered.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no object is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What the writer task is sent.
+#[derive(Debug)]
+enum Message<P> {
+    Write(Update<P>),
+    /// The keys of the objects that exist now.
+    KeepOnly(Vec<String>),
 }
 
 /// The sending side of one lease-gated writer task; cheap to clone. The task ends when every
@@ -106,7 +131,7 @@ impl Written {
 #[derive(Debug)]
 pub struct StatusWriter<P> {
     name: &'static str,
-    tx: mpsc::Sender<Update<P>>,
+    tx: mpsc::Sender<Message<P>>,
 }
 
 impl<P> Clone for StatusWriter<P> {
@@ -124,10 +149,17 @@ impl<P: Send + 'static> StatusWriter<P> {
         Fut: Future<Output = Result<(), E>> + Send,
         E: Display,
     {
-        let (tx, mut rx) = mpsc::channel::<Update<P>>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Message<P>>(QUEUE);
         let task = tokio::spawn(async move {
             let mut written = Written::default();
-            while let Some(update) = rx.recv().await {
+            while let Some(message) = rx.recv().await {
+                let update = match message {
+                    Message::Write(update) => update,
+                    Message::KeepOnly(keys) => {
+                        written.keep_only(&keys);
+                        continue;
+                    }
+                };
                 if !written.is_new(&update.key, &update.basis) {
                     continue;
                 }
@@ -157,9 +189,15 @@ impl<P> StatusWriter<P> {
     /// Queues `update` for the writer; a full queue drops it (counted), since the core decides it
     /// again.
     pub fn send(&self, update: Update<P>) {
-        if self.tx.try_send(update).is_err() {
+        if self.tx.try_send(Message::Write(update)).is_err() {
             metrics::counter!(WRITES_WITHOUT_CLAIM, "writer" => self.name).increment(1);
         }
+    }
+
+    /// Tells the writer that only the objects `keys` exist, so it forgets what it wrote to others.
+    /// Returns whether it was queued (a full queue drops it; the caller says it again later).
+    pub fn keep_only(&self, keys: Vec<String>) -> bool {
+        self.tx.try_send(Message::KeepOnly(keys)).is_ok()
     }
 }
 
@@ -223,6 +261,19 @@ mod tests {
         assert!(written.is_new("q", "7"));
     }
 
+    #[test]
+    fn what_was_written_to_deleted_objects_is_forgotten() {
+        let mut written = Written::default();
+        written.record("p".into(), "7".into());
+        written.record("q".into(), "3".into());
+        written.keep_only(&["q".into()]);
+        assert_eq!(written.len(), 1);
+        assert!(written.is_new("p", "7"), "p was deleted: a new p is written");
+        assert!(!written.is_new("q", "3"));
+        written.keep_only(&[]);
+        assert!(written.is_empty());
+    }
+
     /// The writer writes while the claim holds, once per basis, and drops what comes after it lapsed.
     #[tokio::test]
     async fn writes_only_while_the_claim_holds() {
@@ -241,17 +292,20 @@ mod tests {
         writer.send(update("p", "1", 1));
         writer.send(update("p", "1", 1));
         writer.send(update("p", "2", 2));
+        // p deleted and made again by the same name: its first version is written again.
+        assert!(writer.keep_only(vec![]));
+        writer.send(update("p", "1", 4));
         // A claim whose expiry has passed, although the flag still says leader.
         let lapse = tx.clone();
         let writer2 = writer.clone();
         tokio::task::yield_now().await;
-        while log.lock().unwrap().len() < 2 {
+        while log.lock().unwrap().len() < 3 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         lapse.send_replace(leading_until(Instant::now()));
         writer2.send(update("q", "1", 3));
         drop((writer, writer2));
         task.await.unwrap();
-        assert_eq!(*log.lock().unwrap(), vec![("p".into(), 1), ("p".into(), 2)]);
+        assert_eq!(*log.lock().unwrap(), vec![("p".into(), 1), ("p".into(), 2), ("p".into(), 4)]);
     }
 }

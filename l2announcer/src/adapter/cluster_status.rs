@@ -33,6 +33,8 @@ pub(super) struct ClusterWriter {
     /// Forwards the elector's claim to `claim`; aborted when this is dropped.
     forward: Option<JoinHandle<()>>,
     writer: Option<StatusWriter<serde_json::Value>>,
+    /// The policies the writer was last told exist, so that it forgets deleted ones.
+    policies_known: Vec<String>,
 }
 
 impl Drop for ClusterWriter {
@@ -47,7 +49,14 @@ impl ClusterWriter {
     /// A node that does not campaign yet: its gate never holds.
     pub(super) fn new() -> Self {
         let (claim, rx) = tokio::sync::watch::channel(Leadership::default());
-        Self { claim: Some(claim), gate: ClaimGate::new(rx), elector: None, forward: None, writer: None }
+        Self {
+            claim: Some(claim),
+            gate: ClaimGate::new(rx),
+            elector: None,
+            forward: None,
+            writer: None,
+            policies_known: Vec::new(),
+        }
     }
 
     /// The gate on this node's writer claim, for writes made outside the decision loop (BGP mode's).
@@ -112,8 +121,15 @@ impl ClusterWriter {
 impl<N: Netlink + 'static> Announcer<N> {
     /// While this node holds the writer Lease: sends the policies' conditions that differ from what
     /// they show to the writer task (which checks the claim again when it writes).
-    pub(super) fn write_policy_status(&self, objects: &[Arc<L2AnnouncementPolicy>], policies: &Policies) {
+    pub(super) fn write_policy_status(&mut self, objects: &[Arc<L2AnnouncementPolicy>], policies: &Policies) {
         let Some(writer) = &self.cluster.writer else { return };
+        let names = || objects.iter().filter_map(|p| p.metadata.name.as_deref());
+        if !names().eq(self.cluster.policies_known.iter().map(String::as_str)) {
+            let names: Vec<String> = names().map(str::to_owned).collect();
+            if writer.keep_only(names.clone()) {
+                self.cluster.policies_known = names;
+            }
+        }
         if !self.cluster.holds_at(Instant::now()) {
             return;
         }
