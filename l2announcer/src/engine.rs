@@ -36,7 +36,7 @@ use crate::policy::{AddressKey, Policies, PoolInput, ServiceInput, ServiceKey};
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// This node's name.
-    pub me: String,
+    pub this_node: String,
     pub lease: LeaseConfig,
     pub liveness: LivenessConfig,
     /// The load-balancer classes served (with or without Services that have no class).
@@ -67,7 +67,7 @@ pub struct View<'a> {
     /// Since when (local time) each node's announcer has reported itself ready.
     pub ready_since: &'a BTreeMap<String, Instant>,
     /// This node's own standing.
-    pub me: SelfLiveness,
+    pub self_liveness: SelfLiveness,
     /// Lease names for which a takeover notice arrived after the record now in `leases` was read.
     pub takeover_notices: &'a BTreeSet<String>,
     /// Since when this node has reached the API server without interruption (`None`: it does not).
@@ -149,7 +149,7 @@ impl Engine {
     /// Decides everything for one round (see the module documentation).
     pub fn decide(&mut self, view: &View<'_>, now: Instant, wall: Timestamp) -> Plan {
         let cfg = self.cfg.clone();
-        let me = cfg.me.as_str();
+        let this_node = cfg.this_node.as_str();
         let anns =
             view.cluster.policies.announcements(view.cluster.services, view.cluster.pools, &cfg.classes);
         let liveness_of = |node: &str| {
@@ -165,7 +165,7 @@ impl Engine {
             .iter()
             .map(|n| {
                 let mut n = n.clone();
-                if n.node.name != me && !liveness_of(&n.node.name).is_alive() {
+                if n.node.name != this_node && !liveness_of(&n.node.name).is_alive() {
                     n.announcer = None;
                 }
                 n
@@ -192,7 +192,7 @@ impl Engine {
         };
         let valid_holder = |i: usize| -> Option<&str> {
             let h = holders[i]?;
-            (h == me || judge(h, &cands[i]) == HolderStatus::Valid).then_some(h)
+            (h == this_node || judge(h, &cands[i]) == HolderStatus::Valid).then_some(h)
         };
 
         // One placement slot per IP: Services sharing an IP are placed together.
@@ -242,7 +242,7 @@ impl Engine {
             let ids = &slots[slot_index].candidates;
             let order: Vec<&str> =
                 rendezvous_order(&table, *ip, ids).into_iter().map(|id| table.name(id)).collect();
-            let has_other = common.iter().any(|c| c != me);
+            let has_other = common.iter().any(|c| c != this_node);
             let mut all_hold = true;
             let mut ifaces: Option<BTreeSet<String>> = None;
             let mut statuses = Vec::with_capacity(members.len());
@@ -251,11 +251,11 @@ impl Engine {
                 keep.insert(ann.key.clone());
                 let lease = view.leases.get(&lease_names[i]);
                 let holder_status = match holders[i] {
-                    Some(h) if h != me => judge(h, &cands[i]),
+                    Some(h) if h != this_node => judge(h, &cands[i]),
                     _ => HolderStatus::Valid,
                 };
                 if let (Some(h), HolderStatus::Valid) = (holders[i], holder_status)
-                    && h != me
+                    && h != this_node
                     && let Some(p) = view.cluster.liveness.get(h)
                 {
                     // While the holder is heard, its silence is reported by the peer channel (which
@@ -271,24 +271,24 @@ impl Engine {
                     }
                 }
                 let ip_held_elsewhere = members.iter().filter(|&&j| j != i).any(|&j| {
-                    holders[j].is_some_and(|h| h != me && judge(h, &cands[j]) == HolderStatus::Valid)
+                    holders[j].is_some_and(|h| h != this_node && judge(h, &cands[j]) == HolderStatus::Valid)
                 });
                 let inputs = Inputs {
                     lease,
                     holder: holder_status,
                     desired: desired.as_deref(),
                     desired_ready_since: desired.as_ref().and_then(|d| view.ready_since.get(d)).copied(),
-                    fallback_rank: fallback_rank(&order, desired.as_deref(), me),
-                    me: view.me,
+                    fallback_rank: fallback_rank(&order, desired.as_deref(), this_node),
+                    self_liveness: view.self_liveness,
                     has_other_candidates: has_other,
                     takeover_notice: view.takeover_notices.contains(&lease_names[i]),
                     ip_held_elsewhere,
                 };
                 let state = self.state.entry(ann.key.clone()).or_default();
-                let decision = state.decide(me, &inputs, &cfg.lease, now, wall);
+                let decision = state.decide(this_node, &inputs, &cfg.lease, now, wall);
                 if let Some(d) = desired.as_deref()
-                    && d != me
-                    && holders[i] == Some(me)
+                    && d != this_node
+                    && holders[i] == Some(this_node)
                     && let Some(since) = inputs.desired_ready_since
                 {
                     // A hand-over to a returning node waits until both it has been ready and this
@@ -328,7 +328,7 @@ impl Engine {
                 let mine: BTreeSet<String> = cands[i]
                     .nodes
                     .iter()
-                    .find(|c| c.node == me)
+                    .find(|c| c.node == this_node)
                     .map(|c| c.interfaces.iter().cloned().collect())
                     .unwrap_or_default();
                 all_hold &= answering;
@@ -336,7 +336,8 @@ impl Engine {
                     None => mine,
                     Some(s) => s.intersection(&mine).cloned().collect(),
                 });
-                let holder = if answering { Some(me.to_owned()) } else { valid_holder(i).map(str::to_owned) };
+                let holder =
+                    if answering { Some(this_node.to_owned()) } else { valid_holder(i).map(str::to_owned) };
                 statuses.push(AddressStatus {
                     key: ann.key.clone(),
                     holder,
@@ -355,7 +356,7 @@ impl Engine {
             } else {
                 for s in &mut statuses {
                     s.answering = false;
-                    if s.holder.as_deref() == Some(me) {
+                    if s.holder.as_deref() == Some(this_node) {
                         s.holder = None;
                     }
                 }
@@ -383,9 +384,9 @@ mod tests {
     use ferrolb_runtime::election::Observed;
     use std::time::Duration;
 
-    fn cfg(me: &str) -> EngineConfig {
+    fn cfg(this_node: &str) -> EngineConfig {
         EngineConfig {
-            me: me.into(),
+            this_node: this_node.into(),
             lease: LeaseConfig {
                 acquire_stagger: Duration::from_millis(200),
                 handover_settle: Duration::from_secs(5),
@@ -465,7 +466,11 @@ mod tests {
                 },
                 leases: &self.leases,
                 ready_since: &self.ready_since,
-                me: SelfLiveness { heartbeat_current: true, peer_acked: true, api_peer_ready: false },
+                self_liveness: SelfLiveness {
+                    heartbeat_current: true,
+                    peer_acked: true,
+                    api_peer_ready: false,
+                },
                 takeover_notices: &self.notices,
                 api_stable_since: Some(self.api_since),
             }

@@ -39,7 +39,7 @@ pub struct Note {
 /// What one node remembers of the Events it sent.
 #[derive(Debug)]
 pub struct EventBook {
-    me: String,
+    this_node: String,
     interval: Duration,
     /// The addresses this node answered for after the last round, with their interfaces. Addresses
     /// answered on the same interfaces share one list (thousands of addresses, a few interfaces).
@@ -51,11 +51,11 @@ pub struct EventBook {
 }
 
 impl EventBook {
-    /// The book of node `me`, sending a Warning of one reason for one address at most once per
+    /// The book of node `this_node`, sending a Warning of one reason for one address at most once per
     /// `interval`.
-    pub fn new(me: impl Into<String>, interval: Duration) -> Self {
+    pub fn new(this_node: impl Into<String>, interval: Duration) -> Self {
         Self {
-            me: me.into(),
+            this_node: this_node.into(),
             interval,
             answering: BTreeMap::new(),
             why_none: HashMap::new(),
@@ -73,7 +73,7 @@ impl EventBook {
         writer: bool,
         now: Instant,
     ) -> Vec<Note> {
-        let me = &self.me;
+        let this_node = &self.this_node;
         let mut answering: BTreeMap<AddressKey, Arc<[String]>> = BTreeMap::new();
         let mut lists: HashSet<Arc<[String]>> = HashSet::new();
         for a in plan.addresses.iter().filter(|a| a.answering) {
@@ -96,7 +96,10 @@ impl EventBook {
         };
         for (key, ifaces) in &answering {
             if self.answering.get(key) != Some(ifaces) {
-                notes.push(normal(key, format!("{me} announces {} on {}", key.address, ifaces.join(", "))));
+                notes.push(normal(
+                    key,
+                    format!("{this_node} announces {} on {}", key.address, ifaces.join(", ")),
+                ));
             }
         }
         let existing: HashSet<&ServiceKey> = services.iter().map(|s| &*s.key).collect();
@@ -108,7 +111,7 @@ impl EventBook {
                     .find(|a| &a.key == key)
                     .and_then(|a| a.holder.clone())
                     .map_or_else(|| "no holder yet".to_owned(), |h| format!("now held by {h}"));
-                let message = format!("{me} stopped announcing {} ({holder})", key.address);
+                let message = format!("{this_node} stopped announcing {} ({holder})", key.address);
                 notes.push(Note { reason: reasons::NOT_ANNOUNCING, ..normal(key, message) });
             }
         }

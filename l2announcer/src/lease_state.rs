@@ -184,7 +184,7 @@ pub struct Inputs<'a> {
     /// is shutting down).
     pub fallback_rank: Option<usize>,
     /// This node's own standing.
-    pub me: SelfLiveness,
+    pub self_liveness: SelfLiveness,
     /// Whether a node other than this one is a candidate (a holder that could be replaced).
     pub has_other_candidates: bool,
     /// An authenticated takeover notice for this address arrived after this Lease was read.
@@ -232,11 +232,11 @@ impl Decision {
 /// This node's position among the fallback acquirers of an address: its index in the preference
 /// order with the placement's choice left out (0 for the choice itself, which does not wait). `None`
 /// when it is not in `order` (not a candidate).
-pub fn fallback_rank(order: &[&str], desired: Option<&str>, me: &str) -> Option<usize> {
-    if desired == Some(me) {
-        return order.contains(&me).then_some(0);
+pub fn fallback_rank(order: &[&str], desired: Option<&str>, this_node: &str) -> Option<usize> {
+    if desired == Some(this_node) {
+        return order.contains(&this_node).then_some(0);
     }
-    order.iter().filter(|n| Some(**n) != desired).position(|n| *n == me)
+    order.iter().filter(|n| Some(**n) != desired).position(|n| *n == this_node)
 }
 
 /// The decision state of one address on one node: when it first saw the Lease free (for the
@@ -269,20 +269,20 @@ impl AddressLease {
         self.held_since
     }
 
-    /// Decides for node `me` (see the module documentation). `wall` goes into `acquireTime` and
+    /// Decides for node `this_node` (see the module documentation). `wall` goes into `acquireTime` and
     /// `renewTime` of any record to write.
     pub fn decide(
         &mut self,
-        me: &str,
+        this_node: &str,
         inputs: &Inputs<'_>,
         cfg: &LeaseConfig,
         now: Instant,
         wall: Timestamp,
     ) -> Decision {
         let holder = inputs.lease.and_then(LeaseRecord::holder);
-        if holder == Some(me) {
+        if holder == Some(this_node) {
             let lease = inputs.lease.expect("a holder implies a lease");
-            let decision = self.decide_held(me, lease, inputs, cfg, now, wall);
+            let decision = self.decide_held(this_node, lease, inputs, cfg, now, wall);
             return match decision {
                 Decision::Hold if self.stood_down_on.as_ref() == Some(&lease.resource_version) => {
                     Decision::Acquire { record: confirmed(lease, cfg, wall), create: false, replacing: None }
@@ -299,13 +299,13 @@ impl AddressLease {
             };
         }
         self.stood_down_on = None;
-        self.decide_free(me, holder, inputs, cfg, now, wall)
+        self.decide_free(this_node, holder, inputs, cfg, now, wall)
     }
 
     /// [`AddressLease::decide`] when the record names this node.
     fn decide_held(
         &mut self,
-        me: &str,
+        this_node: &str,
         lease: &LeaseRecord,
         inputs: &Inputs<'_>,
         cfg: &LeaseConfig,
@@ -318,14 +318,14 @@ impl AddressLease {
             if inputs.takeover_notice {
                 return Decision::StandDown(StandDownReason::TakeoverNotice);
             }
-            let other_desired = inputs.desired.filter(|d| *d != me);
+            let other_desired = inputs.desired.filter(|d| *d != this_node);
             if inputs.fallback_rank.is_none() {
                 return Decision::HandOver {
                     record: handed_over(lease, other_desired, cfg, wall),
                     to: other_desired.map(str::to_owned),
                 };
             }
-            if !inputs.me.vouched() && inputs.has_other_candidates {
+            if !inputs.self_liveness.vouched() && inputs.has_other_candidates {
                 return Decision::StandDown(StandDownReason::NotVouched);
             }
             let settled = |since: Instant| now >= since + cfg.handover_settle;
@@ -345,7 +345,7 @@ impl AddressLease {
     /// [`AddressLease::decide`] when the record names another node or nobody.
     fn decide_free(
         &mut self,
-        me: &str,
+        this_node: &str,
         holder: Option<&str>,
         inputs: &Inputs<'_>,
         cfg: &LeaseConfig,
@@ -364,11 +364,11 @@ impl AddressLease {
         let Some(rank) = inputs.fallback_rank else {
             return Decision::Wait { until: None };
         };
-        if inputs.ip_held_elsewhere || !inputs.me.heartbeat_current {
+        if inputs.ip_held_elsewhere || !inputs.self_liveness.heartbeat_current {
             return Decision::Wait { until: None };
         }
         let free_since = *self.free_since.get_or_insert(now);
-        let at = if inputs.desired == Some(me) {
+        let at = if inputs.desired == Some(this_node) {
             free_since
         } else {
             free_since + cfg.acquire_stagger.saturating_mul(u32::try_from(rank + 1).unwrap_or(u32::MAX))
@@ -377,17 +377,22 @@ impl AddressLease {
             return Decision::Wait { until: Some(at) };
         }
         Decision::Acquire {
-            record: acquired(inputs.lease, me, cfg, wall),
+            record: acquired(inputs.lease, this_node, cfg, wall),
             create: inputs.lease.is_none(),
             replacing,
         }
     }
 }
 
-/// The record for `me` to take over `previous` (or to create the Lease when `None`).
-pub fn acquired(previous: Option<&LeaseRecord>, me: &str, cfg: &LeaseConfig, wall: Timestamp) -> LeaseRecord {
+/// The record for `this_node` to take over `previous` (or to create the Lease when `None`).
+pub fn acquired(
+    previous: Option<&LeaseRecord>,
+    this_node: &str,
+    cfg: &LeaseConfig,
+    wall: Timestamp,
+) -> LeaseRecord {
     LeaseRecord {
-        holder: Some(me.to_owned()),
+        holder: Some(this_node.to_owned()),
         lease_duration: Some(whole_seconds(cfg.heartbeat_lease_duration)),
         acquire_time: Some(wall),
         // Written at acquisition, never renewed (DESIGN.md §4).
@@ -428,17 +433,17 @@ pub fn handed_over(
     }
 }
 
-/// For graceful shutdown: when `lease` names `me`, the record handing it to `successor` (or releasing
+/// For graceful shutdown: when `lease` names `this_node`, the record handing it to `successor` (or releasing
 /// it); `None` when it is not ours. Stop answering before writing it.
 pub fn release(
-    me: &str,
+    this_node: &str,
     lease: Option<&LeaseRecord>,
     successor: Option<&str>,
     cfg: &LeaseConfig,
     wall: Timestamp,
 ) -> Option<LeaseRecord> {
-    let lease = lease.filter(|l| l.holder() == Some(me))?;
-    Some(handed_over(lease, successor.filter(|s| *s != me), cfg, wall))
+    let lease = lease.filter(|l| l.holder() == Some(this_node))?;
+    Some(handed_over(lease, successor.filter(|s| *s != this_node), cfg, wall))
 }
 
 fn whole_seconds(d: Duration) -> Duration {
@@ -521,7 +526,7 @@ mod tests {
             desired,
             desired_ready_since: None,
             fallback_rank: rank,
-            me: alive(),
+            self_liveness: alive(),
             has_other_candidates: true,
             takeover_notice: false,
             ip_held_elsewhere: false,
@@ -636,7 +641,7 @@ mod tests {
     fn no_acquisition_without_own_heartbeat_or_while_the_ip_is_held_elsewhere() {
         let t0 = Instant::now();
         let mut i = inputs(None, Some(ME), Some(0));
-        i.me.heartbeat_current = false;
+        i.self_liveness.heartbeat_current = false;
         assert_eq!(AddressLease::new().decide(ME, &i, &cfg(), t0, wall()), Decision::Wait { until: None });
         let mut i = inputs(None, Some(ME), Some(0));
         i.ip_held_elsewhere = true;
@@ -703,16 +708,16 @@ mod tests {
             Decision::StandDown(StandDownReason::TakeoverNotice)
         );
         let mut i = inputs(Some(&ours), Some(ME), Some(0));
-        i.me = SelfLiveness { heartbeat_current: false, peer_acked: false, api_peer_ready: false };
+        i.self_liveness = SelfLiveness { heartbeat_current: false, peer_acked: false, api_peer_ready: false };
         assert_eq!(
             AddressLease::new().decide(ME, &i, &cfg(), t0, wall()),
             Decision::StandDown(StandDownReason::NotVouched)
         );
         // Vouched by peers while the API server is unreachable: keeps answering.
-        i.me.peer_acked = true;
+        i.self_liveness.peer_acked = true;
         assert_eq!(AddressLease::new().decide(ME, &i, &cfg(), t0, wall()), Decision::Hold);
         // Nobody else could take over: keeps answering.
-        i.me.peer_acked = false;
+        i.self_liveness.peer_acked = false;
         i.has_other_candidates = false;
         assert_eq!(AddressLease::new().decide(ME, &i, &cfg(), t0, wall()), Decision::Hold);
     }
@@ -772,7 +777,7 @@ mod tests {
                 desired,
                 desired_ready_since: ready_ago.map(|ms| t0.checked_sub(Duration::from_millis(ms)).unwrap_or(t0)),
                 fallback_rank: rank,
-                me: SelfLiveness { heartbeat_current: hb, peer_acked: acked, api_peer_ready: false },
+                self_liveness: SelfLiveness { heartbeat_current: hb, peer_acked: acked, api_peer_ready: false },
                 has_other_candidates: others,
                 takeover_notice: notice,
                 ip_held_elsewhere: shared,

@@ -108,13 +108,13 @@ impl WriteBook {
     }
 
     /// The Leases to delete (name, version to condition the delete on): those no address of `plan`
-    /// uses that `me` holds, or nobody holds and `me` holds the writer claim (`writer`). They count
+    /// uses that `this_node` holds, or nobody holds and `this_node` holds the writer claim (`writer`). They count
     /// as in flight.
     pub fn garbage(
         &mut self,
         plan: &Plan,
         leases: &BTreeMap<String, LeaseRecord>,
-        me: &str,
+        this_node: &str,
         writer: bool,
     ) -> Vec<(String, Option<String>)> {
         let wanted: HashSet<String> = plan
@@ -133,7 +133,7 @@ impl WriteBook {
                 continue;
             }
             let mine = match record.holder() {
-                Some(h) => h == me,
+                Some(h) => h == this_node,
                 None => writer,
             };
             if mine {

@@ -240,7 +240,7 @@ pub struct Dissemination {
 /// majority of them reports the node do they tell everyone, which is when any observer can decide.
 /// The quorum rule itself is unchanged: each observer still counts the direct reports of a majority.
 pub fn dissemination<'a>(
-    me: &str,
+    this_node: &str,
     reported: impl IntoIterator<Item = (&'a [String], usize)>,
 ) -> Dissemination {
     let mut d = Dissemination::default();
@@ -248,7 +248,7 @@ pub fn dissemination<'a>(
         if reporting >= majority(monitors.len() + 1) {
             d.everyone = true;
         } else {
-            d.monitors.extend(monitors.iter().filter(|m| *m != me).cloned());
+            d.monitors.extend(monitors.iter().filter(|m| *m != this_node).cloned());
         }
     }
     d
@@ -545,9 +545,9 @@ mod refusal_tests {
         // The holder stops before: from the peer's first report plus D - peer timeout.
         assert_eq!(api_peer_ready([(true, s(2100)), (false, s(0))], &cfg), Some(s(4600)));
         assert_eq!(api_peer_ready([(false, s(0))], &cfg), None);
-        let me = SelfLiveness { heartbeat_current: false, peer_acked: true, api_peer_ready: true };
-        assert!(!me.vouched());
-        assert!(SelfLiveness { api_peer_ready: false, ..me }.vouched());
+        let self_liveness = SelfLiveness { heartbeat_current: false, peer_acked: true, api_peer_ready: true };
+        assert!(!self_liveness.vouched());
+        assert!(SelfLiveness { api_peer_ready: false, ..self_liveness }.vouched());
     }
 
     #[test]
@@ -941,12 +941,12 @@ mod quorum_tests {
             reporting in 1usize..9,
         ) {
             let monitors: Vec<String> = (0..k).map(|i| format!("m{i}")).collect();
-            let me = monitors[me_at % k].clone();
+            let this_node = monitors[me_at % k].clone();
             let reporting = reporting.min(k);
-            let d = dissemination(&me, [(&monitors[..], reporting)]);
+            let d = dissemination(&this_node, [(&monitors[..], reporting)]);
             prop_assert_eq!(d.everyone, reporting >= majority(k + 1));
             if !d.everyone {
-                prop_assert!(!d.monitors.contains(&me));
+                prop_assert!(!d.monitors.contains(&this_node));
                 prop_assert_eq!(d.monitors.len(), k - 1);
             }
         }

@@ -280,7 +280,7 @@ impl Args {
         };
         Ok(Settings {
             engine: EngineConfig {
-                me: node.clone(),
+                this_node: node.clone(),
                 lease: LeaseConfig {
                     acquire_stagger: self.acquire_stagger,
                     handover_settle: self.handover_settle,

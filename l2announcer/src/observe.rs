@@ -39,7 +39,7 @@ pub struct Sight<'a> {
 /// This node's standing for one round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
-    pub me: SelfLiveness,
+    pub self_liveness: SelfLiveness,
     /// The Lease names whose takeover notice still stands.
     pub notices: BTreeSet<String>,
     /// Cut off from the API server: decide again when a peer could take over, or when the peers'
@@ -51,7 +51,7 @@ pub struct Standing {
 /// The bookkeeping of what one node observed, across rounds.
 #[derive(Debug)]
 pub struct Observer {
-    me: String,
+    this_node: String,
     liveness: LivenessConfig,
     ready_since: BTreeMap<String, Instant>,
     api_since: Option<Instant>,
@@ -60,9 +60,9 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn new(me: impl Into<String>, liveness: LivenessConfig) -> Self {
+    pub fn new(this_node: impl Into<String>, liveness: LivenessConfig) -> Self {
         Self {
-            me: me.into(),
+            this_node: this_node.into(),
             liveness,
             ready_since: BTreeMap::new(),
             api_since: None,
@@ -103,14 +103,14 @@ impl Observer {
             .filter(|(_, l)| l.heard_at.is_some_and(|t| now < t + cfg.peer_timeout))
             .filter_map(|(n, _)| sight.peer_api.get(n).copied());
         let api_peer_at = api_peer_ready(heard, &cfg);
-        let me = SelfLiveness {
+        let self_liveness = SelfLiveness {
             api_peer_ready: api_peer_at.is_some_and(|t| now >= t),
             heartbeat_current: sight.heartbeat_current,
             peer_acked: sight.acked_until.is_some_and(|t| now < t),
         };
         let cut_off = |at: Option<Instant>| at.filter(|t| !sight.heartbeat_current && *t > now);
         let wake_at = earliest([cut_off(api_peer_at), cut_off(sight.acked_until)]);
-        Standing { me, notices, wake_at }
+        Standing { self_liveness, notices, wake_at }
     }
 
     fn note_ready(&mut self, nodes: &[NodeState], now: Instant) {
@@ -130,12 +130,12 @@ impl Observer {
     /// replaced: any other version is either the taker's write (then the Lease no longer names this
     /// node) or a later one, which the notice knew nothing about.
     fn standing_notices(&mut self, leases: &BTreeMap<String, LeaseRecord>, now: Instant) -> BTreeSet<String> {
-        let me = self.me.as_str();
+        let this_node = self.this_node.as_str();
         self.notices.retain(|name, (replaced, at)| {
             now < *at + NOTICE_TTL
-                && leases
-                    .get(name)
-                    .is_some_and(|r| r.holder() == Some(me) && r.resource_version.as_ref() == Some(replaced))
+                && leases.get(name).is_some_and(|r| {
+                    r.holder() == Some(this_node) && r.resource_version.as_ref() == Some(replaced)
+                })
         });
         self.notices.keys().cloned().collect()
     }
@@ -263,7 +263,7 @@ mod tests {
         let standing = o.observe(&s, now);
         let ready_at = t0 + Duration::from_millis(2500);
         assert_eq!(
-            standing.me,
+            standing.self_liveness,
             SelfLiveness { heartbeat_current: false, peer_acked: true, api_peer_ready: false }
         );
         assert_eq!(standing.wake_at, Some(t0 + Duration::from_millis(400)));
@@ -278,7 +278,7 @@ mod tests {
         let liveness = BTreeMap::from([("b".to_owned(), heard(ready_at))]);
         let s = Sight { liveness: &liveness, ..s };
         let standing = o.observe(&s, ready_at);
-        assert!(standing.me.api_peer_ready);
+        assert!(standing.self_liveness.api_peer_ready);
         assert_eq!(standing.wake_at, None, "the time has come");
     }
 

@@ -99,12 +99,12 @@ pub struct Core {
 impl Core {
     /// A node started at `started`.
     pub fn new(cfg: CoreConfig, started: Instant) -> Self {
-        let me = cfg.engine.me.clone();
+        let this_node = cfg.engine.this_node.clone();
         Self {
             engine: Engine::new(cfg.engine.clone()),
-            observer: Observer::new(me.clone(), cfg.engine.liveness),
+            observer: Observer::new(this_node.clone(), cfg.engine.liveness),
             writes: WriteBook::default(),
-            events: EventBook::new(me, cfg.event_interval),
+            events: EventBook::new(this_node, cfg.event_interval),
             lifecycle: Lifecycle::new(started, cfg.engine.liveness.peer_timeout),
             published: None,
             publishing: false,
@@ -112,8 +112,8 @@ impl Core {
         }
     }
 
-    fn me(&self) -> &str {
-        &self.cfg.engine.me
+    fn this_node(&self) -> &str {
+        &self.cfg.engine.this_node
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -185,7 +185,7 @@ impl Core {
             cluster: input.cluster,
             leases: &leases,
             ready_since: self.observer.ready_since(),
-            me: standing.me,
+            self_liveness: standing.self_liveness,
             takeover_notices: &standing.notices,
             api_stable_since: self.observer.api_stable_since(),
         };
@@ -203,11 +203,11 @@ impl Core {
                 }
             }
         });
-        let me = self.cfg.engine.me.clone();
+        let this_node = self.cfg.engine.this_node.clone();
         let deletes = if self.lifecycle.is_stopping() {
             Vec::new()
         } else {
-            self.writes.garbage(&plan, &leases, &me, input.writer)
+            self.writes.garbage(&plan, &leases, &this_node, input.writer)
         };
         let events = self.events.after_round(&plan, input.cluster.services, input.writer, now);
         Actions {
@@ -232,8 +232,9 @@ impl Core {
         if !self.lifecycle.is_stopping() {
             return Stop::No;
         }
-        let me = self.me().to_owned();
-        let held = self.writes.overlay(leases).values().filter(|r| r.holder() == Some(me.as_str())).count();
+        let this_node = self.this_node().to_owned();
+        let held =
+            self.writes.overlay(leases).values().filter(|r| r.holder() == Some(this_node.as_str())).count();
         self.lifecycle.stop_now(held, self.writes.idle(), now)
     }
 }
@@ -251,7 +252,7 @@ mod tests {
 
     fn core_at(started: Instant) -> Core {
         let engine = EngineConfig {
-            me: "node1".into(),
+            this_node: "node1".into(),
             lease: LeaseConfig {
                 acquire_stagger: Duration::from_millis(200),
                 handover_settle: Duration::from_secs(5),

@@ -99,7 +99,7 @@ fn settings(node: &str) -> Settings {
         node: node.to_owned(),
         namespace: NAMESPACE.to_owned(),
         engine: EngineConfig {
-            me: node.to_owned(),
+            this_node: node.to_owned(),
             lease: LeaseConfig {
                 acquire_stagger: Duration::from_millis(200),
                 handover_settle: Duration::from_secs(5),

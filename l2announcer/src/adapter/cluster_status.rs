@@ -144,7 +144,7 @@ impl<N: Netlink + 'static> Announcer<N> {
 
     /// Patches this node's report (encoded) onto its heartbeat Lease.
     pub(super) fn publish_report(&self, text: String) {
-        let name = lease_names::node_heartbeat(self.me());
+        let name = lease_names::node_heartbeat(self.this_node());
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.settings.namespace);
         let tx = self.publish_tx.clone();
         tokio::spawn(async move {

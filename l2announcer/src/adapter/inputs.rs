@@ -79,7 +79,7 @@ impl<N: Netlink + 'static> Announcer<N> {
             acked_until: None,
             heartbeat_current: self.leadership.borrow().is_leader_at(now),
             own: self.own_report(),
-            heartbeat_seen: self.heartbeats.get(&lease_names::node_heartbeat(self.me())).is_some(),
+            heartbeat_seen: self.heartbeats.get(&lease_names::node_heartbeat(self.this_node())).is_some(),
             writer: self.cluster.holds_at(now),
         };
         self.read_nodes(now, &mut read);
@@ -101,7 +101,7 @@ impl<N: Netlink + 'static> Announcer<N> {
 
     /// Every Node with its announcer's report, and every other node's liveness and peer address.
     fn read_nodes(&self, now: Instant, read: &mut Read) {
-        let me = self.me();
+        let this_node = self.this_node();
         let node_objects = self.stores.nodes.state();
         let cfg = &self.settings.engine.liveness;
         let api_since = self.core.api_stable_since();
@@ -109,7 +109,7 @@ impl<N: Netlink + 'static> Announcer<N> {
         for node in &node_objects {
             let input = convert::node_input(node);
             let name = input.name.clone();
-            if name == me {
+            if name == this_node {
                 read.nodes.push(NodeState { node: input, announcer: Some(read.own.state.clone()) });
                 continue;
             }

@@ -218,51 +218,51 @@ pub async fn run<N: Netlink + 'static>(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let Some((mut me, mut inbox, tasks)) =
+    let Some((mut announcer, mut inbox, tasks)) =
         startup::start(client, settings, netlink, readiness, &shutdown, started).await?
     else {
         return Ok(());
     };
     let mut wake: Option<Instant> = None;
     loop {
-        me.wait(&mut inbox, Lifecycle::sleep_until(wake, Instant::now()), &shutdown).await;
+        announcer.wait(&mut inbox, Lifecycle::sleep_until(wake, Instant::now()), &shutdown).await;
         // Coalesce whatever else is ready before deciding: one round for a burst, not one per
         // event (at 100 nodes a broadcast makes every peer heard and then silent at once).
         while let Ok(done) = inbox.writes.try_recv() {
-            me.write_done(done);
+            announcer.write_done(done);
         }
         while let Some(Ok(event)) = inbox.peers.as_mut().map(mpsc::Receiver::try_recv) {
-            me.peer_event(event);
+            announcer.peer_event(event);
         }
-        let heartbeat = me.leadership.borrow().leader;
-        if me.core.lifecycle_mut().check_ready(heartbeat, Instant::now()) {
-            me.readiness.set_ready(true);
+        let heartbeat = announcer.leadership.borrow().leader;
+        if announcer.core.lifecycle_mut().check_ready(heartbeat, Instant::now()) {
+            announcer.readiness.set_ready(true);
             tracing::info!("ready: deciding and announcing");
             // Only a ready node campaigns: a node still starting must not hold up the writes.
-            let (client, namespace) = (me.client.clone(), me.settings.namespace.clone());
-            let election = crate::policy_status::election(&me.settings.heartbeat);
-            inbox.status_leading = Some(me.cluster.start(&client, &namespace, election));
+            let (client, namespace) = (announcer.client.clone(), announcer.settings.namespace.clone());
+            let election = crate::policy_status::election(&announcer.settings.heartbeat);
+            inbox.status_leading = Some(announcer.cluster.start(&client, &namespace, election));
         }
-        if me.core.lifecycle().stopped_unready() {
+        if announcer.core.lifecycle().stopped_unready() {
             break;
         }
-        if let Some(rest) = me.core.lifecycle().rest_until(Instant::now()) {
+        if let Some(rest) = announcer.core.lifecycle().rest_until(Instant::now()) {
             tokio::time::sleep_until(tokio::time::Instant::from_std(rest)).await;
         }
         let now = Instant::now();
-        wake = if me.core.lifecycle().is_ready() {
-            me.round(now).await
+        wake = if announcer.core.lifecycle().is_ready() {
+            announcer.round(now).await
         } else {
             Some(Lifecycle::not_ready_wake(now))
         };
         let took = now.elapsed();
         metrics::histogram!(crate::metrics::ROUND_SECONDS).record(took.as_secs_f64());
-        me.core.lifecycle_mut().round_took(took, Instant::now());
-        if me.core.lifecycle().is_stopping() && me.handed_over() {
+        announcer.core.lifecycle_mut().round_took(took, Instant::now());
+        if announcer.core.lifecycle().is_stopping() && announcer.handed_over() {
             break;
         }
     }
-    tasks.stop(&mut me).await;
+    tasks.stop(&mut announcer).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -285,7 +285,7 @@ async fn changed_opt(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) -> Res
 }
 
 impl<N: Netlink + 'static> Announcer<N> {
-    fn me(&self) -> &str {
+    fn this_node(&self) -> &str {
         &self.settings.node
     }
 

@@ -130,7 +130,7 @@ pub(super) async fn start<N: Netlink + 'static>(
         },
         started,
     );
-    let me = Announcer {
+    let announcer = Announcer {
         core,
         write_slots: Arc::new(Semaphore::new(settings.write_concurrency.max(1))),
         settings,
@@ -165,22 +165,22 @@ pub(super) async fn start<N: Netlink + 'static>(
         elector_gone: false,
     };
     let tasks = Tasks { bgp, grpc, grpc_stop, preflight_stop, elector };
-    Ok(Some((me, inbox, tasks)))
+    Ok(Some((announcer, inbox, tasks)))
 }
 
 impl Tasks {
     /// After the loop: not ready, BGP and preflight stopped, the datapath cleared, the status writer
     /// and heartbeat Leases released, the gRPC servers stopped.
-    pub(super) async fn stop<N: Netlink + 'static>(self, me: &mut Announcer<N>) {
-        me.readiness.set_ready(false);
+    pub(super) async fn stop<N: Netlink + 'static>(self, announcer: &mut Announcer<N>) {
+        announcer.readiness.set_ready(false);
         self.preflight_stop.cancel();
         if let Some(task) = self.bgp {
             // It withdrew and said Cease at the shutdown signal, beside the L2 hand-over.
             let _ = task.await;
         }
-        me.driver.clear().await;
-        me.table.update(|t| t.reset(Vec::new()));
-        me.cluster.release().await;
+        announcer.driver.clear().await;
+        announcer.table.update(|t| t.reset(Vec::new()));
+        announcer.cluster.release().await;
         self.elector.release().await;
         self.grpc_stop.cancel();
         for task in self.grpc {

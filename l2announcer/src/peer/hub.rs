@@ -154,13 +154,14 @@ struct Ring {
 }
 
 impl Ring {
-    fn new(me: &str, peers: impl Iterator<Item = String>) -> Self {
-        let mut members: Vec<String> = peers.chain(std::iter::once(me.to_owned())).collect();
+    fn new(this_node: &str, peers: impl Iterator<Item = String>) -> Self {
+        let mut members: Vec<String> = peers.chain(std::iter::once(this_node.to_owned())).collect();
         members.sort_unstable();
         members.dedup();
         let monitors: HashMap<String, Vec<String>> =
             members.iter().map(|m| (m.clone(), crate::liveness::monitors(&members, m))).collect();
-        let watched = members.iter().filter(|m| monitors[*m].iter().any(|x| x == me)).cloned().collect();
+        let watched =
+            members.iter().filter(|m| monitors[*m].iter().any(|x| x == this_node)).cloned().collect();
         Self { members, monitors, watched }
     }
 
