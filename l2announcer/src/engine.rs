@@ -26,7 +26,8 @@ use jiff::Timestamp;
 
 use crate::candidates::{Candidates, LocalEndpoints, NodeState, candidates_for};
 use crate::lease_state::{
-    AddressLease, Decision, HolderStatus, Inputs, LeaseConfig, LeaseObject, fallback_rank, lease_object,
+    AddressLease, Decision, HolderStatus, Inputs, LeaseConfig, LeaseObject, StandDownReason, fallback_rank,
+    lease_object,
 };
 use crate::liveness::{Liveness, LivenessConfig, PeerLiveness, SelfLiveness};
 use crate::placement::{Nodes, Slot, place, rendezvous_order};
@@ -109,6 +110,8 @@ pub struct AddressStatus {
     pub holder: Option<String>,
     /// Whether this node answers for it now.
     pub answering: bool,
+    /// Why this node, holding the Lease, does not answer for it now.
+    pub stood_down: Option<StandDownReason>,
     /// The interfaces this node answers on (empty unless `answering`).
     pub interfaces: Vec<String>,
     /// Why no node can announce it (`None`: some can).
@@ -298,6 +301,7 @@ impl Engine {
                     wake(since.max(held) + cfg.lease.handover_settle, &mut plan);
                 }
                 let mut answering = false;
+                let mut stood_down = None;
                 match decision {
                     Decision::Hold => answering = true,
                     Decision::Acquire { record, create, replacing } => plan.writes.push(LeaseWrite {
@@ -318,7 +322,7 @@ impl Engine {
                         handover: true,
                         free_since: None,
                     }),
-                    Decision::StandDown(_) => {}
+                    Decision::StandDown(reason) => stood_down = Some(reason),
                     Decision::Wait { until } => {
                         if let Some(t) = until {
                             wake(t, &mut plan);
@@ -342,6 +346,7 @@ impl Engine {
                     key: ann.key.clone(),
                     holder,
                     answering,
+                    stood_down,
                     interfaces: Vec::new(),
                     why_none: cands[i].why_none(),
                     desired: desired.clone(),
@@ -628,6 +633,34 @@ mod tests {
         let plan =
             engines.get_mut(&other).unwrap().decide(&world.view(), t0 + Duration::from_secs(4), wall());
         assert_eq!(plan.writes.len(), 1);
+    }
+
+    #[test]
+    fn a_holder_not_vouched_for_stands_down_and_says_why() {
+        let t0 = Instant::now();
+        let nodes = ["node1", "node2"];
+        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
+        let mut engines = engines(&nodes);
+        let before = converge(&mut world, &mut engines, t0);
+        let holder = before.values().next().unwrap().clone();
+        let mut view = world.view();
+        view.self_liveness =
+            SelfLiveness { heartbeat_current: false, peer_acked: false, api_peer_ready: false };
+        let plan = engines.get_mut(&holder).unwrap().decide(&view, t0, wall());
+        assert!(plan.answer.is_empty(), "a holder nobody vouches for is silent");
+        assert!(plan.writes.is_empty(), "and keeps the Lease");
+        let status = &plan.addresses[0];
+        assert!(!status.answering);
+        assert_eq!(status.stood_down, Some(StandDownReason::NotVouched));
+        // Vouched for again: it answers once a write of the same record confirms it still holds it.
+        let plan = engines.get_mut(&holder).unwrap().decide(&world.view(), t0, wall());
+        assert_eq!(plan.addresses[0].stood_down, None);
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(plan.writes[0].record.holder(), Some(holder.as_str()));
+        let mut rv = 100;
+        world.commit(&plan, &mut rv);
+        let plan = engines.get_mut(&holder).unwrap().decide(&world.view(), t0, wall());
+        assert!(plan.addresses[0].answering);
     }
 
     #[test]

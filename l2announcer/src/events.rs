@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use ferrolb_api::names::events as reasons;
 
 use crate::engine::Plan;
+use crate::lease_state::StandDownReason;
 use crate::policy::{AddressKey, ServiceInput, ServiceKey};
 
 /// An Event's type.
@@ -105,10 +106,23 @@ impl EventBook {
         let existing: HashSet<&ServiceKey> = services.iter().map(|s| &*s.key).collect();
         for key in self.answering.keys() {
             if !answering.contains_key(key) && existing.contains(&*key.service) {
-                let holder = plan
-                    .addresses
-                    .iter()
-                    .find(|a| &a.key == key)
+                let status = plan.addresses.iter().find(|a| &a.key == key);
+                if let Some(why) = status.and_then(|a| a.stood_down) {
+                    // It still holds the Lease: say why it is silent, or the Event would name this
+                    // very node as the holder.
+                    let message = format!(
+                        "{this_node} stopped announcing {} while holding its Lease: {}",
+                        key.address,
+                        why.describe()
+                    );
+                    let severity = match why {
+                        StandDownReason::TakeoverNotice => Severity::Normal,
+                        StandDownReason::NotVouched => Severity::Warning,
+                    };
+                    notes.push(Note { reason: reasons::NOT_ANNOUNCING, severity, ..normal(key, message) });
+                    continue;
+                }
+                let holder = status
                     .and_then(|a| a.holder.clone())
                     .map_or_else(|| "no holder yet".to_owned(), |h| format!("now held by {h}"));
                 let message = format!("{this_node} stopped announcing {} ({holder})", key.address);
@@ -168,6 +182,7 @@ mod tests {
             key: key(ip),
             holder: holder.map(Into::into),
             answering,
+            stood_down: None,
             interfaces: if answering { vec!["eth0".into()] } else { Vec::new() },
             why_none: why_none.map(Into::into),
             desired: None,
@@ -202,6 +217,36 @@ mod tests {
         // A Service that is gone gets no Event about it.
         book.after_round(&answering, &web(), false, t0);
         assert!(book.after_round(&plan(Vec::new()), &[], false, t0).is_empty());
+    }
+
+    #[test]
+    fn a_holder_that_stands_down_says_why_and_does_not_name_itself() {
+        let t0 = Instant::now();
+        let mut book = EventBook::new("node1", Duration::from_secs(60));
+        let answering = plan(vec![status("198.51.100.1", true, Some("node1"), None)]);
+        book.after_round(&answering, &web(), false, t0);
+        let silent = AddressStatus {
+            stood_down: Some(StandDownReason::NotVouched),
+            ..status("198.51.100.1", false, Some("node1"), None)
+        };
+        let notes = book.after_round(&plan(vec![silent]), &web(), false, t0);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].severity, Severity::Warning);
+        assert_eq!(notes[0].reason, reasons::NOT_ANNOUNCING);
+        assert!(
+            notes[0].message.starts_with("node1 stopped announcing 198.51.100.1 while holding its Lease: "),
+            "{}",
+            notes[0].message
+        );
+        assert!(!notes[0].message.contains("now held by node1"), "{}", notes[0].message);
+
+        book.after_round(&answering, &web(), false, t0);
+        let notice = AddressStatus {
+            stood_down: Some(StandDownReason::TakeoverNotice),
+            ..status("198.51.100.1", false, Some("node1"), None)
+        };
+        let notes = book.after_round(&plan(vec![notice]), &web(), false, t0);
+        assert_eq!(notes[0].severity, Severity::Normal, "a takeover is no fault of this node");
     }
 
     #[test]

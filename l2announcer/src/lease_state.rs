@@ -200,6 +200,30 @@ pub enum StandDownReason {
     NotVouched,
 }
 
+impl StandDownReason {
+    /// Every reason, for metrics that report each one (zero included).
+    pub const ALL: [StandDownReason; 2] = [StandDownReason::TakeoverNotice, StandDownReason::NotVouched];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            StandDownReason::TakeoverNotice => "takeover-notice",
+            StandDownReason::NotVouched => "not-vouched",
+        }
+    }
+
+    /// For an operator reading why a node holding an address's Lease does not answer for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StandDownReason::TakeoverNotice => "another node announced that it took the address over",
+            StandDownReason::NotVouched => {
+                "this node can neither renew its heartbeat Lease nor get its heartbeats acknowledged \
+                 by a majority of its monitors, so it must assume that its peers find it dead"
+            }
+        }
+    }
+}
+
 /// What to do about one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

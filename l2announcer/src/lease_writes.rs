@@ -252,6 +252,7 @@ mod tests {
                 key,
                 holder: None,
                 answering: false,
+                stood_down: None,
                 interfaces: Vec::new(),
                 why_none: None,
                 desired: None,

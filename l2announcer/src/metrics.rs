@@ -18,6 +18,8 @@ pub const FAILOVER_SECONDS: &str = "ferrolb_announcer_failover_seconds";
 pub const ADDRESSES_ANSWERED: &str = "ferrolb_announcer_addresses_answered";
 /// Per-address Leases naming this node.
 pub const LEASES_HELD: &str = "ferrolb_announcer_leases_held";
+/// Addresses whose Lease names this node but that it does not answer for now, label `reason`.
+pub const ADDRESSES_STOOD_DOWN: &str = "ferrolb_announcer_addresses_stood_down";
 /// Lease and Event writes, label `verb`.
 pub const API_REQUESTS: &str = "ferrolb_announcer_api_requests_total";
 /// Events dropped because the event queue was full.
@@ -54,6 +56,10 @@ pub fn describe() {
     );
     metrics::describe_gauge!(ADDRESSES_ANSWERED, "Addresses this node answers ARP/NDP for now.");
     metrics::describe_gauge!(LEASES_HELD, "Per-address Leases naming this node.");
+    metrics::describe_gauge!(
+        ADDRESSES_STOOD_DOWN,
+        "Addresses whose Lease names this node but that it does not answer for now, by reason: takeover-notice (another node announced its takeover), not-vouched (this node can neither renew its heartbeat Lease nor get its heartbeats acknowledged by a majority of its monitors)."
+    );
     metrics::describe_counter!(API_REQUESTS, "Lease and Event writes to the Kubernetes API, by verb.");
     metrics::describe_counter!(EVENTS_DROPPED, "Events dropped because the event queue was full.");
     metrics::describe_counter!(

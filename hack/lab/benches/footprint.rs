@@ -131,15 +131,35 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
 
 /// Sum of a metric's samples in node `i`'s announcer `/metrics` (asked from inside its namespace).
 fn announcer_metric(lab: &Lab, i: u8, name: &'static str) -> Result<f64> {
+    Ok(announcer_metrics(lab, i, &[name])?[0])
+}
+
+/// Several series from one scrape of node `i`'s `/metrics`: each `series` is a metric name (summed
+/// over its labels) or a name with its labels (`name{reason="x"}`).
+fn announcer_metrics(lab: &Lab, i: u8, series: &[&str]) -> Result<Vec<f64>> {
     let text = in_ns(&lab.node_ns(i), || {
         ferrolb_lab::probe::http_get("http://127.0.0.1:9090/metrics", Duration::from_secs(2))
     })??;
-    Ok(text
-        .lines()
-        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum())
+    let mut sums = vec![0.0; series.len()];
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((key, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        for (wanted, sum) in series.iter().zip(&mut sums) {
+            let bare = !wanted.contains('{') && key.strip_prefix(wanted).is_some_and(|r| r.starts_with('{'));
+            if key == *wanted || bare {
+                *sum += value;
+            }
+        }
+    }
+    Ok(sums)
 }
+
+/// What the settle loop reads from each announcer: answered, and held but stood down by reason.
+const SETTLE_SERIES: [&str; 3] = [
+    "ferrolb_announcer_addresses_answered",
+    "ferrolb_announcer_addresses_stood_down{reason=\"not-vouched\"}",
+    "ferrolb_announcer_addresses_stood_down{reason=\"takeover-notice\"}",
+];
 
 /// Creates `n` IPv6-only Services, 64 in flight.
 async fn create_services(client: kube::Client, n: usize) -> Result<()> {
@@ -272,7 +292,7 @@ fn run_lab(
     let mut progress = (0.0, Instant::now());
     // Per node, its last successful scrape: a scrape that times out on a loaded machine says nothing,
     // it must not count as zero.
-    let mut answered_by_node: Vec<f64> = vec![0.0; usize::from(nodes)];
+    let mut settle_by_node: Vec<[f64; 3]> = vec![[0.0; 3]; usize::from(nodes)];
     let all_held = loop {
         check_interrupted()?;
         // Held from one Lease list; the announcers' metrics (a scrape of every node, slow with a
@@ -285,18 +305,22 @@ fn run_lab(
             .unwrap_or(0) as f64;
         if held as usize >= args.services {
             for i in 1..=nodes {
-                if let Ok(v) = announcer_metric(&lab, i, "ferrolb_announcer_addresses_answered") {
-                    answered_by_node[usize::from(i - 1)] = v;
+                if let Ok(v) = announcer_metrics(&lab, i, &SETTLE_SERIES) {
+                    settle_by_node[usize::from(i - 1)] = [v[0], v[1], v[2]];
                 }
             }
         }
-        let answered: f64 = answered_by_node.iter().sum();
+        let sum = |k: usize| settle_by_node.iter().map(|v| v[k]).sum::<f64>();
+        let (answered, not_vouched, noticed) = (sum(0), sum(1), sum(2));
         if held as usize >= args.services && answered as usize >= args.services {
             break t0.elapsed();
         }
         if last_print.elapsed() > Duration::from_secs(5) {
+            // Held but silent: why the holders do not answer (a holder that can neither renew its
+            // heartbeat Lease nor get its heartbeats acknowledged stands down, by design).
             eprintln!(
-                "[{nodes} node(s)] {:.0} s: leases held {held}, addresses answered {answered}",
+                "[{nodes} node(s)] {:.0} s: leases held {held}, addresses answered {answered}, stood down: \
+                 {not_vouched} not vouched, {noticed} on a takeover notice",
                 t0.elapsed().as_secs_f64()
             );
             last_print = Instant::now();
@@ -307,7 +331,8 @@ fn run_lab(
         if t0.elapsed() > timeout || progress.1.elapsed() > Duration::from_secs(60) {
             keep_logs(&lab, nodes);
             bail!(
-                "announcers hold {held} of {} addresses after {:.0} s, no progress for 60 s (logs kept in {})",
+                "announcers hold {held} of {} addresses and answer {answered} after {:.0} s ({not_vouched} \
+                 stood down not vouched, {noticed} on a takeover notice), no progress for 60 s (logs kept in {})",
                 args.services,
                 t0.elapsed().as_secs_f64(),
                 logs_dir(nodes).display()

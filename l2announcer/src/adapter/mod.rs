@@ -75,6 +75,7 @@ use crate::candidates::{AnnouncerState, LocalEndpoints, NodeState};
 use crate::datapath::{AnnounceSchedule, Driver, Link, LinkEvent, Netlink};
 use crate::delegate::{self as delegation, DelegateTracker};
 use crate::engine::{EngineConfig, LeaseWrite};
+use crate::lease_state::StandDownReason;
 use crate::lease_writes::Answer;
 use crate::lifecycle::{Lifecycle, Stop};
 use crate::peer::{PeerConfig, PeerEvent, PeerHub, Takeover};
@@ -400,8 +401,14 @@ impl<N: Netlink + 'static> Announcer<N> {
             self.publish_report(text.clone());
         }
         metrics::gauge!(crate::metrics::ADDRESSES_ANSWERED).set(actions.answer.len() as f64);
+        let this_node = Some(self.settings.node.as_str());
         metrics::gauge!(crate::metrics::LEASES_HELD)
-            .set(actions.addresses.iter().filter(|a| a.answering).count() as f64);
+            .set(actions.leases.values().filter(|r| r.holder() == this_node).count() as f64);
+        for reason in StandDownReason::ALL {
+            let stood_down = actions.addresses.iter().filter(|a| a.stood_down == Some(reason)).count();
+            metrics::gauge!(crate::metrics::ADDRESSES_STOOD_DOWN, "reason" => reason.label())
+                .set(stood_down as f64);
+        }
         crate::observe::earliest([actions.wake_at, delegate_at])
     }
 }
