@@ -3,7 +3,7 @@
 //! kube-sim are checked against (`conformance/tests/rbac.rs`).
 //!
 //! Derived from the code, call by call:
-//! - `ferrolb-ipam` (`ipam/src/controller`): watches (list + watch) pools and Services; patches a
+//! - `ferrolb-ipam` (`ipam/src/adapter`): watches (list + watch) pools and Services; patches a
 //!   Service's `status` (server-side apply) and its `ferrolb.io/allocated-from-pool` annotation (merge
 //!   patch), and a pool's `status`; creates Events (`events.k8s.io/v1`,
 //!   `ferrolb_runtime::events::publish`; never patches them, since a repeated Event is a new

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ferrolb_api::names::{annotations, conditions};
 use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool, ServedClasses};
-use ferrolb_ipam::controller::{self, Settings};
+use ferrolb_ipam::adapter::{self, Settings};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
@@ -582,8 +582,8 @@ async fn seed(client: &Client, docs: &[Value], field_manager: &str) {
 
 struct Controller {
     shutdown: watch::Sender<bool>,
-    _leader: watch::Sender<ferrolb_ipam::controller::Leadership>,
-    task: tokio::task::JoinHandle<Result<(), controller::Error>>,
+    _leader: watch::Sender<ferrolb_ipam::adapter::Leadership>,
+    task: tokio::task::JoinHandle<Result<(), adapter::Error>>,
 }
 
 /// FerroLB's IPAM controller, in-process, leading from the start.
@@ -593,12 +593,12 @@ fn start_controller(client: Client) -> Controller {
 
 /// [`start_controller`] serving `classes` (`--load-balancer-classes`).
 fn start_controller_serving(client: Client, classes: ServedClasses) -> Controller {
-    let (leader_tx, leader_rx) = watch::channel(ferrolb_ipam::controller::Leadership::fixed(true));
+    let (leader_tx, leader_rx) = watch::channel(ferrolb_ipam::adapter::Leadership::fixed(true));
     let (synced_tx, _synced_rx) = watch::channel(false);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut settings = Settings { event_interval: Duration::from_millis(0), ..Settings::default() };
     settings.ipam.classes = classes;
-    let task = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
+    let task = tokio::spawn(adapter::run(client, settings, leader_rx, synced_tx, shutdown_rx));
     Controller { shutdown: shutdown_tx, _leader: leader_tx, task }
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ferrolb_api::LoadBalancerIPPool;
-use ferrolb_ipam::controller::{self, Settings};
+use ferrolb_ipam::adapter::{self, Settings};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -26,16 +26,16 @@ use common::addresses;
 struct Running {
     ready: watch::Receiver<bool>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), controller::Error>>,
+    task: tokio::task::JoinHandle<Result<(), adapter::Error>>,
 }
 
 fn start(client: kube::Client) -> Running {
-    let (_leader_tx, leader_rx) = watch::channel(ferrolb_ipam::controller::Leadership::fixed(true));
+    let (_leader_tx, leader_rx) = watch::channel(ferrolb_ipam::adapter::Leadership::fixed(true));
     let (ready_tx, ready) = watch::channel(false);
     let (shutdown, shutdown_rx) = watch::channel(false);
     // The sender must outlive the controller: a closed leadership channel stops it.
     std::mem::forget(_leader_tx);
-    let task = tokio::spawn(controller::run(client, Settings::default(), leader_rx, ready_tx, shutdown_rx));
+    let task = tokio::spawn(adapter::run(client, Settings::default(), leader_rx, ready_tx, shutdown_rx));
     Running { ready, shutdown, task }
 }
 

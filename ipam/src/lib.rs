@@ -1,12 +1,12 @@
 //! FerroLB IPAM: the pure decision core of the IPAM controller (DESIGN.md §2–3).
 //!
-//! The core modules have no I/O, no Kubernetes client, no async: the adapter ([`controller`])
+//! The core modules have no I/O, no Kubernetes client, no async: the adapter ([`adapter`])
 //! feeds plain-data pools and Services into [`Ipam`] and writes back the [`Changes`] it returns. See [`state`] for how to drive it and for
 //! the exact rule of when an address stays with its Service.
 
+pub mod adapter;
 pub mod allocator;
 pub mod contest;
-pub mod controller;
 pub mod metrics;
 pub mod pool;
 pub mod request;

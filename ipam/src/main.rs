@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use ferrolb_api::ServedClasses;
 use ferrolb_ipam::Config;
-use ferrolb_ipam::controller::{self, Settings};
+use ferrolb_ipam::adapter::{self, Settings};
 use ferrolb_runtime::cli::{CommonArgs, ElectionArgs};
 
 ferrolb_runtime::jemalloc_global_allocator!();
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(classes = %settings.ipam.classes, "serving Services of these load-balancer classes");
     let controller =
-        tokio::spawn(controller::run(client, settings, elector.leadership(), synced_tx, shutdown_rx));
+        tokio::spawn(adapter::run(client, settings, elector.leadership(), synced_tx, shutdown_rx));
 
     ferrolb_runtime::shutdown_signal().await;
     tracing::info!("shutting down: stop writing, then release the Lease");

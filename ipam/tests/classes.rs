@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use ferrolb_api::ServedClasses;
 use ferrolb_ipam::Config;
-use ferrolb_ipam::controller::Settings;
+use ferrolb_ipam::adapter::Settings;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;

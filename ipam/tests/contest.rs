@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ferrolb_api::names::{conditions, events};
+use ferrolb_ipam::adapter::{self, Leadership, Settings};
 use ferrolb_ipam::contest::ContestConfig;
-use ferrolb_ipam::controller::{self, Leadership, Settings};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::watch;
@@ -46,7 +46,7 @@ fn contested(s: &k8s_openapi::api::core::v1::Service) -> Option<(String, String)
 }
 
 type Running =
-    (watch::Sender<Leadership>, watch::Sender<bool>, tokio::task::JoinHandle<Result<(), controller::Error>>);
+    (watch::Sender<Leadership>, watch::Sender<bool>, tokio::task::JoinHandle<Result<(), adapter::Error>>);
 
 /// A leading controller with these contest settings: (leader, shutdown, task).
 fn start(env: &Env, contest: ContestConfig) -> Running {
@@ -54,7 +54,7 @@ fn start(env: &Env, contest: ContestConfig) -> Running {
     let (synced_tx, _synced_rx) = watch::channel(false);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let settings = Settings { event_interval: Duration::from_millis(0), contest, ..Settings::default() };
-    let task = tokio::spawn(controller::run(env.client.clone(), settings, leader_rx, synced_tx, shutdown_rx));
+    let task = tokio::spawn(adapter::run(env.client.clone(), settings, leader_rx, synced_tx, shutdown_rx));
     (leader_tx, shutdown_tx, task)
 }
 

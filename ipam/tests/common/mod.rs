@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrolb_api::LoadBalancerIPPool;
-use ferrolb_ipam::controller::{self, Leadership, Settings};
+use ferrolb_ipam::adapter::{self, Leadership, Settings};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -83,7 +83,7 @@ pub struct Controller {
     pub leader: LeaderSwitch,
     pub synced: watch::Receiver<bool>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), controller::Error>>,
+    task: tokio::task::JoinHandle<Result<(), adapter::Error>>,
 }
 
 impl Controller {
@@ -97,7 +97,7 @@ impl Controller {
         let (synced_tx, synced_rx) = watch::channel(false);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let settings = Settings { event_interval: Duration::from_millis(0), ..settings };
-        let task = tokio::spawn(controller::run(client, settings, leader_rx, synced_tx, shutdown_rx));
+        let task = tokio::spawn(adapter::run(client, settings, leader_rx, synced_tx, shutdown_rx));
         Self { leader: LeaderSwitch(leader_tx), synced: synced_rx, shutdown: shutdown_tx, task }
     }
 
