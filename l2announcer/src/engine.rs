@@ -530,6 +530,18 @@ mod tests {
         nodes.iter().map(|n| (n.to_string(), Engine::new(cfg(n)))).collect()
     }
 
+    /// Two nodes, one Service with one address, converged at `t0`: the world, the engines, the
+    /// holder and the other node.
+    fn one_address_held(t0: Instant) -> (World, BTreeMap<String, Engine>, String, String) {
+        let nodes = ["node1", "node2"];
+        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
+        let mut engines = engines(&nodes);
+        let before = converge(&mut world, &mut engines, t0);
+        let holder = before[&"198.51.100.128".parse::<IpAddr>().unwrap()].clone();
+        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
+        (world, engines, holder, other)
+    }
+
     #[test]
     fn every_address_gets_exactly_one_answering_node_and_leaders_spread() {
         let t0 = Instant::now();
@@ -589,13 +601,8 @@ mod tests {
     #[test]
     fn a_dead_holder_is_replaced_and_a_live_one_is_not() {
         let t0 = Instant::now();
-        let nodes = ["node1", "node2"];
-        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
-        let mut engines = engines(&nodes);
-        let before = converge(&mut world, &mut engines, t0);
+        let (world, mut engines, holder, other) = one_address_held(t0);
         let ip: IpAddr = "198.51.100.128".parse().unwrap();
-        let holder = before[&ip].clone();
-        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
         // Still heard: nobody moves, even long after.
         let later = t0 + Duration::from_millis(300);
         let plan = engines.get_mut(&other).unwrap().decide(&world.view(), later, wall());
@@ -614,12 +621,7 @@ mod tests {
     #[test]
     fn a_valid_heartbeat_lease_keeps_a_silent_holder() {
         let t0 = Instant::now();
-        let nodes = ["node1", "node2"];
-        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
-        let mut engines = engines(&nodes);
-        let before = converge(&mut world, &mut engines, t0);
-        let holder = before.values().next().unwrap().clone();
-        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
+        let (mut world, mut engines, holder, other) = one_address_held(t0);
         let hb = LeaseRecord {
             holder: Some(holder.clone()),
             lease_duration: Some(Duration::from_secs(3)),
@@ -638,11 +640,7 @@ mod tests {
     #[test]
     fn a_holder_not_vouched_for_stands_down_and_says_why() {
         let t0 = Instant::now();
-        let nodes = ["node1", "node2"];
-        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
-        let mut engines = engines(&nodes);
-        let before = converge(&mut world, &mut engines, t0);
-        let holder = before.values().next().unwrap().clone();
+        let (mut world, mut engines, holder, _) = one_address_held(t0);
         let mut view = world.view();
         view.self_liveness =
             SelfLiveness { heartbeat_current: false, peer_acked: false, api_peer_ready: false };
@@ -666,12 +664,7 @@ mod tests {
     #[test]
     fn the_holder_hands_over_when_its_link_goes_down() {
         let t0 = Instant::now();
-        let nodes = ["node1", "node2"];
-        let mut world = World::new(&nodes, vec![svc("web", &["198.51.100.128"])], t0);
-        let mut engines = engines(&nodes);
-        let before = converge(&mut world, &mut engines, t0);
-        let holder = before.values().next().unwrap().clone();
-        let other = nodes.iter().find(|n| **n != holder).unwrap().to_string();
+        let (mut world, mut engines, holder, other) = one_address_held(t0);
         let state = world.nodes.iter_mut().find(|n| n.node.name == holder).unwrap();
         state.announcer.as_mut().unwrap().interfaces = vec![Interface::device("eth0").with_up(false)];
         let plan = engines.get_mut(&holder).unwrap().decide(&world.view(), t0, wall());
