@@ -11,17 +11,14 @@
 
 #[path = "support/announcer.rs"]
 mod announcer;
-#[path = "support/netns.rs"]
-mod netns;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use announcer::{Announcer, LOCAL, OTHER, WAIT, held, ip};
-use ferrolb_lab::netns::NsRuntime;
 use ferrolb_proto::AnnouncementTable;
-use netns::Netns;
+use ferrolb_testkit::netns::{Netns, NsRuntime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const METRICS_PORT: u16 = 9464;
@@ -75,7 +72,7 @@ async fn wait_until(what: &str, ns: &Netns, agent: &Agent, mut check: impl FnMut
         assert!(
             Instant::now() < deadline,
             "{what}: not within {WAIT:?}\naddresses on eth0: {:?}\nagent log:\n{}",
-            ns.addresses("eth0"),
+            ns.addresses_with_protocol("eth0"),
             agent.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -83,7 +80,7 @@ async fn wait_until(what: &str, ns: &Netns, agent: &Agent, mut check: impl FnMut
 }
 
 fn has(ns: &Netns, address: &str) -> bool {
-    ns.address_list("eth0").iter().any(|a| a == address)
+    ns.addresses("eth0").iter().any(|a| a == address)
 }
 
 /// GET /metrics from inside the namespace.
@@ -130,7 +127,7 @@ async fn the_agent_programs_held_addresses_removes_lost_ones_and_reports() {
     .await;
     assert!(!has(&ns, "198.51.100.201/32"), "another node's address is not programmed");
     let protocols: Vec<_> =
-        ns.addresses("eth0").into_iter().filter(|(a, _)| a == "198.51.100.200/32").collect();
+        ns.addresses_with_protocol("eth0").into_iter().filter(|(a, _)| a == "198.51.100.200/32").collect();
     assert!(
         protocols.iter().all(|(_, p)| p.as_deref().is_none_or(|p| p == "102" || p == "0x66")),
         "the agent's mark: {protocols:?}"

@@ -5,16 +5,13 @@
 
 #[path = "support/announcer.rs"]
 mod announcer;
-#[path = "support/netns.rs"]
-mod netns;
 
 use std::time::Duration;
 
 use announcer::{LOCAL, OTHER, WAIT, held, ip};
 use ferrolb_cni::{Client, Delta, Target, TlsTarget, WatchOptions, watch_local};
-use ferrolb_lab::netns::NsRuntime;
 use ferrolb_proto::{AnnouncementTable, AnnouncerService, SharedTable};
-use netns::Netns;
+use ferrolb_testkit::netns::{Netns, NsRuntime};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};

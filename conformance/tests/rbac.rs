@@ -91,6 +91,7 @@ fn wait_counters(
         let i = info.clone();
         let c = rt
             .block_on(async move { i.admin().await?.counters().await.map_err(anyhow::Error::from) })
+            .map_err(anyhow::Error::from)
             .and_then(|r| r)
             .expect("reading kube-sim's counters");
         if done(&c) {
@@ -110,6 +111,7 @@ fn snapshot_after_reset(rt: &ferrolb_lab::netns::NsRuntime, info: &ClusterInfo, 
         }
         Ok::<_, anyhow::Error>(admin.counters().await?)
     })
+    .map_err(anyhow::Error::from)
     .and_then(|r| r)
     .expect("kube-sim's counters")
 }
@@ -154,6 +156,7 @@ fn the_binaries_ask_only_for_what_their_rbac_rules_allow() {
         }
         anyhow::Ok(())
     })
+    .map_err(anyhow::Error::from)
     .and_then(|r| r)
     .expect("creating the pool, the policy and the Services");
     let env = [("NO_COLOR".to_owned(), "1".to_owned())];
@@ -228,6 +231,7 @@ fn the_binaries_ask_only_for_what_their_rbac_rules_allow() {
             let api: Api<Lease> = Api::all(i.client().await?);
             anyhow::Ok(api.list(&Default::default()).await?.items)
         })
+        .map_err(anyhow::Error::from)
         .and_then(|r| r)
         .expect("listing Leases");
     assert!(!leases.is_empty());

@@ -15,7 +15,7 @@ use ferrolb_l2announcer::datapath::mld::{self, MldStats};
 use ferrolb_l2announcer::datapath::netlink::{Link, LinkEvent, Netlink, RtNetlink};
 use ferrolb_l2announcer::datapath::{AnnounceSchedule, ExpiringAddresses, Mac, PacketSocket, Responder};
 use ferrolb_l2announcer::interface::InterfaceKind;
-use netns::{Lab, Netns, NsRuntime, wait_for};
+use netns::{Lab, LinkOf, Netns, NsRuntime, wait_for};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 200);
 const VIP2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 201);
@@ -81,7 +81,7 @@ fn na_for(ip: Ipv6Addr) -> impl Fn(&Observed) -> bool {
 
 /// Starts a responder in the node namespace attached to `links`.
 fn responder(rt: &NsRuntime, schedule: AnnounceSchedule, links: Vec<(u32, Mac)>) -> Responder {
-    rt.run(async move {
+    rt.wait(async move {
         let r = Responder::new(schedule);
         for (index, mac) in links {
             r.attach(index, mac).expect("attach");
@@ -102,14 +102,14 @@ fn arp_is_answered_with_the_node_mac_only_for_held_addresses() {
     r.hold(n_idx, VIP.into());
 
     // The kernel resolves the VIP (a UDP send triggers ARP) and learns the node's MAC.
-    client.run(async {
+    client.wait(async {
         UdpSocket::bind((CLIENT_IP, 0)).unwrap().send_to(b"x", (VIP, 9)).unwrap();
     });
     let learned = wait_for(ANSWER, || lab.client.neighbour("eth0", &VIP.to_string()));
     assert_eq!(learned, Some(n_mac.to_string()), "client neighbour table");
 
     // A raw request: the reply follows RFC 826, unicast to the asker.
-    let got = client.run(async move {
+    let got = client.wait(async move {
         exchange(c_idx, Some(frame::arp_request(c_mac, CLIENT_IP, VIP)), ANSWER, 1, arp_reply_for(VIP)).await
     });
     assert_eq!(
@@ -125,7 +125,7 @@ fn arp_is_answered_with_the_node_mac_only_for_held_addresses() {
     );
 
     // Not held: silence.
-    let got = client.run(async move {
+    let got = client.wait(async move {
         exchange(c_idx, Some(frame::arp_request(c_mac, CLIENT_IP, VIP2)), SILENCE, 1, arp_reply_for(VIP2))
             .await
     });
@@ -133,7 +133,7 @@ fn arp_is_answered_with_the_node_mac_only_for_held_addresses() {
 
     // Released: silence too.
     assert!(r.release(n_idx, VIP.into()));
-    let got = client.run(async move {
+    let got = client.wait(async move {
         exchange(c_idx, Some(frame::arp_request(c_mac, CLIENT_IP, VIP)), SILENCE, 1, arp_reply_for(VIP)).await
     });
     assert!(got.is_empty(), "{got:?}");
@@ -157,15 +157,15 @@ fn no_answer_on_an_interface_not_selected() {
     // Held on eth1 only: eth0 must not answer for it.
     r.hold(n1, VIP2.into());
 
-    let on_eth1 = client.run(async move {
+    let on_eth1 = client.wait(async move {
         exchange(c1, Some(frame::arp_request(c1_mac, CLIENT_IP, VIP)), SILENCE, 1, arp_reply_for(VIP)).await
     });
     assert!(on_eth1.is_empty(), "answered on an unselected interface: {on_eth1:?}");
-    let other_link = client.run(async move {
+    let other_link = client.wait(async move {
         exchange(c0, Some(frame::arp_request(c0_mac, CLIENT_IP, VIP2)), SILENCE, 1, arp_reply_for(VIP2)).await
     });
     assert!(other_link.is_empty(), "answered for an address held on another link: {other_link:?}");
-    let on_eth0 = client.run(async move {
+    let on_eth0 = client.wait(async move {
         exchange(c0, Some(frame::arp_request(c0_mac, CLIENT_IP, VIP)), ANSWER, 1, arp_reply_for(VIP)).await
     });
     assert_eq!(on_eth0.len(), 1);
@@ -188,7 +188,7 @@ fn neighbor_solicitations_with_and_without_sllao_get_solicited_advertisements() 
 
     for with_sllao in [true, false] {
         let ns = frame::neighbor_solicitation(c_mac, client6(), vip6(), with_sllao);
-        let got = client.run(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
+        let got = client.wait(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
         assert_eq!(
             got,
             vec![Observed::Na {
@@ -208,7 +208,7 @@ fn neighbor_solicitations_with_and_without_sllao_get_solicited_advertisements() 
 
     // Duplicate address detection (unspecified source): to all-nodes, Solicited clear.
     let dad = frame::neighbor_solicitation(c_mac, Ipv6Addr::UNSPECIFIED, vip6(), false);
-    let got = client.run(async move { exchange(c_idx, Some(dad), ANSWER, 1, na_for(vip6())).await });
+    let got = client.wait(async move { exchange(c_idx, Some(dad), ANSWER, 1, na_for(vip6())).await });
     let [Observed::Na { ip_dst, eth_dst, solicited, override_, .. }] = got.as_slice() else {
         panic!("{got:?}")
     };
@@ -218,7 +218,7 @@ fn neighbor_solicitations_with_and_without_sllao_get_solicited_advertisements() 
     );
 
     // The client kernel resolves the address through the responder.
-    client.run(async {
+    client.wait(async {
         UdpSocket::bind((client6(), 0)).unwrap().send_to(b"x", (vip6(), 9)).unwrap();
     });
     let learned = wait_for(ANSWER, || lab.client.neighbour("eth0", &vip6().to_string()));
@@ -228,7 +228,7 @@ fn neighbor_solicitations_with_and_without_sllao_get_solicited_advertisements() 
     r.release(n_idx, vip6().into());
     assert!(!lab.node.ip(&["maddr", "show", "dev", "eth0"]).contains(group), "left {group}");
     let ns = frame::neighbor_solicitation(c_mac, client6(), vip6(), true);
-    let got = client.run(async move { exchange(c_idx, Some(ns), SILENCE, 1, na_for(vip6())).await });
+    let got = client.wait(async move { exchange(c_idx, Some(ns), SILENCE, 1, na_for(vip6())).await });
     assert!(got.is_empty(), "{got:?}");
     assert!(r.counters().ndp_answered >= 4, "{:?}", r.counters());
 }
@@ -256,7 +256,7 @@ fn takeover_sends_gratuitous_arp_both_forms_and_unsolicited_na_then_stops_on_rel
     ready_rx.recv_timeout(ANSWER).expect("capture ready");
     let started = Instant::now();
     let r2 = r.clone();
-    node.run(async move {
+    node.wait(async move {
         r2.take_over(n_idx, VIP.into());
         r2.take_over(n_idx, vip6().into());
     });
@@ -301,7 +301,7 @@ fn takeover_sends_gratuitous_arp_both_forms_and_unsolicited_na_then_stops_on_rel
     });
     ready_rx.recv_timeout(ANSWER).expect("capture ready");
     let r2 = r.clone();
-    node.run(async move {
+    node.wait(async move {
         r2.take_over(n_idx, VIP2.into());
         tokio::time::sleep(Duration::from_millis(100)).await;
         r2.release(n_idx, VIP2.into());
@@ -326,9 +326,10 @@ fn vlan_tagged_frames_are_not_answered_on_the_parent_and_sub_interfaces_work() {
     let mut tagged = untagged[..12].to_vec();
     tagged.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
     tagged.extend_from_slice(&untagged[12..]);
-    let got = client.run(async move { exchange(c_idx, Some(tagged), SILENCE, 1, arp_reply_for(VIP)).await });
+    let got = client.wait(async move { exchange(c_idx, Some(tagged), SILENCE, 1, arp_reply_for(VIP)).await });
     assert!(got.is_empty(), "answered a VLAN-tagged request on the parent: {got:?}");
-    let got = client.run(async move { exchange(c_idx, Some(untagged), ANSWER, 1, arp_reply_for(VIP)).await });
+    let got =
+        client.wait(async move { exchange(c_idx, Some(untagged), ANSWER, 1, arp_reply_for(VIP)).await });
     assert_eq!(got.len(), 1, "untagged request answered");
 
     // A VLAN sub-interface on both sides, when the kernel has 802.1Q.
@@ -347,17 +348,17 @@ fn vlan_tagged_frames_are_not_answered_on_the_parent_and_sub_interfaces_work() {
     let (cv_idx, cv_mac) = lab.client.link("eth0.100");
     let vip3 = Ipv4Addr::new(203, 0, 113, 100);
     let asker = Ipv4Addr::new(203, 0, 113, 2);
-    node.run({
+    node.wait({
         let r = r.clone();
         async move { r.attach(nv_idx, nv_mac).unwrap() }
     });
     r.hold(nv_idx, vip3.into());
-    let got = client.run(async move {
+    let got = client.wait(async move {
         exchange(cv_idx, Some(frame::arp_request(cv_mac, asker, vip3)), ANSWER, 1, arp_reply_for(vip3)).await
     });
     assert_eq!(got.len(), 1, "answered on the VLAN sub-interface");
     // The parent's VIP is not answered on the VLAN (watch the whole wire on the client's parent).
-    let got = client.run(async move {
+    let got = client.wait(async move {
         let cap = PacketSocket::capture(c_idx).unwrap();
         PacketSocket::sender(cv_idx).unwrap().send(&frame::arp_request(cv_mac, asker, VIP)).await.unwrap();
         collect(&cap, SILENCE, 1, arp_reply_for(VIP)).await
@@ -387,7 +388,7 @@ fn malformed_frames_are_counted_and_dropped_without_stopping_the_responder() {
     low_hop_limit[21] = 64;
     let malformed = [truncated_arp, wide_arp, bad_checksum, low_hop_limit];
     let count = malformed.len() as u64;
-    client.run(async move {
+    client.wait(async move {
         let tx = PacketSocket::sender(c_idx).unwrap();
         for f in malformed {
             tx.send(&f).await.unwrap();
@@ -396,9 +397,9 @@ fn malformed_frames_are_counted_and_dropped_without_stopping_the_responder() {
     let counted = wait_for(ANSWER, || (r.counters().malformed >= count).then(|| r.counters().malformed));
     assert_eq!(counted, Some(count), "{:?}", r.counters());
     // Still answering.
-    let got = client.run(async move { exchange(c_idx, Some(request), ANSWER, 1, arp_reply_for(VIP)).await });
+    let got = client.wait(async move { exchange(c_idx, Some(request), ANSWER, 1, arp_reply_for(VIP)).await });
     assert_eq!(got.len(), 1);
-    let got = client.run(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
+    let got = client.wait(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
     assert_eq!(got.len(), 1);
     let c = r.counters();
     assert_eq!((c.arp_answered, c.ndp_answered, c.malformed), (1, 1, count));
@@ -413,7 +414,7 @@ fn netlink_facade_lists_links_watches_changes_and_manages_addresses() {
     let (n_idx, n_mac) = lab.node.link("eth0");
     let node = lab.node.runtime();
 
-    let links: Vec<Link> = node.run(async { RtNetlink::new().unwrap().links().await.unwrap() });
+    let links: Vec<Link> = node.wait(async { RtNetlink::new().unwrap().links().await.unwrap() });
     let by_name =
         |n: &str| links.iter().find(|l| l.name == n).unwrap_or_else(|| panic!("{n} in {links:#?}")).clone();
     let eth0 = by_name("eth0");
@@ -432,7 +433,7 @@ fn netlink_facade_lists_links_watches_changes_and_manages_addresses() {
     // Add and remove addresses; check with `ip -j addr`.
     let v4: IpAddr = "203.0.113.10".parse().unwrap();
     let v6: IpAddr = "2001:db8:100::1000".parse().unwrap();
-    let listed = node.run(async move {
+    let listed = node.wait(async move {
         let nl = RtNetlink::new().unwrap();
         nl.add_address(n_idx, v4, 32, None).await.unwrap();
         nl.add_address(n_idx, v4, 32, None).await.expect("adding twice is fine");
@@ -445,7 +446,7 @@ fn netlink_facade_lists_links_watches_changes_and_manages_addresses() {
         addrs.contains(&"203.0.113.10/32".into()) && addrs.contains(&"2001:db8:100::1000/128".into()),
         "{addrs:?}"
     );
-    node.run(async move {
+    node.wait(async move {
         let nl = RtNetlink::new().unwrap();
         nl.remove_address(n_idx, v4).await.unwrap();
         nl.remove_address(n_idx, v6).await.unwrap();
@@ -458,9 +459,9 @@ fn netlink_facade_lists_links_watches_changes_and_manages_addresses() {
     );
 
     // Link changes arrive as events.
-    let mut events = node.run(async { RtNetlink::new().unwrap().watch_links().unwrap() });
+    let mut events = node.wait(async { RtNetlink::new().unwrap().watch_links().unwrap() });
     lab.node.ip(&["link", "set", "eth0", "down"]);
-    let down = node.run(async move {
+    let down = node.wait(async move {
         tokio::time::timeout(ANSWER, async {
             while let Some(e) = events.recv().await {
                 if let LinkEvent::Changed(l) = e
@@ -552,7 +553,7 @@ fn holding_an_ipv6_address_reports_its_solicited_node_group_with_mld_until_its_l
     // Hold: the kernel reports the group at once, from the link-local address.
     let capture = capture_mld(&client, c_idx, ANSWER, move |m| m.joins(group));
     let held_at = Instant::now();
-    node.run({
+    node.wait({
         let r = r.clone();
         async move { r.hold(n_idx, vip6().into()) }
     });
@@ -565,7 +566,7 @@ fn holding_an_ipv6_address_reports_its_solicited_node_group_with_mld_until_its_l
     assert_eq!(r.mld_memberships(n_idx), Some(MldStats { joined: 1, waiting: 0, sockets: 1 }));
 
     // A second address of the group shares the membership; releasing the first does not leave.
-    node.run({
+    node.wait({
         let r = r.clone();
         async move { r.hold(n_idx, twin.into()) }
     });
@@ -592,7 +593,7 @@ fn holding_an_ipv6_address_reports_its_solicited_node_group_with_mld_until_its_l
     lab.node.ip(&["-6", "addr", "flush", "dev", "eth0"]);
     assert!(lab.node.addresses("eth0").is_empty(), "{:?}", lab.node.addresses("eth0"));
     let capture = capture_mld(&client, c_idx, ANSWER, move |m| m.joins(group));
-    node.run({
+    node.wait({
         let r = r.clone();
         async move { r.hold(n_idx, vip6().into()) }
     });
@@ -650,7 +651,7 @@ fn solicitations_reaching_node(
         n
     });
     ready_rx.recv_timeout(ANSWER).expect("capture ready");
-    client.run(async move {
+    client.wait(async move {
         let ns = frame::neighbor_solicitation(c_mac, client6(), target, true);
         PacketSocket::sender(c_idx).unwrap().send(&ns).await.unwrap();
     });
@@ -722,7 +723,7 @@ fn a_switch_that_snoops_mld_forwards_solicitations_to_the_node_only_while_it_hol
     let started = Instant::now();
     let settled = wait_for(Duration::from_secs(20), || {
         let ns = frame::neighbor_solicitation(n_mac, "2001:db8:100::11".parse().unwrap(), client6(), true);
-        let got = node.run(async move {
+        let got = node.wait(async move {
             exchange(n_idx, Some(ns), Duration::from_millis(200), 1, na_for(client6())).await
         });
         (!got.is_empty()).then_some(())
@@ -735,7 +736,7 @@ fn a_switch_that_snoops_mld_forwards_solicitations_to_the_node_only_while_it_hol
 
     // Held: the node reports the group, the switch forwards the solicitation, the node answers.
     let held_at = Instant::now();
-    node.run({
+    node.wait({
         let r = r.clone();
         async move { r.hold(n_idx, vip6().into()) }
     });
@@ -743,14 +744,14 @@ fn a_switch_that_snoops_mld_forwards_solicitations_to_the_node_only_while_it_hol
     eprintln!("MEASURED: snooping bridge forwards {group} to the node {member:?} after the hold");
     assert!(member.is_some(), "bridge never learned {group} on pn: {:?}", mdb(&sw));
     let ns = frame::neighbor_solicitation(c_mac, client6(), vip6(), true);
-    let got = client.run(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
+    let got = client.wait(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
     assert_eq!(got.len(), 1, "solicitation answered through the snooping switch: {:?}", mdb(&sw));
 
     // Past the membership interval (3 s) the group is still there: the node answers the queries.
     std::thread::sleep(Duration::from_millis(4500));
     assert!(mdb(&sw).contains(&("pn".into(), group)), "membership expired: {:?}", mdb(&sw));
     let ns = frame::neighbor_solicitation(c_mac, client6(), vip6(), true);
-    let got = client.run(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
+    let got = client.wait(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
     assert_eq!(got.len(), 1, "still answered after several queries");
 
     // Released: the node leaves the group, the switch stops forwarding its solicitations here.
@@ -787,7 +788,7 @@ fn mld_memberships_spread_over_sockets_when_option_memory_runs_out() {
 
     // How many groups one socket takes with the namespace's default option memory.
     let default_optmem = sysctl_in(&lab.node, "net/core/optmem_max");
-    let per_socket = node.run(async move {
+    let per_socket = node.wait(async move {
         let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).unwrap();
         let mut joined = 0u32;
         for group in distinct_group_addresses(10_000).into_iter().map(frame::solicited_node) {
@@ -811,7 +812,7 @@ fn mld_memberships_spread_over_sockets_when_option_memory_runs_out() {
     assert_eq!(root_after, root_optmem, "net.core.optmem_max is not per network namespace on this kernel");
     let r = responder(&node, AnnounceSchedule::default(), vec![(n_idx, n_mac)]);
     let addresses = distinct_group_addresses(100);
-    node.run({
+    node.wait({
         let (r, addresses) = (r.clone(), addresses.clone());
         async move {
             for ip in addresses {
@@ -842,7 +843,7 @@ fn mld_joins_stop_at_the_per_link_limit_and_waiting_groups_take_freed_places() {
     let r = responder(&node, AnnounceSchedule::default(), vec![(n_idx, n_mac)]);
     let limit = mld::MAX_GROUPS_PER_LINK;
     let addresses = distinct_group_addresses(limit as u32 + 5);
-    let took = node.run({
+    let took = node.wait({
         let (r, addresses) = (r.clone(), addresses.clone());
         async move {
             let start = Instant::now();
@@ -888,7 +889,7 @@ fn mld_join_cost_by_number_of_groups() {
         let lab = Lab::new();
         let (n_idx, _) = lab.node.link("eth0");
         let node = lab.node.runtime();
-        let (joined, left) = node.run(async move {
+        let (joined, left) = node.wait(async move {
             let mut m = mld::MldMemberships::<socket2::Socket>::new(n_idx, usize::MAX);
             let groups: Vec<Ipv6Addr> =
                 distinct_group_addresses(n).into_iter().map(frame::solicited_node).collect();
@@ -936,7 +937,7 @@ fn netlink_addresses_expire_after_their_lifetime_unless_refreshed_and_a_release_
     let has = |ip: IpAddr| lab.node.addresses("eth0").iter().any(|a| a.starts_with(&format!("{ip}/")));
 
     // Held and refreshed (every second): still there well past the lifetime.
-    let kept = node.run(async move {
+    let kept = node.wait(async move {
         let kept = ExpiringAddresses::new(Arc::new(RtNetlink::new().unwrap()), Some(lifetime)).refreshing();
         kept.add(n_idx, v4, 32).await.unwrap();
         kept.add(n_idx, v6, 128).await.unwrap();
@@ -953,13 +954,13 @@ fn netlink_addresses_expire_after_their_lifetime_unless_refreshed_and_a_release_
     assert_eq!((vip_info["nodad"].as_bool(), vip_info.get("tentative")), (Some(true), None), "{vip_info}");
     assert_eq!(vip_info["valid_life_time"], 3, "{vip_info}");
     let ns = frame::neighbor_solicitation(c_mac, client6(), vip6(), true);
-    let got = client.run(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
+    let got = client.wait(async move { exchange(c_idx, Some(ns), ANSWER, 1, na_for(vip6())).await });
     assert!(matches!(got.as_slice(), [Observed::Na { eth_src, .. }] if *eth_src == n_mac), "{got:?}");
     std::thread::sleep(lifetime + Duration::from_millis(1500));
     assert!(has(v4) && has(v6), "refreshed addresses expired: {:?}", lab.node.addresses("eth0"));
 
     // A release deletes at once, and no refresh brings the address back.
-    node.run(async move {
+    node.wait(async move {
         kept.remove(n_idx, v4).await.unwrap();
         assert_eq!(kept.kept().await, vec![(n_idx, v6)]);
         // The announcer is killed: nothing refreshes any more, nothing is removed.
@@ -973,7 +974,7 @@ fn netlink_addresses_expire_after_their_lifetime_unless_refreshed_and_a_release_
     // address between the lifetime and a little after (its timers run in whole seconds).
     for ip in [v4, v6] {
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
-        let added = node.run(async move {
+        let added = node.wait(async move {
             RtNetlink::new().unwrap().add_address(n_idx, ip, prefix, Some(lifetime)).await.unwrap();
             Instant::now()
         });
@@ -999,7 +1000,7 @@ fn refreshing_netlink_address_lifetimes_costs_one_request_per_address() {
     let node = lab.node.runtime();
     let v4: Vec<IpAddr> = (1..=250u8).map(|i| IpAddr::V4(Ipv4Addr::new(203, 0, 113, i))).collect();
     let v6: Vec<IpAddr> = distinct_group_addresses(500).into_iter().map(IpAddr::V6).collect();
-    let (v4_round, v6_round, lifetime) = node.run(async move {
+    let (v4_round, v6_round, lifetime) = node.wait(async move {
         let nl = Arc::new(RtNetlink::new().unwrap());
         let round = |ips: Vec<IpAddr>| {
             let nl = nl.clone();

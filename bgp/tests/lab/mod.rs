@@ -5,7 +5,8 @@
 #![allow(dead_code)]
 
 pub mod faults;
-pub mod netns;
+
+pub use ferrolb_testkit::netns;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,7 +19,7 @@ use ferrolb_bgp::fsm::PeerConfig;
 use ferrolb_bgp::rib::RouteAttrs;
 use ferrolb_bgp::speaker::{PeerStatus, PeerTransport, Routes, SpeakerError, run_peer};
 use ipnet::IpNet;
-use netns::{Netns, veth};
+use netns::Netns;
 use tokio::sync::watch;
 
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -89,7 +90,7 @@ pub fn start_speaker_with(
     let (routes_tx, routes_rx) = watch::channel(routes);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (status_tx, status_rx) = watch::channel(PeerStatus::INITIAL);
-    let task = node.run(async move {
+    let task = node.spawn_thread(async move {
         run_peer(config, transport, routes_rx, shutdown_rx, status_tx, bfd).await.expect("peer task");
     });
     Speaker { routes: routes_tx, shutdown: shutdown_tx, status: status_rx, task }
@@ -107,7 +108,7 @@ pub fn run_peer_for(
     let (routes_tx, routes_rx) = watch::channel(routes);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (status_tx, status_rx) = watch::channel(PeerStatus::INITIAL);
-    node.run(async move {
+    node.spawn_thread(async move {
         // The other ends live as long as the task: a dropped sender would stop it early.
         let _keep = (routes_tx, shutdown_tx, status_rx);
         tokio::time::timeout(limit, run_peer(config, transport, routes_rx, shutdown_rx, status_tx, None))
@@ -139,7 +140,7 @@ pub fn table(v4: u32, v6: u32, attrs: &Arc<RouteAttrs>) -> Routes {
 pub fn lab() -> (Netns, Netns) {
     let router = Netns::new("router");
     let node = Netns::new("node");
-    veth(&router, &node);
+    router.join(&node, "eth0");
     router.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"]);
     router.ip(&["addr", "add", "2001:db8:100::1/64", "dev", "eth0", "nodad"]);
     for a in ["198.51.100.11/24", "198.51.100.12/24", "198.51.100.13/24"] {
@@ -168,7 +169,7 @@ pub fn start_bfd(
         discriminator: std::num::NonZeroU32::new(discriminator).expect("nonzero"),
         status: status_tx,
     };
-    let task = ns.run(async move {
+    let task = ns.spawn_thread(async move {
         let run = run_bfd(IpAddr::V4(local), vec![bfd_peer], shutdown_rx);
         if let Ok(result) = tokio::time::timeout(life, run).await {
             result.expect("BFD task");

@@ -152,6 +152,7 @@ impl Harness {
         let i = info.clone();
         let client = rt
             .block_on(async move { i.client().await })
+            .map_err(anyhow::Error::from)
             .and_then(|r| r)
             .unwrap_or_else(|e| panic!("[{name}] kube client for the lab: {e:#}"));
         let h = Self {

@@ -154,7 +154,7 @@ impl ClusterInfo {
     /// # Ok(()) }
     /// ```
     pub fn runtime(&self) -> Result<NsRuntime> {
-        NsRuntime::new(&self.switch_ns)
+        Ok(NsRuntime::new(&self.switch_ns)?)
     }
 
     /// A kube client for the lab's API server. Call (and use the client) only inside
