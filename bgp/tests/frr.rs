@@ -74,7 +74,23 @@ impl Frr {
         );
         std::fs::write(dir.path().join("bgpd.conf"), conf).expect("write bgpd.conf");
         let child = Frr::spawn(&router.name, dir.path());
-        Frr { child, dir, ns: router.name.clone() }
+        let frr = Frr { child, dir, ns: router.name.clone() };
+        // A speaker that connects before bgpd listens is refused and tries again only after its
+        // connect-retry time (5 s): longer than the BFD test's whole window.
+        wait_for(
+            Duration::from_secs(10),
+            "bgpd listening on port 179",
+            || frr.log(),
+            || frr.listening(router),
+        );
+        frr
+    }
+
+    /// Whether bgpd accepts connections on the router's BGP port.
+    fn listening(&self, router: &Netns) -> bool {
+        let out =
+            router.command("ss").args(["-H", "-l", "-t", "-n", "sport = :179"]).output().expect("run ss");
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
     }
 
     /// Starts bgpd in `ns` with the configuration in `dir`, appending to its log there.
