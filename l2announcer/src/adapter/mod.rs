@@ -401,7 +401,7 @@ impl<N: Netlink + 'static> Announcer<N> {
             self.publish_report(text.clone());
         }
         metrics::gauge!(crate::metrics::ADDRESSES_ANSWERED).set(actions.answer.len() as f64);
-        let this_node = Some(self.settings.node.as_str());
+        let this_node = Some(self.this_node());
         metrics::gauge!(crate::metrics::LEASES_HELD)
             .set(actions.leases.values().filter(|r| r.holder() == this_node).count() as f64);
         for reason in StandDownReason::ALL {
