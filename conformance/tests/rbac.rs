@@ -90,9 +90,7 @@ fn wait_counters(
     loop {
         let i = info.clone();
         let c = rt
-            .block_on(async move { i.admin().await?.counters().await.map_err(anyhow::Error::from) })
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r)
+            .wait(async move { i.admin().await?.counters().await.map_err(anyhow::Error::from) })
             .expect("reading kube-sim's counters");
         if done(&c) {
             return c;
@@ -104,15 +102,13 @@ fn wait_counters(
 
 fn snapshot_after_reset(rt: &ferrolb_lab::netns::NsRuntime, info: &ClusterInfo, reset: bool) -> Counters {
     let i = info.clone();
-    rt.block_on(async move {
+    rt.wait(async move {
         let admin = i.admin().await?;
         if reset {
             admin.reset_counters().await?;
         }
         Ok::<_, anyhow::Error>(admin.counters().await?)
     })
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r)
     .expect("kube-sim's counters")
 }
 
@@ -137,7 +133,7 @@ fn the_binaries_ask_only_for_what_their_rbac_rules_allow() {
 
     // Everything the test writes, before any counted phase.
     let i = info.clone();
-    rt.block_on(async move {
+    rt.wait(async move {
         let client = i.client().await?;
         for (kind, plural, spec) in [
             ("LoadBalancerIPPool", "loadbalancerippools", json!({"blocks": [{"cidr": "198.51.100.128/25"}]})),
@@ -156,8 +152,6 @@ fn the_binaries_ask_only_for_what_their_rbac_rules_allow() {
         }
         anyhow::Ok(())
     })
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r)
     .expect("creating the pool, the policy and the Services");
     let env = [("NO_COLOR".to_owned(), "1".to_owned())];
 
@@ -227,12 +221,10 @@ fn the_binaries_ask_only_for_what_their_rbac_rules_allow() {
     // Leases only in FerroLB's namespace.
     let i = info.clone();
     let leases = rt
-        .block_on(async move {
+        .wait(async move {
             let api: Api<Lease> = Api::all(i.client().await?);
             anyhow::Ok(api.list(&Default::default()).await?.items)
         })
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r)
         .expect("listing Leases");
     assert!(!leases.is_empty());
     for l in &leases {

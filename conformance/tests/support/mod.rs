@@ -151,9 +151,7 @@ impl Harness {
         let rt = info.runtime().expect("runtime in the switch namespace");
         let i = info.clone();
         let client = rt
-            .block_on(async move { i.client().await })
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r)
+            .wait(async move { i.client().await })
             .unwrap_or_else(|e| panic!("[{name}] kube client for the lab: {e:#}"));
         let h = Self {
             lab,
