@@ -88,33 +88,24 @@ pub struct Update<P> {
 }
 
 /// The basis each object was last written on: an update on the same basis is already written.
+/// Private to the writer task, which alone records and forgets.
 #[derive(Debug, Default)]
-pub struct Written(HashMap<String, String>);
+struct Written(HashMap<String, String>);
 
 impl Written {
     /// Whether an update on `basis` still has to be written to `key`.
-    pub fn is_new(&self, key: &str, basis: &str) -> bool {
+    fn is_new(&self, key: &str, basis: &str) -> bool {
         self.0.get(key).is_none_or(|b| b != basis)
     }
 
     /// The write of `key` on `basis` succeeded.
-    pub fn record(&mut self, key: String, basis: String) {
+    fn record(&mut self, key: String, basis: String) {
         self.0.insert(key, basis);
     }
 
     /// Forgets every object but `keys` (the others were deleted).
-    pub fn keep_only(&mut self, keys: &[String]) {
+    fn keep_only(&mut self, keys: &[String]) {
         self.0.retain(|key, _| keys.contains(key));
-    }
-
-    /// How many objects are remembered.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether no object is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -267,11 +258,11 @@ mod tests {
         written.record("p".into(), "7".into());
         written.record("q".into(), "3".into());
         written.keep_only(&["q".into()]);
-        assert_eq!(written.len(), 1);
+        assert_eq!(written.0.len(), 1, "only q is remembered");
         assert!(written.is_new("p", "7"), "p was deleted: a new p is written");
         assert!(!written.is_new("q", "3"));
         written.keep_only(&[]);
-        assert!(written.is_empty());
+        assert!(written.0.is_empty(), "nothing is remembered");
     }
 
     /// The writer writes while the claim holds, once per basis, and drops what comes after it lapsed.
