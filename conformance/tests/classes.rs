@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ferrolb_ctl::{Options, SourceText, convert_texts};
+use ferrolb_testkit::fixtures::ServiceFixture as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{Harness, ingress, ms, node_number, secs};
 
 /// The Deckhouse seed's `MetalLoadBalancerClass` with lab addresses: `192.168.2.100-150` becomes
@@ -35,26 +36,24 @@ spec:
     node-role.kubernetes.io/loadbalancer: ""
 "#;
 
-/// The seed's Service: class `ingress`, three addresses by Deckhouse's annotation.
-fn nginx() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "nginx", "namespace": "default",
-                     "annotations": {"network.deckhouse.io/l2-load-balancer-external-ips-count": "3"}},
-        "spec": {"type": "LoadBalancer", "loadBalancerClass": "ingress",
-                 "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"],
-                 "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]},
-    })
+/// The seed's Service: class `ingress`, three addresses by Deckhouse's annotation. In `default`
+/// (not only created there): the conversion reads it as a manifest.
+fn nginx() -> Service {
+    Service::test("nginx")
+        .in_namespace("default")
+        .with_annotations(&[("network.deckhouse.io/l2-load-balancer-external-ips-count", "3")])
+        .with_class("ingress")
+        .with_family_policy("SingleStack")
+        .with_ip_families(&["IPv4"])
+        .with_ports(&[("TCP", 80)])
 }
 
 /// A Service of a class no source served and FerroLB is not told to serve.
-fn foreign() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "foreign", "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/other-lb",
-                 "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]},
-    })
+fn foreign() -> Service {
+    Service::test("foreign")
+        .in_namespace("default")
+        .with_class("example.com/other-lb")
+        .with_ports(&[("TCP", 80)])
 }
 
 /// Nodes 2-4 carry the class's node label; node 1 does not.
@@ -178,10 +177,10 @@ fn deckhouse_class_is_served_as_it_is_from_its_nodes() {
     assert!(leases.is_empty(), "Leases for foreign: {leases:?}");
 }
 
-fn create(h: &Harness, svc: Value) -> String {
+fn create(h: &Harness, svc: Service) -> String {
     h.api("creating a Service", move |c| async move {
         let api: Api<Service> = Api::namespaced(c, "default");
-        let created = api.create(&PostParams::default(), &serde_json::from_value(svc)?).await?;
+        let created = api.create(&PostParams::default(), &svc).await?;
         Ok(created.metadata.uid.unwrap_or_default())
     })
 }

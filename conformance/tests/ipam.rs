@@ -15,9 +15,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use cluster_support::{Cluster, Ctx, OwnCluster, condition, ingress, run};
+use cluster_support::{Cluster, Ctx, OwnCluster, condition, ingress, lb, run};
+use ferrolb_api::LoadBalancerIPPool;
 use ferrolb_api::names::{IPAM_LEASE_NAME, annotations, conditions, events, reasons};
+use ferrolb_testkit::fixtures::{PoolFixture as _, ServiceFixture as _, match_labels};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use serde_json::json;
@@ -57,8 +60,14 @@ scenarios! {
 mod scenarios {
     use super::*;
 
-    fn in_pool(pool: &str) -> serde_json::Value {
-        json!({"metadata": {"annotations": {annotations::POOL: pool}}})
+    /// A scenario's Service that names `pool`.
+    pub fn in_pool(name: &str, pool: &str) -> Service {
+        lb(name).with_annotations(&[(annotations::POOL, pool)])
+    }
+
+    /// The pool `name` of the scenario's addresses `first..=last`.
+    fn range(ctx: &Ctx, name: &str, first: u8, last: u8) -> LoadBalancerIPPool {
+        LoadBalancerIPPool::test(name).with_range(&ctx.ip(first).to_string(), &ctx.ip(last).to_string())
     }
 
     fn satisfied_with(ips: Vec<String>) -> impl Fn(&k8s_openapi::api::core::v1::Service) -> bool {
@@ -66,19 +75,14 @@ mod scenarios {
     }
 
     pub async fn lowest_free_address_with_condition_annotation_event_and_pool_status(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
+        let pool = ctx.pool(range(&ctx, "main", 1, 6)).await;
         ctx.wait_pool(&pool, "6 addresses, none used", |p| {
             p.status
                 .as_ref()
                 .is_some_and(|s| s.ips_total.as_deref() == Some("6") && s.ips_used.as_deref() == Some("0"))
         })
         .await;
-        ctx.service("web", in_pool(&pool)).await;
+        ctx.service(in_pool("web", &pool)).await;
         let web = ctx
             .wait_service("web", "the pool's first address", |s| {
                 satisfied_with(vec![ctx.ip(1).to_string()])(s)
@@ -93,7 +97,7 @@ mod scenarios {
         assert_eq!(event.type_.as_deref(), Some("Normal"));
         assert!(event.note.as_deref().unwrap_or_default().contains(&ctx.ip(1).to_string()), "{event:?}");
 
-        ctx.service("api", in_pool(&pool)).await;
+        ctx.service(in_pool("api", &pool)).await;
         ctx.wait_service("api", "the next address", satisfied_with(vec![ctx.ip(2).to_string()])).await;
         ctx.wait_pool(&pool, "2 used, 4 available", |p| {
             p.status.as_ref().is_some_and(|s| {
@@ -104,40 +108,29 @@ mod scenarios {
     }
 
     pub async fn requested_addresses_honoured_taken_and_outside_refused(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
+        let pool = ctx.pool(range(&ctx, "main", 1, 6)).await;
         let want = ctx.ip(5).to_string();
-        let ask =
-            |ip: &str| json!({"metadata": {"annotations": {annotations::POOL: pool, annotations::IPS: ip}}});
-        ctx.service("wants", ask(&want)).await;
+        let ask = |name: &str, ip: &str| in_pool(name, &pool).with_annotations(&[(annotations::IPS, ip)]);
+        ctx.service(ask("wants", &want)).await;
         ctx.wait_service("wants", "the requested address", satisfied_with(vec![want.clone()])).await;
-        ctx.service("taken", ask(&want)).await;
+        ctx.service(ask("taken", &want)).await;
         let s = ctx.wait_condition("taken", "False", reasons::ALREADY_ALLOCATED).await;
         assert!(ingress(&s).is_empty());
         ctx.wait_event("taken", events::ALLOCATION_FAILED).await;
-        ctx.service("outside", ask(&ctx.ip(12).to_string())).await;
+        ctx.service(ask("outside", &ctx.ip(12).to_string())).await;
         let s = ctx.wait_condition("outside", "False", reasons::NO_POOL).await;
         assert!(ingress(&s).is_empty());
         // spec.loadBalancerIP is a request too.
-        ctx.service(
-            "legacy",
-            json!({"metadata": {"annotations": {annotations::POOL: pool}},
-            "spec": {"loadBalancerIP": ctx.ip(3).to_string()}}),
-        )
-        .await;
+        ctx.service(in_pool("legacy", &pool).with_load_balancer_ip(&ctx.ip(3).to_string())).await;
         ctx.wait_service("legacy", "spec.loadBalancerIP", satisfied_with(vec![ctx.ip(3).to_string()])).await;
     }
 
     pub async fn out_of_ips_until_an_address_is_freed(ctx: Ctx) {
-        let pool = ctx.pool("one", json!({"blocks": [{"start": ctx.ip(3).to_string()}]})).await;
+        let pool = ctx.pool(LoadBalancerIPPool::test("one").with_address(&ctx.ip(3).to_string())).await;
         let only = ctx.ip(3).to_string();
-        ctx.service("first", in_pool(&pool)).await;
+        ctx.service(in_pool("first", &pool)).await;
         ctx.wait_service("first", "the only address", satisfied_with(vec![only.clone()])).await;
-        ctx.service("second", in_pool(&pool)).await;
+        ctx.service(in_pool("second", &pool)).await;
         let s = ctx.wait_condition("second", "False", reasons::OUT_OF_IPS).await;
         assert!(ingress(&s).is_empty());
         ctx.wait_pool(&pool, "exhausted", |p| {
@@ -149,19 +142,13 @@ mod scenarios {
     }
 
     pub async fn a_sharing_key_shares_one_address(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
-        let shared = |port: u16| {
-            json!({"metadata": {"annotations": {annotations::POOL: pool, annotations::SHARING_KEY: "web"}},
-                "spec": {"ports": [{"port": port}]}})
+        let pool = ctx.pool(range(&ctx, "main", 1, 6)).await;
+        let shared = |name: &str, port: u16| {
+            in_pool(name, &pool).with_annotations(&[(annotations::SHARING_KEY, "web")]).with_port(port)
         };
-        ctx.service("http", shared(80)).await;
+        ctx.service(shared("http", 80)).await;
         let http = ctx.wait_service("http", "an address", |s| ingress(s).len() == 1).await;
-        ctx.service("https", shared(443)).await;
+        ctx.service(shared("https", 443)).await;
         ctx.wait_service("https", "the same address", satisfied_with(ingress(&http))).await;
         ctx.wait_pool(&pool, "one address used", |p| {
             p.status.as_ref().is_some_and(|s| s.ips_used.as_deref() == Some("1"))
@@ -170,20 +157,20 @@ mod scenarios {
     }
 
     pub async fn unknown_pools_and_selector_mismatches_are_explained(ctx: Ctx) {
-        ctx.service("unknown", in_pool(&ctx.pool_name("missing"))).await;
+        ctx.service(in_pool("unknown", &ctx.pool_name("missing"))).await;
         let s = ctx.wait_condition("unknown", "False", reasons::NO_POOL).await;
         assert!(condition(&s).unwrap().2.contains(&ctx.pool_name("missing")), "{:?}", condition(&s));
-        let picky = ctx
-            .pool("picky", json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(2).to_string()}],
-                "serviceSelector": {"matchLabels": {"io.kubernetes.service.namespace": ctx.ns, "tier": "gold"}}}))
-            .await;
+        let picky = range(&ctx, "picky", 1, 2).with_service_selector(match_labels(&[
+            ("io.kubernetes.service.namespace", &ctx.ns),
+            ("tier", "gold"),
+        ]));
+        let picky = ctx.pool(picky).await;
         // Named, the pool refuses it and says why.
-        ctx.service("named", in_pool(&picky)).await;
+        ctx.service(in_pool("named", &picky)).await;
         let s = ctx.wait_condition("named", "False", reasons::NO_POOL).await;
         assert!(condition(&s).unwrap().2.contains("does not select this Service"), "{:?}", condition(&s));
         // An address of that pool, requested: the selector does not match.
-        ctx.service("plain", json!({"metadata": {"annotations": {annotations::IPS: ctx.ip(1).to_string()}}}))
-            .await;
+        ctx.service(lb("plain").with_annotations(&[(annotations::IPS, &ctx.ip(1).to_string())])).await;
         ctx.wait_condition("plain", "False", reasons::POOL_SELECTOR_MISMATCH).await;
         // Labelled as the selector wants, it gets the address.
         ctx.patch_service("plain", json!({"metadata": {"labels": {"tier": "gold"}}})).await;
@@ -192,17 +179,10 @@ mod scenarios {
     }
 
     pub async fn other_load_balancer_classes_are_left_alone(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
-        let mut theirs = in_pool(&pool);
-        theirs["spec"] = json!({"loadBalancerClass": "example.com/not-ferrolb"});
-        ctx.service("theirs", theirs).await;
+        let pool = ctx.pool(range(&ctx, "main", 1, 6)).await;
+        ctx.service(in_pool("theirs", &pool).with_class("example.com/not-ferrolb")).await;
         // A Service created after it, and served: the controller has seen both.
-        ctx.service("ours", in_pool(&pool)).await;
+        ctx.service(in_pool("ours", &pool)).await;
         ctx.wait_service("ours", "an address", satisfied_with(vec![ctx.ip(1).to_string()])).await;
         let s = ctx.services().get("theirs").await.unwrap();
         assert!(ingress(&s).is_empty(), "{:?}", s.status);
@@ -212,13 +192,8 @@ mod scenarios {
     }
 
     pub async fn leaving_type_load_balancer_releases_the_address(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
-        ctx.service("web", in_pool(&pool)).await;
+        let pool = ctx.pool(range(&ctx, "main", 1, 6)).await;
+        ctx.service(in_pool("web", &pool)).await;
         ctx.wait_service("web", "an address", satisfied_with(vec![ctx.ip(1).to_string()])).await;
         ctx.patch_service(
             "web",
@@ -231,23 +206,13 @@ mod scenarios {
             p.status.as_ref().is_some_and(|s| s.ips_used.as_deref() == Some("0"))
         })
         .await;
-        ctx.service("next", in_pool(&pool)).await;
+        ctx.service(in_pool("next", &pool)).await;
         ctx.wait_service("next", "the released address", satisfied_with(vec![ctx.ip(1).to_string()])).await;
     }
 
     pub async fn an_overlapping_pool_is_conflicting_and_unused(ctx: Ctx) {
-        let first = ctx
-            .pool(
-                "first",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
-        let second = ctx
-            .pool_unchecked(
-                "second",
-                json!({"blocks": [{"start": ctx.ip(4).to_string(), "stop": ctx.ip(9).to_string()}]}),
-            )
-            .await;
+        let first = ctx.pool(range(&ctx, "first", 1, 6)).await;
+        let second = ctx.pool_unchecked(range(&ctx, "second", 4, 9)).await;
         let conflict = |p: &ferrolb_api::LoadBalancerIPPool| {
             p.status
                 .as_ref()
@@ -260,41 +225,27 @@ mod scenarios {
             Some("True"),
             "the older pool stays in use"
         );
-        ctx.service("web", in_pool(&second)).await;
+        ctx.service(in_pool("web", &second)).await;
         let s = ctx.wait_condition("web", "False", reasons::NO_POOL).await;
         assert!(ingress(&s).is_empty());
-        ctx.service("ok", in_pool(&first)).await;
+        ctx.service(in_pool("ok", &first)).await;
         ctx.wait_service("ok", "an address from the older pool", satisfied_with(vec![ctx.ip(1).to_string()]))
             .await;
     }
 
     pub async fn ip_count_assigns_that_many_addresses(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(1).to_string(), "stop": ctx.ip(6).to_string()}]}),
-            )
-            .await;
-        ctx.service(
-            "wide",
-            json!({"metadata": {"annotations": {annotations::POOL: pool, annotations::IP_COUNT: "3"}}}),
-        )
-        .await;
+        let pool = ctx.pool(range(&ctx, "main", 1, 6)).await;
+        ctx.service(in_pool("wide", &pool).with_annotations(&[(annotations::IP_COUNT, "3")])).await;
         let want: Vec<String> = (1..=3).map(|n| ctx.ip(n).to_string()).collect();
         let s = ctx.wait_service("wide", "3 addresses", satisfied_with(want)).await;
         assert_eq!(condition(&s).unwrap().1, reasons::SATISFIED);
     }
 
     pub async fn pool_edits_never_move_assigned_addresses(ctx: Ctx) {
-        let pool = ctx
-            .pool(
-                "main",
-                json!({"blocks": [{"start": ctx.ip(2).to_string(), "stop": ctx.ip(4).to_string()}]}),
-            )
-            .await;
-        ctx.service("a", in_pool(&pool)).await;
+        let pool = ctx.pool(range(&ctx, "main", 2, 4)).await;
+        ctx.service(in_pool("a", &pool)).await;
         ctx.wait_service("a", "an address", satisfied_with(vec![ctx.ip(2).to_string()])).await;
-        ctx.service("b", in_pool(&pool)).await;
+        ctx.service(in_pool("b", &pool)).await;
         ctx.wait_service("b", "an address", satisfied_with(vec![ctx.ip(3).to_string()])).await;
         // Lower addresses become available: nothing moves, the next Service takes the lowest.
         ctx.patch_pool(
@@ -306,7 +257,7 @@ mod scenarios {
             p.status.as_ref().is_some_and(|s| s.ips_total.as_deref() == Some("8"))
         })
         .await;
-        ctx.service("c", in_pool(&pool)).await;
+        ctx.service(in_pool("c", &pool)).await;
         ctx.wait_service("c", "the new lowest address", satisfied_with(vec![ctx.ip(0).to_string()])).await;
         for (name, ip) in [("a", 2), ("b", 3)] {
             let s = ctx.services().get(name).await.unwrap();
@@ -348,8 +299,8 @@ async fn existing_cluster_mode_cleans_up_after_itself() {
     let (cluster2, observer2) = (cluster.clone(), observer.clone());
     tasks.spawn(async move {
         run(&cluster2, 15, "fails", |ctx| async move {
-            let pool = ctx.pool("main", json!({"blocks": [{"start": ctx.ip(1).to_string()}]})).await;
-            ctx.service("web", json!({"metadata": {"annotations": {annotations::POOL: pool}}})).await;
+            let pool = ctx.pool(LoadBalancerIPPool::test("main").with_address(&ctx.ip(1).to_string())).await;
+            ctx.service(scenarios::in_pool("web", &pool)).await;
             ctx.wait_service("web", "an address", |s| !ingress(s).is_empty()).await;
             // The inventory sees what a scenario creates, so an equal one afterwards means gone.
             let now = observer2.inventory().await;

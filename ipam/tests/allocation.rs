@@ -8,17 +8,16 @@ use serde_json::json;
 #[tokio::test]
 async fn assigns_v4_v6_and_dual_stack_and_reports() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [
-        {"cidr": "198.51.100.128/25"}, {"start": "2001:db8:100::1000", "stop": "2001:db8:100::1fff"}]}}))
-        .await;
+    env.pool(
+        LoadBalancerIPPool::test("lab")
+            .with_block("198.51.100.128/25")
+            .with_range("2001:db8:100::1000", "2001:db8:100::1fff"),
+    )
+    .await;
     let ctl = env.controller();
-    env.service("default", lb("v4")).await;
-    let mut v6 = lb("v6");
-    v6["spec"]["ipFamilies"] = json!(["IPv6"]);
-    env.service("default", v6).await;
-    let mut dual = lb("dual");
-    dual["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
-    env.service("default", dual).await;
+    env.service("default", Service::test("v4")).await;
+    env.service("default", Service::test("v6").with_ip_families(&["IPv6"])).await;
+    env.service("default", Service::test("dual").with_family_policy("RequireDualStack")).await;
 
     let v4 = satisfied(&env, "default", "v4", 1).await;
     assert_eq!(ingress(&v4), ["198.51.100.128"], "lowest free address first");
@@ -52,12 +51,10 @@ async fn assigns_v4_v6_and_dual_stack_and_reports() {
 #[tokio::test]
 async fn stops_serving_when_type_changes_and_ignores_other_classes() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("lab").with_block("198.51.100.128/25")).await;
     let ctl = env.controller();
-    env.service("default", lb("web")).await;
-    let mut other = lb("other");
-    other["spec"]["loadBalancerClass"] = json!("example.com/other");
-    env.service("default", other).await;
+    env.service("default", Service::test("web")).await;
+    env.service("default", Service::test("other").with_class("example.com/other")).await;
     satisfied(&env, "default", "web", 1).await;
 
     let api = env.services("default");

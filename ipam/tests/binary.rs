@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use serde_json::json;
 
 fn spawn(env: &Env, id: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferrolb-ipam"))
@@ -42,9 +41,9 @@ async fn addresses(env: &Env) -> std::collections::BTreeMap<String, Vec<String>>
 async fn standby_takes_over_a_killed_leader_without_moving_addresses() {
     let env = Env::start().await;
     env.namespace("ferrolb-system").await;
-    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("lab").with_block("198.51.100.128/25")).await;
     for i in 0..20 {
-        env.service("default", lb(&format!("s{i}"))).await;
+        env.service("default", Service::test(&format!("s{i}"))).await;
     }
     let mut a = spawn(&env, "replica-a");
     let mut b = spawn(&env, "replica-b");
@@ -58,7 +57,7 @@ async fn standby_takes_over_a_killed_leader_without_moving_addresses() {
     signal(dead, "-KILL");
     let _ = dead.wait();
     let killed_at = Instant::now();
-    env.service("default", lb("after-failover")).await;
+    env.service("default", Service::test("after-failover")).await;
     satisfied(&env, "default", "after-failover", 1).await;
     let took = killed_at.elapsed();
     // Lease 2 s, retry 0.3 s: the standby must lead within about one lease duration.

@@ -10,14 +10,12 @@ use common::*;
 use ferrolb_api::ServedClasses;
 use ferrolb_ipam::Config;
 use ferrolb_ipam::adapter::Settings;
-use k8s_openapi::api::core::v1::Service;
+use ferrolb_testkit::fixtures::{match_expression, match_labels};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-fn classy(name: &str, class: &str) -> serde_json::Value {
-    let mut v = lb(name);
-    v["spec"]["loadBalancerClass"] = json!(class);
-    v
+fn classy(name: &str, class: &str) -> Service {
+    Service::test(name).with_class(class)
 }
 
 fn serving(env: &Env, classes: ServedClasses) -> Controller {
@@ -61,23 +59,22 @@ async fn assert_untouched(env: &Env, name: &str, ingress_before: &[&str]) {
 async fn an_added_class_is_served_by_its_own_pool_and_other_classes_are_untouched() {
     let env = Env::start().await;
     // The converted Deckhouse class: its addresses only for its Services.
-    env.pool(json!({"metadata": {"name": "ingress"}, "spec": {"priority": 0,
-        "blocks": [{"start": "198.51.100.100", "stop": "198.51.100.150"}],
-        "serviceSelectors": [{"matchExpressions": [{"key": "ferrolb.io/load-balancer-class",
-            "operator": "In", "values": ["ingress"]}]}]}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "all"}, "spec": {"priority": 10,
-        "blocks": [{"cidr": "198.51.100.0/28"}]}}))
-        .await;
-
-    env.service("default", {
-        let mut v = classy("nginx", "ingress");
-        v["metadata"]["annotations"] =
-            json!({"network.deckhouse.io/l2-load-balancer-external-ips-count": "3"});
-        v
-    })
+    env.pool(
+        LoadBalancerIPPool::test("ingress")
+            .with_range("198.51.100.100", "198.51.100.150")
+            .with_priority(0)
+            .with_service_selectors([match_expression("ferrolb.io/load-balancer-class", "In", &["ingress"])]),
+    )
     .await;
-    env.service("default", lb("plain")).await;
+    env.pool(LoadBalancerIPPool::test("all").with_block("198.51.100.0/28").with_priority(10)).await;
+
+    env.service(
+        "default",
+        classy("nginx", "ingress")
+            .with_annotations(&[("network.deckhouse.io/l2-load-balancer-external-ips-count", "3")]),
+    )
+    .await;
+    env.service("default", Service::test("plain")).await;
     env.service("default", classy("cilium-bgp", "io.cilium/bgp-control-plane")).await;
     foreign_status(&env, "cilium-bgp", "198.51.100.5").await;
     env.service("default", classy("cloud", "example.com/cloud-lb")).await;
@@ -112,13 +109,13 @@ async fn an_added_class_is_served_by_its_own_pool_and_other_classes_are_untouche
 #[tokio::test]
 async fn a_class_not_in_the_set_is_never_written_to() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "lan"}, "spec": {
-        "blocks": [{"cidr": "198.51.100.128/25"}],
-        "serviceSelector": {"matchLabels": {"ferrolb.io/load-balancer-class": "io.cilium/l2-announcer"}}}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("lan").with_block("198.51.100.128/25").with_service_selector(
+        match_labels(&[("ferrolb.io/load-balancer-class", "io.cilium/l2-announcer")]),
+    ))
+    .await;
     env.service("default", classy("web", "io.cilium/l2-announcer")).await;
     foreign_status(&env, "web", "198.51.100.140").await;
-    env.service("default", lb("plain")).await;
+    env.service("default", Service::test("plain")).await;
     let ctl = serving(&env, ServedClasses::default());
     ctl.wait_synced().await;
     // plain matches no pool (the pool selects the class): it gets a condition, so the

@@ -61,9 +61,9 @@ fn start(env: &Env, contest: ContestConfig) -> Running {
 #[tokio::test]
 async fn ferrolb_backs_off_from_another_writer_and_names_it() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
-    env.service("default", lb("web")).await;
-    env.service("default", lb("calm")).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/28")).await;
+    env.service("default", Service::test("web")).await;
+    env.service("default", Service::test("calm")).await;
     let ctl = env.controller();
     let ours = ingress(&satisfied(&env, "default", "web", 1).await);
     let calm = ingress(&satisfied(&env, "default", "calm", 1).await);
@@ -108,8 +108,8 @@ async fn ferrolb_backs_off_from_another_writer_and_names_it() {
 #[tokio::test]
 async fn holds_end_grow_and_clear() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
-    env.service("default", lb("web")).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/28")).await;
+    env.service("default", Service::test("web")).await;
     let cfg = ContestConfig {
         window: Duration::from_secs(60),
         threshold: 2,

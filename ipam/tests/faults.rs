@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use common::*;
 use kube_sim::admin::{ErrorRule, PauseMode};
-use serde_json::json;
 
 async fn env_with_pool() -> Env {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/24"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/24")).await;
     env
 }
 
@@ -31,7 +30,7 @@ async fn watch_drops_and_410_gone_lose_and_move_nothing() {
             admin.compact().await.unwrap();
             admin.close_watches().await.unwrap();
         }
-        env.service("default", lb(&format!("s{i}"))).await;
+        env.service("default", Service::test(&format!("s{i}"))).await;
         keys.push(format!("default/s{i}"));
     }
     let before = env.all_satisfied(&keys, 1, 20).await;
@@ -42,7 +41,11 @@ async fn watch_drops_and_410_gone_lose_and_move_nothing() {
     admin.close_watches().await.unwrap();
     env.delete_service("default", "s0").await;
     keys.retain(|k| k != "default/s0");
-    env.service("default", lb_ann("reuse", &[("ferrolb.io/ips", &before["default/s0"][0])])).await;
+    env.service(
+        "default",
+        Service::test("reuse").with_annotations(&[("ferrolb.io/ips", &before["default/s0"][0])]),
+    )
+    .await;
     let reuse = satisfied(&env, "default", "reuse", 1).await;
     assert_eq!(ingress(&reuse), before["default/s0"], "s0's address was freed");
     let after = env.all_satisfied(&keys, 1, 10).await;
@@ -62,7 +65,7 @@ async fn conflict_storm_on_service_patches_converges() {
     admin.inject(ErrorRule::new(409, 0.5).verbs(&["patch"]).resources(&["services"])).await.unwrap();
     let mut keys = Vec::new();
     for i in 0..20 {
-        env.service("default", lb(&format!("s{i}"))).await;
+        env.service("default", Service::test(&format!("s{i}"))).await;
         keys.push(format!("default/s{i}"));
     }
     // Converges while the storm goes on.
@@ -83,7 +86,7 @@ async fn paused_api_loses_nothing_and_duplicates_nothing() {
     let tracker = Tracker::start(&env);
     let mut keys = Vec::new();
     for i in 0..10 {
-        env.service("default", lb(&format!("s{i}"))).await;
+        env.service("default", Service::test(&format!("s{i}"))).await;
         keys.push(format!("default/s{i}"));
     }
     // Creations race the pause: some land before it, the rest wait in it.
@@ -91,7 +94,7 @@ async fn paused_api_loses_nothing_and_duplicates_nothing() {
     let creator = tokio::spawn(async move {
         let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client, "default");
         for i in 10..30 {
-            let s = serde_json::from_value(lb(&format!("s{i}"))).unwrap();
+            let s = Service::test(&format!("s{i}"));
             api.create(&Default::default(), &s).await.unwrap();
         }
     });

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use ferrolb_testkit::fixtures::match_labels;
 use serde_json::json;
 
 const CONFLICT: &str = "ferrolb.io/PoolConflict";
@@ -13,15 +14,18 @@ const INVALID: &str = "ferrolb.io/InvalidSpec";
 async fn overlap_marks_the_newer_pool_until_the_overlap_goes() {
     let env = Env::start().await;
     // Same-second creation timestamps are ordered by name: p2-new is the newer one either way.
-    env.pool(json!({"metadata": {"name": "p1-old"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("p1-old").with_block("198.51.100.0/28")).await;
     let ctl = env.controller();
-    env.service("default", lb("first")).await;
+    env.service("default", Service::test("first")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "first", 1).await), ["198.51.100.0"]);
 
-    env.pool(json!({"metadata": {"name": "p2-new"}, "spec": {"priority": 0,
-        "blocks": [{"cidr": "203.0.113.64/29"}, {"cidr": "198.51.100.8/29"}]}}))
-        .await;
+    env.pool(
+        LoadBalancerIPPool::test("p2-new")
+            .with_block("203.0.113.64/29")
+            .with_block("198.51.100.8/29")
+            .with_priority(0),
+    )
+    .await;
     let p = env
         .wait_pool("p2-new", "PoolConflict=True", |p| {
             pool_condition(p, CONFLICT).is_some_and(|c| c.0 == "True")
@@ -38,10 +42,11 @@ async fn overlap_marks_the_newer_pool_until_the_overlap_goes() {
     assert_eq!(pool_condition(&old, CONFLICT).unwrap().0, "False");
 
     // The newer pool allocates nothing, even from its non-overlapping block and with priority 0.
-    env.service("default", lb_ann("wants-new", &[("ferrolb.io/pool", "p2-new")])).await;
+    env.service("default", Service::test("wants-new").with_annotations(&[("ferrolb.io/pool", "p2-new")]))
+        .await;
     let s = env.wait_condition("default", "wants-new", "False", "no_pool").await;
     assert!(ingress(&s).is_empty());
-    env.service("default", lb("second")).await;
+    env.service("default", Service::test("second")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "second", 1).await), ["198.51.100.1"]);
 
     // The overlap goes: the mark clears and the pool allocates.
@@ -62,17 +67,20 @@ async fn overlap_marks_the_newer_pool_until_the_overlap_goes() {
 async fn invalid_specs_are_reported_and_other_pools_keep_working() {
     let env = Env::start().await;
     // A reversed range passes the API's CEL rules; the controller must catch it.
-    env.pool(json!({"metadata": {"name": "bad"}, "spec": {"blocks": [
-        {"start": "198.51.100.20", "stop": "198.51.100.10"}]}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "badsel"}, "spec": {"blocks": [{"cidr": "198.51.100.32/28"}],
-        "serviceSelector": {"matchLabels": {"bad key": "v"}}}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "good"}, "spec": {"blocks": [{"cidr": "198.51.100.128/28"}]}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "mixed"}, "spec": {"blocks": [
-        {"cidr": "203.0.113.0/29"}, {"start": "203.0.113.20", "stop": "203.0.113.16"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("bad").with_range("198.51.100.20", "198.51.100.10")).await;
+    env.pool(
+        LoadBalancerIPPool::test("badsel")
+            .with_block("198.51.100.32/28")
+            .with_service_selector(match_labels(&[("bad key", "v")])),
+    )
+    .await;
+    env.pool(LoadBalancerIPPool::test("good").with_block("198.51.100.128/28")).await;
+    env.pool(
+        LoadBalancerIPPool::test("mixed")
+            .with_block("203.0.113.0/29")
+            .with_range("203.0.113.20", "203.0.113.16"),
+    )
+    .await;
     let ctl = env.controller();
 
     let invalid = |name: &'static str| {
@@ -95,11 +103,12 @@ async fn invalid_specs_are_reported_and_other_pools_keep_working() {
     let good = env.wait_pool("good", "InvalidSpec=False", |p| pool_condition(p, INVALID).is_some()).await;
     assert_eq!(pool_condition(&good, INVALID).unwrap().0, "False");
 
-    env.service("default", lb("web")).await;
+    env.service("default", Service::test("web")).await;
     let s = satisfied(&env, "default", "web", 1).await;
     assert_eq!(ingress(&s), ["198.51.100.128"], "neither the empty nor the bad-selector pool serves");
     // The valid block of a partly invalid pool keeps working.
-    env.service("default", lb_ann("explicit", &[("ferrolb.io/ips", "203.0.113.1")])).await;
+    env.service("default", Service::test("explicit").with_annotations(&[("ferrolb.io/ips", "203.0.113.1")]))
+        .await;
     assert_eq!(ingress(&satisfied(&env, "default", "explicit", 1).await), ["203.0.113.1"]);
 
     // Fixing the spec clears the condition; the controller is alive and well.
@@ -107,7 +116,7 @@ async fn invalid_specs_are_reported_and_other_pools_keep_working() {
         .await;
     env.wait_pool("bad", "InvalidSpec=False", |p| pool_condition(p, INVALID).is_some_and(|c| c.0 == "False"))
         .await;
-    env.service("default", lb_ann("fixed", &[("ferrolb.io/pool", "bad")])).await;
+    env.service("default", Service::test("fixed").with_annotations(&[("ferrolb.io/pool", "bad")])).await;
     assert_eq!(ingress(&satisfied(&env, "default", "fixed", 1).await), ["198.51.100.10"]);
     ctl.stop().await;
 }
@@ -115,13 +124,13 @@ async fn invalid_specs_are_reported_and_other_pools_keep_working() {
 #[tokio::test]
 async fn disabled_pool_keeps_addresses_and_gives_no_new_ones() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/29"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/29")).await;
     let ctl = env.controller();
-    env.service("default", lb("old")).await;
+    env.service("default", Service::test("old")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "old", 1).await), ["198.51.100.0"]);
 
     env.patch_pool("p", json!({"spec": {"disabled": true}})).await;
-    env.service("default", lb("new")).await;
+    env.service("default", Service::test("new")).await;
     let s = env.wait_condition("default", "new", "False", "no_pool").await;
     assert!(ingress(&s).is_empty());
     let old = env.get("default", "old").await;
@@ -137,21 +146,26 @@ async fn disabled_pool_keeps_addresses_and_gives_no_new_ones() {
 #[tokio::test]
 async fn auto_assign_false_serves_only_explicit_requests() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "manual"}, "spec": {"autoAssign": false, "priority": 0,
-        "blocks": [{"cidr": "198.51.100.0/29"}]}}))
-        .await;
+    env.pool(
+        LoadBalancerIPPool::test("manual")
+            .with_block("198.51.100.0/29")
+            .with_auto_assign(false)
+            .with_priority(0),
+    )
+    .await;
     let ctl = env.controller();
-    env.service("default", lb("plain")).await;
+    env.service("default", Service::test("plain")).await;
     let s = env.wait_condition("default", "plain", "False", "no_pool").await;
     assert!(ingress(&s).is_empty());
 
-    env.service("default", lb_ann("by-ip", &[("ferrolb.io/ips", "198.51.100.3")])).await;
+    env.service("default", Service::test("by-ip").with_annotations(&[("ferrolb.io/ips", "198.51.100.3")]))
+        .await;
     assert_eq!(ingress(&satisfied(&env, "default", "by-ip", 1).await), ["198.51.100.3"]);
-    env.service("default", lb_ann("by-pool", &[("ferrolb.io/pool", "manual")])).await;
+    env.service("default", Service::test("by-pool").with_annotations(&[("ferrolb.io/pool", "manual")])).await;
     assert_eq!(ingress(&satisfied(&env, "default", "by-pool", 1).await), ["198.51.100.0"]);
 
     // An auto-assigning pool appears: the plain Service gets its address there, not from manual.
-    env.pool(json!({"metadata": {"name": "auto"}, "spec": {"blocks": [{"cidr": "203.0.113.0/29"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("auto").with_block("203.0.113.0/29")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "plain", 1).await), ["203.0.113.0"]);
     ctl.stop().await;
 }
@@ -159,14 +173,12 @@ async fn auto_assign_false_serves_only_explicit_requests() {
 #[tokio::test]
 async fn priority_orders_pools_lower_first_unset_last() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "a-unset"}, "spec": {"blocks": [{"cidr": "198.51.100.64/29"}]}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "b-second"}, "spec": {"priority": 5,
-        "blocks": [{"start": "198.51.100.0", "stop": "198.51.100.1"}]}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "z-first"}, "spec": {"priority": 1,
-        "blocks": [{"start": "203.0.113.1"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("a-unset").with_block("198.51.100.64/29")).await;
+    env.pool(
+        LoadBalancerIPPool::test("b-second").with_range("198.51.100.0", "198.51.100.1").with_priority(5),
+    )
+    .await;
+    env.pool(LoadBalancerIPPool::test("z-first").with_address("203.0.113.1").with_priority(1)).await;
     let ctl = env.controller();
     let expect = [
         ("s1", "203.0.113.1", "z-first"),
@@ -175,7 +187,7 @@ async fn priority_orders_pools_lower_first_unset_last() {
         ("s4", "198.51.100.64", "a-unset"),
     ];
     for (name, ip, pool) in expect {
-        env.service("default", lb(name)).await;
+        env.service("default", Service::test(name)).await;
         let s = satisfied(&env, "default", name, 1).await;
         assert_eq!(ingress(&s), [ip], "{name}");
         assert_eq!(allocated_from(&s).as_deref(), Some(pool), "{name}");
@@ -186,21 +198,18 @@ async fn priority_orders_pools_lower_first_unset_last() {
 #[tokio::test]
 async fn pool_delete_rehomes_or_releases() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p1-home"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "p3-lone"}, "spec": {"blocks": [{"cidr": "203.0.113.0/29"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("p1-home").with_block("198.51.100.0/28")).await;
+    env.pool(LoadBalancerIPPool::test("p3-lone").with_block("203.0.113.0/29")).await;
     let ctl = env.controller();
-    env.service("default", lb("s1")).await;
-    env.service("default", lb("s2")).await;
-    env.service("default", lb_ann("pinned", &[("ferrolb.io/pool", "p3-lone")])).await;
+    env.service("default", Service::test("s1")).await;
+    env.service("default", Service::test("s2")).await;
+    env.service("default", Service::test("pinned").with_annotations(&[("ferrolb.io/pool", "p3-lone")])).await;
     let before =
         env.all_satisfied(&["default/s1".into(), "default/s2".into(), "default/pinned".into()], 1, 10).await;
     assert_eq!(before["default/pinned"], ["203.0.113.0"]);
 
     // A wider, newer pool covering p1-home: in conflict while p1-home exists.
-    env.pool(json!({"metadata": {"name": "p2-backup"}, "spec": {"blocks": [{"cidr": "198.51.100.0/27"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("p2-backup").with_block("198.51.100.0/27")).await;
     env.wait_pool("p2-backup", "PoolConflict=True", |p| {
         pool_condition(p, CONFLICT).is_some_and(|c| c.0 == "True")
     })
@@ -237,10 +246,9 @@ async fn pool_delete_rehomes_or_releases() {
     assert_eq!(condition(&s).unwrap().1, "no_pool");
 
     // Re-created: the pinned Service gets its old address back, even with a newer rival waiting.
-    env.service("default", lb_ann("rival", &[("ferrolb.io/pool", "p3-lone")])).await;
+    env.service("default", Service::test("rival").with_annotations(&[("ferrolb.io/pool", "p3-lone")])).await;
     env.wait_condition("default", "rival", "False", "no_pool").await;
-    env.pool(json!({"metadata": {"name": "p3-lone"}, "spec": {"blocks": [{"cidr": "203.0.113.0/29"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("p3-lone").with_block("203.0.113.0/29")).await;
     let s = satisfied(&env, "default", "pinned", 1).await;
     assert_eq!(ingress(&s), ["203.0.113.0"]);
     assert_eq!(ingress(&satisfied(&env, "default", "rival", 1).await), ["203.0.113.1"]);
@@ -250,16 +258,15 @@ async fn pool_delete_rehomes_or_releases() {
 #[tokio::test]
 async fn block_delete_releases_its_addresses_and_counts_follow() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [
-        {"cidr": "198.51.100.0/30"}, {"cidr": "203.0.113.0/30"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/30").with_block("203.0.113.0/30")).await;
     let ctl = env.controller();
     let mut keys = Vec::new();
     for i in 0..5 {
-        env.service("default", lb(&format!("s{i}"))).await;
+        env.service("default", Service::test(&format!("s{i}"))).await;
         keys.push(format!("default/s{i}"));
     }
-    env.service("default", lb_ann("explicit", &[("ferrolb.io/ips", "203.0.113.2")])).await;
+    env.service("default", Service::test("explicit").with_annotations(&[("ferrolb.io/ips", "203.0.113.2")]))
+        .await;
     let before = env.all_satisfied(&keys, 1, 10).await;
     satisfied(&env, "default", "explicit", 1).await;
     let in_second: Vec<&String> =

@@ -4,52 +4,58 @@
 mod common;
 
 use common::*;
+use ferrolb_testkit::fixtures::{match_expression, match_labels};
 use serde_json::json;
 
 #[tokio::test]
 async fn selectors_with_pseudo_labels_or_and_no_selector() {
     let env = Env::start().await;
     env.namespace("prod").await;
-    let sel = |labels: serde_json::Value| json!({"matchLabels": labels});
-    env.pool(json!({"metadata": {"name": "ns-prod"}, "spec": {"priority": 0,
-        "blocks": [{"cidr": "198.51.100.0/28"}],
-        "serviceSelector": sel(json!({"io.kubernetes.service.namespace": "prod"}))}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "by-name"}, "spec": {"priority": 0,
-        "blocks": [{"cidr": "198.51.100.16/28"}],
-        "serviceSelector": sel(json!({"io.kubernetes.service.name": "special"}))}}))
-        .await;
+    env.pool(
+        LoadBalancerIPPool::test("ns-prod")
+            .with_block("198.51.100.0/28")
+            .with_priority(0)
+            .with_service_selector(match_labels(&[("io.kubernetes.service.namespace", "prod")])),
+    )
+    .await;
+    env.pool(
+        LoadBalancerIPPool::test("by-name")
+            .with_block("198.51.100.16/28")
+            .with_priority(0)
+            .with_service_selector(match_labels(&[("io.kubernetes.service.name", "special")])),
+    )
+    .await;
     // Label values cannot hold a class name ("x/y"): a user label "other" stands for a spoof.
-    env.pool(json!({"metadata": {"name": "spoofed-class"}, "spec": {"priority": 0,
-        "blocks": [{"cidr": "198.51.100.80/28"}],
-        "serviceSelector": sel(json!({"ferrolb.io/load-balancer-class": "other"}))}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "teams"}, "spec": {"priority": 0,
-        "blocks": [{"cidr": "198.51.100.48/28"}],
-        "serviceSelectors": [sel(json!({"team": "a"})), sel(json!({"team": "b"}))]}}))
-        .await;
+    env.pool(
+        LoadBalancerIPPool::test("spoofed-class")
+            .with_block("198.51.100.80/28")
+            .with_priority(0)
+            .with_service_selector(match_labels(&[("ferrolb.io/load-balancer-class", "other")])),
+    )
+    .await;
+    env.pool(
+        LoadBalancerIPPool::test("teams")
+            .with_block("198.51.100.48/28")
+            .with_priority(0)
+            .with_service_selectors([match_labels(&[("team", "a")]), match_labels(&[("team", "b")])]),
+    )
+    .await;
     // No selector: every Service; last by priority so the selective pools are tried first.
-    env.pool(json!({"metadata": {"name": "all"}, "spec": {"priority": 10,
-        "blocks": [{"cidr": "198.51.100.64/28"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("all").with_block("198.51.100.64/28").with_priority(10)).await;
     let ctl = env.controller();
 
-    let labelled = |name: &str, labels: serde_json::Value| {
-        let mut v = lb(name);
-        v["metadata"]["labels"] = labels;
-        v
-    };
-    env.service("prod", lb("web")).await;
+    let labelled = |name: &str, labels: &[(&str, &str)]| Service::test(name).with_labels(labels);
+    env.service("prod", Service::test("web")).await;
     // User labels with the pseudo-labels' keys are overridden by the real values.
-    env.service("default", labelled("fake-ns", json!({"io.kubernetes.service.namespace": "prod"}))).await;
-    env.service("default", lb("special")).await;
-    env.service("default", labelled("fake-name", json!({"io.kubernetes.service.name": "special"}))).await;
-    let mut classy = labelled("classy", json!({"ferrolb.io/load-balancer-class": "other"}));
-    classy["spec"]["loadBalancerClass"] = json!("ferrolb.io/l2");
+    env.service("default", labelled("fake-ns", &[("io.kubernetes.service.namespace", "prod")])).await;
+    env.service("default", Service::test("special")).await;
+    env.service("default", labelled("fake-name", &[("io.kubernetes.service.name", "special")])).await;
+    let classy =
+        labelled("classy", &[("ferrolb.io/load-balancer-class", "other")]).with_class("ferrolb.io/l2");
     env.service("default", classy).await;
-    env.service("default", labelled("team-b", json!({"team": "b"}))).await;
-    env.service("default", labelled("team-c", json!({"team": "c"}))).await;
-    env.service("default", lb("plain")).await;
+    env.service("default", labelled("team-b", &[("team", "b")])).await;
+    env.service("default", labelled("team-c", &[("team", "c")])).await;
+    env.service("default", Service::test("plain")).await;
 
     let expect = [
         ("prod", "web", "ns-prod", "198.51.100.0/28"),
@@ -76,23 +82,28 @@ async fn selectors_with_pseudo_labels_or_and_no_selector() {
 #[tokio::test]
 async fn class_pseudo_label_selects_by_load_balancer_class() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "by-class"}, "spec": {"priority": 0,
-        "blocks": [{"cidr": "198.51.100.32/28"}],
-        "serviceSelector": {"matchLabels": {"ferrolb.io/load-balancer-class": "ferrolb.io/l2"}}}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "by-class-expr"}, "spec": {"priority": 1,
-        "blocks": [{"cidr": "198.51.100.48/28"}],
-        "serviceSelector": {"matchExpressions": [{"key": "ferrolb.io/load-balancer-class",
-            "operator": "In", "values": ["ferrolb.io/l2"]}]}}}))
-        .await;
-    env.pool(json!({"metadata": {"name": "all"}, "spec": {"priority": 10,
-        "blocks": [{"cidr": "198.51.100.64/28"}]}}))
-        .await;
+    env.pool(
+        LoadBalancerIPPool::test("by-class")
+            .with_block("198.51.100.32/28")
+            .with_priority(0)
+            .with_service_selector(match_labels(&[("ferrolb.io/load-balancer-class", "ferrolb.io/l2")])),
+    )
+    .await;
+    env.pool(
+        LoadBalancerIPPool::test("by-class-expr")
+            .with_block("198.51.100.48/28")
+            .with_priority(1)
+            .with_service_selector(match_expression(
+                "ferrolb.io/load-balancer-class",
+                "In",
+                &["ferrolb.io/l2"],
+            )),
+    )
+    .await;
+    env.pool(LoadBalancerIPPool::test("all").with_block("198.51.100.64/28").with_priority(10)).await;
     let ctl = env.controller();
-    let mut classy = lb("classy");
-    classy["spec"]["loadBalancerClass"] = json!("ferrolb.io/l2");
-    env.service("default", classy).await;
-    env.service("default", lb("classless")).await;
+    env.service("default", Service::test("classy").with_class("ferrolb.io/l2")).await;
+    env.service("default", Service::test("classless")).await;
 
     for name in ["by-class", "by-class-expr"] {
         let p = env
@@ -115,34 +126,38 @@ async fn class_pseudo_label_selects_by_load_balancer_class() {
 #[tokio::test]
 async fn explicit_requests_inside_outside_mismatched_and_taken() {
     let env = Env::start().await;
+    env.pool(LoadBalancerIPPool::test("a").with_block("198.51.100.0/27").with_priority(0)).await;
+    env.pool(LoadBalancerIPPool::test("b").with_block("198.51.100.32/27").with_priority(1)).await;
     env.pool(
-        json!({"metadata": {"name": "a"}, "spec": {"priority": 0, "blocks": [{"cidr": "198.51.100.0/27"}]}}),
+        LoadBalancerIPPool::test("gold")
+            .with_block("198.51.100.64/27")
+            .with_service_selector(match_labels(&[("tier", "gold")])),
     )
     .await;
-    env.pool(
-        json!({"metadata": {"name": "b"}, "spec": {"priority": 1, "blocks": [{"cidr": "198.51.100.32/27"}]}}),
-    )
-    .await;
-    env.pool(json!({"metadata": {"name": "gold"}, "spec": {"blocks": [{"cidr": "198.51.100.64/27"}],
-        "serviceSelector": {"matchLabels": {"tier": "gold"}}}}))
-        .await;
     let ctl = env.controller();
 
-    env.service("default", lb_ann("inside", &[("ferrolb.io/ips", "198.51.100.10")])).await;
+    env.service("default", Service::test("inside").with_annotations(&[("ferrolb.io/ips", "198.51.100.10")]))
+        .await;
     let s = satisfied(&env, "default", "inside", 1).await;
     assert_eq!(ingress(&s), ["198.51.100.10"]);
     assert_eq!(condition(&s).unwrap().1, "satisfied");
 
-    env.service("default", lb_ann("outside", &[("ferrolb.io/ips", "203.0.113.5")])).await;
+    env.service("default", Service::test("outside").with_annotations(&[("ferrolb.io/ips", "203.0.113.5")]))
+        .await;
     let s = env.wait_condition("default", "outside", "False", "no_pool").await;
     assert!(ingress(&s).is_empty(), "{s:?}");
     assert!(condition(&s).unwrap().2.contains("203.0.113.5"), "{:?}", condition(&s));
 
-    env.service("default", lb_ann("mismatch", &[("ferrolb.io/ips", "198.51.100.70")])).await;
+    env.service(
+        "default",
+        Service::test("mismatch").with_annotations(&[("ferrolb.io/ips", "198.51.100.70")]),
+    )
+    .await;
     let s = env.wait_condition("default", "mismatch", "False", "pool_selector_mismatch").await;
     assert!(ingress(&s).is_empty(), "{s:?}");
 
-    env.service("default", lb_ann("taken", &[("ferrolb.io/ips", "198.51.100.10")])).await;
+    env.service("default", Service::test("taken").with_annotations(&[("ferrolb.io/ips", "198.51.100.10")]))
+        .await;
     let s = env.wait_condition("default", "taken", "False", "already_allocated").await;
     assert!(ingress(&s).is_empty(), "{s:?}");
     assert_eq!(ingress(&env.get("default", "inside").await), ["198.51.100.10"], "the holder keeps it");
@@ -159,18 +174,16 @@ async fn explicit_requests_inside_outside_mismatched_and_taken() {
     assert_eq!(ingress(&s), ["198.51.100.10"]);
 
     // spec.loadBalancerIP.
-    let mut v = lb("lbip");
-    v["spec"]["loadBalancerIP"] = json!("198.51.100.11");
-    env.service("default", v).await;
+    env.service("default", Service::test("lbip").with_load_balancer_ip("198.51.100.11")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "lbip", 1).await), ["198.51.100.11"]);
 
     // ferrolb.io/pool picks a pool other than the first by priority.
-    env.service("default", lb_ann("named", &[("ferrolb.io/pool", "b")])).await;
+    env.service("default", Service::test("named").with_annotations(&[("ferrolb.io/pool", "b")])).await;
     let s = satisfied(&env, "default", "named", 1).await;
     assert_eq!(ingress(&s), ["198.51.100.32"]);
     assert_eq!(allocated_from(&s).as_deref(), Some("b"));
     // And an unannotated one still gets the lowest free address of the first pool.
-    env.service("default", lb("auto")).await;
+    env.service("default", Service::test("auto")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "auto", 1).await), ["198.51.100.0"]);
     ctl.stop().await;
 }
@@ -178,18 +191,9 @@ async fn explicit_requests_inside_outside_mismatched_and_taken() {
 #[tokio::test]
 async fn compatibility_annotations_and_ferrolb_precedence() {
     let env = Env::start().await;
-    env.pool(
-        json!({"metadata": {"name": "a"}, "spec": {"priority": 0, "blocks": [{"cidr": "198.51.100.0/27"}]}}),
-    )
-    .await;
-    env.pool(
-        json!({"metadata": {"name": "b"}, "spec": {"priority": 1, "blocks": [{"cidr": "198.51.100.32/27"}]}}),
-    )
-    .await;
-    env.pool(
-        json!({"metadata": {"name": "c"}, "spec": {"priority": 2, "blocks": [{"cidr": "198.51.100.64/27"}]}}),
-    )
-    .await;
+    env.pool(LoadBalancerIPPool::test("a").with_block("198.51.100.0/27").with_priority(0)).await;
+    env.pool(LoadBalancerIPPool::test("b").with_block("198.51.100.32/27").with_priority(1)).await;
+    env.pool(LoadBalancerIPPool::test("c").with_block("198.51.100.64/27").with_priority(2)).await;
     let ctl = env.controller();
 
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
@@ -208,11 +212,12 @@ async fn compatibility_annotations_and_ferrolb_precedence() {
         ),
     ];
     for (name, anns, _) in &cases {
-        env.service("default", lb_ann(name, anns)).await;
+        env.service("default", Service::test(name).with_annotations(anns)).await;
     }
     env.service(
         "default",
-        lb_ann("both-pools", &[("ferrolb.io/pool", "c"), ("metallb.io/address-pool", "b")]),
+        Service::test("both-pools")
+            .with_annotations(&[("ferrolb.io/pool", "c"), ("metallb.io/address-pool", "b")]),
     )
     .await;
     for (name, _, want) in &cases {
@@ -224,7 +229,8 @@ async fn compatibility_annotations_and_ferrolb_precedence() {
     assert_eq!(allocated_from(&s).as_deref(), Some("c"));
 
     // The loser of "both" is not reserved: someone else may request it.
-    env.service("default", lb_ann("loser", &[("ferrolb.io/ips", "198.51.100.18")])).await;
+    env.service("default", Service::test("loser").with_annotations(&[("ferrolb.io/ips", "198.51.100.18")]))
+        .await;
     assert_eq!(ingress(&satisfied(&env, "default", "loser", 1).await), ["198.51.100.18"]);
     assert_unique(&env.addresses().await);
     ctl.stop().await;
@@ -233,10 +239,14 @@ async fn compatibility_annotations_and_ferrolb_precedence() {
 #[tokio::test]
 async fn malformed_entries_warn_and_the_valid_rest_is_served() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "a"}, "spec": {"blocks": [{"cidr": "198.51.100.0/27"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("a").with_block("198.51.100.0/27")).await;
     let ctl = env.controller();
-    env.service("default", lb_ann("typo", &[("ferrolb.io/ips", "198.51.100.20, not-an-ip, 198.51.100.21")]))
-        .await;
+    env.service(
+        "default",
+        Service::test("typo")
+            .with_annotations(&[("ferrolb.io/ips", "198.51.100.20, not-an-ip, 198.51.100.21")]),
+    )
+    .await;
     let s = satisfied(&env, "default", "typo", 2).await;
     assert_eq!(ingress(&s), ["198.51.100.20", "198.51.100.21"]);
     let (_, _, msg) = condition(&s).unwrap();
@@ -257,7 +267,7 @@ async fn malformed_entries_warn_and_the_valid_rest_is_served() {
     assert_eq!(regarding.kind.as_deref(), Some("Service"));
 
     // A bad ip-count falls back to 1 and is reported the same way.
-    env.service("default", lb_ann("count", &[("ferrolb.io/ip-count", "many")])).await;
+    env.service("default", Service::test("count").with_annotations(&[("ferrolb.io/ip-count", "many")])).await;
     let s = satisfied(&env, "default", "count", 1).await;
     assert!(condition(&s).unwrap().2.contains("ferrolb.io/ip-count"), "{:?}", condition(&s));
     wait_for(
@@ -277,20 +287,15 @@ async fn malformed_entries_warn_and_the_valid_rest_is_served() {
 #[tokio::test]
 async fn families_single_v6_prefer_and_require_dual_stack() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "v4"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("v4").with_block("198.51.100.0/28")).await;
     let ctl = env.controller();
 
-    let mut prefer = lb("prefer");
-    prefer["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
-    prefer["spec"]["ipFamilies"] = json!(["IPv4", "IPv6"]);
-    env.service("default", prefer).await;
-    let mut require = lb("require");
-    require["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
-    require["spec"]["ipFamilies"] = json!(["IPv4", "IPv6"]);
-    env.service("default", require).await;
-    let mut six = lb("six");
-    six["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-    six["spec"]["ipFamilies"] = json!(["IPv6"]);
+    let dual = |name: &str, policy: &str| {
+        Service::test(name).with_family_policy(policy).with_ip_families(&["IPv4", "IPv6"])
+    };
+    env.service("default", dual("prefer", "PreferDualStack")).await;
+    env.service("default", dual("require", "RequireDualStack")).await;
+    let six = Service::test("six").with_family_policy("SingleStack").with_ip_families(&["IPv6"]);
     env.service("default", six).await;
 
     // PreferDualStack with only a v4 pool: satisfied with one address.
@@ -310,7 +315,7 @@ async fn families_single_v6_prefer_and_require_dual_stack() {
     assert!(ingress(&s).is_empty());
 
     // A v6 pool appears: every Service completes, the v4 addresses stay.
-    env.pool(json!({"metadata": {"name": "v6"}, "spec": {"blocks": [{"cidr": "2001:db8:1::/120"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("v6").with_block("2001:db8:1::/120")).await;
     let six = satisfied(&env, "default", "six", 1).await;
     assert!(in_net(&ingress(&six)[0], "2001:db8:1::/120"), "{:?}", ingress(&six));
     let r = satisfied(&env, "default", "require", 2).await;
@@ -326,15 +331,13 @@ async fn families_single_v6_prefer_and_require_dual_stack() {
 #[tokio::test]
 async fn ip_count_partial_then_completed() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "small"}, "spec": {"blocks": [
-        {"start": "198.51.100.1", "stop": "198.51.100.5"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("small").with_range("198.51.100.1", "198.51.100.5")).await;
     let ctl = env.controller();
-    env.service("default", lb_ann("big", &[("ferrolb.io/ip-count", "3")])).await;
+    env.service("default", Service::test("big").with_annotations(&[("ferrolb.io/ip-count", "3")])).await;
     let big = satisfied(&env, "default", "big", 3).await;
     assert_eq!(ingress(&big), ["198.51.100.1", "198.51.100.2", "198.51.100.3"]);
 
-    env.service("default", lb_ann("three", &[("ferrolb.io/ip-count", "3")])).await;
+    env.service("default", Service::test("three").with_annotations(&[("ferrolb.io/ip-count", "3")])).await;
     let s = env.wait_condition("default", "three", "False", "partially_satisfied").await;
     let s = if ingress(&s).len() == 2 {
         s
@@ -352,10 +355,11 @@ async fn ip_count_partial_then_completed() {
     assert_eq!(condition(&s).unwrap().1, "satisfied");
 
     // Deckhouse's count annotation works the same way.
-    env.pool(json!({"metadata": {"name": "more"}, "spec": {"blocks": [{"cidr": "203.0.113.0/29"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("more").with_block("203.0.113.0/29")).await;
     env.service(
         "default",
-        lb_ann("deckhouse", &[("network.deckhouse.io/l2-load-balancer-external-ips-count", "2")]),
+        Service::test("deckhouse")
+            .with_annotations(&[("network.deckhouse.io/l2-load-balancer-external-ips-count", "2")]),
     )
     .await;
     let s = satisfied(&env, "default", "deckhouse", 2).await;

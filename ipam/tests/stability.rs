@@ -10,22 +10,19 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 /// 50 Services of assorted shapes: plain, ip-count 2, dual-stack, and sharing pairs.
-fn assorted(i: usize) -> Value {
+fn assorted(i: usize) -> Service {
     let name = format!("s{i:02}");
     match i % 10 {
-        0 => lb_ann(&name, &[("ferrolb.io/ip-count", "2")]),
-        1 => {
-            let mut v = lb(&name);
-            v["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
-            v
-        }
+        0 => Service::test(&name).with_annotations(&[("ferrolb.io/ip-count", "2")]),
+        1 => Service::test(&name).with_family_policy("RequireDualStack"),
         2 | 3 => {
             let port = if i % 10 == 2 { 80 } else { 443 };
-            let mut v = lb_ports(&name, &[("TCP", port)]);
-            v["metadata"]["annotations"] = json!({"ferrolb.io/sharing-key": format!("k{}", i / 10)});
-            v
+            let key = format!("k{}", i / 10);
+            Service::test(&name)
+                .with_ports(&[("TCP", port)])
+                .with_annotations(&[("ferrolb.io/sharing-key", &key)])
         }
-        _ => lb(&name),
+        _ => Service::test(&name),
     }
 }
 
@@ -39,8 +36,8 @@ fn unique_count(addrs: &Addresses, v6: bool) -> usize {
 #[tokio::test]
 async fn restart_with_50_services_moves_nothing_and_writes_nothing() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "v4"}, "spec": {"blocks": [{"cidr": "198.51.100.0/24"}]}})).await;
-    env.pool(json!({"metadata": {"name": "v6"}, "spec": {"blocks": [{"cidr": "2001:db8:5::/120"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("v4").with_block("198.51.100.0/24")).await;
+    env.pool(LoadBalancerIPPool::test("v6").with_block("2001:db8:5::/120")).await;
     let ctl = env.controller();
     let mut keys = Vec::new();
     for i in 0..50 {
@@ -78,7 +75,7 @@ async fn restart_with_50_services_moves_nothing_and_writes_nothing() {
     assert_eq!(d(&|c| c.count("list", Some("services"))), 1, "one listing of Services on a leader's start");
 
     // The new controller does lead: a new Service gets the next address.
-    env.service("default", lb("late")).await;
+    env.service("default", Service::test("late")).await;
     let late = satisfied(&env, "default", "late", 1).await;
     assert!(!before.values().flatten().any(|ip| *ip == ingress(&late)[0]));
     let mut all = env.addresses().await;
@@ -101,11 +98,15 @@ async fn metallb_status(env: &Env, name: &str, ingress: Value) {
 #[tokio::test]
 async fn addresses_written_by_another_implementation_are_kept() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/28")).await;
     for name in ["m1", "m2", "m3", "m5"] {
-        env.service("default", lb(name)).await;
+        env.service("default", Service::test(name)).await;
     }
-    env.service("default", lb_ann("m4", &[("metallb.io/loadBalancerIPs", "198.51.100.9")])).await;
+    env.service(
+        "default",
+        Service::test("m4").with_annotations(&[("metallb.io/loadBalancerIPs", "198.51.100.9")]),
+    )
+    .await;
     // Not the lowest free addresses, in both the bare and the ipMode forms.
     metallb_status(&env, "m1", json!([{"ip": "198.51.100.7"}])).await;
     metallb_status(&env, "m2", json!([{"ip": "198.51.100.3", "ipMode": "VIP"}])).await;
@@ -124,7 +125,7 @@ async fn addresses_written_by_another_implementation_are_kept() {
     }
     let m5 = satisfied(&env, "default", "m5", 1).await;
     assert_eq!(ingress(&m5), ["198.51.100.0"], "an address outside every pool is replaced");
-    env.service("default", lb("fresh")).await;
+    env.service("default", Service::test("fresh")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "fresh", 1).await), ["198.51.100.1"]);
     assert_unique(&env.addresses().await);
     ctl.stop().await;
@@ -133,9 +134,9 @@ async fn addresses_written_by_another_implementation_are_kept() {
 #[tokio::test]
 async fn migrated_address_released_later_leaves_no_stale_ingress() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
-    env.service("default", lb("bare")).await;
-    env.service("default", lb("vip")).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/28")).await;
+    env.service("default", Service::test("bare")).await;
+    env.service("default", Service::test("vip")).await;
     metallb_status(&env, "bare", json!([{"ip": "198.51.100.7"}])).await;
     metallb_status(&env, "vip", json!([{"ip": "198.51.100.8", "ipMode": "VIP"}])).await;
     let ctl = env.controller();
@@ -167,21 +168,18 @@ async fn migrated_address_released_later_leaves_no_stale_ingress() {
 #[tokio::test]
 async fn new_widened_and_edited_pools_move_nothing() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/28")).await;
     let ctl = env.controller();
     let tracker = Tracker::start(&env);
     let keys: Vec<String> = (0..5).map(|i| format!("default/s{i}")).collect();
     for i in 0..5 {
-        env.service("default", lb(&format!("s{i}"))).await;
+        env.service("default", Service::test(&format!("s{i}"))).await;
     }
     let before = env.all_satisfied(&keys, 1, 10).await;
     assert!(before.values().any(|ips| ips == &["198.51.100.0"]), "{before:?}");
 
     // A new, preferred pool.
-    env.pool(
-        json!({"metadata": {"name": "q"}, "spec": {"priority": 0, "blocks": [{"cidr": "203.0.113.0/28"}]}}),
-    )
-    .await;
+    env.pool(LoadBalancerIPPool::test("q").with_block("203.0.113.0/28").with_priority(0)).await;
     env.wait_pool("q", "status", |p| pool_counts(p).0 == Some("16")).await;
     assert_eq!(env.all_satisfied(&keys, 1, 10).await, before, "new pool");
 
@@ -205,7 +203,7 @@ async fn new_widened_and_edited_pools_move_nothing() {
     ctl.stop().await;
     let ctl = env.controller();
     ctl.wait_synced().await;
-    env.service("default", lb("late")).await;
+    env.service("default", Service::test("late")).await;
     assert_eq!(ingress(&satisfied(&env, "default", "late", 1).await), ["203.0.113.0"], "priority 0 pool");
     assert_eq!(env.all_satisfied(&keys, 1, 10).await, before, "restart after the edit");
     tracker.assert_no_moves();
@@ -215,13 +213,13 @@ async fn new_widened_and_edited_pools_move_nothing() {
 #[tokio::test]
 async fn failover_by_lease_handover_moves_nothing() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/24"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/24")).await;
     let a = Controller::start(env.client.clone(), true);
     let b = Controller::start(env.client.clone(), false);
     let tracker = Tracker::start(&env);
     let mut keys: Vec<String> = Vec::new();
     for i in 0..10 {
-        env.service("default", lb(&format!("a{i}"))).await;
+        env.service("default", Service::test(&format!("a{i}"))).await;
         keys.push(format!("default/a{i}"));
     }
     let before = env.all_satisfied(&keys, 1, 10).await;
@@ -230,7 +228,7 @@ async fn failover_by_lease_handover_moves_nothing() {
     b.leader.send(true).unwrap();
     let mut new_keys = Vec::new();
     for i in 0..5 {
-        env.service("default", lb(&format!("b{i}"))).await;
+        env.service("default", Service::test(&format!("b{i}"))).await;
         new_keys.push(format!("default/b{i}"));
     }
     env.all_satisfied(&new_keys, 1, 10).await;
@@ -243,7 +241,7 @@ async fn failover_by_lease_handover_moves_nothing() {
     // And back again.
     b.leader.send(false).unwrap();
     a.leader.send(true).unwrap();
-    env.service("default", lb("back")).await;
+    env.service("default", Service::test("back")).await;
     satisfied(&env, "default", "back", 1).await;
     assert_unique(&env.addresses().await);
     tracker.assert_no_moves();
@@ -254,25 +252,25 @@ async fn failover_by_lease_handover_moves_nothing() {
 #[tokio::test]
 async fn failover_after_leader_crash_moves_nothing() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/24"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/24")).await;
     let a = Controller::start(env.client.clone(), true);
     let b = Controller::start(env.client.clone(), false);
     let tracker = Tracker::start(&env);
     let mut keys: Vec<String> = Vec::new();
     for i in 0..10 {
-        env.service("default", lb(&format!("a{i}"))).await;
+        env.service("default", Service::test(&format!("a{i}"))).await;
         keys.push(format!("default/a{i}"));
     }
     env.all_satisfied(&keys, 1, 10).await;
     // More Services while A is busy, then A dies mid-way.
     for i in 10..20 {
-        env.service("default", lb(&format!("a{i}"))).await;
+        env.service("default", Service::test(&format!("a{i}"))).await;
         keys.push(format!("default/a{i}"));
     }
     a.kill();
     b.leader.send(true).unwrap();
     for i in 0..5 {
-        env.service("default", lb(&format!("b{i}"))).await;
+        env.service("default", Service::test(&format!("b{i}"))).await;
         keys.push(format!("default/b{i}"));
     }
     let all = env.all_satisfied(&keys, 1, 10).await;
@@ -284,15 +282,21 @@ async fn failover_after_leader_crash_moves_nothing() {
 #[tokio::test]
 async fn restart_with_unsatisfied_and_warned_services_writes_nothing() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"start": "198.51.100.1", "stop": "198.51.100.4"}]}}))
-        .await;
+    env.pool(LoadBalancerIPPool::test("p").with_range("198.51.100.1", "198.51.100.4")).await;
     let ctl = env.controller();
-    env.service("default", lb_ann("holder", &[("ferrolb.io/ips", "198.51.100.4")])).await;
+    env.service("default", Service::test("holder").with_annotations(&[("ferrolb.io/ips", "198.51.100.4")]))
+        .await;
     satisfied(&env, "default", "holder", 1).await;
-    env.service("default", lb_ann("taken", &[("ferrolb.io/ips", "198.51.100.4")])).await;
-    env.service("default", lb_ann("outside", &[("ferrolb.io/ips", "203.0.113.5")])).await;
-    env.service("default", lb_ann("typo", &[("ferrolb.io/ips", "198.51.100.1,bogus")])).await;
-    env.service("default", lb_ann("partial", &[("ferrolb.io/ip-count", "4")])).await;
+    env.service("default", Service::test("taken").with_annotations(&[("ferrolb.io/ips", "198.51.100.4")]))
+        .await;
+    env.service("default", Service::test("outside").with_annotations(&[("ferrolb.io/ips", "203.0.113.5")]))
+        .await;
+    env.service(
+        "default",
+        Service::test("typo").with_annotations(&[("ferrolb.io/ips", "198.51.100.1,bogus")]),
+    )
+    .await;
+    env.service("default", Service::test("partial").with_annotations(&[("ferrolb.io/ip-count", "4")])).await;
     env.wait_condition("default", "taken", "False", "already_allocated").await;
     env.wait_condition("default", "outside", "False", "no_pool").await;
     satisfied(&env, "default", "typo", 1).await;
@@ -326,11 +330,11 @@ async fn restart_with_unsatisfied_and_warned_services_writes_nothing() {
 #[tokio::test]
 async fn standby_writes_nothing() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "p"}, "spec": {"blocks": [{"cidr": "198.51.100.0/28"}]}})).await;
+    env.pool(LoadBalancerIPPool::test("p").with_block("198.51.100.0/28")).await;
     let counters = env.sim.counters();
     let standby = Controller::start(env.client.clone(), false);
     standby.wait_synced().await;
-    env.service("default", lb("web")).await;
+    env.service("default", Service::test("web")).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let after = env.sim.counters();
     let d =
@@ -352,8 +356,8 @@ async fn standby_writes_nothing() {
 #[tokio::test]
 async fn no_writes_while_the_lease_claim_has_lapsed() {
     let env = Env::start().await;
-    env.pool(json!({"metadata": {"name": "lab"}, "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]}})).await;
-    env.service("default", lb("web")).await;
+    env.pool(LoadBalancerIPPool::test("lab").with_block("198.51.100.128/25")).await;
+    env.service("default", Service::test("web")).await;
     let ctl = Controller::start(env.client.clone(), false);
     ctl.leader.send_lapsed().unwrap();
     ctl.wait_synced().await;

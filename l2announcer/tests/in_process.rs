@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ferrolb_api::names::{annotations, conditions, events as reasons, labels, leases};
-use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool, ServedClasses};
+use ferrolb_api::{L2AnnouncementPolicy, L2AnnouncementPolicySpec, LoadBalancerIPPool, ServedClasses};
 use ferrolb_l2announcer::InterfaceKind;
 use ferrolb_l2announcer::adapter::{self, Mode, Settings};
 use ferrolb_l2announcer::datapath::{AnnounceSchedule, FakeNetlink, Link, Mac, Netlink as _};
@@ -26,11 +26,13 @@ use ferrolb_l2announcer::liveness::LivenessConfig;
 use ferrolb_l2announcer::peer::{PeerConfig, PeerKey};
 use ferrolb_runtime::admin::Readiness;
 use ferrolb_runtime::election::ElectionConfig;
+use ferrolb_testkit::fixtures::{PoolFixture as _, ServiceFixture as _};
 use ferrolb_testkit::{eventually, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_sim::{KubeSim, Options};
 use serde_json::json;
@@ -151,7 +153,8 @@ fn links(n: u8) -> Vec<Link> {
 /// A Ready Node whose InternalIP is 127.0.0.1: the peers reach each other's channel on loopback.
 async fn create_node(client: &kube::Client, name: &str) {
     let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    let node =
+        Node { metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() }, ..Node::default() };
     nodes.create(&PostParams::default(), &node).await.unwrap();
     let status = json!({"status": {
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
@@ -163,21 +166,13 @@ async fn create_node(client: &kube::Client, name: &str) {
 /// The pool the Service's address comes from, and two policies: one that announces everything,
 /// one with an invalid interface regex (which the announcers must report, and not use).
 async fn create_pool_and_policies(client: &kube::Client) {
-    let pool: LoadBalancerIPPool = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-        "metadata": {"name": "lan"},
-        "spec": {"blocks": [{"cidr": "198.51.100.128/25"}]},
-    }))
-    .unwrap();
+    let pool = LoadBalancerIPPool::test("lan").with_block("198.51.100.128/25");
     Api::<LoadBalancerIPPool>::all(client.clone()).create(&PostParams::default(), &pool).await.unwrap();
     let policies: Api<L2AnnouncementPolicy> = Api::all(client.clone());
-    for (name, spec) in [("everywhere", json!({})), ("broken", json!({"interfaces": ["eth["]}))] {
-        let policy: L2AnnouncementPolicy = serde_json::from_value(json!({
-            "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
-            "metadata": {"name": name},
-            "spec": spec,
-        }))
-        .unwrap();
+    let broken =
+        L2AnnouncementPolicySpec { interfaces: vec!["eth[".into()], ..L2AnnouncementPolicySpec::default() };
+    for (name, spec) in [("everywhere", L2AnnouncementPolicySpec::default()), ("broken", broken)] {
+        let policy = L2AnnouncementPolicy::new(name, spec);
         policies.create(&PostParams::default(), &policy).await.unwrap();
     }
 }
@@ -191,11 +186,9 @@ async fn create_service(client: &kube::Client, name: &str, ip: IpAddr) {
 /// announce it).
 async fn create_service_with(client: &kube::Client, name: &str, ip: IpAddr, traffic_policy: &str) {
     let services: Api<Service> = Api::namespaced(client.clone(), APPS);
-    let service: Service = serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": {annotations::ALLOCATED_FROM_POOL: "lan"}},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "externalTrafficPolicy": traffic_policy},
-    }))
-    .unwrap();
+    let service = Service::test(name)
+        .with_annotations(&[(annotations::ALLOCATED_FROM_POOL, "lan")])
+        .with_external_traffic_policy(traffic_policy);
     services.create(&PostParams::default(), &service).await.unwrap();
     let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
     services.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
@@ -470,7 +463,10 @@ async fn cluster(namespaces: &[&str]) -> (KubeSim, kube::Client) {
     }
     let api: Api<Namespace> = Api::all(client.clone());
     for name in namespaces {
-        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let namespace = Namespace {
+            metadata: ObjectMeta { name: Some((*name).into()), ..ObjectMeta::default() },
+            ..Namespace::default()
+        };
         api.create(&PostParams::default(), &namespace).await.unwrap();
     }
     (sim, client)

@@ -12,9 +12,9 @@
 //! Isolation on a shared cluster: every scenario works in its own namespace (`ferrolb-conformance-<index>-<run>`);
 //! its pools are named after it, select only Services of that namespace, and take their addresses
 //! from the scenario's own /28 of `FERROLB_CONFORMANCE_RANGE` (default `203.0.113.0/24`, which must
-//! not overlap the cluster's pools); its Services have `spec.loadBalancerClass: ferrolb.io/l2` (so
-//! k3s ServiceLB leaves them alone) and name their pool. Pools and namespaces carry the label
-//! [`RUN_LABEL`], so leftovers of a killed run are found with
+//! not overlap the cluster's pools); its Services ([`lb`]) have `spec.loadBalancerClass:
+//! ferrolb.io/l2` (so k3s ServiceLB leaves them alone) and name their pool. Pools and namespaces
+//! carry the label [`RUN_LABEL`], so leftovers of a killed run are found with
 //! `kubectl delete namespace,lbippool -l ferrolb.io/conformance-run`.
 #![allow(dead_code)]
 
@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ferrolb_api::LoadBalancerIPPool;
+use ferrolb_testkit::fixtures::{PoolFixture as _, ServiceFixture as _, match_labels};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -309,11 +310,11 @@ impl Ctx {
         format!("{}-{suffix}", self.prefix)
     }
 
-    /// Creates the pool `suffix` with `spec` (a serviceSelector on this namespace unless `spec`
-    /// has its own), waits until the controller has counted its addresses and checks that it
-    /// conflicts with no pool of the cluster; returns its name.
-    pub async fn pool(&self, suffix: &str, spec: Value) -> String {
-        let name = self.pool_unchecked(suffix, spec).await;
+    /// Creates `pool` as the scenario's pool of its name (see [`Ctx::pool_unchecked`]), waits
+    /// until the controller has counted its addresses and checks that it conflicts with no pool
+    /// of the cluster; returns its full name.
+    pub async fn pool(&self, pool: LoadBalancerIPPool) -> String {
+        let name = self.pool_unchecked(pool).await;
         let p = self
             .wait_pool(&name, "its status", |p| p.status.as_ref().is_some_and(|s| s.ips_total.is_some()))
             .await;
@@ -330,19 +331,16 @@ impl Ctx {
         name
     }
 
-    /// Creates the pool `suffix` like [`Ctx::pool`], without waiting for anything.
-    pub async fn pool_unchecked(&self, suffix: &str, spec: Value) -> String {
-        let name = self.pool_name(suffix);
-        let mut spec = spec;
-        if spec.get("serviceSelector").is_none() {
-            spec["serviceSelector"] = json!({"matchLabels": {"io.kubernetes.service.namespace": self.ns}});
+    /// Creates `pool` without waiting for anything: named [`Ctx::pool_name`] of its name,
+    /// labelled with the run, and selecting this namespace's Services unless it has a
+    /// `serviceSelector` of its own. Returns its full name.
+    pub async fn pool_unchecked(&self, pool: LoadBalancerIPPool) -> String {
+        let name = self.pool_name(&pool.name_any());
+        let mut pool = pool.with_labels(&[(RUN_LABEL, &self.run_id)]);
+        pool.metadata.name = Some(name.clone());
+        if pool.spec.service_selector.is_none() {
+            pool = pool.with_service_selector(match_labels(&[("io.kubernetes.service.namespace", &self.ns)]));
         }
-        let pool: LoadBalancerIPPool = serde_json::from_value(json!({
-            "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-            "metadata": {"name": name, "labels": {RUN_LABEL: self.run_id}},
-            "spec": spec,
-        }))
-        .unwrap();
         self.pools()
             .create(&PostParams::default(), &pool)
             .await
@@ -367,18 +365,12 @@ impl Ctx {
         .expect("checked")
     }
 
-    /// Creates a LoadBalancer Service: class `ferrolb.io/l2`, port 80, `extra` merged in.
-    pub async fn service(&self, name: &str, extra: Value) -> Service {
-        let mut v = json!({
-            "metadata": {"name": name},
-            "spec": {"type": "LoadBalancer", "loadBalancerClass": "ferrolb.io/l2", "ports": [{"port": 80}]},
-        });
-        merge(&mut v, extra);
-        let svc: Service = serde_json::from_value(v).unwrap();
+    /// Creates `svc` (e.g. an [`lb`]) in the scenario's namespace.
+    pub async fn service(&self, svc: Service) -> Service {
         self.services()
             .create(&PostParams::default(), &svc)
             .await
-            .unwrap_or_else(|e| panic!("creating Service {}/{name}: {e}", self.ns))
+            .unwrap_or_else(|e| panic!("creating Service {}/{}: {e}", self.ns, svc.name_any()))
     }
 
     /// Polls the Service until `check` holds ([`PATIENCE`] at most); returns it.
@@ -480,13 +472,8 @@ pub fn condition(s: &Service) -> Option<(String, String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
+/// A scenario's LoadBalancer Service: port 80, class `ferrolb.io/l2` (which k3s ServiceLB leaves
+/// alone).
+pub fn lb(name: &str) -> Service {
+    Service::test(name).with_class("ferrolb.io/l2")
 }

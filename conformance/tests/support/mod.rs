@@ -11,9 +11,11 @@ pub mod helm;
 pub mod raw;
 
 use anyhow::{Context, Result, bail};
+use ferrolb_api::LoadBalancerIPPool;
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
 use ferrolb_lab::netns::NsRuntime;
 use ferrolb_lab::{Lab, Topology};
+use ferrolb_testkit::fixtures::PoolFixture as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
@@ -241,12 +243,8 @@ impl Harness {
     }
 
     pub fn create_pool(&self, name: &str) {
-        let obj = json!({
-            "apiVersion": "ferrolb.io/v1alpha1", "kind": "LoadBalancerIPPool",
-            "metadata": {"name": name},
-            "spec": {"blocks": [{"cidr": POOL_V4}, {"start": POOL_V6_START, "stop": POOL_V6_STOP}]},
-        });
-        self.create_cr("LoadBalancerIPPool", "loadbalancerippools", obj);
+        let pool = LoadBalancerIPPool::test(name).with_block(POOL_V4).with_range(POOL_V6_START, POOL_V6_STOP);
+        self.create_cr("LoadBalancerIPPool", "loadbalancerippools", serde_json::to_value(pool).unwrap());
     }
 
     pub fn create_policy(&self, name: &str, spec: Value) {

@@ -1,9 +1,11 @@
 //! Test support shared by the workspace's suites, so that every suite waits for a condition the
 //! same way: poll at a short, fixed period until it holds, and fail naming what was awaited (and
 //! the last value seen) once a deadline passes. A deadline, never an unbounded loop: a suite that
-//! hangs in CI says nothing about what went wrong. And the benchmarks' Services ([`services`]), and
-//! network namespaces with a runtime inside ([`netns`]).
+//! hangs in CI says nothing about what went wrong. And the benchmarks' Services ([`services`]),
+//! network namespaces with a runtime inside ([`netns`]), and fixture builders on the real Service
+//! and pool types for the integration tests ([`fixtures`]).
 
+pub mod fixtures;
 pub mod netns;
 pub mod services;
 

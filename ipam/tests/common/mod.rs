@@ -1,18 +1,22 @@
-//! Test harness: kube-sim with FerroLB's CRDs, controllers started in-process against it, and
-//! builders for pools and Services.
+//! Test harness: kube-sim with FerroLB's CRDs and controllers started in-process against it. Pools
+//! and Services are built with the testkit's fixtures (`Service::test`, `LoadBalancerIPPool::test`),
+//! re-exported here with their types.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrolb_api::LoadBalancerIPPool;
+pub use ferrolb_api::LoadBalancerIPPool;
 use ferrolb_ipam::adapter::{self, Leadership, Settings};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+pub use ferrolb_testkit::fixtures::{PoolFixture, ServiceFixture};
+use k8s_openapi::api::core::v1::Namespace;
+pub use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_sim::{KubeSim, Options};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 
 pub struct Env {
@@ -40,21 +44,19 @@ impl Env {
     }
 
     pub async fn namespace(&self, name: &str) {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
+            ..Namespace::default()
+        };
         Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &ns).await.unwrap();
     }
 
-    pub async fn pool(&self, v: Value) -> LoadBalancerIPPool {
-        let mut v = v;
-        v["apiVersion"] = json!("ferrolb.io/v1alpha1");
-        v["kind"] = json!("LoadBalancerIPPool");
-        let p: LoadBalancerIPPool = serde_json::from_value(v).unwrap();
-        self.pools().create(&PostParams::default(), &p).await.unwrap()
+    pub async fn pool(&self, pool: LoadBalancerIPPool) -> LoadBalancerIPPool {
+        self.pools().create(&PostParams::default(), &pool).await.unwrap()
     }
 
-    pub async fn service(&self, ns: &str, v: Value) -> Service {
-        let s: Service = serde_json::from_value(v).unwrap();
-        self.services(ns).create(&PostParams::default(), &s).await.unwrap()
+    pub async fn service(&self, ns: &str, service: Service) -> Service {
+        self.services(ns).create(&PostParams::default(), &service).await.unwrap()
     }
 
     /// Starts a controller that leads from the start; returns its handle.
@@ -119,10 +121,6 @@ impl Controller {
     pub fn kill(self) {
         self.task.abort();
     }
-}
-
-pub fn lb(name: &str) -> Value {
-    json!({"metadata": {"name": name}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
 }
 
 /// The IPs in a Service's ingress.
@@ -295,26 +293,6 @@ pub fn key_of(s: &Service) -> String {
         s.metadata.namespace.as_deref().unwrap_or_default(),
         s.metadata.name.as_deref().unwrap_or_default()
     )
-}
-
-/// `lb(name)` with annotations.
-pub fn lb_ann(name: &str, annotations: &[(&str, &str)]) -> Value {
-    let mut v = lb(name);
-    let map: serde_json::Map<String, Value> =
-        annotations.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    v["metadata"]["annotations"] = Value::Object(map);
-    v
-}
-
-/// `lb(name)` with these ports (`(protocol, port)`).
-pub fn lb_ports(name: &str, ports: &[(&str, u16)]) -> Value {
-    let mut v = lb(name);
-    let ports: Vec<Value> = ports
-        .iter()
-        .map(|(proto, port)| json!({"name": format!("p{port}-{}", proto.to_lowercase()), "port": port, "protocol": proto}))
-        .collect();
-    v["spec"]["ports"] = json!(ports);
-    v
 }
 
 /// `(status, reason, message)` of a pool condition.
