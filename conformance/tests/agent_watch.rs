@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_cni::{Connection, Delta, DeltaStream, ResyncReason, Target, WatchOptions, watch_local};
 use ferrolb_lab::cluster;
-use serde_json::json;
-use support::{Harness, ms, secs};
+use support::{Harness, ms, secs, v4_service};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::runtime::Runtime;
 
@@ -188,11 +187,7 @@ impl Watcher<'_> {
 fn a_watcher_on_a_node_sees_every_move_in_order_across_a_dropped_connection_and_a_restart() {
     let h = Harness::up("agent-watch", 3, &[]);
     h.default_pool_and_policy();
-    let vip = h.create_service(
-        "web",
-        json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}}),
-        1,
-    )[0];
+    let vip = h.create_service(v4_service("web"), 1)[0];
     let a = h.wait_any_holder("web", vip);
     let ns = h.lab.node_ns(a);
     let node_a = format!("node{a}");

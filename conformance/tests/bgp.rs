@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use ferrolb_lab::bgp::{self, Router};
 use ferrolb_lab::{Lab, LabState};
+use ferrolb_testkit::fixtures::ServiceFixture as _;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use support::{Harness, ms, secs};
+use support::{Harness, ms, secs, v4_service};
 
 fn node_v4(i: u8) -> IpAddr {
     Lab::node_v4(i).parse().unwrap()
@@ -103,16 +104,12 @@ fn dynamic(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, plural)
 }
 
-fn v4_only() -> Value {
-    json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}})
-}
-
 /// FRR over IPv4: ECMP, the outside client, session status, eTP Local, BFD node death, SIGTERM.
 #[test]
 fn frr_ecmp_local_endpoints_bfd_and_sigterm() {
     let h = bgp_lab("bgp-frr", Router::Frr, false);
     let all = [node_v4(1), node_v4(2), node_v4(3)];
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let prefix = format!("{ip}/32");
     let t = wait_hops(&h, &prefix, secs(20), "one next hop per node", |x| x == all);
     h.log(&format!("{prefix}: ECMP over the 3 nodes {} ms after the address", t.as_millis()));
@@ -145,8 +142,7 @@ fn frr_ecmp_local_endpoints_bfd_and_sigterm() {
         api.create(&PostParams::default(), &serde_json::from_value(slice)?).await?;
         Ok(())
     });
-    let spec = json!({"spec": {"externalTrafficPolicy": "Local", "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}});
-    let local = h.create_service("local", spec, 1)[0];
+    let local = h.create_service(v4_service("local").with_external_traffic_policy("Local"), 1)[0];
     let local_prefix = format!("{local}/32");
     wait_hops(&h, &local_prefix, secs(15), "node2 alone", |x| x == [node_v4(2)]);
     assert_eq!(outside_nodes(&h, local, 6), ["node2"]);
@@ -204,8 +200,8 @@ fn frr_ecmp_local_endpoints_bfd_and_sigterm() {
 fn frr_ipv6_sessions_and_an_invalid_peer() {
     let h = bgp_lab("bgp-frr6", Router::Frr, true);
     let all = [node_v6(1), node_v6(2), node_v6(3)];
-    let spec = json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"]}});
-    let ip = h.create_service("web6", spec, 1)[0];
+    let web6 = support::service("web6").with_family_policy("SingleStack").with_ip_families(&["IPv6"]);
+    let ip = h.create_service(web6, 1)[0];
     assert!(ip.is_ipv6(), "{ip} is not IPv6");
     let prefix = format!("{ip}/128");
     let t = wait_hops(&h, &prefix, secs(20), "one IPv6 next hop per node", |x| x == all);
@@ -262,7 +258,7 @@ fn bird_ecmp_hold_time_and_sigterm() {
         peer["spec"]["keepaliveTime"] = json!("1s");
     });
     let all = [node_v4(1), node_v4(2), node_v4(3)];
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let prefix = format!("{ip}/32");
     let t = wait_hops(&h, &prefix, secs(20), "one next hop per node", |x| x == all);
     h.log(&format!("{prefix}: ECMP over the 3 nodes {} ms after the address (BIRD)", t.as_millis()));

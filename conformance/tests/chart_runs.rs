@@ -24,7 +24,7 @@ use ferrolb_lab::netns::NsRuntime;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::*;
 
 /// Kinds the chart renders that kube-sim does not serve: checked by `chart.rs`, not applied here.
@@ -180,7 +180,7 @@ fn run_rendered_chart(name: &str, extra: &str) -> ChartRun {
     // The announcers found each other and report ready on their heartbeat Leases.
     h.wait_announcers_ready();
 
-    let ips = h.create_service("web", json!({}), 1);
+    let ips = h.create_service(service("web"), 1);
     let ip = ips[0];
     // POOL_V4 is 198.51.100.128/25.
     assert!(

@@ -10,8 +10,7 @@ mod support;
 use std::net::IpAddr;
 
 use ferrolb_proto::v1;
-use serde_json::json;
-use support::{Harness, ms, secs};
+use support::{Harness, ms, secs, v4_service};
 
 fn local_entry(socket: &std::path::Path, vip: IpAddr) -> v1::Announcement {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -51,11 +50,7 @@ fn delegate_mode_announces_after_the_agents_report_and_warns_on_a_failed_one() {
     // A long report timeout: this test is about reports, not about their absence.
     let h = Harness::up("delegate", 2, &["--datapath", "delegate", "--delegate-report-timeout", "60s"]);
     h.default_pool_and_policy();
-    let vip = h.create_service(
-        "web",
-        json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}}),
-        1,
-    )[0];
+    let vip = h.create_service(v4_service("web"), 1)[0];
     let holder = h.wait_any_holder("web", vip);
     let socket = ferrolb_lab::cluster::announcer_socket(&h.lab, holder);
 

@@ -9,27 +9,23 @@
 
 mod support;
 
+use ferrolb_api::L2AnnouncementPolicy;
 use ferrolb_lab::probe::{Gap, ProbeOptions};
+use ferrolb_testkit::fixtures::{PolicyFixture as _, ServiceFixture as _, match_labels};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use nix::sys::signal::Signal;
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use support::raw::{self, Reply};
-use support::{Harness, mac_str, ms, node_number, secs};
+use support::{Harness, mac_str, ms, node_number, secs, v4_service};
 
-const DUAL_STACK: &str =
-    r#"{"spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"]}}"#;
-
-fn dual_stack() -> serde_json::Value {
-    serde_json::from_str(DUAL_STACK).unwrap()
-}
-
-fn v4_only() -> serde_json::Value {
-    json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}})
+/// A Service with one IPv4 and one IPv6 address.
+fn dual_stack(name: &str) -> Service {
+    support::service(name).with_family_policy("RequireDualStack").with_ip_families(&["IPv4", "IPv6"])
 }
 
 fn family(ips: &[IpAddr], v6: bool) -> IpAddr {
@@ -83,7 +79,7 @@ fn assert_replies_only_from(h: &Harness, what: &str, replies: &[Reply], mac: &ra
 fn arp_and_ndp_answered_only_by_the_leader() {
     let h = Harness::up("arp-ndp-leader", 3, &[]);
     h.default_pool_and_policy();
-    let ips = h.create_service("web", dual_stack(), 2);
+    let ips = h.create_service(dual_stack("web"), 2);
     h.log(&format!("Service default/web: {ips:?}"));
     for v6 in [false, true] {
         let ip = family(&ips, v6);
@@ -120,16 +116,19 @@ fn arp_and_ndp_answered_only_by_the_leader() {
 fn no_answer_for_unheld_addresses_or_unselected_interfaces() {
     let h = Harness::up("no-answer", 2, &[]);
     h.create_pool("conformance");
-    let sel = |v: &str| json!({"matchLabels": {"conformance/announce": v}});
-    h.create_policy("lan", json!({"serviceSelector": sel("lan"), "interfaces": ["eth0"]}));
-    h.create_policy("mgmt", json!({"serviceSelector": sel("mgmt"), "interfaces": ["mgmt0"]}));
-    h.create_policy("nomatch", json!({"serviceSelector": sel("nomatch"), "interfaces": ["nomatch[0-9]+"]}));
-    let label =
-        |v: &str| json!({"metadata": {"labels": {"conformance/announce": v}}, "spec": v4_only()["spec"]});
-    let control = h.create_service("control", label("lan"), 1)[0];
-    let unselected = h.create_service("unselected", label("none"), 1)[0];
-    let onmgmt = h.create_service("onmgmt", label("mgmt"), 1)[0];
-    let noiface = h.create_service("noiface", label("nomatch"), 1)[0];
+    let policy = |name: &str, interface: &str| {
+        L2AnnouncementPolicy::test(name)
+            .with_service_selector(match_labels(&[("conformance/announce", name)]))
+            .with_interfaces(&[interface])
+    };
+    h.create_policy(policy("lan", "eth0"));
+    h.create_policy(policy("mgmt", "mgmt0"));
+    h.create_policy(policy("nomatch", "nomatch[0-9]+"));
+    let labelled = |name: &str, v: &str| v4_service(name).with_labels(&[("conformance/announce", v)]);
+    let control = h.create_service(labelled("control", "lan"), 1)[0];
+    let unselected = h.create_service(labelled("unselected", "none"), 1)[0];
+    let onmgmt = h.create_service(labelled("onmgmt", "mgmt"), 1)[0];
+    let noiface = h.create_service(labelled("noiface", "nomatch"), 1)[0];
     let all = [control, unselected, onmgmt, noiface];
     let unheld_v4: IpAddr = "198.51.100.254".parse().unwrap();
     let unheld_v6: IpAddr = "2001:db8:100::1ffe".parse().unwrap();
@@ -181,7 +180,7 @@ fn no_answer_for_unheld_addresses_or_unselected_interfaces() {
 fn gratuitous_arp_and_na_on_takeover() {
     let h = Harness::up("gratuitous", 3, &[]);
     h.default_pool_and_policy();
-    let ips = h.create_service("web", dual_stack(), 2);
+    let ips = h.create_service(dual_stack("web"), 2);
     let (v4, v6) = (family(&ips, false), family(&ips, true));
     let (h4, h6) = (h.wait_any_holder("web", v4), h.wait_any_holder("web", v6));
     for (ip, holder) in [(v4, h4), (v6, h6)] {
@@ -248,7 +247,7 @@ fn gratuitous_arp_and_na_on_takeover() {
 /// (old holder, new holder, fault instant, Lease move time, probe result).
 fn failover(h: &Harness, fault: impl FnOnce(u8)) -> (u8, u8, Instant, Duration, Gap) {
     h.default_pool_and_policy();
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let old = h.wait_any_holder("web", ip);
     assert_eq!(h.wait_http(ip, None, secs(10)), node(old));
     let probe = h.start_probe(&ProbeOptions {
@@ -327,7 +326,7 @@ fn failover_after_the_leaders_lan_link_goes_down() {
 fn graceful_handover_on_sigterm() {
     let h = Harness::up("sigterm", 3, &[]);
     h.default_pool_and_policy();
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let old = h.wait_any_holder("web", ip);
     assert_eq!(h.wait_http(ip, None, secs(10)), node(old));
     let pid = h.announcer_pid(old).expect("holder's announcer runs");
@@ -413,8 +412,7 @@ fn external_traffic_policy_local_follows_endpoints() {
         })
     };
     set_slice(&[2], true);
-    let spec = json!({"spec": {"externalTrafficPolicy": "Local", "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}});
-    let ip = h.create_service("local", spec, 1)[0];
+    let ip = h.create_service(v4_service("local").with_external_traffic_policy("Local"), 1)[0];
     let (_, t) =
         h.wait_holder("local", ip, secs(15), "node2 (the endpoint's node) holds it", |x| x == Some("node2"));
     h.log(&format!("{ip}: held by node2 {} ms after the address", t.as_millis()));
@@ -470,9 +468,8 @@ fn external_traffic_policy_local_follows_endpoints() {
 fn ip_count_spreads_over_nodes() {
     let h = Harness::up("ip-count", 3, &[]);
     h.default_pool_and_policy();
-    let mut extra = v4_only();
-    extra["metadata"] = json!({"annotations": {ferrolb_api::names::annotations::IP_COUNT: "3"}});
-    let ips = h.create_service("multi", extra, 3);
+    let multi = v4_service("multi").with_annotations(&[(ferrolb_api::names::annotations::IP_COUNT, "3")]);
+    let ips = h.create_service(multi, 3);
     assert_eq!(ips.len(), 3, "{ips:?}");
     assert!(ips.iter().all(IpAddr::is_ipv4), "{ips:?}");
     let holders: Vec<u8> = ips.iter().map(|ip| h.wait_any_holder("multi", *ip)).collect();
@@ -494,9 +491,8 @@ fn ip_count_spreads_over_nodes() {
 fn ip_count_spreads_after_a_late_start() {
     let h = Harness::up_with("ip-count-late", 3, &[], false);
     h.default_pool_and_policy();
-    let mut extra = v4_only();
-    extra["metadata"] = json!({"annotations": {ferrolb_api::names::annotations::IP_COUNT: "3"}});
-    let ips = h.create_service("multi", extra, 3);
+    let multi = v4_service("multi").with_annotations(&[(ferrolb_api::names::annotations::IP_COUNT, "3")]);
+    let ips = h.create_service(multi, 3);
     let start = Instant::now();
     let mut first = None;
     let holders = loop {
@@ -549,7 +545,7 @@ fn heartbeat_renewals(h: &Harness) -> Vec<(String, Option<String>)> {
 fn api_pause_keeps_the_holder_then_converges() {
     let h = Harness::up("api-pause", 3, &[]);
     h.default_pool_and_policy();
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let holder = h.wait_any_holder("web", ip);
     assert_eq!(h.wait_http(ip, None, secs(10)), node(holder));
     let before = heartbeat_renewals(&h);
@@ -616,7 +612,7 @@ fn api_pause_keeps_the_holder_then_converges() {
 fn lan_bounce_recovers_with_one_node_answering() {
     let h = Harness::up("lan-bounce", 3, &[]);
     h.default_pool_and_policy();
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let holder = h.wait_any_holder("web", ip);
     assert_eq!(h.wait_http(ip, None, secs(10)), node(holder));
     let mut links: Vec<String> = (1..=h.nodes).map(|i| h.lab.node_ns(i)).collect();

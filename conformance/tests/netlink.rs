@@ -18,10 +18,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::cluster;
+use ferrolb_testkit::fixtures::ServiceFixture as _;
 use nix::sys::signal::Signal;
-use serde_json::json;
 use support::raw::{Captured, Frame, Mac};
-use support::{Harness, ms, node_number, secs};
+use support::{Harness, ms, node_number, secs, v4_service};
 
 /// docs/l2-failover.md: the kernel deletes an expired address at most L + 1.25 s after its last
 /// refresh (its lifetime check runs at least 1 s apart, rounded up by up to 0.25 s), and the double
@@ -37,7 +37,7 @@ fn node(i: u8) -> String {
 /// A dual-stack Service: both addresses, and the node holding each.
 fn dual_stack(h: &Harness) -> Vec<(IpAddr, u8)> {
     h.default_pool_and_policy();
-    let ips = h.create_service("web", json!({"spec": {"ipFamilyPolicy": "RequireDualStack"}}), 2);
+    let ips = h.create_service(support::service("web").with_family_policy("RequireDualStack"), 2);
     ips.into_iter().map(|ip| (ip, h.wait_any_holder("web", ip))).collect()
 }
 
@@ -132,11 +132,7 @@ fn arp_replies(h: &Harness, ip: IpAddr, duration: Duration, mut each: impl FnMut
 fn netlink_double_answer_after_sigkill_is_bounded_by_the_address_lifetime() {
     let h = Harness::up("netlink-sigkill", 3, &["--datapath", "netlink"]);
     h.default_pool_and_policy();
-    let vip = h.create_service(
-        "web",
-        json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}}),
-        1,
-    )[0];
+    let vip = h.create_service(v4_service("web"), 1)[0];
     let old = h.wait_any_holder("web", vip);
     h.wait_address_on(vip, &[old], secs(5), "placed");
     let old_mac = h.mac(old);

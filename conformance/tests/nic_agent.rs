@@ -25,17 +25,13 @@ use std::time::{Duration, Instant};
 use ferrolb_lab::Lab;
 use ferrolb_lab::cluster;
 use ferrolb_proto::v1;
+use ferrolb_testkit::fixtures::ServiceFixture as _;
 use nix::sys::signal::Signal;
-use serde_json::json;
 use support::raw::{self, Captured};
-use support::{Harness, ms, node_number, secs};
+use support::{Harness, ms, node_number, secs, v4_service};
 
 fn node(i: u8) -> String {
     format!("node{i}")
-}
-
-fn v4_only() -> serde_json::Value {
-    json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}})
 }
 
 /// The holder's entry for `vip` in ListAnnouncements on `socket` (default when absent).
@@ -97,7 +93,7 @@ fn wait_moved(h: &Harness, ip: IpAddr, old: u8, timeout: Duration, what: &str) -
 fn the_nic_agent_makes_the_vip_reachable_and_removes_it_on_loss_handover_and_sigterm() {
     let h = Harness::up("agent-delegate", 3, &["--datapath", "delegate", "--delegate-report-timeout", "30s"]);
     h.default_pool_and_policy();
-    let vip = h.create_service("web", v4_only(), 1)[0];
+    let vip = h.create_service(v4_service("web"), 1)[0];
     let holder = h.wait_any_holder("web", vip);
     let others: Vec<u8> = (1..=3).filter(|n| *n != holder).collect();
 
@@ -207,8 +203,7 @@ fn a_nic_agent_whose_netlink_call_fails_raises_programming_failed() {
     }
     h.default_pool_and_policy();
     let vip = h.create_service(
-        "web",
-        json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"]}}),
+        support::service("web").with_family_policy("SingleStack").with_ip_families(&["IPv6"]),
         1,
     )[0];
     let holder = h.wait_any_holder("web", vip);
@@ -297,7 +292,7 @@ fn the_nic_agent_over_tcp_with_mutual_tls() {
         ],
     );
     h.default_pool_and_policy();
-    let vip = h.create_service("web", v4_only(), 1)[0];
+    let vip = h.create_service(v4_service("web"), 1)[0];
     let holder = h.wait_any_holder("web", vip);
     let address = format!("{}:7443", Lab::node_v4(holder));
     let agent_args = |who: &str| {

@@ -11,7 +11,9 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ferrolb_api::L2AnnouncementPolicy;
 use ferrolb_api::names::events as reasons;
+use ferrolb_testkit::fixtures::PolicyFixture as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -138,7 +140,7 @@ fn preflight_findings_are_node_events_and_gauges() {
     wait_gauge(&h, 1, "kube-proxy-missing", 0.0, secs(5));
 
     // A policy whose only interface regex matches nothing on the node.
-    h.create_policy("typo", json!({"interfaces": ["eht0"]}));
+    h.create_policy(L2AnnouncementPolicy::test("typo").with_interfaces(&["eht0"]));
     wait_node_event(&h, "node1", reasons::PREFLIGHT_NO_INTERFACE, "L2AnnouncementPolicy typo", secs(10));
     wait_gauge(&h, 1, "interfaces", 1.0, secs(5));
 

@@ -22,20 +22,16 @@ use serde_json::json;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use support::raw::{Captured, Frame, Mac};
-use support::{Harness, ms, node_number, secs};
+use support::{Harness, ms, node_number, secs, v4_service};
 
 fn node(i: u8) -> String {
     format!("node{i}")
 }
 
-fn v4_only() -> serde_json::Value {
-    json!({"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}})
-}
-
 /// A Service with one IPv4 address, its holder, and HTTP through it answered by that holder.
 fn one_service(h: &Harness) -> (IpAddr, u8) {
     h.default_pool_and_policy();
-    let ip = h.create_service("web", v4_only(), 1)[0];
+    let ip = h.create_service(v4_service("web"), 1)[0];
     let holder = h.wait_any_holder("web", ip);
     assert_eq!(h.wait_http(ip, None, secs(10)), node(holder));
     (ip, holder)

@@ -11,14 +11,15 @@ pub mod helm;
 pub mod raw;
 
 use anyhow::{Context, Result, bail};
-use ferrolb_api::LoadBalancerIPPool;
+use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool};
 use ferrolb_lab::cluster::{self, ClusterInfo, ClusterOptions, SYSTEM_NAMESPACE};
 use ferrolb_lab::netns::NsRuntime;
 use ferrolb_lab::{Lab, Topology};
-use ferrolb_testkit::fixtures::PoolFixture as _;
+use ferrolb_testkit::fixtures::{PolicyFixture as _, PoolFixture as _, ServiceFixture as _};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -239,7 +240,7 @@ impl Harness {
     /// A pool with both lab VIP ranges, and an L2AnnouncementPolicy on `eth0` for every Service.
     pub fn default_pool_and_policy(&self) {
         self.create_pool("conformance");
-        self.create_policy("conformance", json!({"interfaces": ["eth0"]}));
+        self.create_policy(L2AnnouncementPolicy::test("conformance").with_interfaces(&["eth0"]));
     }
 
     pub fn create_pool(&self, name: &str) {
@@ -247,12 +248,12 @@ impl Harness {
         self.create_cr("LoadBalancerIPPool", "loadbalancerippools", serde_json::to_value(pool).unwrap());
     }
 
-    pub fn create_policy(&self, name: &str, spec: Value) {
-        let obj = json!({
-            "apiVersion": "ferrolb.io/v1alpha1", "kind": "L2AnnouncementPolicy",
-            "metadata": {"name": name}, "spec": spec,
-        });
-        self.create_cr("L2AnnouncementPolicy", "l2announcementpolicies", obj);
+    pub fn create_policy(&self, policy: L2AnnouncementPolicy) {
+        self.create_cr(
+            "L2AnnouncementPolicy",
+            "l2announcementpolicies",
+            serde_json::to_value(policy).unwrap(),
+        );
     }
 
     /// Creates a FerroLB object (`LoadBalancerIPPool` or `L2AnnouncementPolicy`) as written, e.g.
@@ -276,19 +277,21 @@ impl Harness {
         })
     }
 
-    /// Creates LoadBalancer Service `default/<name>` (port 80) merged with `extra` (`metadata` and
-    /// `spec` fields), and waits until it has `addresses` ingress addresses.
-    pub fn create_service(&self, name: &str, extra: Value, addresses: usize) -> Vec<IpAddr> {
-        let mut svc = json!({
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"type": "LoadBalancer",
-                     "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]},
-        });
-        merge(&mut svc, extra);
-        let n = name.to_string();
+    /// Creates `svc` (see [`service`]) in `default`, and waits until it has `addresses` ingress
+    /// addresses.
+    pub fn create_service(&self, svc: Service, addresses: usize) -> Vec<IpAddr> {
+        let name = svc.metadata.name.clone().expect("the Service has no name");
+        assert!(
+            svc.metadata.namespace.as_deref().is_none_or(|ns| ns == "default"),
+            "[{}] Service {name} is in {:?}: the harness creates Services in default",
+            self.name,
+            svc.metadata.namespace
+        );
+        let svc = svc.in_namespace("default");
+        let n = name.clone();
         self.api(&format!("creating Service default/{name}"), move |c| async move {
             let api: Api<Service> = Api::namespaced(c, "default");
-            api.create(&PostParams::default(), &serde_json::from_value(svc)?).await?;
+            api.create(&PostParams::default(), &svc).await?;
             let start = tokio::time::Instant::now();
             loop {
                 let ips = ingress(&api.get(&n).await?);
@@ -683,6 +686,28 @@ pub fn endpoint_slice(service: &str, nodes: &[u8], ready: bool) -> Value {
     })
 }
 
+/// LoadBalancer Service `name` as the lab's backends serve it: one TCP port 80 named `http` (the
+/// port [`endpoint_slice`] names) to target port 80, rather than [`ServiceFixture::test`]'s bare
+/// port 80, so nothing is left to the API server's defaulting.
+///
+/// [`ServiceFixture::test`]: ferrolb_testkit::fixtures::ServiceFixture::test
+pub fn service(name: &str) -> Service {
+    let mut svc = Service::test(name);
+    svc.spec.as_mut().expect("a test Service has a spec").ports = Some(vec![ServicePort {
+        name: Some("http".into()),
+        port: 80,
+        target_port: Some(IntOrString::Int(80)),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    }]);
+    svc
+}
+
+/// [`service`] with one IPv4 address (`SingleStack`, `["IPv4"]`), whatever the cluster's families.
+pub fn v4_service(name: &str) -> Service {
+    service(name).with_family_policy("SingleStack").with_ip_families(&["IPv4"])
+}
+
 pub fn node_number(name: &str) -> u8 {
     Lab::node_number(name).unwrap_or_else(|| panic!("unexpected node name {name:?}"))
 }
@@ -694,17 +719,6 @@ pub fn ingress(svc: &Service) -> Vec<IpAddr> {
         .and_then(|lb| lb.ingress.as_ref())
         .map(|i| i.iter().filter_map(|i| i.ip.as_ref()?.parse().ok()).collect())
         .unwrap_or_default()
-}
-
-fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
 }
 
 fn ip_json(args: &[&str]) -> Value {

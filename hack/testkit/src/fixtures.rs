@@ -1,5 +1,6 @@
-//! Fixture builders on the real types: `Service::test("web").with_class("ferrolb.io/l2")` and
-//! `LoadBalancerIPPool::test("lab").with_block("198.51.100.0/28")`, instead of `json!` blobs
+//! Fixture builders on the real types: `Service::test("web").with_class("ferrolb.io/l2")`,
+//! `LoadBalancerIPPool::test("lab").with_block("198.51.100.0/28")` and
+//! `L2AnnouncementPolicy::test("lan").with_interfaces(&["eth0"])`, instead of `json!` blobs
 //! mutated by path. A misspelt field is then a compile error, not an object the API server
 //! silently defaults, and a test reads as what it sets.
 //!
@@ -9,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use ferrolb_api::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec};
+use ferrolb_api::{
+    IpBlock, L2AnnouncementPolicy, L2AnnouncementPolicySpec, LoadBalancerIPPool, LoadBalancerIPPoolSpec,
+};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 
@@ -203,6 +206,34 @@ impl PoolFixture for LoadBalancerIPPool {
     }
 }
 
+/// Builders for test `L2AnnouncementPolicy`s.
+pub trait PolicyFixture: Sized {
+    /// A policy `name` with every field at its default: every Service, every node, every pool,
+    /// every eligible interface, announcing `loadBalancerIPs` but not `externalIPs`.
+    fn test(name: &str) -> Self;
+    /// Adds interface regexes (anchored by the announcer) to `spec.interfaces`. Not checked: a
+    /// regex that matches nothing, or does not compile, is a test's to send.
+    fn with_interfaces(self, interfaces: &[&str]) -> Self;
+    /// `spec.serviceSelector` (see [`match_labels`], [`match_expression`]).
+    fn with_service_selector(self, selector: LabelSelector) -> Self;
+}
+
+impl PolicyFixture for L2AnnouncementPolicy {
+    fn test(name: &str) -> Self {
+        L2AnnouncementPolicy::new(name, L2AnnouncementPolicySpec::default())
+    }
+
+    fn with_interfaces(mut self, interfaces: &[&str]) -> Self {
+        self.spec.interfaces.extend(interfaces.iter().map(|i| (*i).to_owned()));
+        self
+    }
+
+    fn with_service_selector(mut self, selector: LabelSelector) -> Self {
+        self.spec.service_selector = Some(selector);
+        self
+    }
+}
+
 /// A selector of `matchLabels` alone.
 pub fn match_labels(labels: &[(&str, &str)]) -> LabelSelector {
     let mut map = None;
@@ -271,6 +302,24 @@ mod tests {
         assert_eq!(
             v["spec"]["serviceSelector"],
             json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]})
+        );
+    }
+
+    #[test]
+    fn a_test_policy_serializes_its_interfaces_and_selector() {
+        let p = L2AnnouncementPolicy::test("lan")
+            .with_interfaces(&["eth0"])
+            .with_interfaces(&["nomatch[0-9]+"])
+            .with_service_selector(match_labels(&[("conformance/announce", "lan")]));
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["apiVersion"], "ferrolb.io/v1alpha1");
+        assert_eq!(v["kind"], "L2AnnouncementPolicy");
+        assert_eq!(v["metadata"], json!({"name": "lan"}));
+        assert_eq!(
+            v["spec"],
+            json!({"interfaces": ["eth0", "nomatch[0-9]+"],
+                "serviceSelector": {"matchLabels": {"conformance/announce": "lan"}},
+                "loadBalancerIPs": true, "externalIPs": false})
         );
     }
 }
