@@ -151,6 +151,11 @@ impl<N: Netlink + 'static> Driver<N> {
         }
         if !self.bursts.is_empty() {
             self.bursts.retain(|_, b| !b.is_finished());
+            // A takeover of thousands of addresses grows the map; its buckets would stay after
+            // the bursts end (as the responder's, `Responder::forget_finished`).
+            if self.bursts.capacity() > 4 * self.bursts.len().max(16) {
+                self.bursts.shrink_to_fit();
+            }
         }
         self.responder.forget_finished();
         taken
