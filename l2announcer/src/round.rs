@@ -10,7 +10,7 @@
 //! write, so a hand-over never answers twice) and reports each write's answer back
 //! ([`Core::answered`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,8 +60,9 @@ pub struct RoundInputs<'a> {
 /// Everything one round asks of the adapter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actions {
-    /// IP -> the interfaces (by name) to answer ARP/NDP on. Applied before any write.
-    pub answer: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// IP -> the interfaces (by name, sorted, no duplicates) to answer ARP/NDP on. Applied before
+    /// any write.
+    pub answer: BTreeMap<IpAddr, Vec<String>>,
     /// Lease writes to start now (each counts as in flight until [`Core::answered`]).
     pub writes: Vec<LeaseWrite>,
     /// Lease deletes to start now (name, version to condition on), in flight likewise.

@@ -120,7 +120,7 @@ impl<N: Netlink + 'static> Driver<N> {
 
     /// Makes the datapath answer exactly `want` (IP -> interface names). Returns the pairs newly
     /// taken over.
-    pub async fn apply(&mut self, want: &BTreeMap<IpAddr, BTreeSet<String>>) -> Vec<(IpAddr, String)> {
+    pub async fn apply(&mut self, want: &BTreeMap<IpAddr, Vec<String>>) -> Vec<(IpAddr, String)> {
         let mut wanted: BTreeMap<(IpAddr, String), u32> = BTreeMap::new();
         for (ip, ifaces) in want {
             for name in ifaces {
