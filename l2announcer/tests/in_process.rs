@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ferrolb_api::names::{annotations, conditions, events as reasons, labels, leases};
-use ferrolb_api::{L2AnnouncementPolicy, L2AnnouncementPolicySpec, LoadBalancerIPPool, ServedClasses};
+use ferrolb_api::{L2AnnouncementPolicy, LoadBalancerIPPool, ServedClasses};
 use ferrolb_l2announcer::InterfaceKind;
 use ferrolb_l2announcer::adapter::{self, Mode, Settings};
 use ferrolb_l2announcer::datapath::{AnnounceSchedule, FakeNetlink, Link, Mac, Netlink as _};
@@ -26,7 +26,7 @@ use ferrolb_l2announcer::liveness::LivenessConfig;
 use ferrolb_l2announcer::peer::{PeerConfig, PeerKey};
 use ferrolb_runtime::admin::Readiness;
 use ferrolb_runtime::election::ElectionConfig;
-use ferrolb_testkit::fixtures::{PoolFixture as _, ServiceFixture as _};
+use ferrolb_testkit::fixtures::{PolicyFixture as _, PoolFixture as _, ServiceFixture as _};
 use ferrolb_testkit::{eventually, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
@@ -169,10 +169,10 @@ async fn create_pool_and_policies(client: &kube::Client) {
     let pool = LoadBalancerIPPool::test("lan").with_block("198.51.100.128/25");
     Api::<LoadBalancerIPPool>::all(client.clone()).create(&PostParams::default(), &pool).await.unwrap();
     let policies: Api<L2AnnouncementPolicy> = Api::all(client.clone());
-    let broken =
-        L2AnnouncementPolicySpec { interfaces: vec!["eth[".into()], ..L2AnnouncementPolicySpec::default() };
-    for (name, spec) in [("everywhere", L2AnnouncementPolicySpec::default()), ("broken", broken)] {
-        let policy = L2AnnouncementPolicy::new(name, spec);
+    for policy in [
+        L2AnnouncementPolicy::test("everywhere"),
+        L2AnnouncementPolicy::test("broken").with_interfaces(&["eth["]),
+    ] {
         policies.create(&PostParams::default(), &policy).await.unwrap();
     }
 }

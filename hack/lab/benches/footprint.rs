@@ -388,10 +388,9 @@ fn run_lab(
     }
     let window = w0.elapsed();
     let mut procs = Vec::new();
-    for (((role, pid, idle), b), s) in pids.iter().zip(before).zip(samples) {
+    for (((role, pid, idle), b), mut s) in pids.iter().zip(before).zip(samples) {
         let a = cpu_ticks(*pid)?;
         let after = mem(*pid)?;
-        let mut s = s;
         s.push(after.rss_kib);
         procs.push(Proc {
             role: role.clone(),

@@ -3,6 +3,7 @@
 //! schedule for lossy links and for clients of a returning old leader. A burst is a tokio task;
 //! dropping or cancelling its [`Announcement`] stops it (the address was released).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,18 @@ impl Announcement {
     /// Stops the remaining rounds.
     pub fn cancel(&self) {
         self.task.abort();
+    }
+}
+
+/// Forgets the bursts that are over: a finished burst's task stays allocated while its handle is
+/// kept. A takeover of thousands of addresses grows the map, so its buckets are given back too.
+pub fn forget_finished(bursts: &mut HashMap<(u32, IpAddr), Announcement>) {
+    if bursts.is_empty() {
+        return;
+    }
+    bursts.retain(|_, b| !b.is_finished());
+    if bursts.capacity() > 4 * bursts.len().max(16) {
+        bursts.shrink_to_fit();
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::{
     AnnounceSchedule, Announcement, Counters, ExpiringAddresses, Link, Netlink, PacketSocket, Responder,
+    announce,
 };
 
 /// `--datapath`.
@@ -149,14 +150,7 @@ impl<N: Netlink + 'static> Driver<N> {
                 taken.push((ip, name));
             }
         }
-        if !self.bursts.is_empty() {
-            self.bursts.retain(|_, b| !b.is_finished());
-            // A takeover of thousands of addresses grows the map; its buckets would stay after
-            // the bursts end (as the responder's, `Responder::forget_finished`).
-            if self.bursts.capacity() > 4 * self.bursts.len().max(16) {
-                self.bursts.shrink_to_fit();
-            }
-        }
+        announce::forget_finished(&mut self.bursts);
         self.responder.forget_finished();
         taken
     }

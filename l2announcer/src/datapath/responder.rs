@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::announce::{AnnounceSchedule, Announcement};
+use super::announce::{self, AnnounceSchedule, Announcement};
 use super::frame::{self, Mac, Parsed, Query};
 use super::mld::{self, GroupCounts, MldMemberships, MldStats};
 use super::socket::PacketSocket;
@@ -298,13 +298,7 @@ impl Responder {
     /// handle is kept. Whoever drives the responder calls this now and then (the announcer: every
     /// decision round).
     pub fn forget_finished(&self) {
-        let mut state = self.state();
-        if !state.bursts.is_empty() {
-            state.bursts.retain(|_, b| !b.is_finished());
-            if state.bursts.capacity() > 4 * state.bursts.len().max(16) {
-                state.bursts.shrink_to_fit();
-            }
-        }
+        announce::forget_finished(&mut self.state().bursts);
     }
 
     /// Stops answering for `ip` on `ifindex` and cancels its announcements. Returns whether it
