@@ -1,13 +1,16 @@
 //! Gratuitous announcements on takeover: gratuitous ARP in request and reply forms (IPv4) or an
 //! unsolicited Neighbor Advertisement with Override (IPv6), sent at once and repeated on a
-//! schedule for lossy links and for clients of a returning old leader. A burst is a tokio task;
-//! dropping or cancelling its [`Announcement`] stops it (the address was released).
+//! schedule for lossy links and for clients of a returning old leader. One task per [`Bursts`]
+//! sends every address's announcements from a queue; cancelling an address's burst stops it (the
+//! address was released).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::Counters;
@@ -47,67 +50,241 @@ pub fn gratuitous_frames(mac: Mac, ip: IpAddr) -> Vec<Vec<u8>> {
     }
 }
 
-/// A running burst of announcements; dropping it cancels the rest.
+/// How many sends the burst task makes between two looks at its queue: a takeover of thousands of
+/// addresses is sent in slices, so that a cancel or a new takeover waits for one slice at most.
+const SLICE: usize = 256;
+
+/// One address's burst in progress.
 #[derive(Debug)]
-pub struct Announcement {
-    task: JoinHandle<()>,
+struct Running<L> {
+    link: L,
+    start: Instant,
+    /// Rounds sent so far.
+    sent: usize,
+    /// Tells this burst from an earlier one of the same address (restarted or cancelled) whose
+    /// queue entry is still waiting.
+    generation: u64,
 }
 
-impl Announcement {
-    /// Starts announcing `ip` with `mac` on `socket`'s interface (needs a tokio runtime).
-    pub fn start(
-        socket: Arc<PacketSocket>,
-        mac: Mac,
-        ip: IpAddr,
-        schedule: &AnnounceSchedule,
-        counters: Arc<Counters>,
-    ) -> Self {
-        let frames = gratuitous_frames(mac, ip);
-        let offsets = schedule.offsets().to_vec();
-        let task = tokio::spawn(async move {
-            let start = tokio::time::Instant::now();
-            for offset in offsets {
-                tokio::time::sleep_until(start + offset).await;
-                for f in &frames {
-                    match socket.send(f).await {
-                        Ok(()) => counters.gratuitous_sent(ip),
-                        Err(e) => {
-                            counters.send_error();
-                            tracing::debug!(%ip, ifindex = socket.ifindex(), error = %e, "gratuitous send failed");
-                        }
+/// The bursts in progress and when each sends next, without I/O. `L` is what a send needs of the
+/// link (its socket and MAC).
+///
+/// Why one queue rather than a task per burst: a takeover of 10,000 addresses would spawn 10,000
+/// tasks, each with a timer and its frames, kept until swept; here it is one map entry and one queue
+/// entry per address, given back when the bursts end.
+#[derive(Debug)]
+struct Queue<L> {
+    running: HashMap<(u32, IpAddr), Running<L>>,
+    /// (time, generation, interface, address), earliest first; entries of bursts cancelled or
+    /// restarted since are skipped when they come up.
+    due: BinaryHeap<Reverse<(Instant, u64, u32, IpAddr)>>,
+    generation: u64,
+}
+
+impl<L> Default for Queue<L> {
+    fn default() -> Self {
+        Self { running: HashMap::new(), due: BinaryHeap::new(), generation: 0 }
+    }
+}
+
+impl<L: Clone> Queue<L> {
+    /// Starts the burst of `ip` on `ifindex` at `now` (restarts it if one runs).
+    fn start(&mut self, ifindex: u32, ip: IpAddr, link: L, now: Instant, offsets: &[Duration]) {
+        let Some(first) = offsets.first() else { return };
+        self.generation += 1;
+        let generation = self.generation;
+        self.running.insert((ifindex, ip), Running { link, start: now, sent: 0, generation });
+        self.due.push(Reverse((now + *first, generation, ifindex, ip)));
+    }
+
+    /// Stops the burst of `ip` on `ifindex`.
+    fn cancel(&mut self, ifindex: u32, ip: IpAddr) {
+        self.running.remove(&(ifindex, ip));
+        self.give_back();
+    }
+
+    /// Stops every burst on `ifindex`.
+    fn cancel_link(&mut self, ifindex: u32) {
+        self.running.retain(|(i, _), _| *i != ifindex);
+        self.give_back();
+    }
+
+    /// Up to `max` sends due at `now`, each as the link and the address; schedules every burst's
+    /// next round, and forgets the bursts whose last round this is.
+    fn take_due(&mut self, now: Instant, offsets: &[Duration], max: usize) -> Vec<(L, IpAddr)> {
+        let mut sends = Vec::new();
+        while sends.len() < max
+            && let Some(Reverse((at, generation, ifindex, ip))) = self.due.peek().copied()
+            && at <= now
+        {
+            self.due.pop();
+            let key = (ifindex, ip);
+            let Some(burst) = self.running.get_mut(&key).filter(|b| b.generation == generation) else {
+                continue;
+            };
+            sends.push((burst.link.clone(), ip));
+            burst.sent += 1;
+            match offsets.get(burst.sent) {
+                Some(offset) => self.due.push(Reverse((burst.start + *offset, generation, ifindex, ip))),
+                None => {
+                    self.running.remove(&key);
+                }
+            }
+        }
+        self.give_back();
+        sends
+    }
+
+    /// When the next entry comes up (perhaps a cancelled burst's: an early look costs nothing).
+    fn next_at(&self) -> Option<Instant> {
+        self.due.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// A takeover of thousands of addresses grows the map and the queue; their buffers are given
+    /// back once most of it is over.
+    fn give_back(&mut self) {
+        if self.running.capacity() > 4 * self.running.len().max(16) {
+            self.running.shrink_to_fit();
+        }
+        if self.due.capacity() > 4 * self.due.len().max(16) {
+            self.due.shrink_to_fit();
+        }
+    }
+}
+
+/// What a send needs of a link.
+#[derive(Debug, Clone)]
+struct Link {
+    socket: Arc<PacketSocket>,
+    mac: Mac,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Queue<Link>,
+    /// The task that sends, started with the first burst (a runtime exists by then).
+    task: Option<JoinHandle<()>>,
+}
+
+/// The gratuitous announcements of every address taken over, sent by one task on `schedule`.
+/// Dropping it stops them.
+#[derive(Debug)]
+pub struct Bursts {
+    shared: Arc<Mutex<Shared>>,
+    wake: Arc<Notify>,
+    offsets: Arc<[Duration]>,
+    counters: Arc<Counters>,
+}
+
+impl Bursts {
+    pub fn new(schedule: &AnnounceSchedule, counters: Arc<Counters>) -> Self {
+        Self {
+            shared: Arc::new(Mutex::new(Shared { queue: Queue::default(), task: None })),
+            wake: Arc::new(Notify::new()),
+            offsets: schedule.offsets().into(),
+            counters,
+        }
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.shared)
+    }
+
+    /// Starts announcing `ip` with `mac` on `socket`'s interface, restarting a burst in progress
+    /// (needs a tokio runtime).
+    pub fn start(&self, socket: Arc<PacketSocket>, mac: Mac, ip: IpAddr) {
+        let mut shared = self.shared();
+        let now = tokio::time::Instant::now().into_std();
+        shared.queue.start(socket.ifindex(), ip, Link { socket, mac }, now, &self.offsets);
+        if shared.task.is_none() {
+            shared.task = Some(tokio::spawn(send_due(
+                self.shared.clone(),
+                self.wake.clone(),
+                self.offsets.clone(),
+                self.counters.clone(),
+            )));
+        }
+        drop(shared);
+        self.wake.notify_one();
+    }
+
+    /// Stops announcing `ip` on `ifindex`.
+    pub fn cancel(&self, ifindex: u32, ip: IpAddr) {
+        self.shared().queue.cancel(ifindex, ip);
+    }
+
+    /// Stops every announcement on `ifindex`.
+    pub fn cancel_link(&self, ifindex: u32) {
+        self.shared().queue.cancel_link(ifindex);
+    }
+
+    /// How many bursts are in progress.
+    pub fn len(&self) -> usize {
+        self.shared().queue.len()
+    }
+
+    /// No burst is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Bursts {
+    fn drop(&mut self) {
+        if let Some(task) = self.shared().task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The burst task: sends what is due, a slice at a time, then sleeps until the next entry or a new
+/// burst.
+async fn send_due(
+    shared: Arc<Mutex<Shared>>,
+    wake: Arc<Notify>,
+    offsets: Arc<[Duration]>,
+    counters: Arc<Counters>,
+) {
+    loop {
+        let now = tokio::time::Instant::now().into_std();
+        let (sends, next) = {
+            let mut shared = lock(&shared);
+            let sends = shared.queue.take_due(now, &offsets, SLICE);
+            (sends, shared.queue.next_at())
+        };
+        let full = sends.len() == SLICE;
+        for (link, ip) in sends {
+            for f in gratuitous_frames(link.mac, ip) {
+                match link.socket.send(&f).await {
+                    Ok(()) => counters.gratuitous_sent(ip),
+                    Err(e) => {
+                        counters.send_error();
+                        tracing::debug!(%ip, ifindex = link.socket.ifindex(), error = %e, "gratuitous send failed");
                     }
                 }
             }
-        });
-        Self { task }
-    }
-
-    /// Whether every scheduled round has been sent (or the burst was cancelled).
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Stops the remaining rounds.
-    pub fn cancel(&self) {
-        self.task.abort();
-    }
-}
-
-/// Forgets the bursts that are over: a finished burst's task stays allocated while its handle is
-/// kept. A takeover of thousands of addresses grows the map, so its buckets are given back too.
-pub fn forget_finished(bursts: &mut HashMap<(u32, IpAddr), Announcement>) {
-    if bursts.is_empty() {
-        return;
-    }
-    bursts.retain(|_, b| !b.is_finished());
-    if bursts.capacity() > 4 * bursts.len().max(16) {
-        bursts.shrink_to_fit();
-    }
-}
-
-impl Drop for Announcement {
-    fn drop(&mut self) {
-        self.task.abort();
+        }
+        if full {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
     }
 }
 
@@ -130,5 +307,73 @@ mod tests {
         let mac = Mac([2, 0, 0, 0, 0, 1]);
         assert_eq!(gratuitous_frames(mac, "198.51.100.200".parse().unwrap()).len(), 2);
         assert_eq!(gratuitous_frames(mac, "2001:db8:100::1000".parse().unwrap()).len(), 1);
+    }
+
+    fn offsets() -> Vec<Duration> {
+        [0, 500, 1000].into_iter().map(Duration::from_millis).collect()
+    }
+
+    fn v4(last: u8) -> IpAddr {
+        IpAddr::from([198, 51, 100, last])
+    }
+
+    #[test]
+    fn every_round_is_sent_once_at_its_offset_and_the_burst_then_ends() {
+        let (t0, offs) = (Instant::now(), offsets());
+        let mut q = Queue::default();
+        q.start(1, v4(200), "eth0", t0, &offs);
+        assert_eq!(q.take_due(t0, &offs, SLICE), vec![("eth0", v4(200))]);
+        assert_eq!(q.take_due(t0, &offs, SLICE), vec![], "the second round is not due yet");
+        assert_eq!(q.next_at(), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(q.take_due(t0 + Duration::from_millis(499), &offs, SLICE), vec![]);
+        assert_eq!(q.take_due(t0 + Duration::from_millis(500), &offs, SLICE).len(), 1);
+        assert_eq!(q.len(), 1);
+        // A late look sends the last round once, not the rounds it missed twice.
+        assert_eq!(q.take_due(t0 + Duration::from_secs(9), &offs, SLICE).len(), 1);
+        assert_eq!(q.len(), 0, "a burst whose last round is sent is forgotten");
+        assert_eq!(q.next_at(), None);
+    }
+
+    #[test]
+    fn a_cancelled_or_restarted_burst_sends_nothing_of_its_old_schedule() {
+        let (t0, offs) = (Instant::now(), offsets());
+        let mut q = Queue::default();
+        q.start(1, v4(200), "eth0", t0, &offs);
+        q.start(1, v4(201), "eth0", t0, &offs);
+        q.start(2, v4(200), "eth1", t0, &offs);
+        q.cancel(1, v4(200));
+        q.cancel_link(2);
+        assert_eq!(q.take_due(t0, &offs, SLICE), vec![("eth0", v4(201))]);
+        // A restart at 0.7 s begins the schedule again: no send at 1 s from the first start.
+        let t1 = t0 + Duration::from_millis(700);
+        q.start(1, v4(201), "eth0", t1, &offs);
+        assert_eq!(q.take_due(t1, &offs, SLICE), vec![("eth0", v4(201))]);
+        assert_eq!(q.take_due(t0 + Duration::from_millis(1000), &offs, SLICE), vec![]);
+        assert_eq!(q.take_due(t1 + Duration::from_millis(500), &offs, SLICE).len(), 1);
+        assert_eq!(q.take_due(t1 + Duration::from_millis(1000), &offs, SLICE).len(), 1);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn a_large_takeover_is_sent_in_slices_and_its_buffers_given_back() {
+        let (t0, offs) = (Instant::now(), vec![Duration::ZERO]);
+        let mut q = Queue::default();
+        for i in 0..10_000u32 {
+            q.start(1, IpAddr::from([10, 0, (i >> 8) as u8, i as u8]), (), t0, &offs);
+        }
+        let mut slices = 0;
+        while !q.take_due(t0, &offs, SLICE).is_empty() {
+            slices += 1;
+        }
+        assert_eq!(slices, 10_000usize.div_ceil(SLICE));
+        assert_eq!(q.len(), 0);
+        assert!(q.running.capacity() < 1_000 && q.due.capacity() < 1_000, "buffers kept after the takeover");
+    }
+
+    #[test]
+    fn an_empty_schedule_starts_nothing() {
+        let mut q = Queue::default();
+        q.start(1, v4(200), (), Instant::now(), &[]);
+        assert_eq!(q.len(), 0);
     }
 }

@@ -19,10 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    AnnounceSchedule, Announcement, Counters, ExpiringAddresses, Link, Netlink, PacketSocket, Responder,
-    announce,
-};
+use super::{AnnounceSchedule, Bursts, Counters, ExpiringAddresses, Link, Netlink, PacketSocket, Responder};
 
 /// `--datapath`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,9 +55,8 @@ pub struct Driver<N> {
     /// (IP, interface name) -> interface index, as programmed.
     current: BTreeMap<(IpAddr, String), u32>,
     senders: HashMap<u32, Arc<PacketSocket>>,
-    bursts: HashMap<(u32, IpAddr), Announcement>,
+    bursts: Bursts,
     schedule: AnnounceSchedule,
-    counters: Arc<Counters>,
 }
 
 impl<N: Netlink + 'static> Driver<N> {
@@ -76,9 +72,9 @@ impl<N: Netlink + 'static> Driver<N> {
             links: BTreeMap::new(),
             current: BTreeMap::new(),
             senders: HashMap::new(),
-            bursts: HashMap::new(),
+            // Netlink mode's announcements are counted apart from the responder's.
+            bursts: Bursts::new(&schedule, Arc::new(Counters::default())),
             schedule,
-            counters: Arc::new(Counters::default()),
         }
     }
 
@@ -150,8 +146,6 @@ impl<N: Netlink + 'static> Driver<N> {
                 taken.push((ip, name));
             }
         }
-        announce::forget_finished(&mut self.bursts);
-        self.responder.forget_finished();
         taken
     }
 
@@ -198,7 +192,7 @@ impl<N: Netlink + 'static> Driver<N> {
     }
 
     async fn release(&mut self, ip: IpAddr, index: u32) {
-        self.bursts.remove(&(index, ip));
+        self.bursts.cancel(index, ip);
         match self.mode {
             Mode::Responder => {
                 self.responder.release(index, ip);
@@ -234,8 +228,6 @@ impl<N: Netlink + 'static> Driver<N> {
                 }
             },
         };
-        let burst = Announcement::start(socket, mac, ip, &self.schedule, self.counters.clone());
-        // Finished bursts are forgotten at the end of every `apply`.
-        self.bursts.insert((index, ip), burst);
+        self.bursts.start(socket, mac, ip);
     }
 }

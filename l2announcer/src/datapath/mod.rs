@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-pub use announce::{AnnounceSchedule, Announcement};
+pub use announce::{AnnounceSchedule, Bursts};
 pub use driver::{Driver, Mode};
 pub use expiring::ExpiringAddresses;
 pub use frame::Mac;

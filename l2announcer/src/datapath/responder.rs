@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::announce::{self, AnnounceSchedule, Announcement};
+use super::announce::{AnnounceSchedule, Bursts};
 use super::frame::{self, Mac, Parsed, Query};
 use super::mld::{self, GroupCounts, MldMemberships, MldStats};
 use super::socket::PacketSocket;
@@ -195,7 +195,6 @@ impl Drop for Attached {
 #[derive(Default)]
 struct State {
     links: HashMap<u32, Attached>,
-    bursts: HashMap<(u32, IpAddr), Announcement>,
 }
 
 /// Answers ARP and NDP for held addresses on attached interfaces. Cheap to clone (shared state).
@@ -204,7 +203,7 @@ struct State {
 pub struct Responder {
     held: HeldAddresses,
     counters: Arc<Counters>,
-    schedule: AnnounceSchedule,
+    bursts: Arc<Bursts>,
     state: Arc<Mutex<State>>,
 }
 
@@ -227,10 +226,11 @@ impl Default for Responder {
 impl Responder {
     /// A responder with no interfaces and no addresses; takeovers announce on `schedule`.
     pub fn new(schedule: AnnounceSchedule) -> Self {
+        let counters = Arc::new(Counters::default());
         Self {
             held: HeldAddresses::default(),
-            counters: Arc::new(Counters::default()),
-            schedule,
+            bursts: Arc::new(Bursts::new(&schedule, counters.clone())),
+            counters,
             state: Arc::new(Mutex::new(State::default())),
         }
     }
@@ -261,7 +261,7 @@ impl Responder {
     pub fn detach(&self, ifindex: u32) {
         let mut state = self.state();
         state.links.remove(&ifindex);
-        state.bursts.retain(|(i, _), _| *i != ifindex);
+        self.bursts.cancel_link(ifindex);
     }
 
     /// The interfaces attached.
@@ -285,27 +285,18 @@ impl Responder {
     /// running). Without an attached socket for `ifindex` only the hold happens.
     pub fn take_over(&self, ifindex: u32, ip: IpAddr) -> bool {
         let new = self.hold(ifindex, ip);
-        let mut state = self.state();
-        if let Some(a) = state.links.get(&ifindex) {
-            let burst =
-                Announcement::start(a.socket.clone(), a.mac, ip, &self.schedule, self.counters.clone());
-            state.bursts.insert((ifindex, ip), burst);
+        let link = self.state().links.get(&ifindex).map(|a| (a.socket.clone(), a.mac));
+        if let Some((socket, mac)) = link {
+            self.bursts.start(socket, mac, ip);
         }
         new
-    }
-
-    /// Forgets the announcements that are over: a finished burst's task stays allocated while its
-    /// handle is kept. Whoever drives the responder calls this now and then (the announcer: every
-    /// decision round).
-    pub fn forget_finished(&self) {
-        announce::forget_finished(&mut self.state().bursts);
     }
 
     /// Stops answering for `ip` on `ifindex` and cancels its announcements. Returns whether it
     /// was held.
     pub fn release(&self, ifindex: u32, ip: IpAddr) -> bool {
         let mut state = self.state();
-        state.bursts.remove(&(ifindex, ip));
+        self.bursts.cancel(ifindex, ip);
         let was = self.held.remove(ifindex, ip);
         if was && let Some(a) = state.links.get_mut(&ifindex) {
             a.leave(ip);
