@@ -97,28 +97,29 @@ impl Rejection {
 }
 
 /// A node that may announce, and the interfaces it would answer on (selected and up, by name).
+/// Names are borrowed from the round's nodes: a round builds this for every address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidateNode {
-    pub node: String,
-    pub interfaces: Vec<String>,
+pub struct CandidateNode<'n> {
+    pub node: &'n str,
+    pub interfaces: Vec<&'n str>,
 }
 
 /// The candidates for one address, by node name, and the rejected nodes with their reason.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Candidates {
-    pub nodes: Vec<CandidateNode>,
-    pub rejected: BTreeMap<String, Rejection>,
+pub struct Candidates<'n> {
+    pub nodes: Vec<CandidateNode<'n>>,
+    pub rejected: BTreeMap<&'n str, Rejection>,
 }
 
-impl Candidates {
+impl<'n> Candidates<'n> {
     /// Whether `node` is a candidate.
     pub fn contains(&self, node: &str) -> bool {
-        self.nodes.binary_search_by(|c| c.node.as_str().cmp(node)).is_ok()
+        self.nodes.binary_search_by(|c| c.node.cmp(node)).is_ok()
     }
 
     /// The candidate names, sorted.
-    pub fn names(&self) -> Vec<String> {
-        self.nodes.iter().map(|c| c.node.clone()).collect()
+    pub fn names(&self) -> Vec<&'n str> {
+        self.nodes.iter().map(|c| c.node).collect()
     }
 
     /// Why `node` is not a candidate (`None`: it is, or it is not a known node).
@@ -151,12 +152,12 @@ impl Candidates {
 
 /// The candidates for `ann` among `nodes`. `endpoints` maps node names to the Service's endpoints
 /// there (only read for `externalTrafficPolicy: Local`; a node absent from it has none).
-pub fn candidates_for(
+pub fn candidates_for<'n>(
     policies: &Policies,
     ann: &Announcement,
-    nodes: &[NodeState],
+    nodes: &'n [NodeState],
     endpoints: &BTreeMap<String, LocalEndpoints>,
-) -> Candidates {
+) -> Candidates<'n> {
     let out = candidates_among(policies, ann, nodes, endpoints, true);
     if out.nodes.is_empty() && out.rejected.values().any(|r| *r == Rejection::NodeNotReady) {
         return candidates_among(policies, ann, nodes, endpoints, false);
@@ -164,34 +165,34 @@ pub fn candidates_for(
     out
 }
 
-fn candidates_among(
+fn candidates_among<'n>(
     policies: &Policies,
     ann: &Announcement,
-    nodes: &[NodeState],
+    nodes: &'n [NodeState],
     endpoints: &BTreeMap<String, LocalEndpoints>,
     readiness: bool,
-) -> Candidates {
+) -> Candidates<'n> {
     let mut out = Candidates::default();
     for state in nodes {
         match check(policies, ann, state, endpoints, readiness) {
-            Ok(interfaces) => out.nodes.push(CandidateNode { node: state.node.name.clone(), interfaces }),
+            Ok(interfaces) => out.nodes.push(CandidateNode { node: &state.node.name, interfaces }),
             Err(r) => {
-                out.rejected.insert(state.node.name.clone(), r);
+                out.rejected.insert(&state.node.name, r);
             }
         }
     }
-    out.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    out.nodes.sort_by(|a, b| a.node.cmp(b.node));
     out.nodes.dedup_by(|a, b| a.node == b.node);
     out
 }
 
-fn check(
+fn check<'n>(
     policies: &Policies,
     ann: &Announcement,
-    state: &NodeState,
+    state: &'n NodeState,
     endpoints: &BTreeMap<String, LocalEndpoints>,
     readiness: bool,
-) -> Result<Vec<String>, Rejection> {
+) -> Result<Vec<&'n str>, Rejection> {
     let node = &state.node;
     if !policies.node_selected(ann, node) {
         return Err(Rejection::NotSelected);
@@ -217,11 +218,11 @@ fn check(
     let Some(announcer) = &state.announcer else {
         return Err(Rejection::NoAnnouncer);
     };
-    let usable: Vec<String> = policies
+    let usable: Vec<&str> = policies
         .interfaces_for(ann, node, &announcer.interfaces)
         .into_iter()
         .filter(|i| i.up)
-        .map(|i| i.name.clone())
+        .map(|i| i.name.as_str())
         .collect();
     if usable.is_empty() {
         return Err(Rejection::NoUsableInterface);
@@ -336,17 +337,20 @@ mod tests {
         let mut a = ready("a", &[], vec![Interface::device("eth0")]);
         a.node.not_ready = true;
         let b = ready("b", &[], vec![Interface::device("eth0")]);
-        let c = candidates_for(&policies, ann, &[a.clone(), b.clone()], &BTreeMap::new());
+        let nodes = [a.clone(), b.clone()];
+        let c = candidates_for(&policies, ann, &nodes, &BTreeMap::new());
         assert_eq!(c.names(), ["b"]);
         assert_eq!(c.rejection("a"), Some(Rejection::NodeNotReady));
         // Every node not ready (the node controller lost them all): readiness says nothing.
         let mut b = b;
         b.node.not_ready = true;
-        let c = candidates_for(&policies, ann, &[a.clone(), b], &BTreeMap::new());
+        let nodes = [a.clone(), b];
+        let c = candidates_for(&policies, ann, &nodes, &BTreeMap::new());
         assert_eq!(c.names(), ["a", "b"]);
         // Out of service is never ignored.
         a.node.out_of_service = true;
-        let c = candidates_for(&policies, ann, &[a], &BTreeMap::new());
+        let nodes = [a];
+        let c = candidates_for(&policies, ann, &nodes, &BTreeMap::new());
         assert!(c.names().is_empty());
     }
 
@@ -358,23 +362,15 @@ mod tests {
             &[],
             &ServedClasses::default(),
         )[0];
-        let c = candidates_for(
-            &policies,
-            ann,
-            &[ready("a", &[], vec![Interface::device("eth0")])],
-            &BTreeMap::new(),
-        );
+        let nodes = [ready("a", &[], vec![Interface::device("eth0")])];
+        let c = candidates_for(&policies, ann, &nodes, &BTreeMap::new());
         assert_eq!(c.names(), ["a"]);
-        let c = candidates_for(
-            &policies,
-            ann,
-            &[
-                ready("a", &[], vec![Interface::device("veth0")]),
-                ready("b", &[], vec![Interface::device("eth0").with_up(false)]),
-                ready("c", &[(keys::EXCLUDE_FROM_EXTERNAL_LB, "")], vec![]),
-            ],
-            &BTreeMap::new(),
-        );
+        let nodes = [
+            ready("a", &[], vec![Interface::device("veth0")]),
+            ready("b", &[], vec![Interface::device("eth0").with_up(false)]),
+            ready("c", &[(keys::EXCLUDE_FROM_EXTERNAL_LB, "")], vec![]),
+        ];
+        let c = candidates_for(&policies, ann, &nodes, &BTreeMap::new());
         assert_eq!(
             c.why_none().unwrap(),
             "no node can announce: 1 node excluded by node.kubernetes.io/exclude-from-external-load-balancers; \

@@ -106,6 +106,8 @@ impl LeaseWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressStatus {
     pub key: AddressKey,
+    /// Its Lease's name (built once per round, for the Lease clean-up and the table too).
+    pub lease: String,
     /// The node holding its Lease, when that holder is valid (or is this node).
     pub holder: Option<String>,
     /// Whether this node answers for it now.
@@ -185,7 +187,7 @@ impl Engine {
             })
             .collect();
         let table = Nodes::new(nodes.iter().map(|n| n.node.name.clone()));
-        let lease_names: Vec<String> = anns
+        let mut lease_names: Vec<String> = anns
             .iter()
             .map(|a| leases::service_address(&a.key.service.namespace, &a.key.service.name, a.key.address))
             .collect();
@@ -206,23 +208,24 @@ impl Engine {
             by_ip.entry(a.key.address).or_default().push(i);
         }
         let mut slots = Vec::with_capacity(by_ip.len());
-        let mut slot_candidates: Vec<Vec<String>> = Vec::with_capacity(by_ip.len());
+        let mut slot_candidates: Vec<Vec<&str>> = Vec::with_capacity(by_ip.len());
         for (ip, members) in &by_ip {
-            let mut common: Option<BTreeSet<String>> = None;
+            // Candidate names are sorted and unique: the intersection keeps that order.
+            let mut common: Option<Vec<&str>> = None;
             for &i in members {
-                let names: BTreeSet<String> = cands[i].names().into_iter().collect();
+                let names = cands[i].names();
                 common = Some(match common {
                     None => names,
-                    Some(c) => c.intersection(&names).cloned().collect(),
+                    Some(c) => c.into_iter().filter(|n| names.binary_search(n).is_ok()).collect(),
                 });
             }
-            let common: Vec<String> = common.unwrap_or_default().into_iter().collect();
-            let mut ids = table.ids(common.iter().map(String::as_str));
+            let common: Vec<&str> = common.unwrap_or_default();
+            let mut ids = table.ids(common.iter().copied());
             ids.sort_unstable();
             let holder = members
                 .iter()
                 .find_map(|&i| valid_holder(i))
-                .filter(|h| common.iter().any(|c| c == h))
+                .filter(|h| common.contains(h))
                 .and_then(|h| table.id(h));
             slots.push(Slot {
                 address: *ip,
@@ -247,9 +250,9 @@ impl Engine {
             let ids = &slots[slot_index].candidates;
             let order: Vec<&str> =
                 rendezvous_order(&table, *ip, ids).into_iter().map(|id| table.name(id)).collect();
-            let has_other = common.iter().any(|c| c != this_node);
+            let has_other = common.iter().any(|c| *c != this_node);
             let mut all_hold = true;
-            let mut ifaces: Option<BTreeSet<String>> = None;
+            let mut ifaces: Option<Vec<&str>> = None;
             let mut statuses = Vec::with_capacity(members.len());
             for &i in members {
                 let ann = &anns[i];
@@ -331,21 +334,24 @@ impl Engine {
                         }
                     }
                 }
-                let mine: BTreeSet<String> = cands[i]
+                let mut mine: Vec<&str> = cands[i]
                     .nodes
                     .iter()
                     .find(|c| c.node == this_node)
-                    .map(|c| c.interfaces.iter().cloned().collect())
+                    .map(|c| c.interfaces.clone())
                     .unwrap_or_default();
+                mine.sort_unstable();
+                mine.dedup();
                 all_hold &= answering;
                 ifaces = Some(match ifaces {
                     None => mine,
-                    Some(s) => s.intersection(&mine).cloned().collect(),
+                    Some(s) => s.into_iter().filter(|x| mine.binary_search(x).is_ok()).collect(),
                 });
                 let holder =
                     if answering { Some(this_node.to_owned()) } else { valid_holder(i).map(str::to_owned) };
                 statuses.push(AddressStatus {
                     key: ann.key.clone(),
+                    lease: std::mem::take(&mut lease_names[i]),
                     holder,
                     answering,
                     stood_down,
@@ -356,10 +362,11 @@ impl Engine {
             }
             let ifaces = ifaces.unwrap_or_default();
             if all_hold && !ifaces.is_empty() {
+                let ifaces: Vec<String> = ifaces.into_iter().map(str::to_owned).collect();
                 for s in &mut statuses {
-                    s.interfaces = ifaces.iter().cloned().collect();
+                    s.interfaces = ifaces.clone();
                 }
-                plan.answer.insert(*ip, ifaces.into_iter().collect());
+                plan.answer.insert(*ip, ifaces);
             } else {
                 for s in &mut statuses {
                     s.answering = false;

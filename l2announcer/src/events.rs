@@ -74,10 +74,72 @@ impl EventBook {
         writer: bool,
         now: Instant,
     ) -> Vec<Note> {
+        // The books are changed in place, not rebuilt: a round over 10,000 addresses would
+        // otherwise allocate a new 10,000-entry map every time, among its transient data, and keep
+        // it until the next round (jemalloc cannot give back a page one live entry is left on).
+        let mut notes = Vec::new();
+        self.started(plan, &mut notes);
+        self.stopped(plan, services, &mut notes);
+        self.warn_none(plan, writer, &mut notes);
+        notes.retain(|n| self.admit(n, now));
+        if self.last_warning.len() > 4 * (plan.addresses.len() + 16) {
+            let interval = self.interval;
+            self.last_warning.retain(|_, t| now < *t + interval);
+        }
+        notes
+    }
+
+    /// `NotAnnouncing` for every address this node answered for and no longer does, while its
+    /// Service exists; forgets them.
+    fn stopped(&mut self, plan: &Plan, services: &[Arc<ServiceInput>], notes: &mut Vec<Note>) {
+        let status = |key: &AddressKey| {
+            plan.addresses.binary_search_by(|a| a.key.cmp(key)).ok().map(|i| &plan.addresses[i])
+        };
+        let gone: Vec<AddressKey> =
+            self.answering.keys().filter(|k| !status(k).is_some_and(|a| a.answering)).cloned().collect();
+        if gone.is_empty() {
+            return;
+        }
         let this_node = &self.this_node;
-        let mut answering: BTreeMap<AddressKey, Arc<[String]>> = BTreeMap::new();
-        let mut lists: HashSet<Arc<[String]>> = HashSet::new();
+        let existing: HashSet<&ServiceKey> = services.iter().map(|s| &*s.key).collect();
+        for key in gone {
+            self.answering.remove(&key);
+            if !existing.contains(&*key.service) {
+                continue;
+            }
+            let status = status(&key);
+            if let Some(why) = status.and_then(|a| a.stood_down) {
+                // It still holds the Lease: say why it is silent, or the Event would name this
+                // very node as the holder.
+                let message = format!(
+                    "{this_node} stopped announcing {} while holding its Lease: {}",
+                    key.address,
+                    why.describe()
+                );
+                let severity = match why {
+                    StandDownReason::TakeoverNotice => Severity::Normal,
+                    StandDownReason::NotVouched => Severity::Warning,
+                };
+                notes.push(Note { key, severity, reason: reasons::NOT_ANNOUNCING, message });
+                continue;
+            }
+            let holder = status
+                .and_then(|a| a.holder.clone())
+                .map_or_else(|| "no holder yet".to_owned(), |h| format!("now held by {h}"));
+            let message = format!("{this_node} stopped announcing {} ({holder})", key.address);
+            notes.push(Note { key, severity: Severity::Normal, reason: reasons::NOT_ANNOUNCING, message });
+        }
+    }
+
+    /// `Announcing` for every address this node answers for now and did not, or on other
+    /// interfaces; records them. Addresses answered on the same interfaces share one list.
+    fn started(&mut self, plan: &Plan, notes: &mut Vec<Note>) {
+        let mut lists: Option<HashSet<Arc<[String]>>> = None;
         for a in plan.addresses.iter().filter(|a| a.answering) {
+            if self.answering.get(&a.key).is_some_and(|l| **l == *a.interfaces) {
+                continue;
+            }
+            let lists = lists.get_or_insert_with(|| self.answering.values().cloned().collect());
             let list = match lists.get(a.interfaces.as_slice()) {
                 Some(l) => l.clone(),
                 None => {
@@ -86,71 +148,39 @@ impl EventBook {
                     l
                 }
             };
-            answering.insert(a.key.clone(), list);
+            notes.push(Note {
+                key: a.key.clone(),
+                severity: Severity::Normal,
+                reason: reasons::ANNOUNCING,
+                message: format!("{} announces {} on {}", self.this_node, a.key.address, list.join(", ")),
+            });
+            self.answering.insert(a.key.clone(), list);
         }
-        let mut notes = Vec::new();
-        let normal = |key: &AddressKey, message| Note {
-            key: key.clone(),
-            severity: Severity::Normal,
-            reason: reasons::ANNOUNCING,
-            message,
-        };
-        for (key, ifaces) in &answering {
-            if self.answering.get(key) != Some(ifaces) {
-                notes.push(normal(
-                    key,
-                    format!("{this_node} announces {} on {}", key.address, ifaces.join(", ")),
-                ));
-            }
-        }
-        let existing: HashSet<&ServiceKey> = services.iter().map(|s| &*s.key).collect();
-        for key in self.answering.keys() {
-            if !answering.contains_key(key) && existing.contains(&*key.service) {
-                let status = plan.addresses.iter().find(|a| &a.key == key);
-                if let Some(why) = status.and_then(|a| a.stood_down) {
-                    // It still holds the Lease: say why it is silent, or the Event would name this
-                    // very node as the holder.
-                    let message = format!(
-                        "{this_node} stopped announcing {} while holding its Lease: {}",
-                        key.address,
-                        why.describe()
-                    );
-                    let severity = match why {
-                        StandDownReason::TakeoverNotice => Severity::Normal,
-                        StandDownReason::NotVouched => Severity::Warning,
-                    };
-                    notes.push(Note { reason: reasons::NOT_ANNOUNCING, severity, ..normal(key, message) });
-                    continue;
-                }
-                let holder = status
-                    .and_then(|a| a.holder.clone())
-                    .map_or_else(|| "no holder yet".to_owned(), |h| format!("now held by {h}"));
-                let message = format!("{this_node} stopped announcing {} ({holder})", key.address);
-                notes.push(Note { reason: reasons::NOT_ANNOUNCING, ..normal(key, message) });
-            }
-        }
-        self.answering = answering;
-        let mut why_now = HashMap::new();
+    }
+
+    /// A Warning when no node can announce an address, from the status writer, when the reason
+    /// first appears or changes; every node keeps the reasons.
+    fn warn_none(&mut self, plan: &Plan, writer: bool, notes: &mut Vec<Note>) {
+        self.why_none.retain(|key, _| {
+            plan.addresses
+                .binary_search_by(|a| a.key.cmp(key))
+                .is_ok_and(|i| plan.addresses[i].why_none.is_some())
+        });
         for a in &plan.addresses {
-            if let Some(why) = &a.why_none {
-                if writer && self.why_none.get(&a.key) != Some(why) {
-                    notes.push(Note {
-                        key: a.key.clone(),
-                        severity: Severity::Warning,
-                        reason: reasons::NOT_ANNOUNCING,
-                        message: format!("nobody announces {}: {why}", a.key.address),
-                    });
-                }
-                why_now.insert(a.key.clone(), why.clone());
+            let Some(why) = &a.why_none else { continue };
+            if self.why_none.get(&a.key) == Some(why) {
+                continue;
             }
+            if writer {
+                notes.push(Note {
+                    key: a.key.clone(),
+                    severity: Severity::Warning,
+                    reason: reasons::NOT_ANNOUNCING,
+                    message: format!("nobody announces {}: {why}", a.key.address),
+                });
+            }
+            self.why_none.insert(a.key.clone(), why.clone());
         }
-        self.why_none = why_now;
-        notes.retain(|n| self.admit(n, now));
-        if self.last_warning.len() > 4 * (plan.addresses.len() + 16) {
-            let interval = self.interval;
-            self.last_warning.retain(|_, t| now < *t + interval);
-        }
-        notes
     }
 
     /// Whether `note` may go out now (a Warning sent for the same address and reason less than the
@@ -180,6 +210,7 @@ mod tests {
     fn status(ip: &str, answering: bool, holder: Option<&str>, why_none: Option<&str>) -> AddressStatus {
         AddressStatus {
             key: key(ip),
+            lease: ferrolb_api::names::leases::service_address("default", "web", ip.parse().unwrap()),
             holder: holder.map(Into::into),
             answering,
             stood_down: None,
@@ -217,6 +248,39 @@ mod tests {
         // A Service that is gone gets no Event about it.
         book.after_round(&answering, &web(), false, t0);
         assert!(book.after_round(&plan(Vec::new()), &[], false, t0).is_empty());
+    }
+
+    #[test]
+    fn a_round_that_starts_some_and_stops_others_says_each_once_and_shares_interface_lists() {
+        let t0 = Instant::now();
+        let mut book = EventBook::new("node1", Duration::from_secs(60));
+        let ips = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+        let round = |on: [bool; 3]| {
+            plan(ips.iter().zip(on).map(|(ip, on)| status(ip, on, on.then_some("node1"), None)).collect())
+        };
+        assert_eq!(book.after_round(&round([true, true, false]), &web(), false, t0).len(), 2);
+        let lists: Vec<&Arc<[String]>> = book.answering.values().collect();
+        assert!(Arc::ptr_eq(lists[0], lists[1]), "one list for the same interfaces");
+        let notes = book.after_round(&round([false, true, true]), &web(), false, t0);
+        let said: Vec<(&str, String)> = notes.iter().map(|n| (n.reason, n.key.address.to_string())).collect();
+        assert_eq!(
+            said,
+            [(reasons::ANNOUNCING, "198.51.100.3".into()), (reasons::NOT_ANNOUNCING, "198.51.100.1".into())]
+        );
+        assert!(book.after_round(&round([false, true, true]), &web(), false, t0).is_empty());
+        let moved = AddressStatus {
+            interfaces: vec!["eth1".into()],
+            ..status("198.51.100.2", true, Some("node1"), None)
+        };
+        let notes = book.after_round(
+            &plan(vec![moved, status(ips[2], true, Some("node1"), None)]),
+            &web(),
+            false,
+            t0,
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].message, "node1 announces 198.51.100.2 on eth1");
+        assert_eq!(book.answering.len(), 2);
     }
 
     #[test]

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolb_api::names::leases as lease_names;
 use ferrolb_runtime::api_error::ApiFailure;
 use ferrolb_runtime::election::LeaseRecord;
 
@@ -117,19 +116,13 @@ impl WriteBook {
         this_node: &str,
         writer: bool,
     ) -> Vec<(String, Option<String>)> {
-        let wanted: HashSet<String> = plan
-            .addresses
-            .iter()
-            .map(|a| {
-                lease_names::service_address(&a.key.service.namespace, &a.key.service.name, a.key.address)
-            })
-            .collect();
+        let wanted: HashSet<&str> = plan.addresses.iter().map(|a| a.lease.as_str()).collect();
         let mut deletes = Vec::new();
         for (name, record) in leases {
             if self.in_flight.len() >= MAX_PENDING_WRITES {
                 break;
             }
-            if wanted.contains(name) || self.in_flight.contains(name) {
+            if wanted.contains(name.as_str()) || self.in_flight.contains(name) {
                 continue;
             }
             let mine = match record.holder() {
@@ -171,6 +164,7 @@ mod tests {
     use super::*;
     use crate::engine::AddressStatus;
     use crate::policy::{AddressKey, ServiceKey};
+    use ferrolb_api::names::leases as lease_names;
 
     fn record(holder: Option<&str>, rv: &str) -> LeaseRecord {
         LeaseRecord {
@@ -250,6 +244,7 @@ mod tests {
         let plan = Plan {
             addresses: vec![AddressStatus {
                 key,
+                lease: used.clone(),
                 holder: None,
                 answering: false,
                 stood_down: None,

@@ -338,9 +338,12 @@ impl Policies {
         node: &NodeInput,
         ifaces: &'i [Interface],
     ) -> Vec<&'i Interface> {
-        let policies: Vec<&CompiledPolicy> =
-            ann.policies.iter().map(|&i| &self.list[i]).filter(|p| p.selects_node(node)).collect();
-        ifaces.iter().filter(|iface| policies.iter().any(|p| p.interfaces.selects(iface))).collect()
+        // No list of the policies first: this runs for every address and node each round.
+        let policies = ann.policies.iter().map(|&i| &self.list[i]);
+        ifaces
+            .iter()
+            .filter(|iface| policies.clone().any(|p| p.selects_node(node) && p.interfaces.selects(iface)))
+            .collect()
     }
 }
 
@@ -348,14 +351,18 @@ impl Policies {
 /// documentation, which override user labels of the same key (so a label cannot impersonate a
 /// namespace). BGP advertisements select Services by the same rule.
 pub fn selects_service(selector: &Selector, svc: &ServiceInput) -> bool {
-    let mut overrides = vec![
+    // An array, not a `Vec`: this runs for every Service and policy each round.
+    let names = [
         (labels::SERVICE_NAMESPACE, svc.key.namespace.as_str()),
         (labels::SERVICE_NAME, svc.key.name.as_str()),
     ];
-    if let Some(class) = &svc.load_balancer_class {
-        overrides.push((labels::LOAD_BALANCER_CLASS, class.as_str()));
+    match &svc.load_balancer_class {
+        Some(class) => {
+            let [ns, name] = names;
+            selector.matches_with(&svc.labels, &[ns, name, (labels::LOAD_BALANCER_CLASS, class.as_str())])
+        }
+        None => selector.matches_with(&svc.labels, &names),
     }
-    selector.matches_with(&svc.labels, &overrides)
 }
 
 /// The pool an ingress address came from (see the module documentation).

@@ -332,6 +332,11 @@ impl AnnouncementTable {
         self.entries.is_empty()
     }
 
+    /// The announced addresses, in order.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.entries.keys().copied()
+    }
+
     /// The announcement of `ip`, if any.
     pub fn get(&self, ip: IpAddr) -> Option<&Entry> {
         self.entries.get(&ip).map(|entry| &**entry)
