@@ -23,6 +23,8 @@ use kube::{Api, Resource};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::policy::ServiceKey;
+
 /// An object's namespace (empty for cluster-scoped objects) and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectName {
@@ -45,6 +47,18 @@ impl CacheKey for ObjectName {
     fn of<K: Resource>(object: &K) -> Self {
         let meta = object.meta();
         Self::new(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+    }
+}
+
+/// A Service's key, shared with its projection ([`crate::policy::ServiceInput::key`]): the cache
+/// keeps one copy of each name, not two.
+impl CacheKey for Arc<ServiceKey> {
+    fn of<K: Resource>(object: &K) -> Self {
+        let meta = object.meta();
+        Arc::new(ServiceKey::new(
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        ))
     }
 }
 
@@ -185,7 +199,7 @@ impl<V: PartialEq + Clone + Send + Sync + 'static, N: CacheKey> Projected<V, N> 
         api: Api<K>,
         what: &'static str,
         notify: Wake,
-        project: impl Fn(&K) -> Option<V> + Send + 'static,
+        project: impl Fn(&N, &K) -> Option<V> + Send + 'static,
         mut observe: impl FnMut(&watcher::Event<K>) -> bool + Send + 'static,
         tasks: &mut JoinSet<()>,
     ) -> Self
@@ -209,9 +223,17 @@ impl<V: PartialEq + Clone + Send + Sync + 'static, N: CacheKey> Projected<V, N> 
                 let mut wake = observe(&event);
                 let change = match &event {
                     watcher::Event::Init => Change::Init,
-                    watcher::Event::InitApply(o) => Change::InitApply(N::of(o), project(o)),
+                    watcher::Event::InitApply(o) => {
+                        let name = N::of(o);
+                        let value = project(&name, o);
+                        Change::InitApply(name, value)
+                    }
                     watcher::Event::InitDone => Change::InitDone,
-                    watcher::Event::Apply(o) => Change::Apply(N::of(o), project(o)),
+                    watcher::Event::Apply(o) => {
+                        let name = N::of(o);
+                        let value = project(&name, o);
+                        Change::Apply(name, value)
+                    }
                     watcher::Event::Delete(o) => Change::Delete(N::of(o)),
                 };
                 // The object itself goes here; only its projection is kept.
@@ -268,10 +290,10 @@ impl<T: Default> Default for Snapshot<T> {
 
 impl<T> Snapshot<T> {
     /// The current copy, rebuilt with `build` when `cache` changed since the last one.
-    pub fn get<V>(
+    pub fn get<V, N>(
         &mut self,
-        cache: &Projected<V>,
-        build: impl FnOnce(&BTreeMap<ObjectName, V>) -> T,
+        cache: &Projected<V, N>,
+        build: impl FnOnce(&BTreeMap<N, V>) -> T,
     ) -> Arc<T> {
         cache.read(|e| {
             if self.generation != Some(e.generation()) {

@@ -9,6 +9,7 @@ use ferrolb_api::{IpRange, L2AnnouncementPolicy, LoadBalancerIPPool};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use super::cache::CacheKey;
 use crate::candidates::LocalEndpoints;
 use crate::policy::{NodeInput, PolicyInput, PoolInput, ServiceInput, ServiceKey, TrafficPolicy};
 
@@ -18,6 +19,11 @@ const SLICE_SERVICE_LABEL: &str = "kubernetes.io/service-name";
 /// What the announcer needs from a Service; `None` for Services that cannot have announced
 /// addresses (neither a LoadBalancer nor any external IP).
 pub fn service_input(svc: &Service) -> Option<ServiceInput> {
+    service_input_keyed(CacheKey::of(svc), svc)
+}
+
+/// [`service_input`] under the key `key`.
+fn service_input_keyed(key: Arc<ServiceKey>, svc: &Service) -> Option<ServiceInput> {
     let spec = svc.spec.as_ref()?;
     let is_lb = spec.type_.as_deref() == Some("LoadBalancer");
     let external_ips: Vec<IpAddr> =
@@ -39,10 +45,7 @@ pub fn service_input(svc: &Service) -> Option<ServiceInput> {
     };
     let annotations = svc.metadata.annotations.as_ref();
     Some(ServiceInput {
-        key: Arc::new(ServiceKey::new(
-            svc.metadata.namespace.clone().unwrap_or_default(),
-            svc.metadata.name.clone().unwrap_or_default(),
-        )),
+        key,
         labels: svc.metadata.labels.clone().unwrap_or_default(),
         load_balancer_class: spec.load_balancer_class.clone(),
         external_traffic_policy: TrafficPolicy::parse(spec.external_traffic_policy.as_deref().unwrap_or("")),
@@ -159,9 +162,11 @@ pub struct ServiceEntry {
     pub uid: Option<String>,
 }
 
-/// The cache's projection of a Service (`None` for Services that cannot have announced addresses).
-pub fn service_entry(svc: &Service) -> Option<ServiceEntry> {
-    Some(ServiceEntry { input: Arc::new(service_input(svc)?), uid: svc.metadata.uid.clone() })
+/// The cache's projection of a Service under its cache key `key` (`None` for Services that cannot
+/// have announced addresses).
+pub fn service_entry(key: &Arc<ServiceKey>, svc: &Service) -> Option<ServiceEntry> {
+    let input = service_input_keyed(key.clone(), svc)?;
+    Some(ServiceEntry { input: Arc::new(input), uid: svc.metadata.uid.clone() })
 }
 
 /// Keeps name, labels, InternalIP addresses, the NetworkUnavailable and Ready conditions (without

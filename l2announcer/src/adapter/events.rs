@@ -6,7 +6,6 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Reporter};
 
 use super::Announcer;
-use super::cache::ObjectName;
 use crate::datapath::Netlink;
 use crate::events::{Note, Severity};
 
@@ -25,11 +24,7 @@ impl<N: Netlink + 'static> Announcer<N> {
     /// Queues one Event the core decided on, about its address's Service.
     pub(super) fn send_event(&mut self, note: &Note) {
         let key = &note.key;
-        let uid = self
-            .stores
-            .services
-            .get(&ObjectName::new(&key.service.namespace, &key.service.name))
-            .and_then(|s| s.uid);
+        let uid = self.stores.services.get(&key.service).and_then(|s| s.uid);
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Service".into()),

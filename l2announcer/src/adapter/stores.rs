@@ -22,12 +22,13 @@ use tokio::task::JoinSet;
 use super::cache::{Projected, Wake};
 use super::convert::{self, ServiceEntry, SliceEndpoints};
 use super::{ADDRESS_LEASE_PREFIX, HEARTBEAT_LEASE_PREFIX};
+use crate::policy::ServiceKey;
 
 /// The watch caches. Services, EndpointSlices and per-address Leases number in the thousands: of
 /// those only projections are kept (see [`cache`]); Nodes, policies and pools are few and kept whole.
 pub(super) struct Stores {
     pub(super) nodes: Store<Node>,
-    pub(super) services: Projected<ServiceEntry>,
+    pub(super) services: Projected<ServiceEntry, Arc<ServiceKey>>,
     pub(super) slices: Projected<SliceEndpoints>,
     pub(super) policies: Store<L2AnnouncementPolicy>,
     pub(super) pools: Store<LoadBalancerIPPool>,
@@ -111,7 +112,7 @@ pub(super) fn watch_leases(
     book: HeartbeatBook,
     tasks: &mut JoinSet<()>,
 ) -> Projected<LeaseRecord, String> {
-    let project = |lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
+    let project = |_: &String, lease: &Lease| is_address_lease(lease).then(|| record_of(lease));
     let observe = move |event: &watcher::Event<Lease>| match event {
         watcher::Event::Apply(lease) | watcher::Event::InitApply(lease) if is_heartbeat(lease) => {
             book.note(lease, Instant::now())
@@ -162,7 +163,7 @@ impl Stores {
                 Api::all(client.clone()),
                 "endpointslices",
                 both.clone(),
-                convert::slice_endpoints,
+                |_, slice| convert::slice_endpoints(slice),
                 |_| false,
                 t,
             ),

@@ -61,7 +61,7 @@ pub struct Settings {
 /// The L2 loop's caches that BGP mode reads, and the notify they wake it with.
 pub struct Inputs {
     pub nodes: Store<Node>,
-    pub services: Projected<ServiceEntry>,
+    pub services: Projected<ServiceEntry, Arc<ServiceKey>>,
     pub slices: Projected<SliceEndpoints>,
     pub pools: Store<LoadBalancerIPPool>,
     pub wake: Arc<Notify>,

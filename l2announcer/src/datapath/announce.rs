@@ -64,6 +64,17 @@ struct Running<L> {
     /// Tells this burst from an earlier one of the same address (restarted or cancelled) whose
     /// queue entry is still waiting.
     generation: u64,
+    /// Its last round is taken; it is forgotten once that round is sent ([`Queue::sweep`]).
+    done: bool,
+}
+
+/// One round of one address's burst, taken from the queue to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Due<L> {
+    link: L,
+    ifindex: u32,
+    ip: IpAddr,
+    generation: u64,
 }
 
 /// The bursts in progress and when each sends next, without I/O. `L` is what a send needs of the
@@ -79,11 +90,13 @@ struct Queue<L> {
     /// restarted since are skipped when they come up.
     due: BinaryHeap<Reverse<(Instant, u64, u32, IpAddr)>>,
     generation: u64,
+    /// The bursts whose last round was taken, to forget once it is sent.
+    finished: Vec<((u32, IpAddr), u64)>,
 }
 
 impl<L> Default for Queue<L> {
     fn default() -> Self {
-        Self { running: HashMap::new(), due: BinaryHeap::new(), generation: 0 }
+        Self { running: HashMap::new(), due: BinaryHeap::new(), generation: 0, finished: Vec::new() }
     }
 }
 
@@ -93,7 +106,7 @@ impl<L: Clone> Queue<L> {
         let Some(first) = offsets.first() else { return };
         self.generation += 1;
         let generation = self.generation;
-        self.running.insert((ifindex, ip), Running { link, start: now, sent: 0, generation });
+        self.running.insert((ifindex, ip), Running { link, start: now, sent: 0, generation, done: false });
         self.due.push(Reverse((now + *first, generation, ifindex, ip)));
     }
 
@@ -109,9 +122,9 @@ impl<L: Clone> Queue<L> {
         self.give_back();
     }
 
-    /// Up to `max` sends due at `now`, each as the link and the address; schedules every burst's
-    /// next round, and forgets the bursts whose last round this is.
-    fn take_due(&mut self, now: Instant, offsets: &[Duration], max: usize) -> Vec<(L, IpAddr)> {
+    /// Up to `max` rounds due at `now`; schedules every burst's next round. A burst whose last
+    /// round this is stays (for [`Queue::is_current`]) until [`Queue::sweep`].
+    fn take_due(&mut self, now: Instant, offsets: &[Duration], max: usize) -> Vec<Due<L>> {
         let mut sends = Vec::new();
         while sends.len() < max
             && let Some(Reverse((at, generation, ifindex, ip))) = self.due.peek().copied()
@@ -122,17 +135,33 @@ impl<L: Clone> Queue<L> {
             let Some(burst) = self.running.get_mut(&key).filter(|b| b.generation == generation) else {
                 continue;
             };
-            sends.push((burst.link.clone(), ip));
+            sends.push(Due { link: burst.link.clone(), ifindex, ip, generation });
             burst.sent += 1;
             match offsets.get(burst.sent) {
                 Some(offset) => self.due.push(Reverse((burst.start + *offset, generation, ifindex, ip))),
                 None => {
-                    self.running.remove(&key);
+                    burst.done = true;
+                    self.finished.push((key, generation));
                 }
             }
         }
-        self.give_back();
         sends
+    }
+
+    /// Whether a taken round is still to be sent: its burst was neither cancelled nor restarted
+    /// since (a release between taking and sending stops it, as an aborted task did).
+    fn is_current(&self, due: &Due<L>) -> bool {
+        self.running.get(&(due.ifindex, due.ip)).is_some_and(|b| b.generation == due.generation)
+    }
+
+    /// Forgets the bursts whose last round has been sent.
+    fn sweep(&mut self) {
+        for (key, generation) in std::mem::take(&mut self.finished) {
+            if self.running.get(&key).is_some_and(|b| b.generation == generation) {
+                self.running.remove(&key);
+            }
+        }
+        self.give_back();
     }
 
     /// When the next entry comes up (perhaps a cancelled burst's: an early look costs nothing).
@@ -141,7 +170,7 @@ impl<L: Clone> Queue<L> {
     }
 
     fn len(&self) -> usize {
-        self.running.len()
+        self.running.values().filter(|b| !b.done).count()
     }
 
     /// A takeover of thousands of addresses grows the map and the queue; their buffers are given
@@ -200,7 +229,8 @@ impl Bursts {
         let mut shared = self.shared();
         let now = tokio::time::Instant::now().into_std();
         shared.queue.start(socket.ifindex(), ip, Link { socket, mac }, now, &self.offsets);
-        if shared.task.is_none() {
+        // Started once; again only if it ended (it does not, short of a panic).
+        if shared.task.as_ref().is_none_or(JoinHandle::is_finished) {
             shared.task = Some(tokio::spawn(send_due(
                 self.shared.clone(),
                 self.wake.clone(),
@@ -255,23 +285,27 @@ async fn send_due(
 ) {
     loop {
         let now = tokio::time::Instant::now().into_std();
-        let (sends, next) = {
-            let mut shared = lock(&shared);
-            let sends = shared.queue.take_due(now, &offsets, SLICE);
-            (sends, shared.queue.next_at())
-        };
+        let sends = lock(&shared).queue.take_due(now, &offsets, SLICE);
         let full = sends.len() == SLICE;
-        for (link, ip) in sends {
-            for f in gratuitous_frames(link.mac, ip) {
-                match link.socket.send(&f).await {
-                    Ok(()) => counters.gratuitous_sent(ip),
+        for due in sends {
+            if !lock(&shared).queue.is_current(&due) {
+                continue;
+            }
+            for f in gratuitous_frames(due.link.mac, due.ip) {
+                match due.link.socket.send(&f).await {
+                    Ok(()) => counters.gratuitous_sent(due.ip),
                     Err(e) => {
                         counters.send_error();
-                        tracing::debug!(%ip, ifindex = link.socket.ifindex(), error = %e, "gratuitous send failed");
+                        tracing::debug!(ip = %due.ip, ifindex = due.ifindex, error = %e, "gratuitous send failed");
                     }
                 }
             }
         }
+        let next = {
+            let mut shared = lock(&shared);
+            shared.queue.sweep();
+            shared.queue.next_at()
+        };
         if full {
             tokio::task::yield_now().await;
             continue;
@@ -317,20 +351,29 @@ mod tests {
         IpAddr::from([198, 51, 100, last])
     }
 
+    /// The rounds due at `now` as (link, address), sent at once (swept after).
+    fn send<L: Clone>(q: &mut Queue<L>, now: Instant, offsets: &[Duration]) -> Vec<(L, IpAddr)> {
+        let due = q.take_due(now, offsets, SLICE);
+        let sent = due.into_iter().filter(|d| q.is_current(d)).map(|d| (d.link, d.ip)).collect();
+        q.sweep();
+        sent
+    }
+
     #[test]
     fn every_round_is_sent_once_at_its_offset_and_the_burst_then_ends() {
         let (t0, offs) = (Instant::now(), offsets());
         let mut q = Queue::default();
         q.start(1, v4(200), "eth0", t0, &offs);
-        assert_eq!(q.take_due(t0, &offs, SLICE), vec![("eth0", v4(200))]);
-        assert_eq!(q.take_due(t0, &offs, SLICE), vec![], "the second round is not due yet");
+        assert_eq!(send(&mut q, t0, &offs), vec![("eth0", v4(200))]);
+        assert_eq!(send(&mut q, t0, &offs), vec![], "the second round is not due yet");
         assert_eq!(q.next_at(), Some(t0 + Duration::from_millis(500)));
-        assert_eq!(q.take_due(t0 + Duration::from_millis(499), &offs, SLICE), vec![]);
-        assert_eq!(q.take_due(t0 + Duration::from_millis(500), &offs, SLICE).len(), 1);
+        assert_eq!(send(&mut q, t0 + Duration::from_millis(499), &offs), vec![]);
+        assert_eq!(send(&mut q, t0 + Duration::from_millis(500), &offs).len(), 1);
         assert_eq!(q.len(), 1);
-        // A late look sends the last round once, not the rounds it missed twice.
-        assert_eq!(q.take_due(t0 + Duration::from_secs(9), &offs, SLICE).len(), 1);
-        assert_eq!(q.len(), 0, "a burst whose last round is sent is forgotten");
+        // A look after the last offset sends the round due, and the burst is over.
+        assert_eq!(send(&mut q, t0 + Duration::from_secs(9), &offs).len(), 1);
+        assert_eq!(q.len(), 0);
+        assert!(q.running.is_empty(), "a burst whose last round is sent is forgotten");
         assert_eq!(q.next_at(), None);
     }
 
@@ -343,15 +386,35 @@ mod tests {
         q.start(2, v4(200), "eth1", t0, &offs);
         q.cancel(1, v4(200));
         q.cancel_link(2);
-        assert_eq!(q.take_due(t0, &offs, SLICE), vec![("eth0", v4(201))]);
+        assert_eq!(send(&mut q, t0, &offs), vec![("eth0", v4(201))]);
         // A restart at 0.7 s begins the schedule again: no send at 1 s from the first start.
         let t1 = t0 + Duration::from_millis(700);
         q.start(1, v4(201), "eth0", t1, &offs);
-        assert_eq!(q.take_due(t1, &offs, SLICE), vec![("eth0", v4(201))]);
-        assert_eq!(q.take_due(t0 + Duration::from_millis(1000), &offs, SLICE), vec![]);
-        assert_eq!(q.take_due(t1 + Duration::from_millis(500), &offs, SLICE).len(), 1);
-        assert_eq!(q.take_due(t1 + Duration::from_millis(1000), &offs, SLICE).len(), 1);
+        assert_eq!(send(&mut q, t1, &offs), vec![("eth0", v4(201))]);
+        assert_eq!(send(&mut q, t0 + Duration::from_millis(1000), &offs), vec![]);
+        assert_eq!(send(&mut q, t1 + Duration::from_millis(500), &offs).len(), 1);
+        assert_eq!(send(&mut q, t1 + Duration::from_millis(1000), &offs).len(), 1);
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn a_release_between_taking_and_sending_a_round_stops_it() {
+        let (t0, offs) = (Instant::now(), vec![Duration::ZERO]);
+        let mut q = Queue::default();
+        q.start(1, v4(200), "eth0", t0, &offs);
+        q.start(1, v4(201), "eth0", t0, &offs);
+        let due = q.take_due(t0, &offs, SLICE);
+        assert_eq!(due.len(), 2);
+        q.cancel(1, v4(200));
+        let sent: Vec<IpAddr> = due.iter().filter(|d| q.is_current(d)).map(|d| d.ip).collect();
+        assert_eq!(sent, [v4(201)], "the last round of a burst is still current until swept");
+        // A restart between taking and sending: the old round is not current, the new one is.
+        q.start(1, v4(201), "eth0", t0, &offs);
+        assert!(!q.is_current(&due[1]));
+        q.sweep();
+        assert_eq!(q.len(), 1, "the sweep keeps the restarted burst");
+        assert_eq!(send(&mut q, t0, &offs), vec![("eth0", v4(201))]);
+        assert!(q.running.is_empty());
     }
 
     #[test]
@@ -362,7 +425,7 @@ mod tests {
             q.start(1, IpAddr::from([10, 0, (i >> 8) as u8, i as u8]), (), t0, &offs);
         }
         let mut slices = 0;
-        while !q.take_due(t0, &offs, SLICE).is_empty() {
+        while !send(&mut q, t0, &offs).is_empty() {
             slices += 1;
         }
         assert_eq!(slices, 10_000usize.div_ceil(SLICE));

@@ -285,9 +285,10 @@ impl Responder {
     /// running). Without an attached socket for `ifindex` only the hold happens.
     pub fn take_over(&self, ifindex: u32, ip: IpAddr) -> bool {
         let new = self.hold(ifindex, ip);
-        let link = self.state().links.get(&ifindex).map(|a| (a.socket.clone(), a.mac));
-        if let Some((socket, mac)) = link {
-            self.bursts.start(socket, mac, ip);
+        // Under the state lock, as `detach`: a burst must not start on a link just detached.
+        let state = self.state();
+        if let Some(a) = state.links.get(&ifindex) {
+            self.bursts.start(a.socket.clone(), a.mac, ip);
         }
         new
     }
