@@ -290,11 +290,7 @@ impl<T: Default> Default for Snapshot<T> {
 
 impl<T> Snapshot<T> {
     /// The current copy, rebuilt with `build` when `cache` changed since the last one.
-    pub fn get<V, N>(
-        &mut self,
-        cache: &Projected<V, N>,
-        build: impl FnOnce(&BTreeMap<N, V>) -> T,
-    ) -> Arc<T> {
+    pub fn get<V, N>(&mut self, cache: &Projected<V, N>, build: impl FnOnce(&BTreeMap<N, V>) -> T) -> Arc<T> {
         cache.read(|e| {
             if self.generation != Some(e.generation()) {
                 self.value = Arc::new(build(e.entries()));
