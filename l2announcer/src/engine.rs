@@ -136,6 +136,13 @@ pub struct Plan {
     pub addresses: Vec<AddressStatus>,
 }
 
+impl Plan {
+    /// The status of the address `key` (`addresses` is in key order).
+    pub fn status(&self, key: &AddressKey) -> Option<&AddressStatus> {
+        self.addresses.binary_search_by(|a| a.key.cmp(key)).ok().map(|i| &self.addresses[i])
+    }
+}
+
 /// The per-address decision state of one node.
 #[derive(Debug)]
 pub struct Engine {

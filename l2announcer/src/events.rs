@@ -92,11 +92,8 @@ impl EventBook {
     /// `NotAnnouncing` for every address this node answered for and no longer does, while its
     /// Service exists; forgets them.
     fn stopped(&mut self, plan: &Plan, services: &[Arc<ServiceInput>], notes: &mut Vec<Note>) {
-        let status = |key: &AddressKey| {
-            plan.addresses.binary_search_by(|a| a.key.cmp(key)).ok().map(|i| &plan.addresses[i])
-        };
         let gone: Vec<AddressKey> =
-            self.answering.keys().filter(|k| !status(k).is_some_and(|a| a.answering)).cloned().collect();
+            self.answering.keys().filter(|k| !plan.status(k).is_some_and(|a| a.answering)).cloned().collect();
         if gone.is_empty() {
             return;
         }
@@ -107,7 +104,7 @@ impl EventBook {
             if !existing.contains(&*key.service) {
                 continue;
             }
-            let status = status(&key);
+            let status = plan.status(&key);
             if let Some(why) = status.and_then(|a| a.stood_down) {
                 // It still holds the Lease: say why it is silent, or the Event would name this
                 // very node as the holder.
@@ -161,11 +158,7 @@ impl EventBook {
     /// A Warning when no node can announce an address, from the status writer, when the reason
     /// first appears or changes; every node keeps the reasons.
     fn warn_none(&mut self, plan: &Plan, writer: bool, notes: &mut Vec<Note>) {
-        self.why_none.retain(|key, _| {
-            plan.addresses
-                .binary_search_by(|a| a.key.cmp(key))
-                .is_ok_and(|i| plan.addresses[i].why_none.is_some())
-        });
+        self.why_none.retain(|key, _| plan.status(key).is_some_and(|a| a.why_none.is_some()));
         for a in &plan.addresses {
             let Some(why) = &a.why_none else { continue };
             if self.why_none.get(&a.key) == Some(why) {

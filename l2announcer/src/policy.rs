@@ -352,17 +352,14 @@ impl Policies {
 /// namespace). BGP advertisements select Services by the same rule.
 pub fn selects_service(selector: &Selector, svc: &ServiceInput) -> bool {
     // An array, not a `Vec`: this runs for every Service and policy each round.
-    let names = [
+    let class = svc.load_balancer_class.as_deref();
+    let overrides = [
         (labels::SERVICE_NAMESPACE, svc.key.namespace.as_str()),
         (labels::SERVICE_NAME, svc.key.name.as_str()),
+        (labels::LOAD_BALANCER_CLASS, class.unwrap_or_default()),
     ];
-    match &svc.load_balancer_class {
-        Some(class) => {
-            let [ns, name] = names;
-            selector.matches_with(&svc.labels, &[ns, name, (labels::LOAD_BALANCER_CLASS, class.as_str())])
-        }
-        None => selector.matches_with(&svc.labels, &names),
-    }
+    let set = if class.is_some() { &overrides[..] } else { &overrides[..2] };
+    selector.matches_with(&svc.labels, set)
 }
 
 /// The pool an ingress address came from (see the module documentation).

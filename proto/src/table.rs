@@ -332,11 +332,6 @@ impl AnnouncementTable {
         self.entries.is_empty()
     }
 
-    /// The announced addresses, in order.
-    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.entries.keys().copied()
-    }
-
     /// The announcement of `ip`, if any.
     pub fn get(&self, ip: IpAddr) -> Option<&Entry> {
         self.entries.get(&ip).map(|entry| &**entry)
@@ -378,14 +373,20 @@ impl AnnouncementTable {
     /// revision afterwards.
     pub fn reset(&mut self, all: impl IntoIterator<Item = Announcement>) -> u64 {
         let wanted: BTreeMap<IpAddr, Announcement> = all.into_iter().map(|a| (a.ip, a)).collect();
-        let gone: Vec<IpAddr> = self.entries.keys().filter(|ip| !wanted.contains_key(ip)).copied().collect();
-        for ip in gone {
-            self.remove(ip);
-        }
+        self.retain(|ip| wanted.contains_key(&ip));
         for announcement in wanted.into_values() {
             self.apply(announcement);
         }
         self.revision
+    }
+
+    /// Removes every address for which `keep` is false, as [`AnnouncementTable::remove`] does, in
+    /// address order.
+    pub fn retain(&mut self, mut keep: impl FnMut(IpAddr) -> bool) {
+        let gone: Vec<IpAddr> = self.entries.keys().copied().filter(|ip| !keep(*ip)).collect();
+        for ip in gone {
+            self.remove(ip);
+        }
     }
 
     /// The entries that match `filter`, at the current revision.

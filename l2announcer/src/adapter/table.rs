@@ -19,13 +19,7 @@ impl<N: Netlink + 'static> Announcer<N> {
         let mut held: Vec<&AddressStatus> = addresses.iter().filter(|s| s.holder.is_some()).collect();
         held.sort_by_key(|s| s.key.address);
         self.table.update(|t| {
-            let gone: Vec<IpAddr> = t
-                .addresses()
-                .filter(|ip| held.binary_search_by_key(ip, |s| s.key.address).is_err())
-                .collect();
-            for ip in gone {
-                t.remove(ip);
-            }
+            t.retain(|ip| held.binary_search_by_key(&ip, |s| s.key.address).is_ok());
             for run in held.chunk_by(|a, b| a.key.address == b.key.address) {
                 let first = run[0];
                 let (ip, holder) = (first.key.address, first.holder.as_deref().unwrap_or_default());

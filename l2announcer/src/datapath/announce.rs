@@ -64,8 +64,6 @@ struct Running<L> {
     /// Tells this burst from an earlier one of the same address (restarted or cancelled) whose
     /// queue entry is still waiting.
     generation: u64,
-    /// Its last round is taken; it is forgotten once that round is sent ([`Queue::sweep`]).
-    done: bool,
 }
 
 /// One round of one address's burst, taken from the queue to be sent.
@@ -85,6 +83,8 @@ struct Due<L> {
 /// entry per address, given back when the bursts end.
 #[derive(Debug)]
 struct Queue<L> {
+    /// The schedule: offsets from each burst's start.
+    offsets: Vec<Duration>,
     running: HashMap<(u32, IpAddr), Running<L>>,
     /// (time, generation, interface, address), earliest first; entries of bursts cancelled or
     /// restarted since are skipped when they come up.
@@ -94,20 +94,19 @@ struct Queue<L> {
     finished: Vec<((u32, IpAddr), u64)>,
 }
 
-impl<L> Default for Queue<L> {
-    fn default() -> Self {
-        Self { running: HashMap::new(), due: BinaryHeap::new(), generation: 0, finished: Vec::new() }
-    }
-}
-
 impl<L: Clone> Queue<L> {
+    /// A queue whose bursts send at `offsets` (sorted) from their start.
+    fn new(offsets: Vec<Duration>) -> Self {
+        Self { offsets, running: HashMap::new(), due: BinaryHeap::new(), generation: 0, finished: Vec::new() }
+    }
+
     /// Starts the burst of `ip` on `ifindex` at `now` (restarts it if one runs).
-    fn start(&mut self, ifindex: u32, ip: IpAddr, link: L, now: Instant, offsets: &[Duration]) {
-        let Some(first) = offsets.first() else { return };
+    fn start(&mut self, ifindex: u32, ip: IpAddr, link: L, now: Instant) {
+        let Some(first) = self.offsets.first() else { return };
         self.generation += 1;
         let generation = self.generation;
-        self.running.insert((ifindex, ip), Running { link, start: now, sent: 0, generation, done: false });
         self.due.push(Reverse((now + *first, generation, ifindex, ip)));
+        self.running.insert((ifindex, ip), Running { link, start: now, sent: 0, generation });
     }
 
     /// Stops the burst of `ip` on `ifindex`.
@@ -124,7 +123,7 @@ impl<L: Clone> Queue<L> {
 
     /// Up to `max` rounds due at `now`; schedules every burst's next round. A burst whose last
     /// round this is stays (for [`Queue::is_current`]) until [`Queue::sweep`].
-    fn take_due(&mut self, now: Instant, offsets: &[Duration], max: usize) -> Vec<Due<L>> {
+    fn take_due(&mut self, now: Instant, max: usize) -> Vec<Due<L>> {
         let mut sends = Vec::new();
         while sends.len() < max
             && let Some(Reverse((at, generation, ifindex, ip))) = self.due.peek().copied()
@@ -137,12 +136,9 @@ impl<L: Clone> Queue<L> {
             };
             sends.push(Due { link: burst.link.clone(), ifindex, ip, generation });
             burst.sent += 1;
-            match offsets.get(burst.sent) {
+            match self.offsets.get(burst.sent) {
                 Some(offset) => self.due.push(Reverse((burst.start + *offset, generation, ifindex, ip))),
-                None => {
-                    burst.done = true;
-                    self.finished.push((key, generation));
-                }
+                None => self.finished.push((key, generation)),
             }
         }
         sends
@@ -169,8 +165,10 @@ impl<L: Clone> Queue<L> {
         self.due.peek().map(|Reverse((at, ..))| *at)
     }
 
+    /// The bursts with rounds still to take.
+    #[cfg(test)]
     fn len(&self) -> usize {
-        self.running.values().filter(|b| !b.done).count()
+        self.running.values().filter(|b| b.sent < self.offsets.len()).count()
     }
 
     /// A takeover of thousands of addresses grows the map and the queue; their buffers are given
@@ -205,18 +203,22 @@ struct Shared {
 pub struct Bursts {
     shared: Arc<Mutex<Shared>>,
     wake: Arc<Notify>,
-    offsets: Arc<[Duration]>,
     counters: Arc<Counters>,
 }
 
 impl Bursts {
     pub fn new(schedule: &AnnounceSchedule, counters: Arc<Counters>) -> Self {
+        let queue = Queue::new(schedule.offsets().to_vec());
         Self {
-            shared: Arc::new(Mutex::new(Shared { queue: Queue::default(), task: None })),
+            shared: Arc::new(Mutex::new(Shared { queue, task: None })),
             wake: Arc::new(Notify::new()),
-            offsets: schedule.offsets().into(),
             counters,
         }
+    }
+
+    /// The schedule sends nothing (its bursts need no socket).
+    pub fn sends_nothing(&self) -> bool {
+        self.shared().queue.offsets.is_empty()
     }
 
     fn shared(&self) -> MutexGuard<'_, Shared> {
@@ -228,15 +230,11 @@ impl Bursts {
     pub fn start(&self, socket: Arc<PacketSocket>, mac: Mac, ip: IpAddr) {
         let mut shared = self.shared();
         let now = tokio::time::Instant::now().into_std();
-        shared.queue.start(socket.ifindex(), ip, Link { socket, mac }, now, &self.offsets);
+        shared.queue.start(socket.ifindex(), ip, Link { socket, mac }, now);
         // Started once; again only if it ended (it does not, short of a panic).
         if shared.task.as_ref().is_none_or(JoinHandle::is_finished) {
-            shared.task = Some(tokio::spawn(send_due(
-                self.shared.clone(),
-                self.wake.clone(),
-                self.offsets.clone(),
-                self.counters.clone(),
-            )));
+            shared.task =
+                Some(tokio::spawn(send_due(self.shared.clone(), self.wake.clone(), self.counters.clone())));
         }
         drop(shared);
         self.wake.notify_one();
@@ -250,16 +248,6 @@ impl Bursts {
     /// Stops every announcement on `ifindex`.
     pub fn cancel_link(&self, ifindex: u32) {
         self.shared().queue.cancel_link(ifindex);
-    }
-
-    /// How many bursts are in progress.
-    pub fn len(&self) -> usize {
-        self.shared().queue.len()
-    }
-
-    /// No burst is in progress.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -277,15 +265,10 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// The burst task: sends what is due, a slice at a time, then sleeps until the next entry or a new
 /// burst.
-async fn send_due(
-    shared: Arc<Mutex<Shared>>,
-    wake: Arc<Notify>,
-    offsets: Arc<[Duration]>,
-    counters: Arc<Counters>,
-) {
+async fn send_due(shared: Arc<Mutex<Shared>>, wake: Arc<Notify>, counters: Arc<Counters>) {
     loop {
         let now = tokio::time::Instant::now().into_std();
-        let sends = lock(&shared).queue.take_due(now, &offsets, SLICE);
+        let sends = lock(&shared).queue.take_due(now, SLICE);
         let full = sends.len() == SLICE;
         for due in sends {
             if !lock(&shared).queue.is_current(&due) {
@@ -352,8 +335,8 @@ mod tests {
     }
 
     /// The rounds due at `now` as (link, address), sent at once (swept after).
-    fn send<L: Clone>(q: &mut Queue<L>, now: Instant, offsets: &[Duration]) -> Vec<(L, IpAddr)> {
-        let due = q.take_due(now, offsets, SLICE);
+    fn send<L: Clone>(q: &mut Queue<L>, now: Instant) -> Vec<(L, IpAddr)> {
+        let due = q.take_due(now, SLICE);
         let sent = due.into_iter().filter(|d| q.is_current(d)).map(|d| (d.link, d.ip)).collect();
         q.sweep();
         sent
@@ -361,17 +344,17 @@ mod tests {
 
     #[test]
     fn every_round_is_sent_once_at_its_offset_and_the_burst_then_ends() {
-        let (t0, offs) = (Instant::now(), offsets());
-        let mut q = Queue::default();
-        q.start(1, v4(200), "eth0", t0, &offs);
-        assert_eq!(send(&mut q, t0, &offs), vec![("eth0", v4(200))]);
-        assert_eq!(send(&mut q, t0, &offs), vec![], "the second round is not due yet");
+        let t0 = Instant::now();
+        let mut q = Queue::new(offsets());
+        q.start(1, v4(200), "eth0", t0);
+        assert_eq!(send(&mut q, t0), vec![("eth0", v4(200))]);
+        assert_eq!(send(&mut q, t0), vec![], "the second round is not due yet");
         assert_eq!(q.next_at(), Some(t0 + Duration::from_millis(500)));
-        assert_eq!(send(&mut q, t0 + Duration::from_millis(499), &offs), vec![]);
-        assert_eq!(send(&mut q, t0 + Duration::from_millis(500), &offs).len(), 1);
+        assert_eq!(send(&mut q, t0 + Duration::from_millis(499)), vec![]);
+        assert_eq!(send(&mut q, t0 + Duration::from_millis(500)).len(), 1);
         assert_eq!(q.len(), 1);
         // A look after the last offset sends the round due, and the burst is over.
-        assert_eq!(send(&mut q, t0 + Duration::from_secs(9), &offs).len(), 1);
+        assert_eq!(send(&mut q, t0 + Duration::from_secs(9)).len(), 1);
         assert_eq!(q.len(), 0);
         assert!(q.running.is_empty(), "a burst whose last round is sent is forgotten");
         assert_eq!(q.next_at(), None);
@@ -379,53 +362,53 @@ mod tests {
 
     #[test]
     fn a_cancelled_or_restarted_burst_sends_nothing_of_its_old_schedule() {
-        let (t0, offs) = (Instant::now(), offsets());
-        let mut q = Queue::default();
-        q.start(1, v4(200), "eth0", t0, &offs);
-        q.start(1, v4(201), "eth0", t0, &offs);
-        q.start(2, v4(200), "eth1", t0, &offs);
+        let t0 = Instant::now();
+        let mut q = Queue::new(offsets());
+        q.start(1, v4(200), "eth0", t0);
+        q.start(1, v4(201), "eth0", t0);
+        q.start(2, v4(200), "eth1", t0);
         q.cancel(1, v4(200));
         q.cancel_link(2);
-        assert_eq!(send(&mut q, t0, &offs), vec![("eth0", v4(201))]);
+        assert_eq!(send(&mut q, t0), vec![("eth0", v4(201))]);
         // A restart at 0.7 s begins the schedule again: no send at 1 s from the first start.
         let t1 = t0 + Duration::from_millis(700);
-        q.start(1, v4(201), "eth0", t1, &offs);
-        assert_eq!(send(&mut q, t1, &offs), vec![("eth0", v4(201))]);
-        assert_eq!(send(&mut q, t0 + Duration::from_millis(1000), &offs), vec![]);
-        assert_eq!(send(&mut q, t1 + Duration::from_millis(500), &offs).len(), 1);
-        assert_eq!(send(&mut q, t1 + Duration::from_millis(1000), &offs).len(), 1);
+        q.start(1, v4(201), "eth0", t1);
+        assert_eq!(send(&mut q, t1), vec![("eth0", v4(201))]);
+        assert_eq!(send(&mut q, t0 + Duration::from_millis(1000)), vec![]);
+        assert_eq!(send(&mut q, t1 + Duration::from_millis(500)).len(), 1);
+        assert_eq!(send(&mut q, t1 + Duration::from_millis(1000)).len(), 1);
         assert_eq!(q.len(), 0);
     }
 
     #[test]
     fn a_release_between_taking_and_sending_a_round_stops_it() {
-        let (t0, offs) = (Instant::now(), vec![Duration::ZERO]);
-        let mut q = Queue::default();
-        q.start(1, v4(200), "eth0", t0, &offs);
-        q.start(1, v4(201), "eth0", t0, &offs);
-        let due = q.take_due(t0, &offs, SLICE);
+        let t0 = Instant::now();
+        let mut q = Queue::new(vec![Duration::ZERO]);
+        q.start(1, v4(200), "eth0", t0);
+        q.start(1, v4(201), "eth0", t0);
+        let due = q.take_due(t0, SLICE);
         assert_eq!(due.len(), 2);
         q.cancel(1, v4(200));
         let sent: Vec<IpAddr> = due.iter().filter(|d| q.is_current(d)).map(|d| d.ip).collect();
         assert_eq!(sent, [v4(201)], "the last round of a burst is still current until swept");
         // A restart between taking and sending: the old round is not current, the new one is.
-        q.start(1, v4(201), "eth0", t0, &offs);
+        q.start(1, v4(201), "eth0", t0);
         assert!(!q.is_current(&due[1]));
         q.sweep();
         assert_eq!(q.len(), 1, "the sweep keeps the restarted burst");
-        assert_eq!(send(&mut q, t0, &offs), vec![("eth0", v4(201))]);
+        assert_eq!(send(&mut q, t0), vec![("eth0", v4(201))]);
         assert!(q.running.is_empty());
     }
 
     #[test]
     fn a_large_takeover_is_sent_in_slices_and_its_buffers_given_back() {
-        let (t0, offs) = (Instant::now(), vec![Duration::ZERO]);
-        let mut q = Queue::default();
+        let t0 = Instant::now();
+        let mut q = Queue::new(vec![Duration::ZERO]);
         for i in 0..10_000u32 {
-            q.start(1, IpAddr::from([10, 0, (i >> 8) as u8, i as u8]), (), t0, &offs);
+            q.start(1, IpAddr::from([10, 0, (i >> 8) as u8, i as u8]), (), t0);
         }
         let mut slices = 0;
-        while !send(&mut q, t0, &offs).is_empty() {
+        while !send(&mut q, t0).is_empty() {
             slices += 1;
         }
         assert_eq!(slices, 10_000usize.div_ceil(SLICE));
@@ -435,8 +418,8 @@ mod tests {
 
     #[test]
     fn an_empty_schedule_starts_nothing() {
-        let mut q = Queue::default();
-        q.start(1, v4(200), (), Instant::now(), &[]);
+        let mut q = Queue::new(Vec::new());
+        q.start(1, v4(200), (), Instant::now());
         assert_eq!(q.len(), 0);
     }
 }

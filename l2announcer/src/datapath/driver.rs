@@ -56,7 +56,6 @@ pub struct Driver<N> {
     current: BTreeMap<(IpAddr, String), u32>,
     senders: HashMap<u32, Arc<PacketSocket>>,
     bursts: Bursts,
-    schedule: AnnounceSchedule,
 }
 
 impl<N: Netlink + 'static> Driver<N> {
@@ -74,7 +73,6 @@ impl<N: Netlink + 'static> Driver<N> {
             senders: HashMap::new(),
             // Netlink mode's announcements are counted apart from the responder's.
             bursts: Bursts::new(&schedule, Arc::new(Counters::default())),
-            schedule,
         }
     }
 
@@ -217,7 +215,7 @@ impl<N: Netlink + 'static> Driver<N> {
 
     fn burst(&mut self, index: u32, ip: IpAddr) {
         // An empty schedule sends nothing, so it needs no raw socket (which needs CAP_NET_RAW).
-        if self.schedule.offsets().is_empty() {
+        if self.bursts.sends_nothing() {
             return;
         }
         let Some(mac) = self.links.values().find(|l| l.index == index).and_then(|l| l.mac) else { return };
